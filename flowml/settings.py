@@ -1,0 +1,66 @@
+"""flowml settings, read once from ``FLOWML_*`` environment variables.
+
+| variable | default |
+|---|---|
+| ``FLOWML_HOME`` | ``~/.flowml`` |
+| ``FLOWML_TRACKING_URI`` | ``sqlite:///$FLOWML_HOME/flowml.db`` |
+| ``FLOWML_ARTIFACT_ROOT`` | ``$FLOWML_HOME/artifacts`` (any fsspec URL) |
+| ``FLOWML_REGISTRY_URI`` | the tracking URI |
+
+Stores never read the environment: the edges (fluent API, CLI, servers) call
+`get_settings()` and pass the values down.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = "~/.flowml"
+DEFAULT_DB_FILENAME = "flowml.db"
+DEFAULT_ARTIFACTS_DIRNAME = "artifacts"
+
+
+class Settings(BaseSettings):
+    """The ``FLOWML_*`` settings. Unset values get the defaults in the module docstring."""
+
+    model_config = SettingsConfigDict(env_prefix="FLOWML_", extra="ignore")
+
+    home: Path = Path(DEFAULT_HOME)
+    tracking_uri: str | None = None
+    artifact_root: str | None = None
+    registry_uri: str | None = None
+    run_id: str | None = None
+    experiment_id: str | None = None
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_tracking_uri(self) -> str:
+        return self.tracking_uri or f"sqlite:///{self.home / DEFAULT_DB_FILENAME}"
+
+    @property
+    def resolved_artifact_root(self) -> str:
+        return self.artifact_root or str(self.home / DEFAULT_ARTIFACTS_DIRNAME)
+
+    @property
+    def resolved_registry_uri(self) -> str:
+        return self.registry_uri or self.resolved_tracking_uri
+
+
+@functools.lru_cache(maxsize=1)
+def _cached(_env_key: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings()
+
+
+def get_settings() -> Settings:
+    """The current settings (re-read only when a ``FLOWML_*`` variable changed)."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("FLOWML_")))
+    return _cached(key)

@@ -1,0 +1,183 @@
+"""The tracking store contract.
+
+A backend implements the abstract primitives; every other operation is derived
+here once. `abc.ABC` makes a backend that misses a primitive fail at
+construction, not at first use.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+from flowml.tracking.entities import (
+    Experiment,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunInfo,
+    RunTag,
+    ViewType,
+    now_ms,
+)
+
+DEFAULT_EXPERIMENT_ID = "0"
+DEFAULT_EXPERIMENT_NAME = "Default"
+SEARCH_MAX_RESULTS_DEFAULT = 1000
+SEARCH_MAX_RESULTS_LIMIT = 50000
+
+
+class AbstractStore(ABC):
+    """What every tracking backend provides."""
+
+    # -- experiments -------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_experiment(
+        self,
+        name: str,
+        artifact_location: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """Create an experiment and return its id.
+
+        Raises:
+            ResourceAlreadyExists: an experiment (active or deleted) has that name.
+            InvalidParameter: the name or a tag is invalid.
+        """
+
+    @abstractmethod
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        """Raises `ResourceNotFound` when no experiment has that id."""
+
+    @abstractmethod
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        """The experiment with that name, or ``None``."""
+
+    @abstractmethod
+    def search_experiments(
+        self,
+        view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]: ...
+
+    @abstractmethod
+    def update_experiment(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        lifecycle_stage: str | None = None,
+    ) -> None:
+        """Rename an experiment and/or move it between lifecycle stages."""
+
+    @abstractmethod
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None: ...
+
+    # -- runs --------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int | None = None,
+        tags: Sequence[RunTag] = (),
+        run_name: str | None = None,
+        run_key: str | None = None,
+        status: str = "RUNNING",
+    ) -> Run:
+        """Create a run. With ``run_key``, return the existing run holding that key instead
+        (idempotent get-or-create, safe under concurrent callers)."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> Run:
+        """Raises `ResourceNotFound` when no run has that id."""
+
+    @abstractmethod
+    def get_run_by_key(self, run_key: str) -> Run | None:
+        """The run created with ``run_key``, or ``None``."""
+
+    @abstractmethod
+    def update_run_info(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo: ...
+
+    @abstractmethod
+    def set_run_lifecycle(self, run_id: str, lifecycle_stage: str) -> None:
+        """Soft-delete or restore a run."""
+
+    @abstractmethod
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        """Write metrics, params and tags in one transaction: all of them or none.
+
+        Raises:
+            InvalidParameter: a rule is broken, including re-logging a param with a new value.
+            ResourceNotFound: the run does not exist.
+            InvalidState: the run is deleted.
+        """
+
+    @abstractmethod
+    def delete_tag(self, run_id: str, key: str) -> None: ...
+
+    @abstractmethod
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every point logged for ``key``, ordered by step then timestamp."""
+
+    @abstractmethod
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        run_view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]: ...
+
+    # -- derived operations ------------------------------------------------------------------
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self.update_experiment(experiment_id, lifecycle_stage="deleted")
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self.update_experiment(experiment_id, lifecycle_stage="active")
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        self.update_experiment(experiment_id, name=new_name)
+
+    def delete_run(self, run_id: str) -> None:
+        self.set_run_lifecycle(run_id, "deleted")
+
+    def restore_run(self, run_id: str) -> None:
+        self.set_run_lifecycle(run_id, "active")
+
+    def log_metric(self, run_id: str, metric: Metric) -> None:
+        self.log_batch(run_id, metrics=[metric])
+
+    def log_param(self, run_id: str, param: Param) -> None:
+        self.log_batch(run_id, params=[param])
+
+    def set_tag(self, run_id: str, tag: RunTag) -> None:
+        self.log_batch(run_id, tags=[tag])
+
+    def end_run(self, run_id: str, status: str = "FINISHED", end_time: int | None = None) -> None:
+        self.update_run_info(run_id, status=status, end_time=end_time or now_ms())
+
+    def close(self) -> None:
+        """Release connections. The base store holds none."""

@@ -1,0 +1,156 @@
+"""The tracking tables (SQLAlchemy Core), shared by every SQL dialect.
+
+The alembic migrations under ``migrations/versions`` create exactly these; a
+test compares the two so they cannot drift.
+
+Conventions:
+- times are epoch milliseconds (BIGINT);
+- a metric value of NULL means NaN (SQLite cannot store NaN; PostgreSQL could,
+  but one rule for both keeps search and ordering identical);
+- ``runs.id`` is an insertion sequence used by pagination, ``runs.run_uuid``
+  the public id; child tables reference ``run_uuid``;
+- ``runs.run_key`` is an optional unique key (e.g. a Prefect flow/task run id)
+  that makes run creation idempotent.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# INTEGER PRIMARY KEY is SQLite's rowid alias (auto-increment); BIGINT on PostgreSQL.
+_ID = BigInteger().with_variant(Integer(), "sqlite")
+_DOUBLE = Float(precision=53)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", _ID, primary_key=True, autoincrement=True),
+    Column("name", String(500), nullable=False, unique=True),
+    Column("artifact_location", String(2000), nullable=False),
+    Column("lifecycle_stage", String(32), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column(
+        "experiment_id",
+        _ID,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("run_uuid", String(32), nullable=False, unique=True),
+    Column("run_key", String(256), nullable=True, unique=True),
+    Column("name", String(250), nullable=False),
+    Column(
+        "experiment_id",
+        _ID,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("user_id", String(256), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("artifact_uri", String(2000), nullable=False),
+    Column("lifecycle_stage", String(20), nullable=False),
+    Column("deleted_time", BigInteger, nullable=True),
+    Column("parent_run_uuid", String(32), nullable=True),
+    Index("ix_runs_experiment_stage_start", "experiment_id", "lifecycle_stage", "start_time"),
+    Index("ix_runs_parent_run_uuid", "parent_run_uuid"),
+    Index("ix_runs_status", "status"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column(
+        "run_uuid",
+        String(32),
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column(
+        "run_uuid",
+        String(32),
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", _DOUBLE, nullable=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Index("ix_metrics_run_key_step", "run_uuid", "key", "step", "timestamp"),
+)
+
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column(
+        "run_uuid",
+        String(32),
+        ForeignKey("runs.run_uuid", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", _DOUBLE, nullable=True),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+__all__ = [
+    "experiment_tags",
+    "experiments",
+    "latest_metrics",
+    "metadata",
+    "metrics",
+    "params",
+    "runs",
+    "tags",
+]

@@ -1,0 +1,131 @@
+"""MLflow's validation rules for names, values and batch sizes.
+
+Every check raises `InvalidParameter` with a message naming the offending
+key and the rule, before anything reaches a store.
+"""
+
+from __future__ import annotations
+
+import numbers
+import posixpath
+import re
+from collections.abc import Iterable
+
+from flowml.exceptions import InvalidParameter
+
+MAX_KEY_LENGTH = 250
+MAX_PARAM_VALUE_LENGTH = 6000
+MAX_TAG_VALUE_LENGTH = 8000
+MAX_EXPERIMENT_NAME_LENGTH = 500
+MAX_BATCH_METRICS = 1000
+MAX_BATCH_PARAMS = 100
+MAX_BATCH_TAGS = 100
+MAX_BATCH_ENTRIES = 1000
+
+_KEY_RE = re.compile(r"^[/\w.\- :]*$")
+
+
+def validate_key(kind: str, key: object) -> str:
+    """Check a metric/param/tag name; returns it unchanged.
+
+    Raises:
+        InvalidParameter: not a string, too long, bad characters, or not a normal relative path.
+    """
+    if not isinstance(key, str):
+        raise InvalidParameter(f"{kind} name must be a string, got {type(key).__name__}: {key!r}")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidParameter(
+            f"{kind} name {key[:40]!r}... is {len(key)} characters long; "
+            f"the limit is {MAX_KEY_LENGTH}"
+        )
+    if not _KEY_RE.match(key):
+        raise InvalidParameter(
+            f"Invalid {kind} name {key!r}: names may only contain alphanumerics, underscores (_), "
+            "dashes (-), periods (.), spaces ( ), colons (:) and slashes (/)"
+        )
+    norm = posixpath.normpath(key)
+    if norm != key or norm == "." or norm.startswith("..") or norm.startswith("/"):
+        raise InvalidParameter(
+            f"Invalid {kind} name {key!r}: names are used as file paths and must be normal "
+            "relative paths (no '..', no leading '/', no empty or '.' segments)"
+        )
+    return key
+
+
+def validate_param_value(key: str, value: object) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_PARAM_VALUE_LENGTH:
+        raise InvalidParameter(
+            f"Param {key!r} value is {len(text)} characters long; "
+            f"the limit is {MAX_PARAM_VALUE_LENGTH}"
+        )
+    return text
+
+
+def validate_tag_value(key: str, value: object) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_TAG_VALUE_LENGTH:
+        raise InvalidParameter(
+            f"Tag {key!r} value is {len(text)} characters long; the limit is {MAX_TAG_VALUE_LENGTH}"
+        )
+    return text
+
+
+def validate_metric(key: str, value: object, timestamp: object, step: object) -> float:
+    """Check a metric point; returns the value as a float (NaN and ±inf allowed)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidParameter(
+            f"Metric {key!r} value must be a real number, got {type(value).__name__}: {value!r}"
+        )
+    if isinstance(timestamp, bool) or not isinstance(timestamp, numbers.Integral):
+        raise InvalidParameter(f"Metric {key!r} timestamp must be an integer, got {timestamp!r}")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+        raise InvalidParameter(f"Metric {key!r} step must be an integer, got {step!r}")
+    if not (-(2**63) <= int(step) < 2**63 and -(2**63) <= int(timestamp) < 2**63):
+        raise InvalidParameter(f"Metric {key!r} step and timestamp must fit in 64 bits")
+    return float(value)
+
+
+def validate_batch_sizes(n_metrics: int, n_params: int, n_tags: int) -> None:
+    if n_metrics > MAX_BATCH_METRICS:
+        raise InvalidParameter(
+            f"A batch may hold at most {MAX_BATCH_METRICS} metrics, got {n_metrics}"
+        )
+    if n_params > MAX_BATCH_PARAMS:
+        raise InvalidParameter(f"A batch may hold at most {MAX_BATCH_PARAMS} params, got {n_params}")
+    if n_tags > MAX_BATCH_TAGS:
+        raise InvalidParameter(f"A batch may hold at most {MAX_BATCH_TAGS} tags, got {n_tags}")
+    total = n_metrics + n_params + n_tags
+    if total > MAX_BATCH_ENTRIES:
+        raise InvalidParameter(
+            f"A batch may hold at most {MAX_BATCH_ENTRIES} entries in all, got {total}"
+        )
+
+
+def validate_unique_params(params: Iterable[tuple[str, str]]) -> None:
+    """Within one batch a param key may appear twice only with the same value."""
+    seen: dict[str, str] = {}
+    for key, value in params:
+        if key in seen and seen[key] != value:
+            raise InvalidParameter(
+                f"Param {key!r} appears twice in one batch with different values "
+                f"({seen[key]!r} and {value!r}); params are write-once"
+            )
+        seen[key] = value
+
+
+def validate_experiment_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidParameter(f"Experiment name must be a non-empty string, got {name!r}")
+    if len(name) > MAX_EXPERIMENT_NAME_LENGTH:
+        raise InvalidParameter(
+            f"Experiment name is {len(name)} characters long; "
+            f"the limit is {MAX_EXPERIMENT_NAME_LENGTH}"
+        )
+    return name
+
+
+def validate_run_id(run_id: object) -> str:
+    if not isinstance(run_id, str) or not re.fullmatch(r"[a-zA-Z0-9_\-]{1,256}", run_id):
+        raise InvalidParameter(f"Invalid run id {run_id!r}")
+    return run_id
