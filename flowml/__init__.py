@@ -1,5 +1,110 @@
-"""flowml: the machine-learning lifecycle, native to Prefect 3."""
+"""flowml: the machine-learning lifecycle, native to Prefect 3.
+
+Tracking, projects, packaged models and a model registry with MLflow's verbs,
+URIs and file formats. Everything here is imported lazily: ``import flowml``
+loads neither Prefect, SQLAlchemy nor pandas until a name that needs them is used.
+
+Example:
+    >>> import flowml
+    >>> with flowml.start_run(run_name="baseline"):
+    ...     flowml.log_param("lr", 0.01)
+    ...     flowml.log_metric("acc", 0.93)
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY: dict[str, str] = {
+    # tracking: client and entities
+    "TrackingClient": "flowml.tracking.client",
+    "Experiment": "flowml.tracking.entities",
+    "Metric": "flowml.tracking.entities",
+    "Param": "flowml.tracking.entities",
+    "Run": "flowml.tracking.entities",
+    "RunStatus": "flowml.tracking.entities",
+    "RunTag": "flowml.tracking.entities",
+    "ViewType": "flowml.tracking.entities",
+    # tracking: fluent API
+    "ActiveRun": "flowml.tracking.fluent",
+    "active_run": "flowml.tracking.fluent",
+    "delete_run": "flowml.tracking.fluent",
+    "end_run": "flowml.tracking.fluent",
+    "flush": "flowml.tracking.fluent",
+    "get_artifact_uri": "flowml.tracking.fluent",
+    "get_metric_history": "flowml.tracking.fluent",
+    "get_run": "flowml.tracking.fluent",
+    "get_tracking_uri": "flowml.tracking.fluent",
+    "log_artifact": "flowml.tracking.fluent",
+    "log_artifacts": "flowml.tracking.fluent",
+    "log_dict": "flowml.tracking.fluent",
+    "log_metric": "flowml.tracking.fluent",
+    "log_metrics": "flowml.tracking.fluent",
+    "log_param": "flowml.tracking.fluent",
+    "log_params": "flowml.tracking.fluent",
+    "log_text": "flowml.tracking.fluent",
+    "restore_run": "flowml.tracking.fluent",
+    "search_experiments": "flowml.tracking.fluent",
+    "search_runs": "flowml.tracking.fluent",
+    "set_experiment": "flowml.tracking.fluent",
+    "set_tag": "flowml.tracking.fluent",
+    "set_tags": "flowml.tracking.fluent",
+    "set_tracking_uri": "flowml.tracking.fluent",
+    "start_run": "flowml.tracking.fluent",
+}
+
+# submodules reachable as attributes (flowml.exceptions, flowml.testing, ...)
+_SUBMODULES = {"exceptions", "settings", "tracking", "models", "registry", "projects", "tasks", "testing"}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"flowml.{name}")
+    raise AttributeError(f"module 'flowml' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from flowml.tracking.client import TrackingClient
+    from flowml.tracking.entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
+    from flowml.tracking.fluent import (
+        ActiveRun,
+        active_run,
+        delete_run,
+        end_run,
+        flush,
+        get_artifact_uri,
+        get_metric_history,
+        get_run,
+        get_tracking_uri,
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        restore_run,
+        search_experiments,
+        search_runs,
+        set_experiment,
+        set_tag,
+        set_tags,
+        set_tracking_uri,
+        start_run,
+    )

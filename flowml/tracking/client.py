@@ -1,0 +1,295 @@
+"""`TrackingClient`: every tracking operation, with explicit experiment and run ids.
+
+The client is thin: it validates nothing the store doesn't, holds the write
+buffer, and routes artifacts to the run's fsspec location. Reads of a run flush
+that run's queued writes first, so a client always sees what it logged.
+
+Example:
+    >>> client = TrackingClient("sqlite:///flowml.db")
+    >>> exp_id = client.create_experiment("demo")
+    >>> run = client.create_run(exp_id, run_name="first")
+    >>> client.log_metric(run.info.run_id, "acc", 0.93)
+    >>> client.set_terminated(run.info.run_id)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from flowml.exceptions import InvalidParameter
+from flowml.settings import get_settings
+from flowml.tracking import tags as systags
+from flowml.tracking.artifacts import ArtifactRepository, FileInfo, safe_artifact_path
+from flowml.tracking.buffer import BatchBuffer
+from flowml.tracking.context import current_user
+from flowml.tracking.entities import (
+    Experiment,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+    now_ms,
+)
+from flowml.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, AbstractStore
+from flowml.tracking.store.registry import get_store
+
+__all__ = ["TrackingClient"]
+
+
+class TrackingClient:
+    """Client for a tracking store.
+
+    Args:
+        tracking_uri: the store URI; defaults to ``FLOWML_TRACKING_URI`` (a SQLite file
+            under ``FLOWML_HOME`` when unset).
+        artifact_root: where new experiments keep artifacts; defaults to
+            ``FLOWML_ARTIFACT_ROOT``.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:
+        settings = get_settings()
+        self.tracking_uri = tracking_uri or settings.resolved_tracking_uri
+        self.artifact_root = artifact_root or settings.resolved_artifact_root
+        self._store: AbstractStore | None = None
+        self._buffer: BatchBuffer | None = None
+        self._init_lock = threading.Lock()
+
+    @property
+    def store(self) -> AbstractStore:
+        if self._store is None:
+            with self._init_lock:
+                if self._store is None:
+                    self._store = get_store(self.tracking_uri, _absolute(self.artifact_root))
+        return self._store
+
+    @property
+    def buffer(self) -> BatchBuffer:
+        if self._buffer is None:
+            with self._init_lock:
+                if self._buffer is None:
+                    self._buffer = BatchBuffer(self.store)
+        return self._buffer
+
+    def flush(self, run_id: str | None = None) -> None:
+        """Write queued values now (for one run, or all); raise any failed queued write."""
+        if self._buffer is not None:
+            self._buffer.flush(run_id)
+
+    # -- experiments -------------------------------------------------------------------------
+
+    def create_experiment(
+        self, name: str, artifact_location: str | None = None, tags: dict[str, Any] | None = None
+    ) -> str:
+        """Create an experiment; returns its id. Raises `ResourceAlreadyExists` on a taken name."""
+        return self.store.create_experiment(
+            name, artifact_location, {k: str(val) for k, val in (tags or {}).items()}
+        )
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        return self.store.get_experiment(str(experiment_id))
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        return self.store.get_experiment_by_name(name)
+
+    def search_experiments(
+        self,
+        view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]:
+        return self.store.search_experiments(view_type, max_results, filter_string, order_by, page_token)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        self.store.delete_experiment(str(experiment_id))
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        self.store.restore_experiment(str(experiment_id))
+
+    def rename_experiment(self, experiment_id: str, new_name: str) -> None:
+        self.store.rename_experiment(str(experiment_id), new_name)
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: Any) -> None:
+        self.store.set_experiment_tag(str(experiment_id), key, str(value))
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        start_time: int | None = None,
+        tags: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        *,
+        parent_run_id: str | None = None,
+        run_key: str | None = None,
+    ) -> Run:
+        """Create a run (status RUNNING).
+
+        Args:
+            experiment_id: the experiment to create it in.
+            start_time: epoch ms; now by default.
+            tags: extra tags; ``mlflow.user`` is added when missing.
+            run_name: a name; a memorable one is generated when omitted.
+            parent_run_id: make this a nested run of that run.
+            run_key: an idempotency key: a second call with the same key returns the first run.
+        """
+        all_tags = {systags.USER: current_user()}
+        all_tags.update({k: str(val) for k, val in (tags or {}).items()})
+        if parent_run_id is not None:
+            all_tags[systags.PARENT_RUN_ID] = parent_run_id
+        return self.store.create_run(
+            str(experiment_id),
+            user_id=all_tags[systags.USER],
+            start_time=start_time,
+            tags=[RunTag(k, val) for k, val in all_tags.items()],
+            run_name=run_name,
+            run_key=run_key,
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        self.flush(run_id)
+        return self.store.get_run(run_id)
+
+    def get_run_by_key(self, run_key: str) -> Run | None:
+        return self.store.get_run_by_key(run_key)
+
+    def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> RunInfo:
+        return self.store.update_run_info(run_id, status=status, run_name=name)
+
+    def set_terminated(
+        self, run_id: str, status: str = RunStatus.FINISHED, end_time: int | None = None
+    ) -> RunInfo:
+        """Flush the run's queued writes, then mark it ended with ``status``."""
+        if status not in RunStatus.ALL:
+            raise InvalidParameter(f"Unknown run status {status!r}; expected one of {RunStatus.ALL}")
+        self.flush(run_id)
+        return self.store.update_run_info(run_id, status=status, end_time=end_time or now_ms())
+
+    def delete_run(self, run_id: str) -> None:
+        self.flush(run_id)
+        self.store.delete_run(run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        self.store.restore_run(run_id)
+
+    # -- params, metrics, tags ---------------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+        synchronous: bool = True,
+    ) -> None:
+        """Log many values at once: written in one transaction (``synchronous``) or queued."""
+        if synchronous:
+            self.flush(run_id)
+            self.store.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        else:
+            self.buffer.add(run_id, metrics=list(metrics), params=list(params), tags=list(tags))
+
+    def log_metric(
+        self,
+        run_id: str,
+        key: str,
+        value: float,
+        timestamp: int | None = None,
+        step: int | None = None,
+        synchronous: bool = True,
+    ) -> None:
+        metric = Metric(key, value, timestamp if timestamp is not None else now_ms(), step or 0)
+        self.log_batch(run_id, metrics=[metric], synchronous=synchronous)
+
+    def log_param(self, run_id: str, key: str, value: Any, synchronous: bool = True) -> Any:
+        self.log_batch(run_id, params=[Param(key, _str(value))], synchronous=synchronous)
+        return value
+
+    def set_tag(self, run_id: str, key: str, value: Any, synchronous: bool = True) -> None:
+        self.log_batch(run_id, tags=[RunTag(key, _str(value))], synchronous=synchronous)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        self.flush(run_id)
+        self.store.delete_tag(run_id, key)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        self.flush(run_id)
+        return self.store.get_metric_history(run_id, key)
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str] | str,
+        filter_string: str | None = None,
+        run_view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        """Runs matching a filter such as ``metrics.acc > 0.9 and params.lr = '0.01'``."""
+        if isinstance(experiment_ids, str):
+            experiment_ids = [experiment_ids]
+        self.flush()
+        return self.store.search_runs(
+            [str(e) for e in experiment_ids], filter_string, run_view_type, max_results, order_by, page_token
+        )
+
+    # -- artifacts ---------------------------------------------------------------------------
+
+    def artifact_repo(self, run_id: str) -> ArtifactRepository:
+        return ArtifactRepository(self.store.get_run(run_id).info.artifact_uri)
+
+    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self.artifact_repo(run_id).log_artifact(local_path, artifact_path)
+
+    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self.artifact_repo(run_id).log_artifacts(local_dir, artifact_path)
+
+    def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
+        """Write ``text`` as the artifact ``artifact_file`` (UTF-8)."""
+        self.artifact_repo(run_id).write_bytes(artifact_file, text.encode("utf-8"))
+
+    def log_dict(self, run_id: str, dictionary: Any, artifact_file: str) -> None:
+        """Write ``dictionary`` as JSON, or YAML when ``artifact_file`` ends in .yaml/.yml."""
+        suffix = Path(safe_artifact_path(artifact_file)).suffix.lower()
+        if suffix in (".yaml", ".yml"):
+            import yaml
+
+            text = yaml.safe_dump(dictionary, sort_keys=False)
+        else:
+            text = json.dumps(dictionary, indent=2, default=str)
+        self.log_text(run_id, text, artifact_file)
+
+    def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
+        return self.artifact_repo(run_id).list_artifacts(path)
+
+    def download_artifacts(
+        self, run_id: str, path: str = "", dst_path: str | os.PathLike[str] | None = None
+    ) -> str:
+        """Copy a run's artifact (file or directory) to a local directory; returns its path."""
+        return self.artifact_repo(run_id).download_artifacts(path, dst_path)
+
+    def close(self) -> None:
+        if self._buffer is not None:
+            self._buffer.close()
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _absolute(root: str) -> str:
+    """Local artifact roots become absolute paths so runs stay valid from any cwd."""
+    if "://" in root:
+        return root
+    return str(Path(root).expanduser().resolve())

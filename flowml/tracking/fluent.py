@@ -1,0 +1,418 @@
+"""The fluent API: ``flowml.start_run()``, ``flowml.log_metric(...)`` and friends.
+
+The active-run stack lives in a `contextvars.ContextVar`, so each thread and
+each asyncio task sees its own runs (Prefect copies the context into the task
+runs it starts). Metrics, params and tags are queued in the client's buffer and
+written in batches; `end_run` and `flush` write them out.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import contextvars
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from flowml.exceptions import InvalidParameter, InvalidState
+from flowml.settings import get_settings
+from flowml.tracking import tags as systags
+from flowml.tracking.client import TrackingClient
+from flowml.tracking.context import system_tags
+from flowml.tracking.entities import (
+    Experiment,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+    ViewType,
+    now_ms,
+)
+from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID, SEARCH_MAX_RESULTS_DEFAULT
+
+_run_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
+    "flowml_run_stack", default=()
+)
+_tracking_uri: str | None = None
+_experiment_id: str | None = None
+_clients: dict[tuple[str, str], TrackingClient] = {}
+_clients_lock = threading.Lock()
+
+
+class ActiveRun:
+    """A run made active by `start_run`; a context manager that ends it.
+
+    On leaving the ``with`` block the run ends FINISHED, or FAILED when an exception
+    escaped (KILLED for ``KeyboardInterrupt``).
+    """
+
+    def __init__(self, run: Run, client: TrackingClient, *, owned: bool = True) -> None:
+        self._run = run
+        self.client = client
+        self._owned = owned
+
+    @property
+    def info(self):  # noqa: ANN201 - RunInfo
+        return self._run.info
+
+    @property
+    def data(self):  # noqa: ANN201 - RunData as of start
+        return self._run.data
+
+    def __enter__(self) -> ActiveRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        if exc_type is None:
+            status = RunStatus.FINISHED
+        elif issubclass(exc_type, KeyboardInterrupt):
+            status = RunStatus.KILLED
+        else:
+            status = RunStatus.FAILED
+        _end(self, status)
+
+    def __repr__(self) -> str:
+        return f"<ActiveRun run_id={self.info.run_id} name={self.info.run_name!r}>"
+
+
+# -- configuration -------------------------------------------------------------------------
+
+
+def set_tracking_uri(uri: str | None) -> None:
+    """Point the fluent API at another store (``None`` goes back to the settings)."""
+    global _tracking_uri
+    _tracking_uri = str(uri) if uri is not None else None
+
+
+def get_tracking_uri() -> str:
+    return _tracking_uri or get_settings().resolved_tracking_uri
+
+
+def get_client() -> TrackingClient:
+    """The process-wide client for the current tracking URI and artifact root."""
+    settings = get_settings()
+    key = (get_tracking_uri(), settings.resolved_artifact_root)
+    client = _clients.get(key)
+    if client is None:
+        with _clients_lock:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = TrackingClient(*key)
+    return client
+
+
+def set_experiment(
+    experiment_name: str | None = None, experiment_id: str | None = None
+) -> Experiment:
+    """Make an experiment the default for new runs, creating it by name when missing."""
+    global _experiment_id
+    client = get_client()
+    if (experiment_name is None) == (experiment_id is None):
+        raise InvalidParameter("Give exactly one of experiment_name or experiment_id")
+    if experiment_id is not None:
+        experiment = client.get_experiment(experiment_id)
+    else:
+        experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+        if experiment is None:
+            from flowml.exceptions import ResourceAlreadyExists
+
+            try:
+                client.create_experiment(experiment_name)  # type: ignore[arg-type]
+            except ResourceAlreadyExists:
+                pass  # created concurrently by another process
+            experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+            assert experiment is not None
+    if experiment.lifecycle_stage != "active":
+        raise InvalidState(
+            f"Experiment {experiment.name!r} is deleted; restore it "
+            f"(flowml experiments restore {experiment.experiment_id}) or pick another name"
+        )
+    _experiment_id = experiment.experiment_id
+    return experiment
+
+
+def _current_experiment_id() -> str:
+    settings = get_settings()
+    return _experiment_id or settings.experiment_id or DEFAULT_EXPERIMENT_ID
+
+
+# -- the run stack -------------------------------------------------------------------------
+
+
+def active_run() -> ActiveRun | None:
+    """The innermost active run of this thread / asyncio task, or ``None``."""
+    stack = _run_stack.get()
+    return stack[-1] if stack else None
+
+
+def last_active_run_id() -> str | None:
+    run = active_run()
+    return run.info.run_id if run else None
+
+
+def start_run(
+    run_id: str | None = None,
+    experiment_id: str | None = None,
+    run_name: str | None = None,
+    nested: bool = False,
+    tags: dict[str, Any] | None = None,
+    description: str | None = None,
+    parent_run_id: str | None = None,
+    log_system_tags: bool = True,
+) -> ActiveRun:
+    """Start a new run (or resume ``run_id``) and make it active.
+
+    Args:
+        run_id: resume this run instead of creating one (``FLOWML_RUN_ID`` does the same
+            for the first run of a process, as used by ``flowml run``).
+        experiment_id: where to create the run; default: `set_experiment`'s, then
+            ``FLOWML_EXPERIMENT_ID``, then the Default experiment.
+        run_name: the run's name (generated when omitted).
+        nested: required to start a run while another is active; the new run becomes its child.
+        tags: extra tags.
+        description: stored as the ``mlflow.note.content`` tag.
+        parent_run_id: explicit parent (default: the active run when ``nested``).
+        log_system_tags: add user, source and git commit tags.
+
+    Returns:
+        An `ActiveRun`, usable as a context manager.
+
+    Example:
+        >>> with flowml.start_run(run_name="baseline"):
+        ...     flowml.log_param("lr", 0.01)
+        ...     flowml.log_metric("acc", 0.91)
+    """
+    parent = active_run()
+    if parent is not None and not nested:
+        raise InvalidState(
+            f"Run {parent.info.run_id} is already active; end it first or start this run with "
+            "nested=True"
+        )
+    client = get_client()
+    stack = _run_stack.get()
+    if run_id is None and not stack and get_settings().run_id and not _env_run_used.is_set():
+        run_id = get_settings().run_id
+        _env_run_used.set()
+    if run_id is not None:
+        run = client.get_run(run_id)
+        if run.info.lifecycle_stage != "active":
+            raise InvalidState(f"Run {run_id} is deleted; restore it before resuming it")
+        if run.info.status != RunStatus.RUNNING:
+            client.update_run(run_id, status=RunStatus.RUNNING)
+        extra = dict(tags or {})
+        if run_name:
+            client.update_run(run_id, name=run_name)
+        if extra:
+            client.log_batch(run_id, tags=[RunTag(k, str(val)) for k, val in extra.items()])
+        run = client.get_run(run_id)
+    else:
+        all_tags: dict[str, Any] = system_tags() if log_system_tags else {}
+        all_tags.update(tags or {})
+        if description is not None:
+            all_tags[systags.NOTE] = description
+        if parent_run_id is None and parent is not None:
+            parent_run_id = parent.info.run_id
+        run = client.create_run(
+            experiment_id or _current_experiment_id(),
+            tags=all_tags,
+            run_name=run_name,
+            parent_run_id=parent_run_id,
+        )
+    active = ActiveRun(run, client)
+    _run_stack.set((*stack, active))
+    return active
+
+
+_env_run_used = threading.Event()
+
+
+@contextlib.contextmanager
+def activate_run(run: Run, client: TrackingClient | None = None) -> Iterator[ActiveRun]:
+    """Make an existing run the active one for a block, without starting or ending it.
+
+    Used by integrations (Prefect tasks) that own the run's life cycle themselves.
+    """
+    active = ActiveRun(run, client or get_client(), owned=False)
+    token = _run_stack.set((*_run_stack.get(), active))
+    try:
+        yield active
+    finally:
+        _run_stack.reset(token)
+        active.client.flush(run.info.run_id)
+
+
+def end_run(status: str = RunStatus.FINISHED) -> None:
+    """End the innermost active run: write its queued values, then set ``status``."""
+    run = active_run()
+    if run is not None:
+        _end(run, status)
+
+
+def _end(run: ActiveRun, status: str) -> None:
+    stack = _run_stack.get()
+    if run in stack:
+        _run_stack.set(tuple(r for r in stack if r is not run))
+    run.client.set_terminated(run.info.run_id, status)
+
+
+def _run_id_for_logging() -> tuple[str, TrackingClient]:
+    run = active_run()
+    if run is None:
+        run = start_run()
+        _auto_started.append(run)
+    return run.info.run_id, run.client
+
+
+_auto_started: list[ActiveRun] = []
+
+
+@atexit.register
+def _end_auto_started_runs() -> None:
+    for run in _auto_started:
+        try:
+            run.client.set_terminated(run.info.run_id, RunStatus.FINISHED)
+        except Exception as exc:  # the process is ending: report, don't raise
+            import sys
+
+            print(f"flowml: could not end run {run.info.run_id}: {exc}", file=sys.stderr)
+
+
+# -- logging -------------------------------------------------------------------------------
+
+
+def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+    """Log a metric point to the active run (queued; written in batches)."""
+    run_id, client = _run_id_for_logging()
+    client.buffer.add(
+        run_id, metrics=[Metric(key, value, timestamp if timestamp is not None else now_ms(), step or 0)]
+    )
+
+
+def log_metrics(metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+    run_id, client = _run_id_for_logging()
+    ts = timestamp if timestamp is not None else now_ms()
+    client.buffer.add(run_id, metrics=[Metric(k, val, ts, step or 0) for k, val in metrics.items()])
+
+
+def log_param(key: str, value: Any) -> Any:
+    """Log a param (write-once: the same value again is a no-op, another value an error)."""
+    run_id, client = _run_id_for_logging()
+    client.buffer.add(run_id, params=[Param(key, value if isinstance(value, str) else str(value))])
+    return value
+
+
+def log_params(params: dict[str, Any]) -> None:
+    run_id, client = _run_id_for_logging()
+    client.buffer.add(run_id, params=[Param(k, val if isinstance(val, str) else str(val)) for k, val in params.items()])
+
+
+def set_tag(key: str, value: Any) -> None:
+    run_id, client = _run_id_for_logging()
+    client.buffer.add(run_id, tags=[RunTag(key, str(value))])
+
+
+def set_tags(tags: dict[str, Any]) -> None:
+    run_id, client = _run_id_for_logging()
+    client.buffer.add(run_id, tags=[RunTag(k, str(val)) for k, val in tags.items()])
+
+
+def flush() -> None:
+    """Write every queued metric, param and tag now."""
+    get_client().flush()
+    for run in _run_stack.get():
+        run.client.flush()
+
+
+def log_artifact(local_path: str, artifact_path: str | None = None) -> None:
+    run_id, client = _run_id_for_logging()
+    client.log_artifact(run_id, local_path, artifact_path)
+
+
+def log_artifacts(local_dir: str, artifact_path: str | None = None) -> None:
+    run_id, client = _run_id_for_logging()
+    client.log_artifacts(run_id, local_dir, artifact_path)
+
+
+def log_text(text: str, artifact_file: str) -> None:
+    run_id, client = _run_id_for_logging()
+    client.log_text(run_id, text, artifact_file)
+
+
+def log_dict(dictionary: Any, artifact_file: str) -> None:
+    run_id, client = _run_id_for_logging()
+    client.log_dict(run_id, dictionary, artifact_file)
+
+
+def get_artifact_uri(artifact_path: str | None = None) -> str:
+    run_id, client = _run_id_for_logging()
+    return client.artifact_repo(run_id).uri_for(artifact_path)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def get_run(run_id: str) -> Run:
+    return get_client().get_run(run_id)
+
+
+def get_metric_history(run_id: str, key: str) -> list[Metric]:
+    return get_client().get_metric_history(run_id, key)
+
+
+def delete_run(run_id: str) -> None:
+    get_client().delete_run(run_id)
+
+
+def restore_run(run_id: str) -> None:
+    get_client().restore_run(run_id)
+
+
+def search_experiments(
+    view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+    filter_string: str | None = None,
+    order_by: Sequence[str] | None = None,
+    page_token: str | None = None,
+) -> PagedList[Experiment]:
+    return get_client().search_experiments(view_type, max_results, filter_string, order_by, page_token)
+
+
+def search_runs(
+    experiment_ids: Sequence[str] | None = None,
+    filter_string: str | None = None,
+    run_view_type: int = ViewType.ACTIVE_ONLY,
+    max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+    order_by: Sequence[str] | None = None,
+    page_token: str | None = None,
+    output: str = "list",
+    experiment_names: Sequence[str] | None = None,
+) -> Any:
+    """Search runs with MLflow's filter grammar, plus ``OR`` and parentheses.
+
+    Args:
+        experiment_ids: where to search (default: the current experiment).
+        filter_string: e.g. ``"metrics.acc > 0.9 and (params.model = 'rf' or tags.best = 'yes')"``.
+        order_by: e.g. ``["metrics.acc DESC", "attributes.start_time"]``.
+        output: ``"list"`` (a `PagedList` of runs with ``.token``) or ``"pandas"`` (a DataFrame
+            with MLflow's columns: ``run_id``, ``metrics.<k>``, ``params.<k>``, ``tags.<k>``...).
+        experiment_names: alternatively, experiments by name.
+    """
+    client = get_client()
+    ids = list(experiment_ids or [])
+    for name in experiment_names or []:
+        exp = client.get_experiment_by_name(name)
+        if exp is not None:
+            ids.append(exp.experiment_id)
+    if not ids and not experiment_names:
+        ids = [_current_experiment_id()]
+    runs = client.search_runs(ids, filter_string, run_view_type, max_results, order_by, page_token) if ids else PagedList([], None)
+    if output == "list":
+        return runs
+    if output == "pandas":
+        from flowml.tracking.frames import runs_to_dataframe
+
+        return runs_to_dataframe(runs)
+    raise InvalidParameter(f"Unknown output {output!r}; expected 'list' or 'pandas'")

@@ -1,0 +1,71 @@
+"""Tracking stores chosen by URI scheme.
+
+Stores register a factory under one or more schemes; the factory's module is
+imported only when a URI with that scheme is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from flowml.exceptions import InvalidParameter
+from flowml.tracking.store.base import AbstractStore
+
+StoreFactory = Callable[[str, str], AbstractStore]
+
+# scheme -> "module:attribute" of a factory taking (uri, default_artifact_root)
+_BUILTIN: dict[str, str] = {
+    "sqlite": "flowml.tracking.store.sql:SqlStore",
+    "postgresql": "flowml.tracking.store.sql:SqlStore",
+    "postgres": "flowml.tracking.store.sql:SqlStore",
+}
+_registered: dict[str, StoreFactory] = {}
+_cache: dict[tuple[str, str], AbstractStore] = {}
+_lock = threading.Lock()
+
+
+def register_store(scheme: str, factory: StoreFactory) -> None:
+    """Make ``scheme://`` URIs open with ``factory(uri, default_artifact_root)``."""
+    _registered[scheme] = factory
+
+
+def known_schemes() -> list[str]:
+    return sorted(set(_BUILTIN) | set(_registered))
+
+
+def _scheme(uri: str) -> str:
+    scheme = urlsplit(uri).scheme.lower()
+    return scheme.split("+", 1)[0]  # postgresql+psycopg -> postgresql
+
+
+def _factory(uri: str) -> StoreFactory:
+    scheme = _scheme(uri)
+    if scheme in _registered:
+        return _registered[scheme]
+    target = _BUILTIN.get(scheme)
+    if target is None:
+        raise InvalidParameter(
+            f"No tracking store for URI {uri!r} (scheme {scheme or 'missing'!r}); "
+            f"known schemes: {', '.join(s + '://' for s in known_schemes())}"
+        )
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def get_store(uri: str, default_artifact_root: str) -> AbstractStore:
+    """The store for ``uri``, opened once per process and artifact root."""
+    key = (uri, default_artifact_root)
+    with _lock:
+        store = _cache.get(key)
+        if store is None:
+            store = _factory(uri)(uri, default_artifact_root)
+            _cache[key] = store
+        return store
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()

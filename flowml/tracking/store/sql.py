@@ -1,0 +1,634 @@
+"""The SQLAlchemy tracking store, for ``sqlite:///`` and ``postgresql://`` URIs.
+
+Rows never leave this module: every method returns entities. Writes are one
+transaction each; `log_batch` is the only write path for metrics, params and
+tags, and it costs a fixed handful of statements whatever the batch holds.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from flowml.exceptions import (
+    InvalidParameter,
+    InvalidState,
+    ResourceAlreadyExists,
+    ResourceNotFound,
+)
+from flowml.tracking import validation as v
+from flowml.tracking.entities import (
+    Experiment,
+    LifecycleStage,
+    Metric,
+    PagedList,
+    Param,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+    RunTag,
+    ViewType,
+    now_ms,
+)
+from flowml.tracking.store import migrate
+from flowml.tracking.store.base import (
+    DEFAULT_EXPERIMENT_ID,
+    DEFAULT_EXPERIMENT_NAME,
+    SEARCH_MAX_RESULTS_DEFAULT,
+    AbstractStore,
+)
+from flowml.tracking.store.engine import get_engine, write_transaction
+from flowml.tracking.store.schema import (
+    experiment_tags,
+    experiments,
+    latest_metrics,
+    runs,
+)
+from flowml.tracking.store.schema import metrics as metrics_table
+from flowml.tracking.store.schema import params as params_table
+from flowml.tracking.store.schema import tags as tags_table
+from flowml.tracking.tags import PARENT_RUN_ID, RUN_NAME
+
+__all__ = ["SqlStore"]
+
+
+class SqlStore(AbstractStore):
+    """Tracking metadata in a SQL database.
+
+    Args:
+        uri: a SQLAlchemy URI (``sqlite:///path.db``, ``postgresql://user@host/db``).
+        default_artifact_root: where new experiments put their artifacts (any fsspec URL).
+    """
+
+    def __init__(self, uri: str, default_artifact_root: str) -> None:
+        self.uri = uri
+        self.engine = get_engine(uri)
+        self.default_artifact_root = default_artifact_root.rstrip("/")
+        migrate.upgrade(self.engine)
+        self._ensure_default_experiment()
+
+    # -- experiments -------------------------------------------------------------------------
+
+    def _ensure_default_experiment(self) -> None:
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(experiments.c.experiment_id).where(experiments.c.experiment_id == 0)
+            ).first()
+        if found is None:
+            try:
+                with write_transaction(self.engine) as conn:
+                    self._insert_experiment(
+                        conn, DEFAULT_EXPERIMENT_NAME, None, {}, experiment_id=0
+                    )
+            except ResourceAlreadyExists:
+                pass  # another process created it first
+
+    def create_experiment(
+        self,
+        name: str,
+        artifact_location: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        v.validate_experiment_name(name)
+        clean_tags = {v.validate_key("Tag", k): v.validate_tag_value(k, val) for k, val in (tags or {}).items()}
+        with write_transaction(self.engine) as conn:
+            return self._insert_experiment(conn, name, artifact_location, clean_tags)
+
+    def _insert_experiment(
+        self,
+        conn: Connection,
+        name: str,
+        artifact_location: str | None,
+        tag_values: dict[str, str],
+        experiment_id: int | None = None,
+    ) -> str:
+        now = now_ms()
+        values: dict[str, Any] = {
+            "name": name,
+            "artifact_location": artifact_location or "",
+            "lifecycle_stage": LifecycleStage.ACTIVE,
+            "creation_time": now,
+            "last_update_time": now,
+        }
+        if experiment_id is not None:
+            values["experiment_id"] = experiment_id
+        try:
+            with conn.begin_nested():
+                new_id = conn.execute(
+                    insert(experiments).values(**values).returning(experiments.c.experiment_id)
+                ).scalar_one()
+        except IntegrityError as exc:
+            raise ResourceAlreadyExists(
+                f"An experiment named {name!r} already exists (it may be deleted: restore it "
+                "or choose another name)"
+            ) from exc
+        if not artifact_location:
+            conn.execute(
+                update(experiments)
+                .where(experiments.c.experiment_id == new_id)
+                .values(artifact_location=f"{self.default_artifact_root}/{new_id}")
+            )
+        if tag_values:
+            conn.execute(
+                insert(experiment_tags),
+                [{"experiment_id": new_id, "key": k, "value": val} for k, val in tag_values.items()],
+            )
+        return str(new_id)
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        exp_id = _experiment_id(experiment_id)
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(experiments).where(experiments.c.experiment_id == exp_id)
+            ).first()
+            if row is None:
+                raise ResourceNotFound(f"No experiment with id {experiment_id!r}")
+            return self._experiments_from_rows(conn, [row])[0]
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(experiments).where(experiments.c.name == name)).first()
+            return None if row is None else self._experiments_from_rows(conn, [row])[0]
+
+    def search_experiments(
+        self,
+        view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Experiment]:
+        from flowml.tracking.store.sql_search import select_experiment_page
+
+        with self.engine.connect() as conn:
+            rows, token = select_experiment_page(
+                conn, ViewType.stages(view_type), filter_string, max_results, order_by, page_token
+            )
+            return PagedList(self._experiments_from_rows(conn, rows), token)
+
+    def update_experiment(
+        self,
+        experiment_id: str,
+        *,
+        name: str | None = None,
+        lifecycle_stage: str | None = None,
+    ) -> None:
+        exp_id = _experiment_id(experiment_id)
+        values: dict[str, Any] = {"last_update_time": now_ms()}
+        if name is not None:
+            values["name"] = v.validate_experiment_name(name)
+        if lifecycle_stage is not None:
+            if lifecycle_stage not in (LifecycleStage.ACTIVE, LifecycleStage.DELETED):
+                raise InvalidParameter(f"Unknown lifecycle stage {lifecycle_stage!r}")
+            values["lifecycle_stage"] = lifecycle_stage
+        with write_transaction(self.engine) as conn:
+            current = self._experiment_stage(conn, exp_id, experiment_id)
+            if name is not None and current != LifecycleStage.ACTIVE:
+                raise InvalidState(f"Experiment {experiment_id!r} is deleted; restore it first")
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        update(experiments)
+                        .where(experiments.c.experiment_id == exp_id)
+                        .values(**values)
+                    )
+            except IntegrityError as exc:
+                raise ResourceAlreadyExists(f"An experiment named {name!r} already exists") from exc
+            if lifecycle_stage is not None:
+                # Runs follow their experiment into (and out of) the bin, as in MLflow.
+                conn.execute(
+                    update(runs)
+                    .where(runs.c.experiment_id == exp_id)
+                    .values(
+                        lifecycle_stage=lifecycle_stage,
+                        deleted_time=now_ms() if lifecycle_stage == LifecycleStage.DELETED else None,
+                    )
+                )
+
+    def set_experiment_tag(self, experiment_id: str, key: str, value: str) -> None:
+        exp_id = _experiment_id(experiment_id)
+        v.validate_key("Tag", key)
+        value = v.validate_tag_value(key, value)
+        with write_transaction(self.engine) as conn:
+            if self._experiment_stage(conn, exp_id, experiment_id) != LifecycleStage.ACTIVE:
+                raise InvalidState(f"Experiment {experiment_id!r} is deleted; restore it first")
+            _upsert(conn, experiment_tags, [{"experiment_id": exp_id, "key": key, "value": value}],
+                    ("experiment_id", "key"), ("value",))
+
+    def _experiment_stage(self, conn: Connection, exp_id: int, raw_id: str) -> str:
+        stage = conn.execute(
+            select(experiments.c.lifecycle_stage).where(experiments.c.experiment_id == exp_id)
+        ).scalar()
+        if stage is None:
+            raise ResourceNotFound(f"No experiment with id {raw_id!r}")
+        return stage
+
+    def _experiments_from_rows(self, conn: Connection, rows: Sequence[Row]) -> list[Experiment]:
+        ids = [r.experiment_id for r in rows]
+        tag_map: dict[int, dict[str, str]] = {i: {} for i in ids}
+        if ids:
+            for t in conn.execute(
+                select(experiment_tags).where(experiment_tags.c.experiment_id.in_(ids))
+            ):
+                tag_map[t.experiment_id][t.key] = t.value
+        return [
+            Experiment(
+                experiment_id=str(r.experiment_id),
+                name=r.name,
+                artifact_location=r.artifact_location,
+                lifecycle_stage=r.lifecycle_stage,
+                tags=tag_map[r.experiment_id],
+                creation_time=r.creation_time,
+                last_update_time=r.last_update_time,
+            )
+            for r in rows
+        ]
+
+    # -- runs --------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        user_id: str,
+        start_time: int | None = None,
+        tags: Sequence[RunTag] = (),
+        run_name: str | None = None,
+        run_key: str | None = None,
+        status: str = RunStatus.RUNNING,
+    ) -> Run:
+        exp_id = _experiment_id(experiment_id)
+        if status not in RunStatus.ALL:
+            raise InvalidParameter(f"Unknown run status {status!r}; expected one of {RunStatus.ALL}")
+        tag_values = _validated_tags(tags)
+        run_name = run_name or tag_values.get(RUN_NAME) or _generate_run_name()
+        if len(run_name) > v.MAX_KEY_LENGTH:
+            raise InvalidParameter(f"Run name is longer than {v.MAX_KEY_LENGTH} characters")
+        tag_values[RUN_NAME] = run_name
+        run_uuid = uuid.uuid4().hex
+        with write_transaction(self.engine) as conn:
+            if run_key is not None:
+                existing = conn.execute(select(runs.c.run_uuid).where(runs.c.run_key == run_key)).scalar()
+                if existing is not None:
+                    return self._get_run(conn, existing)
+            row = conn.execute(
+                select(experiments.c.artifact_location, experiments.c.lifecycle_stage).where(
+                    experiments.c.experiment_id == exp_id
+                )
+            ).first()
+            if row is None:
+                raise ResourceNotFound(f"No experiment with id {experiment_id!r}")
+            if row.lifecycle_stage != LifecycleStage.ACTIVE:
+                raise InvalidState(f"Experiment {experiment_id!r} is deleted; restore it first")
+            values = {
+                "run_uuid": run_uuid,
+                "run_key": run_key,
+                "name": run_name,
+                "experiment_id": exp_id,
+                "user_id": user_id,
+                "status": status,
+                "start_time": start_time if start_time is not None else now_ms(),
+                "end_time": None,
+                "artifact_uri": f"{row.artifact_location.rstrip('/')}/{run_uuid}/artifacts",
+                "lifecycle_stage": LifecycleStage.ACTIVE,
+                "parent_run_uuid": tag_values.get(PARENT_RUN_ID),
+            }
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(runs).values(**values))
+            except IntegrityError:
+                if run_key is None:
+                    raise
+                # Lost a get-or-create race (PostgreSQL): the winner's run is the answer.
+                existing = conn.execute(select(runs.c.run_uuid).where(runs.c.run_key == run_key)).scalar_one()
+                return self._get_run(conn, existing)
+            conn.execute(
+                insert(tags_table),
+                [{"run_uuid": run_uuid, "key": k, "value": val} for k, val in tag_values.items()],
+            )
+        info = RunInfo(
+            run_id=run_uuid,
+            experiment_id=str(exp_id),
+            run_name=run_name,
+            user_id=user_id,
+            status=status,
+            start_time=values["start_time"],
+            end_time=None,
+            artifact_uri=values["artifact_uri"],
+        )
+        return Run(info=info, data=RunData(tags=tag_values))
+
+    def get_run(self, run_id: str) -> Run:
+        with self.engine.connect() as conn:
+            return self._get_run(conn, run_id)
+
+    def get_run_by_key(self, run_key: str) -> Run | None:
+        with self.engine.connect() as conn:
+            run_uuid = conn.execute(select(runs.c.run_uuid).where(runs.c.run_key == run_key)).scalar()
+            return None if run_uuid is None else self._get_run(conn, run_uuid)
+
+    def _get_run(self, conn: Connection, run_id: str) -> Run:
+        row = conn.execute(select(runs).where(runs.c.run_uuid == run_id)).first()
+        if row is None:
+            raise ResourceNotFound(f"No run with id {run_id!r}")
+        return self._runs_from_rows(conn, [row])[0]
+
+    def update_run_info(
+        self,
+        run_id: str,
+        *,
+        status: str | None = None,
+        end_time: int | None = None,
+        run_name: str | None = None,
+    ) -> RunInfo:
+        values: dict[str, Any] = {}
+        if status is not None:
+            if status not in RunStatus.ALL:
+                raise InvalidParameter(f"Unknown run status {status!r}; expected one of {RunStatus.ALL}")
+            values["status"] = status
+        if end_time is not None:
+            values["end_time"] = end_time
+        if run_name is not None:
+            if len(run_name) > v.MAX_KEY_LENGTH:
+                raise InvalidParameter(f"Run name is longer than {v.MAX_KEY_LENGTH} characters")
+            values["name"] = run_name
+        with write_transaction(self.engine) as conn:
+            self._require_active_run(conn, run_id)
+            if values:
+                conn.execute(update(runs).where(runs.c.run_uuid == run_id).values(**values))
+            if run_name is not None:
+                _upsert(conn, tags_table, [{"run_uuid": run_id, "key": RUN_NAME, "value": run_name}],
+                        ("run_uuid", "key"), ("value",))
+            row = conn.execute(select(runs).where(runs.c.run_uuid == run_id)).one()
+        return _run_info(row)
+
+    def set_run_lifecycle(self, run_id: str, lifecycle_stage: str) -> None:
+        if lifecycle_stage not in (LifecycleStage.ACTIVE, LifecycleStage.DELETED):
+            raise InvalidParameter(f"Unknown lifecycle stage {lifecycle_stage!r}")
+        with write_transaction(self.engine) as conn:
+            found = conn.execute(
+                update(runs)
+                .where(runs.c.run_uuid == run_id)
+                .values(
+                    lifecycle_stage=lifecycle_stage,
+                    deleted_time=now_ms() if lifecycle_stage == LifecycleStage.DELETED else None,
+                )
+            ).rowcount
+            if not found:
+                raise ResourceNotFound(f"No run with id {run_id!r}")
+
+    def _require_active_run(self, conn: Connection, run_id: str) -> None:
+        stage = conn.execute(select(runs.c.lifecycle_stage).where(runs.c.run_uuid == run_id)).scalar()
+        if stage is None:
+            raise ResourceNotFound(f"No run with id {run_id!r}")
+        if stage != LifecycleStage.ACTIVE:
+            raise InvalidState(f"Run {run_id!r} is deleted; restore it before changing it")
+
+    # -- the write path ----------------------------------------------------------------------
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        metric_rows, param_rows, tag_rows = _validated_batch(run_id, metrics, params, tags)
+        if not (metric_rows or param_rows or tag_rows):
+            return
+        with write_transaction(self.engine) as conn:
+            self._require_active_run(conn, run_id)
+            if param_rows:
+                self._insert_params(conn, run_id, param_rows)
+            if tag_rows:
+                self._upsert_tags(conn, run_id, tag_rows)
+            if metric_rows:
+                conn.execute(insert(metrics_table), metric_rows)
+                _upsert_latest(conn, metric_rows)
+
+    def _insert_params(self, conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
+        keys = [r["key"] for r in rows]
+        existing = dict(
+            conn.execute(
+                select(params_table.c.key, params_table.c.value).where(
+                    params_table.c.run_uuid == run_id, params_table.c.key.in_(keys)
+                )
+            ).all()
+        )
+        new_rows = []
+        for r in rows:
+            old = existing.get(r["key"])
+            if old is None:
+                new_rows.append(r)
+            elif old != r["value"]:
+                raise InvalidParameter(
+                    f"Param {r['key']!r} of run {run_id} is already {old!r} and cannot be changed "
+                    f"to {r['value']!r}: params are write-once"
+                )
+        if new_rows:
+            conn.execute(insert(params_table), new_rows)
+
+    def _upsert_tags(self, conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
+        _upsert(conn, tags_table, rows, ("run_uuid", "key"), ("value",))
+        for r in rows:
+            if r["key"] == RUN_NAME:
+                conn.execute(update(runs).where(runs.c.run_uuid == run_id).values(name=r["value"]))
+            elif r["key"] == PARENT_RUN_ID:
+                conn.execute(
+                    update(runs).where(runs.c.run_uuid == run_id).values(parent_run_uuid=r["value"])
+                )
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with write_transaction(self.engine) as conn:
+            self._require_active_run(conn, run_id)
+            gone = conn.execute(
+                delete(tags_table).where(tags_table.c.run_uuid == run_id, tags_table.c.key == key)
+            ).rowcount
+            if not gone:
+                raise ResourceNotFound(f"Run {run_id} has no tag {key!r}")
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        with self.engine.connect() as conn:
+            if conn.execute(select(runs.c.id).where(runs.c.run_uuid == run_id)).first() is None:
+                raise ResourceNotFound(f"No run with id {run_id!r}")
+            rows = conn.execute(
+                select(metrics_table.c.value, metrics_table.c.timestamp, metrics_table.c.step)
+                .where(metrics_table.c.run_uuid == run_id, metrics_table.c.key == key)
+                .order_by(metrics_table.c.step, metrics_table.c.timestamp)
+            ).all()
+        nan = math.nan
+        return [Metric(key, nan if r[0] is None else r[0], r[1], r[2]) for r in rows]
+
+    # -- search ------------------------------------------------------------------------------
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        run_view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[Run]:
+        from flowml.tracking.store.sql_search import select_run_page
+
+        ids = [str(_experiment_id(e)) for e in experiment_ids]
+        with self.engine.connect() as conn:
+            rows, token = select_run_page(
+                conn, ids, filter_string, ViewType.stages(run_view_type), max_results, order_by, page_token
+            )
+            return PagedList(self._runs_from_rows(conn, rows), token)
+
+    def _runs_from_rows(self, conn: Connection, rows: Sequence[Row]) -> list[Run]:
+        """Attach params, tags and latest metrics with one query per child table."""
+        by_id = {r.run_uuid: Run(info=_run_info(r), data=RunData()) for r in rows}
+        if not by_id:
+            return []
+        ids = list(by_id)
+        for chunk in _chunks(ids, 900):
+            for run_uuid, key, value in conn.execute(
+                select(params_table.c.run_uuid, params_table.c.key, params_table.c.value).where(params_table.c.run_uuid.in_(chunk))
+            ):
+                by_id[run_uuid].data.params[key] = value
+            for run_uuid, key, value in conn.execute(
+                select(tags_table.c.run_uuid, tags_table.c.key, tags_table.c.value).where(tags_table.c.run_uuid.in_(chunk))
+            ):
+                by_id[run_uuid].data.tags[key] = value
+            for run_uuid, key, value in conn.execute(
+                select(latest_metrics.c.run_uuid, latest_metrics.c.key, latest_metrics.c.value).where(
+                    latest_metrics.c.run_uuid.in_(chunk)
+                )
+            ):
+                by_id[run_uuid].data.metrics[key] = math.nan if value is None else value
+        return list(by_id.values())
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _experiment_id(experiment_id: object) -> int:
+    try:
+        return int(str(experiment_id))
+    except ValueError:
+        raise InvalidParameter(f"Invalid experiment id {experiment_id!r}: ids are integers") from None
+
+
+def _validated_tags(run_tags: Sequence[RunTag]) -> dict[str, str]:
+    if len(run_tags) > v.MAX_BATCH_TAGS:
+        raise InvalidParameter(f"A run may be created with at most {v.MAX_BATCH_TAGS} tags")
+    return {v.validate_key("Tag", t.key): v.validate_tag_value(t.key, t.value) for t in run_tags}
+
+
+def _validated_batch(
+    run_id: str, metric_list: Sequence[Metric], param_list: Sequence[Param], tag_list: Sequence[RunTag]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    v.validate_batch_sizes(len(metric_list), len(param_list), len(tag_list))
+    metric_rows = []
+    for m in metric_list:
+        value = v.validate_metric(v.validate_key("Metric", m.key), m.value, m.timestamp, m.step)
+        metric_rows.append(
+            {
+                "run_uuid": run_id,
+                "key": m.key,
+                "value": None if math.isnan(value) else value,
+                "timestamp": int(m.timestamp),
+                "step": int(m.step),
+            }
+        )
+    param_rows = [
+        {"run_uuid": run_id, "key": v.validate_key("Param", p.key), "value": v.validate_param_value(p.key, p.value)}
+        for p in param_list
+    ]
+    v.validate_unique_params((r["key"], r["value"]) for r in param_rows)
+    # Duplicate param keys with equal values collapse; the last of duplicate tag keys wins.
+    param_rows = list({r["key"]: r for r in param_rows}.values())
+    tag_rows = list(
+        {
+            t.key: {"run_uuid": run_id, "key": v.validate_key("Tag", t.key), "value": v.validate_tag_value(t.key, t.value)}
+            for t in tag_list
+        }.values()
+    )
+    return metric_rows, param_rows, tag_rows
+
+
+def _latest_order(row: dict[str, Any]) -> tuple[int, int, float]:
+    value = row["value"]
+    return (row["step"], row["timestamp"], -math.inf if value is None else value)
+
+
+def _upsert_latest(conn: Connection, metric_rows: list[dict[str, Any]]) -> None:
+    """Keep ``latest_metrics`` at the point with the highest (step, timestamp) per key."""
+    best: dict[str, dict[str, Any]] = {}
+    for row in metric_rows:
+        current = best.get(row["key"])
+        if current is None or _latest_order(row) >= _latest_order(current):
+            best[row["key"]] = row
+    ins = _dialect_insert(conn)(latest_metrics)
+    lm = latest_metrics.c
+    newer = (ins.excluded.step > lm.step) | (
+        (ins.excluded.step == lm.step) & (ins.excluded.timestamp >= lm.timestamp)
+    )
+    conn.execute(
+        ins.on_conflict_do_update(
+            index_elements=["run_uuid", "key"],
+            set_={"value": ins.excluded.value, "timestamp": ins.excluded.timestamp, "step": ins.excluded.step},
+            where=newer,
+        ),
+        list(best.values()),
+    )
+
+
+def _upsert(conn: Connection, table, rows, keys: Sequence[str], columns: Sequence[str]) -> None:
+    ins = _dialect_insert(conn)(table)
+    conn.execute(
+        ins.on_conflict_do_update(
+            index_elements=list(keys), set_={c: getattr(ins.excluded, c) for c in columns}
+        ),
+        rows,
+    )
+
+
+def _dialect_insert(conn: Connection):
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def _run_info(row: Row) -> RunInfo:
+    return RunInfo(
+        run_id=row.run_uuid,
+        experiment_id=str(row.experiment_id),
+        run_name=row.name,
+        user_id=row.user_id,
+        status=row.status,
+        start_time=row.start_time,
+        end_time=row.end_time,
+        artifact_uri=row.artifact_uri,
+        lifecycle_stage=row.lifecycle_stage,
+    )
+
+
+def _chunks(items: list[str], size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _generate_run_name() -> str:
+    try:
+        import coolname
+
+        return f"{coolname.generate_slug(2)}-{uuid.uuid4().int % 1000}"
+    except ImportError:  # coolname comes with prefect; stay usable without it
+        return f"run-{uuid.uuid4().hex[:8]}"
