@@ -1,0 +1,118 @@
+"""``flowml runs list|show|delete|restore`` (lineage and gc live here too)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from cyclopts import App, Parameter
+
+from flowml.cli._output import Output, emit, format_ms, print_json
+
+app = App(name="runs", help="Search, inspect and delete runs.")
+
+
+def _client():
+    from flowml.tracking.client import TrackingClient
+
+    return TrackingClient()
+
+
+def _experiment_ids(client, experiment: str | None) -> list[str]:
+    """Resolve --experiment given as a name or an id (default: every active experiment)."""
+    from flowml.exceptions import ResourceNotFound
+
+    if experiment is None:
+        return [e.experiment_id for e in client.search_experiments()]
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return [found.experiment_id]
+    if experiment.isdigit():
+        return [client.get_experiment(experiment).experiment_id]
+    raise ResourceNotFound(f"No experiment named or numbered {experiment!r}")
+
+
+@app.command(name="list")
+def list_runs(
+    *,
+    experiment: Annotated[str | None, Parameter(name=["--experiment", "-e"])] = None,
+    filter: Annotated[str | None, Parameter(name=["--filter", "-f"])] = None,
+    order_by: Annotated[list[str] | None, Parameter(name=["--order-by"])] = None,
+    max_results: int = 100,
+    view: Annotated[str, Parameter(help="active, deleted or all")] = "active",
+    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+) -> None:
+    """List runs, newest first, with MLflow's filter grammar (plus OR and parentheses)."""
+    from flowml.exceptions import InvalidParameter
+    from flowml.tracking.entities import ViewType
+
+    views = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
+    if view not in views:
+        raise InvalidParameter(f"--view must be one of {', '.join(views)}, got {view!r}")
+    client = _client()
+    runs = client.search_runs(
+        _experiment_ids(client, experiment), filter, views[view], max_results, order_by
+    )
+    emit(
+        output,
+        "Runs",
+        ["run id", "name", "experiment", "status", "started", "metrics"],
+        [
+            [
+                r.info.run_id,
+                r.info.run_name,
+                r.info.experiment_id,
+                r.info.status,
+                format_ms(r.info.start_time),
+                ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.data.metrics.items())[:4]),
+            ]
+            for r in runs
+        ],
+        [r.to_dict() for r in runs],
+    )
+
+
+@app.command
+def show(
+    run_id: str,
+    *,
+    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+) -> None:
+    """Show one run: info, params, latest metrics and tags."""
+    run = _client().get_run(run_id)
+    if output == "json":
+        print_json(run.to_dict())
+        return
+    from flowml.cli._output import print_table
+
+    info = run.info
+    print_table(
+        f"Run {info.run_id}",
+        ["field", "value"],
+        [
+            ["name", info.run_name],
+            ["experiment", info.experiment_id],
+            ["status", info.status],
+            ["user", info.user_id],
+            ["started", format_ms(info.start_time)],
+            ["ended", format_ms(info.end_time)],
+            ["artifact uri", info.artifact_uri],
+            ["lifecycle", info.lifecycle_stage],
+        ],
+    )
+    for title, values in (("Params", run.data.params), ("Metrics", run.data.metrics), ("Tags", run.data.tags)):
+        if values:
+            print_table(title, ["key", "value"], sorted(values.items()))
+
+
+@app.command
+def delete(run_id: str) -> None:
+    """Move a run to the deleted stage (restore it with `flowml runs restore`)."""
+    _client().delete_run(run_id)
+    print(f"Deleted run {run_id}")
+
+
+@app.command
+def restore(run_id: str) -> None:
+    """Bring a deleted run back."""
+    _client().restore_run(run_id)
+    print(f"Restored run {run_id}")

@@ -1,0 +1,135 @@
+"""Fixtures shared by the whole suite: isolated FLOWML_HOME, PostgreSQL schemas, a loopback
+S3 server and one session-wide Prefect test harness."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_BASE_URL = os.environ.get("FLOWML_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own FLOWML_HOME (so its own default SQLite store) and fresh fluent state."""
+    home = tmp_path / "flowml-home"
+    monkeypatch.setenv("FLOWML_HOME", str(home))
+    for var in ("FLOWML_TRACKING_URI", "FLOWML_ARTIFACT_ROOT", "FLOWML_REGISTRY_URI",
+                "FLOWML_RUN_ID", "FLOWML_EXPERIMENT_ID"):
+        monkeypatch.delenv(var, raising=False)
+    from flowml.tracking import fluent
+
+    fluent._tracking_uri = None
+    fluent._experiment_id = None
+    fluent._env_run_used.clear()
+    yield home
+    for client in list(fluent._clients.values()):
+        try:
+            client.close()
+        except Exception:
+            pass
+    fluent._clients.clear()
+    fluent._auto_started.clear()
+    fluent._tracking_uri = None
+    fluent._experiment_id = None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _pg_admin():
+    import sqlalchemy as sa
+
+    return sa.create_engine(PG_BASE_URL, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def pg_admin_engine():
+    engine = _pg_admin()
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # the machine promises PostgreSQL: a missing server is a failure
+        pytest.fail(f"PostgreSQL at {PG_BASE_URL} is not reachable: {exc}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url(pg_admin_engine) -> Iterator[str]:
+    """A PostgreSQL URI whose search_path is a fresh schema, dropped after the test."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with pg_admin_engine.connect() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    yield f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
+    from flowml.tracking.store import engine as engines
+    from flowml.tracking.store import registry
+
+    registry.clear_cache()
+    engines.dispose_all()
+    with pg_admin_engine.connect() as conn:
+        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-protocol server (moto's standalone server) on a loopback port."""
+    port = free_port()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("moto server did not start")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture
+def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point s3fs (and botocore) at the loopback server; returns the endpoint URL."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", s3_server)
+    import fsspec
+
+    fsspec.config.conf.setdefault("s3", {})
+    monkeypatch.setitem(fsspec.config.conf, "s3", {"client_kwargs": {"endpoint_url": s3_server}})
+    # s3fs caches filesystem instances per options: start clean so the endpoint applies
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    return s3_server
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test harness (a temporary local server, ~10 s to start) for the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
