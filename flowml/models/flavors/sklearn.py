@@ -1,0 +1,171 @@
+"""The scikit-learn flavor: any estimator or pipeline, pickled or cloudpickled.
+
+The MLmodel blocks are MLflow's (``loader_module: mlflow.sklearn``), so a model saved here
+loads in MLflow, and a model MLflow saved (pickle, cloudpickle, or skops when the ``skops``
+package is installed) loads here.
+
+Example:
+    >>> from sklearn.linear_model import LinearRegression
+    >>> import flowml
+    >>> reg = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    >>> flowml.sklearn.save_model(reg, "reg_model")  # doctest: +SKIP
+    >>> flowml.sklearn.load_model("reg_model").predict([[2.0]])  # doctest: +SKIP
+    array([2.])
+"""
+
+from __future__ import annotations
+
+import pickle
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+from flowml.exceptions import InvalidParameter
+from flowml.models.flavors.base import Flavor, Predictor
+from flowml.models.mlmodel import PYFUNC_FLAVOR, Model
+
+__all__ = ["SklearnFlavor", "load_model", "log_model", "save_model"]
+
+FLAVOR_NAME = "sklearn"
+MODEL_FILE = "model.pkl"
+SERIALIZATION_FORMATS = ("cloudpickle", "pickle")
+PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
+
+
+class _SklearnPredictor:
+    __slots__ = ("_fn", "model")
+
+    def __init__(self, model: Any, predict_fn: str) -> None:
+        self.model = model
+        self._fn = getattr(model, predict_fn)
+
+    def predict(self, data: Any, params: dict[str, Any]) -> Any:
+        return self._fn(data)
+
+
+class SklearnFlavor(Flavor):
+    """Saves and loads scikit-learn estimators (``flavors.sklearn`` in MLmodel)."""
+
+    name = FLAVOR_NAME
+    loader_modules = ("mlflow.sklearn", "flowml.models.flavors.sklearn")
+
+    def can_save(self, model: Any) -> bool:
+        base = sys.modules.get("sklearn.base")
+        return base is not None and isinstance(model, base.BaseEstimator)
+
+    def save(
+        self,
+        model: Any,
+        path: Path,
+        mlmodel: Model,
+        *,
+        serialization_format: str = "cloudpickle",
+        pyfunc_predict_fn: str = "predict",
+        **options: Any,
+    ) -> None:
+        if options:
+            raise InvalidParameter(f"Unknown sklearn flavor option(s): {sorted(options)}")
+        if serialization_format not in SERIALIZATION_FORMATS:
+            raise InvalidParameter(
+                f"serialization_format must be one of {list(SERIALIZATION_FORMATS)}, "
+                f"got {serialization_format!r}"
+            )
+        if pyfunc_predict_fn not in PREDICT_FNS:
+            raise InvalidParameter(
+                f"pyfunc_predict_fn must be one of {list(PREDICT_FNS)}, got {pyfunc_predict_fn!r}"
+            )
+        if not callable(getattr(model, pyfunc_predict_fn, None)):
+            raise InvalidParameter(
+                f"{type(model).__name__} has no {pyfunc_predict_fn}() method to serve"
+            )
+        import sklearn
+
+        if serialization_format == "cloudpickle":
+            import cloudpickle
+
+            payload = cloudpickle.dumps(model)
+        else:
+            payload = pickle.dumps(model, protocol=pickle.DEFAULT_PROTOCOL)
+        (path / MODEL_FILE).write_bytes(payload)
+        mlmodel.add_flavor(
+            FLAVOR_NAME,
+            pickled_model=MODEL_FILE,
+            serialization_format=serialization_format,
+            sklearn_version=sklearn.__version__,
+            code=None,
+        )
+        mlmodel.add_flavor(
+            PYFUNC_FLAVOR,
+            loader_module=self.loader_modules[0],
+            model_path=MODEL_FILE,
+            predict_fn=pyfunc_predict_fn,
+            python_version=platform.python_version(),
+        )
+
+    def requirements(self, model: Any, **options: Any) -> list[str]:
+        dists = ["scikit-learn", "numpy", "scipy", "pandas"]
+        if options.get("serialization_format", "cloudpickle") == "cloudpickle":
+            dists.append("cloudpickle")
+        return dists
+
+    def load(self, path: Path, mlmodel: Model) -> Any:
+        conf = mlmodel.flavor(FLAVOR_NAME)
+        model_file = path / str(conf.get("pickled_model", MODEL_FILE))
+        fmt = conf.get("serialization_format", "cloudpickle")
+        if fmt == "skops":
+            return _load_skops(model_file, conf)
+        if fmt not in SERIALIZATION_FORMATS:
+            raise InvalidParameter(f"Unsupported sklearn serialization_format {fmt!r}")
+        with open(model_file, "rb") as handle:
+            return pickle.load(handle)
+
+    def predictor(self, native: Any, path: Path | None, mlmodel: Model) -> Predictor:
+        conf = mlmodel.flavors.get(PYFUNC_FLAVOR, {})
+        predict_fn = str(conf.get("predict_fn") or "predict")
+        if predict_fn not in PREDICT_FNS or not callable(getattr(native, predict_fn, None)):
+            raise InvalidParameter(f"The sklearn model cannot serve predict_fn {predict_fn!r}")
+        return _SklearnPredictor(native, predict_fn)
+
+
+def _load_skops(model_file: Path, conf: dict[str, Any]) -> Any:
+    try:
+        import skops.io
+    except ImportError:
+        raise InvalidParameter(
+            "This model was saved in the skops format: `pip install skops` to load it"
+        ) from None
+    trusted = conf.get("skops_trusted_types") or skops.io.get_untrusted_types(file=model_file)
+    return skops.io.load(model_file, trusted=trusted)
+
+
+def save_model(sk_model: Any, path: str | Path, **kwargs: Any) -> Model:
+    """Save a scikit-learn estimator as an MLmodel directory (see `flowml.save_model`).
+
+    Args:
+        sk_model: A fitted estimator or pipeline.
+        path: A local directory that does not exist yet (or is empty).
+        **kwargs: `flowml.save_model` arguments, plus ``serialization_format``
+            (``cloudpickle``/``pickle``) and ``pyfunc_predict_fn`` (``predict``,
+            ``predict_proba``, ...).
+
+    Returns:
+        The MLmodel metadata written.
+    """
+    from flowml.models.api import save_model as _save
+
+    return _save(sk_model, path, flavor=FLAVOR_NAME, **kwargs)
+
+
+def log_model(sk_model: Any, name: str = "model", **kwargs: Any) -> Any:
+    """Log a scikit-learn estimator to the active run (see `flowml.log_model`)."""
+    from flowml.models.api import log_model as _log
+
+    return _log(sk_model, name, flavor=FLAVOR_NAME, **kwargs)
+
+
+def load_model(model_uri: str, dst_path: str | None = None) -> Any:
+    """The native scikit-learn estimator saved at `model_uri` (any flowml model URI)."""
+    from flowml.models.api import load_native
+
+    return load_native(model_uri, FLAVOR_NAME, dst_path=dst_path)

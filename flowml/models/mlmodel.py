@@ -1,0 +1,203 @@
+"""The MLmodel file: the YAML at the root of every model directory.
+
+flowml writes the keys MLflow 3 reads (``flavors``, ``model_uuid``, ``utc_time_created``,
+``signature``, ``saved_input_example_info``, ``model_size_bytes``, ``run_id``,
+``artifact_path``) plus ``flowml_version``. Keys written by other tools (``mlflow_version``,
+``model_id``, ...) are kept verbatim, so loading and re-saving never loses information.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from flowml.exceptions import InvalidParameter, ResourceNotFound
+from flowml.models.schema import ModelSignature, ParamSchema, Schema
+
+__all__ = ["MLMODEL_FILE_NAME", "PYFUNC_FLAVOR", "Model", "ModelInfo"]
+
+MLMODEL_FILE_NAME = "MLmodel"
+PYFUNC_FLAVOR = "python_function"
+
+_KNOWN_KEYS = frozenset(
+    {
+        "artifact_path",
+        "flavors",
+        "flowml_version",
+        "model_size_bytes",
+        "model_uuid",
+        "run_id",
+        "saved_input_example_info",
+        "signature",
+        "utc_time_created",
+    }
+)
+
+
+def _utc_now() -> str:
+    # MLflow's format: str() of a naive UTC datetime.
+    return str(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+
+
+def _flowml_version() -> str:
+    from flowml import __version__
+
+    return __version__
+
+
+@dataclass
+class Model:
+    """The content of an MLmodel file.
+
+    Attributes:
+        flavors: Flavor name -> that flavor's configuration.
+        signature: Inputs, outputs and params, or None.
+        saved_input_example_info: Where the input example lives and its kind, or None.
+        extra: Keys flowml does not interpret, kept for round trips.
+    """
+
+    flavors: dict[str, dict[str, Any]] = field(default_factory=dict)
+    model_uuid: str = field(default_factory=lambda: uuid.uuid4().hex)
+    utc_time_created: str = field(default_factory=_utc_now)
+    run_id: str | None = None
+    artifact_path: str | None = None
+    signature: ModelSignature | None = None
+    saved_input_example_info: dict[str, Any] | None = None
+    model_size_bytes: int | None = None
+    flowml_version: str | None = field(default_factory=_flowml_version)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_flavor(self, name: str, **config: Any) -> Model:
+        """Record flavor `name` with its configuration (replacing any earlier one)."""
+        self.flavors[name] = dict(config)
+        return self
+
+    def flavor(self, name: str) -> dict[str, Any]:
+        """The configuration of flavor `name`.
+
+        Raises:
+            ResourceNotFound: the model was not saved with that flavor.
+        """
+        if name not in self.flavors:
+            raise ResourceNotFound(
+                f"The model has no {name!r} flavor; it has {sorted(self.flavors)}"
+            )
+        return self.flavors[name]
+
+    def get_input_schema(self) -> Schema | None:
+        return self.signature.inputs if self.signature is not None else None
+
+    def get_output_schema(self) -> Schema | None:
+        return self.signature.outputs if self.signature is not None else None
+
+    def get_params_schema(self) -> ParamSchema | None:
+        return self.signature.params if self.signature is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.extra)
+        out.update(
+            flavors=self.flavors,
+            model_uuid=self.model_uuid,
+            utc_time_created=self.utc_time_created,
+        )
+        optional = {
+            "run_id": self.run_id,
+            "artifact_path": self.artifact_path,
+            "saved_input_example_info": self.saved_input_example_info,
+            "model_size_bytes": self.model_size_bytes,
+            "flowml_version": self.flowml_version,
+        }
+        out.update({k: v for k, v in optional.items() if v is not None})
+        if self.signature is not None:
+            out["signature"] = self.signature.to_dict()
+        return out
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), default_flow_style=False, sort_keys=True)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the MLmodel file into directory `path` (or to `path` if it names the file)."""
+        target = Path(path)
+        if target.is_dir():
+            target = target / MLMODEL_FILE_NAME
+        target.write_text(self.to_yaml(), encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Model:
+        """Build from the parsed YAML.
+
+        Raises:
+            InvalidParameter: required keys are missing or malformed.
+        """
+        if not isinstance(data, dict) or not isinstance(data.get("flavors"), dict):
+            raise InvalidParameter("An MLmodel file must be a mapping with a 'flavors' mapping")
+        signature = data.get("signature")
+        return cls(
+            flavors={str(k): dict(v or {}) for k, v in data["flavors"].items()},
+            model_uuid=str(data.get("model_uuid") or uuid.uuid4().hex),
+            utc_time_created=str(data.get("utc_time_created") or ""),
+            run_id=data.get("run_id"),
+            artifact_path=data.get("artifact_path"),
+            signature=ModelSignature.from_dict(signature) if signature else None,
+            saved_input_example_info=data.get("saved_input_example_info"),
+            model_size_bytes=data.get("model_size_bytes"),
+            flowml_version=data.get("flowml_version"),
+            extra={k: v for k, v in data.items() if k not in _KNOWN_KEYS},
+        )
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Model:
+        """Read the MLmodel file in local directory `path` (or the file itself).
+
+        Raises:
+            ResourceNotFound: there is no MLmodel file there.
+            InvalidParameter: the file is not a valid MLmodel YAML.
+        """
+        target = Path(path)
+        if target.is_dir():
+            target = target / MLMODEL_FILE_NAME
+        if not target.is_file():
+            raise ResourceNotFound(f"No {MLMODEL_FILE_NAME} file at {target}: not a model directory")
+        try:
+            data = yaml.safe_load(target.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise InvalidParameter(f"{target} is not valid YAML: {exc}") from None
+        return cls.from_dict(data)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What `log_model` returns: where the model is and what it is.
+
+    Attributes:
+        name: The artifact path of the model inside its run (e.g. ``"model"``).
+        model_uri: ``runs:/<run_id>/<name>``, loadable by flowml and by MLflow.
+        run_id: The run the model was logged to.
+        flavors: The MLmodel flavors block.
+        signature: The model signature, or None.
+        model_uuid: The model's unique id.
+        utc_time_created: When it was saved (UTC, MLflow's format).
+        registered_model_version: The version number when `registered_model_name` was given.
+    """
+
+    name: str
+    model_uri: str
+    run_id: str
+    flavors: dict[str, dict[str, Any]]
+    signature: ModelSignature | None
+    model_uuid: str
+    utc_time_created: str
+    artifact_uri: str | None = None
+    registered_model_version: int | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def artifact_path(self) -> str:
+        """MLflow 2's name for `name`."""
+        return self.name

@@ -1,0 +1,97 @@
+"""Model URIs: where a model directory lives, and how to get it onto local disk.
+
+| URI | resolved through |
+|---|---|
+| ``/path/to/model``, ``file:///...`` | used in place (no copy) |
+| ``s3://bucket/m``, ``memory://m``, any fsspec URL | downloaded to a temporary directory |
+| ``runs:/<run_id>/<artifact path>`` | the run's artifact root, via the tracking client |
+| ``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``models:/<name>/<stage>`` | the model registry (`flowml.registry.resolve_models_uri`) |
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from flowml.exceptions import InvalidParameter, InvalidState, ResourceNotFound
+
+__all__ = [
+    "download_to_local",
+    "parse_runs_uri",
+    "resolve_model_uri",
+]
+
+RUNS_SCHEME = "runs:"
+MODELS_SCHEME = "models:"
+
+
+def parse_runs_uri(uri: str) -> tuple[str, str]:
+    """Split ``runs:/<run_id>/<path>`` into the run id and the artifact path.
+
+    Raises:
+        InvalidParameter: the URI is not of that form.
+    """
+    rest = uri[len(RUNS_SCHEME) :].lstrip("/")
+    run_id, _, path = rest.partition("/")
+    if not uri.startswith(RUNS_SCHEME) or not run_id:
+        raise InvalidParameter(f"Not a runs URI: {uri!r}; expected runs:/<run_id>/<path>")
+    return run_id, path.strip("/")
+
+
+def _resolve_models_uri(uri: str) -> str:
+    # The registry sits below the models layer; it is optional until it exists.
+    try:
+        registry: Any = importlib.import_module("flowml.registry")
+        resolver = registry.resolve_models_uri
+    except (ImportError, AttributeError):
+        raise InvalidState(
+            f"Cannot resolve {uri!r}: models:/ URIs need the model registry "
+            "(flowml.registry.resolve_models_uri), which this installation does not provide"
+        ) from None
+    resolved = str(resolver(uri))
+    if resolved.startswith(MODELS_SCHEME):
+        raise InvalidState(f"The registry resolved {uri!r} to another models:/ URI: {resolved!r}")
+    return resolved
+
+
+def resolve_model_uri(uri: str) -> str:
+    """The storage URI (local path or fsspec URL) of the model directory at `uri`.
+
+    ``runs:/`` URIs become ``<artifact root>/<path>``; ``models:/`` URIs go through the
+    registry (and may resolve to a ``runs:/`` URI, resolved in turn).
+
+    Raises:
+        InvalidParameter: the URI is empty or malformed.
+        ResourceNotFound: the run or registered model does not exist.
+        InvalidState: a ``models:/`` URI without a registry.
+    """
+    if not isinstance(uri, str) or not uri.strip():
+        raise InvalidParameter(f"A model URI must be a non-empty string, got {uri!r}")
+    uri = str(uri)
+    if uri.startswith(MODELS_SCHEME):
+        uri = _resolve_models_uri(uri)
+    if uri.startswith(RUNS_SCHEME):
+        from flowml.tracking.fluent import get_client
+
+        run_id, path = parse_runs_uri(uri)
+        root = get_client().get_run(run_id).info.artifact_uri.rstrip("/")
+        return f"{root}/{path}" if path else root
+    return uri
+
+
+def download_to_local(uri: str, dst_path: str | None = None) -> str:
+    """A local path holding the file or directory at model URI `uri`.
+
+    Local paths are returned as they are; remote ones are copied under `dst_path` (a new
+    temporary directory when None).
+
+    Raises:
+        ResourceNotFound: nothing exists at the URI.
+    """
+    from flowml.tracking.artifacts import download_uri
+
+    location = resolve_model_uri(uri)
+    try:
+        return download_uri(location, dst_path)
+    except FileNotFoundError:
+        raise ResourceNotFound(f"No model at {uri!r} (resolved to {location!r})") from None
