@@ -93,5 +93,6 @@ def download_to_local(uri: str, dst_path: str | None = None) -> str:
     location = resolve_model_uri(uri)
     try:
         return download_uri(location, dst_path)
-    except FileNotFoundError:
-        raise ResourceNotFound(f"No model at {uri!r} (resolved to {location!r})") from None
+    except (FileNotFoundError, ResourceNotFound):
+        where = f"{uri!r}" if location == uri else f"{uri!r} (resolved to {location!r})"
+        raise ResourceNotFound(f"No model at {where}: nothing exists there") from None

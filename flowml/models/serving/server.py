@@ -1,0 +1,78 @@
+"""Run the scoring app under uvicorn: ``flowml models serve -m URI``.
+
+The model is resolved and loaded before the server binds its port, so a bad URI stops
+the command with a clear message instead of a server that answers 500s. With several
+workers, each worker process loads the already-downloaded local copy once at start.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from flowml.exceptions import InvalidParameter
+from flowml.models.api import load_model
+from flowml.models.pyfunc import load_pyfunc
+from flowml.models.serving.app import ScoringApp, create_app
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "app_from_env", "serve"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+MODEL_PATH_ENV = "FLOWML_SERVE_MODEL_PATH"
+
+
+def app_from_env() -> ScoringApp:
+    """The app for a uvicorn worker process: loads the model at ``$FLOWML_SERVE_MODEL_PATH``."""
+    path = os.environ.get(MODEL_PATH_ENV)
+    if not path:
+        raise InvalidParameter(f"{MODEL_PATH_ENV} is not set: start workers with `serve`")
+    return create_app(load_pyfunc(path))
+
+
+def serve(
+    model_uri: str,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    workers: int = 1,
+    log_level: str = "warning",
+    **uvicorn_options: Any,
+) -> None:
+    """Load the model at `model_uri` and serve it until interrupted.
+
+    Args:
+        model_uri: Any model URI `flowml.load_model` accepts.
+        host: Interface to bind (loopback by default).
+        port: TCP port.
+        workers: Worker processes; each holds its own copy of the model.
+        log_level: uvicorn's log level.
+        **uvicorn_options: Passed to ``uvicorn.run``.
+
+    Raises:
+        ResourceNotFound: nothing loadable at `model_uri` (raised before binding).
+        InvalidParameter: a bad URI, port or worker count.
+
+    Example:
+        >>> serve("runs:/0123abcd/model", port=5001)  # doctest: +SKIP
+    """
+    if workers < 1:
+        raise InvalidParameter(f"workers must be at least 1, got {workers}")
+    if not 0 <= port <= 65535:
+        raise InvalidParameter(f"port must be between 0 and 65535, got {port}")
+    model = load_model(model_uri)
+    import uvicorn
+
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        **uvicorn_options,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(model), **options)
+        return
+    os.environ[MODEL_PATH_ENV] = str(model.path)
+    uvicorn.run(
+        "flowml.models.serving.server:app_from_env", factory=True, workers=workers, **options
+    )
