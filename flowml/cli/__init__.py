@@ -17,6 +17,7 @@ app.command("flowml.cli.experiments:app", name="experiments")
 app.command("flowml.cli.runs:app", name="runs")
 app.command("flowml.cli.artifacts:app", name="artifacts")
 app.command("flowml.cli.db:app", name="db")
+app.command("flowml.cli.models:app", name="models")
 
 
 def main(argv: list[str] | None = None) -> int:
