@@ -1,0 +1,308 @@
+"""Tracking speed: flowml against MLflow 3.17, same machine, same invocation.
+
+Workloads (issue 2, "Speed"):
+  (a) 200 runs x (10 params, 5 tags, 20 metrics x 10 steps), one fluent call per value
+      (start_run / log_param / set_tag / log_metric; run start and end inside the clock);
+  (b) the same values through one ``log_batch`` per run (client API);
+  (c) ``search_runs`` over 5,000 runs: no filter (1,000 results),
+      ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC``
+      (100 results), and a tag filter; median of several repetitions;
+  (d) cold ``import flowml`` vs ``import mlflow``: a fresh interpreter each time, minus a
+      bare interpreter's start-up, median of 5.
+
+Every workload runs in a fresh subprocess against a fresh SQLite file in a temporary
+directory: flowml with this interpreter, MLflow with the interpreter of its own
+virtual environment (``.cache/mlflow-venv``, created on first use). Results print as
+a table with both figures, the ratio, the target and PASS/FAIL; ``--json`` prints
+them as JSON instead.
+
+Usage:
+    python benchmarks/bench_tracking.py              # full run (several minutes)
+    python benchmarks/bench_tracking.py --quick      # small sizes, a smoke run
+    python benchmarks/bench_tracking.py --only a,d --json
+    python benchmarks/bench_tracking.py --side flowml --quick   # no MLflow at all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+WORKER = HERE / "_tracking_workloads.py"
+WORKLOAD_TIMEOUT_S = 3600
+
+FULL = {
+    "a": {"runs": 200, "params": 10, "tags": 5, "metrics": 20, "steps": 10},
+    "b": {"runs": 200, "params": 10, "tags": 5, "metrics": 20, "steps": 10},
+    "c": {"search_runs": 5000, "max_results": 1000, "repeats": 5},
+    "d": {"repeats": 5},
+}
+QUICK = {
+    "a": {"runs": 5, "params": 10, "tags": 5, "metrics": 20, "steps": 10},
+    "b": {"runs": 5, "params": 10, "tags": 5, "metrics": 20, "steps": 10},
+    "c": {"search_runs": 300, "max_results": 1000, "repeats": 3},
+    "d": {"repeats": 3},
+}
+
+
+@dataclass
+class Row:
+    """One line of the report: a figure for each side, their ratio and the target."""
+
+    id: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    target: str
+    flowml: float | None = None
+    mlflow: float | None = None
+    ratio: float | None = None
+    passed: bool | None = None
+
+    def judge(self, minimum_ratio: float | None = None, maximum_fraction: float | None = None) -> None:
+        if self.flowml is None or self.mlflow is None or not self.flowml or not self.mlflow:
+            return
+        if maximum_fraction is not None:  # a fraction of MLflow's figure (import time)
+            self.ratio = self.flowml / self.mlflow
+            self.passed = self.ratio < maximum_fraction
+            return
+        self.ratio = self.flowml / self.mlflow if self.higher_is_better else self.mlflow / self.flowml
+        self.passed = minimum_ratio is not None and self.ratio >= minimum_ratio
+
+
+# -- running the sides ---------------------------------------------------------------------
+
+
+def _flowml_env(workdir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["FLOWML_HOME"] = str(workdir / "flowml-home")
+    env["FLOWML_ARTIFACT_ROOT"] = str(workdir / "artifacts")
+    for var in ("FLOWML_TRACKING_URI", "FLOWML_RUN_ID", "FLOWML_EXPERIMENT_ID"):
+        env.pop(var, None)
+    return env
+
+
+def _interpreter(side: str) -> tuple[str, dict[str, str] | None]:
+    if side == "flowml":
+        return sys.executable, None
+    from _mlflow_env import mlflow_env, mlflow_python
+
+    return str(mlflow_python()), mlflow_env()
+
+
+def run_worker(side: str, workload: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Run one workload in a fresh process against a fresh SQLite file; its JSON result."""
+    python, env = _interpreter(side)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{side}-{workload}-") as tmp:
+        workdir = Path(tmp)
+        if env is None:
+            env = _flowml_env(workdir)
+        cmd = [python, str(WORKER), "--lib", side, "--workload", workload,
+               "--workdir", str(workdir), "--config", json.dumps(config)]
+        done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
+                              timeout=WORKLOAD_TIMEOUT_S, check=False)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"{side} worker for workload ({workload}) failed (exit {done.returncode}):\n"
+            f"{done.stderr[-4000:]}\n{done.stdout[-2000:]}"
+        )
+    return json.loads(lines[-1])
+
+
+def _time_command(python: str, code: str, env: dict[str, str], cwd: str) -> float:
+    start = time.perf_counter()
+    subprocess.run([python, "-c", code], env=env, cwd=cwd, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def import_time(side: str, repeats: int) -> dict[str, Any]:
+    """Median of (``python -c 'import x'`` minus ``python -c 'pass'``), fresh interpreters."""
+    python, env = _interpreter(side)
+    with tempfile.TemporaryDirectory(prefix=f"bench-{side}-import-") as tmp:
+        env = env if env is not None else _flowml_env(Path(tmp))
+        code = f"import {side}"
+        _time_command(python, code, env, tmp)  # warm the OS cache and the .pyc files
+        deltas, bare_times, import_times = [], [], []
+        for _ in range(repeats):
+            bare = _time_command(python, "pass", env, tmp)
+            full = _time_command(python, code, env, tmp)
+            bare_times.append(bare)
+            import_times.append(full)
+            deltas.append(full - bare)
+        # First real use pulls in what the lazy package deferred: report it, untargeted.
+        use = f"import {side}; {side}.start_run; {side}.TrackingClient" if side == "flowml" else code
+        use_times = [_time_command(python, use, env, tmp) - statistics.median(bare_times)
+                     for _ in range(repeats)]
+    return {
+        "median_s": statistics.median(deltas), "deltas_s": deltas,
+        "bare_interpreter_s": statistics.median(bare_times),
+        "with_import_s": statistics.median(import_times),
+        "first_use_s": statistics.median(use_times),
+    }
+
+
+def run_side(side: str, workloads: list[str], sizes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for workload in workloads:
+        print(f"  {side}: workload ({workload})...", file=sys.stderr, flush=True)
+        if workload == "d":
+            results["d"] = import_time(side, sizes["d"]["repeats"])
+        else:
+            results[workload] = run_worker(side, workload, sizes[workload])
+    return results
+
+
+# -- the report ----------------------------------------------------------------------------
+
+
+def build_rows(results: dict[str, dict[str, Any]], workloads: list[str]) -> list[Row]:
+    from _tracking_workloads import METRIC_FILTER, TAG_FILTER
+
+    fl, ml = results.get("flowml", {}), results.get("mlflow", {})
+    rows: list[Row] = []
+    if "a" in workloads:
+        row = Row("a", "(a) fluent, one call per value", "calls/s", True, ">= 100x")
+        row.flowml = fl.get("a", {}).get("calls_per_s")
+        row.mlflow = ml.get("a", {}).get("calls_per_s")
+        row.judge(minimum_ratio=100)
+        rows.append(row)
+    if "b" in workloads:
+        row = Row("b", "(b) log_batch, one call per run", "values/s", True, ">= 30x")
+        row.flowml = fl.get("b", {}).get("values_per_s")
+        row.mlflow = ml.get("b", {}).get("values_per_s")
+        row.judge(minimum_ratio=30)
+        rows.append(row)
+    if "c" in workloads:
+        labels = {
+            "no_filter": "(c1) search, no filter (max 1000)",
+            "metric_param": f"(c2) search {METRIC_FILTER!r}, acc DESC (100)",
+            "tag": f"(c3) search {TAG_FILTER!r} (max 1000)",
+        }
+        for name, label in labels.items():
+            row = Row(f"c.{name}", label, "s/query", False, ">= 10x")
+            row.flowml = fl.get("c", {}).get("queries", {}).get(name, {}).get("median_s")
+            row.mlflow = ml.get("c", {}).get("queries", {}).get(name, {}).get("median_s")
+            row.judge(minimum_ratio=10)
+            rows.append(row)
+    if "d" in workloads:
+        row = Row("d", "(d) cold import (minus bare interpreter)", "s", False, "< 1/4 (0.25)")
+        row.flowml = fl.get("d", {}).get("median_s")
+        row.mlflow = ml.get("d", {}).get("median_s")
+        row.judge(maximum_fraction=0.25)
+        rows.append(row)
+    return rows
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "s/query" or unit == "s":
+        return f"{value * 1000:,.1f} ms"
+    return f"{value:,.0f}"
+
+
+def print_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> None:
+    header = ("workload", "unit", "flowml", "MLflow", "ratio", "target", "result")
+    table = [header]
+    for row in rows:
+        if row.ratio is None:
+            ratio = "-"
+        elif row.id == "d":
+            ratio = f"{row.ratio:.3f}"
+        else:
+            ratio = f"{row.ratio:,.1f}x"
+        verdict = "-" if row.passed is None else ("PASS" if row.passed else "FAIL")
+        table.append((row.label, row.unit, _fmt(row.flowml, row.unit), _fmt(row.mlflow, row.unit),
+                      ratio, row.target, verdict))
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    for i, line in enumerate(table):
+        print("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(line, widths))))
+        if i == 0:
+            print("  ".join("-" * w for w in widths))
+    notes = _notes(results)
+    if notes:
+        print()
+        for note in notes:
+            print(note)
+
+
+def _notes(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Sanity checks worth a line: unverified writes, result counts that differ, import detail."""
+    notes = []
+    for side, res in results.items():
+        for w in ("a", "b"):
+            if w in res and not res[w].get("verified"):
+                notes.append(f"WARNING: {side} ({w}) data check failed: {res[w]}")
+        for name, q in res.get("c", {}).get("queries", {}).items():
+            other = results.get("mlflow" if side == "flowml" else "flowml", {})
+            other_q = other.get("c", {}).get("queries", {}).get(name)
+            if side == "flowml" and other_q and other_q["results"] != q["results"]:
+                notes.append(f"WARNING: ({name}) flowml returned {q['results']} runs, MLflow {other_q['results']}")
+        if "c" in res:
+            counts = ", ".join(f"{n}={q['results']}" for n, q in res["c"]["queries"].items())
+            notes.append(f"{side} (c): populated in {res['c']['populate_seconds']:.1f} s; results {counts}")
+        if "d" in res:
+            d = res["d"]
+            notes.append(
+                f"{side} (d): bare interpreter {d['bare_interpreter_s'] * 1000:.0f} ms, "
+                f"with import {d['with_import_s'] * 1000:.0f} ms; first use (import + tracking "
+                f"modules) {d['first_use_s'] * 1000:.0f} ms"
+            )
+    return notes
+
+
+# -- entry point ---------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Tracking speed: flowml vs MLflow 3.17.")
+    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not a measurement)")
+    parser.add_argument("--only", default="a,b,c,d", help="comma-separated workloads among a,b,c,d")
+    parser.add_argument("--side", choices=("both", "flowml", "mlflow"), default="both",
+                        help="run one side only (no ratios); 'flowml' needs no MLflow venv")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    args.workloads = [w.strip() for w in args.only.split(",") if w.strip()]
+    unknown = sorted(set(args.workloads) - set(FULL))
+    if unknown:
+        parser.error(f"unknown workload(s) {', '.join(unknown)}; expected some of a,b,c,d")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sys.path.insert(0, str(HERE))
+    sizes = QUICK if args.quick else FULL
+    sides = ["flowml", "mlflow"] if args.side == "both" else [args.side]
+    results = {side: run_side(side, args.workloads, sizes) for side in sides}
+    rows = build_rows(results, args.workloads)
+    if args.json:
+        report = {
+            "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
+                        "cpus": os.cpu_count()},
+            "quick": args.quick, "sizes": {w: sizes[w] for w in args.workloads},
+            "rows": [asdict(r) for r in rows], "raw": results,
+        }
+        print(json.dumps(report, indent=2))
+    else:
+        print_table(rows, results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
