@@ -67,6 +67,10 @@ _NUMPY_DTYPE = {
 }
 
 
+# Richer types newer MLflow versions write; flowml keeps but does not enforce them.
+_RICH_TYPES = frozenset({"array", "object", "map", "any", "sparkml_vector"})
+
+
 def _parse_type(value: Any) -> DataType | dict[str, Any]:
     if isinstance(value, DataType):
         return value
@@ -109,11 +113,13 @@ class ColSpec:
         kind = data.get("type")
         if not isinstance(kind, str):
             raise InvalidParameter(f"A column spec needs a string 'type': {data!r}")
-        rich = {k: v for k, v in data.items() if k not in ("name", "required")}
-        # Richer MLflow types ("array", "object", ...) carry extra keys: keep them verbatim.
-        col_type: DataType | dict[str, Any] = (
-            DataType(kind) if kind in DataType.__members__ and len(rich) == 1 else rich
-        )
+        if kind in _RICH_TYPES:
+            # Kept verbatim (minus name/required) so the model round-trips unchanged.
+            col_type: DataType | dict[str, Any] = {
+                k: v for k, v in data.items() if k not in ("name", "required")
+            }
+        else:
+            col_type = _parse_type(kind)
         return cls(type=col_type, name=data.get("name"), required=bool(data.get("required", True)))
 
     def __str__(self) -> str:
