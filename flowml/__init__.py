@@ -58,7 +58,16 @@ _LAZY: dict[str, str] = {
 }
 
 # submodules reachable as attributes (flowml.exceptions, flowml.testing, ...)
-_SUBMODULES = {"exceptions", "settings", "tracking", "models", "registry", "projects", "tasks", "testing"}
+_SUBMODULES = {
+    "exceptions",
+    "settings",
+    "tracking",
+    "models",
+    "registry",
+    "projects",
+    "tasks",
+    "testing",
+}
 
 __all__ = sorted([*_LAZY, "__version__"])
 

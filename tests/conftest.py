@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-PG_BASE_URL = os.environ.get("FLOWML_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_BASE_URL = os.environ.get(
+    "FLOWML_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -22,8 +24,13 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """Every test gets its own FLOWML_HOME (so its own default SQLite store) and fresh fluent state."""
     home = tmp_path / "flowml-home"
     monkeypatch.setenv("FLOWML_HOME", str(home))
-    for var in ("FLOWML_TRACKING_URI", "FLOWML_ARTIFACT_ROOT", "FLOWML_REGISTRY_URI",
-                "FLOWML_RUN_ID", "FLOWML_EXPERIMENT_ID"):
+    for var in (
+        "FLOWML_TRACKING_URI",
+        "FLOWML_ARTIFACT_ROOT",
+        "FLOWML_REGISTRY_URI",
+        "FLOWML_RUN_ID",
+        "FLOWML_EXPERIMENT_ID",
+    ):
         monkeypatch.delenv(var, raising=False)
     from flowml.tracking import fluent
 
@@ -89,7 +96,9 @@ def s3_server() -> Iterator[str]:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30

@@ -32,17 +32,23 @@ def test_import_flowml_stays_light():
 def test_layers_contract_holds():
     """import-linter's `layers` contract from pyproject.toml: lower layers never import higher ones."""
     out = subprocess.run(
-        [sys.executable, "-c", "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())"],
-        capture_output=True, text=True, cwd=ROOT,
+        [
+            sys.executable,
+            "-c",
+            "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     assert out.returncode == 0, out.stdout + out.stderr
 
 
 def test_schema_matches_migrations(tmp_path: Path):
     from alembic.autogenerate import compare_metadata
+    from alembic.config import Config
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
-    from alembic.config import Config
 
     import flowml.registry  # noqa: F401 - registers its tables on the shared metadata
     from flowml.tracking.store import migrate, schema

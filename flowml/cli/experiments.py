@@ -37,7 +37,13 @@ def list_experiments(
         "Experiments",
         ["id", "name", "lifecycle", "artifact location", "created"],
         [
-            [e.experiment_id, e.name, e.lifecycle_stage, e.artifact_location, format_ms(e.creation_time)]
+            [
+                e.experiment_id,
+                e.name,
+                e.lifecycle_stage,
+                e.artifact_location,
+                format_ms(e.creation_time),
+            ]
             for e in experiments
         ],
         [

@@ -93,7 +93,9 @@ class ArtifactRepository:
         rel = safe_artifact_path(artifact_path)
         return f"{self.root_uri}/{rel}" if rel else self.root_uri
 
-    def log_artifact(self, local_file: str | os.PathLike[str], artifact_path: str | None = None) -> str:
+    def log_artifact(
+        self, local_file: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> str:
         """Copy one local file under ``artifact_path``; returns its artifact path."""
         local = Path(local_file)
         if not local.is_file():
@@ -104,7 +106,9 @@ class ArtifactRepository:
         self.fs.put_file(str(local), dest)
         return rel
 
-    def log_artifacts(self, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> str:
+    def log_artifacts(
+        self, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> str:
         """Copy a local directory tree under ``artifact_path``."""
         local = Path(local_dir)
         if not local.is_dir():
@@ -160,13 +164,17 @@ class ArtifactRepository:
             )
         return sorted(out, key=lambda f: f.path)
 
-    def download_artifacts(self, artifact_path: str | None = "", dst_path: str | os.PathLike[str] | None = None) -> str:
+    def download_artifacts(
+        self, artifact_path: str | None = "", dst_path: str | os.PathLike[str] | None = None
+    ) -> str:
         """Copy an artifact file or directory to a local directory; returns the local path."""
         rel = safe_artifact_path(artifact_path)
         src = self._full(rel)
         if not self.fs.exists(src):
             raise ResourceNotFound(f"No artifact {rel or '/'!r} under {self.root_uri}")
-        dst_root = Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="flowml-"))
+        dst_root = (
+            Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="flowml-"))
+        )
         dst_root.mkdir(parents=True, exist_ok=True)
         target = dst_root / (rel.rsplit("/", 1)[-1] if rel else "")
         if self.fs.isdir(src):

@@ -179,8 +179,10 @@ class BatchBuffer:
             self._pid = os.getpid()
             ref = weakref.ref(self)
             self._thread = threading.Thread(
-                target=_background_flush, args=(ref, self._wakeup, self._interval),
-                name="flowml-buffer", daemon=True,
+                target=_background_flush,
+                args=(ref, self._wakeup, self._interval),
+                name="flowml-buffer",
+                daemon=True,
             )
             self._thread.start()
 
@@ -193,7 +195,9 @@ class BatchBuffer:
             _live_buffers.discard(self)
 
 
-def _background_flush(ref: weakref.ref[BatchBuffer], wakeup: threading.Event, interval: float) -> None:
+def _background_flush(
+    ref: weakref.ref[BatchBuffer], wakeup: threading.Event, interval: float
+) -> None:
     while not wakeup.wait(interval):
         buffer = ref()
         if buffer is None:

@@ -108,7 +108,9 @@ class TrackingClient:
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
-        return self.store.search_experiments(view_type, max_results, filter_string, order_by, page_token)
+        return self.store.search_experiments(
+            view_type, max_results, filter_string, order_by, page_token
+        )
 
     def delete_experiment(self, experiment_id: str) -> None:
         self.store.delete_experiment(str(experiment_id))
@@ -164,7 +166,9 @@ class TrackingClient:
     def get_run_by_key(self, run_key: str) -> Run | None:
         return self.store.get_run_by_key(run_key)
 
-    def update_run(self, run_id: str, status: str | None = None, name: str | None = None) -> RunInfo:
+    def update_run(
+        self, run_id: str, status: str | None = None, name: str | None = None
+    ) -> RunInfo:
         return self.store.update_run_info(run_id, status=status, run_name=name)
 
     def set_terminated(
@@ -172,7 +176,9 @@ class TrackingClient:
     ) -> RunInfo:
         """Flush the run's queued writes, then mark it ended with ``status``."""
         if status not in RunStatus.ALL:
-            raise InvalidParameter(f"Unknown run status {status!r}; expected one of {RunStatus.ALL}")
+            raise InvalidParameter(
+                f"Unknown run status {status!r}; expected one of {RunStatus.ALL}"
+            )
         self.flush(run_id)
         return self.store.update_run_info(run_id, status=status, end_time=end_time or now_ms())
 
@@ -241,7 +247,12 @@ class TrackingClient:
             experiment_ids = [experiment_ids]
         self.flush()
         return self.store.search_runs(
-            [str(e) for e in experiment_ids], filter_string, run_view_type, max_results, order_by, page_token
+            [str(e) for e in experiment_ids],
+            filter_string,
+            run_view_type,
+            max_results,
+            order_by,
+            page_token,
         )
 
     # -- artifacts ---------------------------------------------------------------------------
@@ -249,10 +260,14 @@ class TrackingClient:
     def artifact_repo(self, run_id: str) -> ArtifactRepository:
         return ArtifactRepository(self.store.get_run(run_id).info.artifact_uri)
 
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
         self.artifact_repo(run_id).log_artifact(local_path, artifact_path)
 
-    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
         self.artifact_repo(run_id).log_artifacts(local_dir, artifact_path)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:

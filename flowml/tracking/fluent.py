@@ -283,15 +283,20 @@ def _end_auto_started_runs() -> None:
 # -- logging -------------------------------------------------------------------------------
 
 
-def log_metric(key: str, value: float, step: int | None = None, timestamp: int | None = None) -> None:
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
     """Log a metric point to the active run (queued; written in batches)."""
     run_id, client = _run_id_for_logging()
     client.buffer.add(
-        run_id, metrics=[Metric(key, value, timestamp if timestamp is not None else now_ms(), step or 0)]
+        run_id,
+        metrics=[Metric(key, value, timestamp if timestamp is not None else now_ms(), step or 0)],
     )
 
 
-def log_metrics(metrics: dict[str, float], step: int | None = None, timestamp: int | None = None) -> None:
+def log_metrics(
+    metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
+) -> None:
     run_id, client = _run_id_for_logging()
     ts = timestamp if timestamp is not None else now_ms()
     client.buffer.add(run_id, metrics=[Metric(k, val, ts, step or 0) for k, val in metrics.items()])
@@ -306,7 +311,10 @@ def log_param(key: str, value: Any) -> Any:
 
 def log_params(params: dict[str, Any]) -> None:
     run_id, client = _run_id_for_logging()
-    client.buffer.add(run_id, params=[Param(k, val if isinstance(val, str) else str(val)) for k, val in params.items()])
+    client.buffer.add(
+        run_id,
+        params=[Param(k, val if isinstance(val, str) else str(val)) for k, val in params.items()],
+    )
 
 
 def set_tag(key: str, value: Any) -> None:
@@ -377,7 +385,9 @@ def search_experiments(
     order_by: Sequence[str] | None = None,
     page_token: str | None = None,
 ) -> PagedList[Experiment]:
-    return get_client().search_experiments(view_type, max_results, filter_string, order_by, page_token)
+    return get_client().search_experiments(
+        view_type, max_results, filter_string, order_by, page_token
+    )
 
 
 def search_runs(
@@ -408,7 +418,11 @@ def search_runs(
             ids.append(exp.experiment_id)
     if not ids and not experiment_names:
         ids = [_current_experiment_id()]
-    runs = client.search_runs(ids, filter_string, run_view_type, max_results, order_by, page_token) if ids else PagedList([], None)
+    runs = (
+        client.search_runs(ids, filter_string, run_view_type, max_results, order_by, page_token)
+        if ids
+        else PagedList([], None)
+    )
     if output == "list":
         return runs
     if output == "pandas":

@@ -25,7 +25,9 @@ def runs_to_dataframe(runs: Sequence[Run]) -> Any:
             "status": info.status,
             "artifact_uri": info.artifact_uri,
             "start_time": pd.to_datetime(info.start_time, unit="ms", utc=True),
-            "end_time": pd.to_datetime(info.end_time, unit="ms", utc=True) if info.end_time else pd.NaT,
+            "end_time": pd.to_datetime(info.end_time, unit="ms", utc=True)
+            if info.end_time
+            else pd.NaT,
         }
         row.update({f"metrics.{k}": val for k, val in run.data.metrics.items()})
         row.update({f"params.{k}": val for k, val in run.data.params.items()})

@@ -92,7 +92,9 @@ def validate_batch_sizes(n_metrics: int, n_params: int, n_tags: int) -> None:
             f"A batch may hold at most {MAX_BATCH_METRICS} metrics, got {n_metrics}"
         )
     if n_params > MAX_BATCH_PARAMS:
-        raise InvalidParameter(f"A batch may hold at most {MAX_BATCH_PARAMS} params, got {n_params}")
+        raise InvalidParameter(
+            f"A batch may hold at most {MAX_BATCH_PARAMS} params, got {n_params}"
+        )
     if n_tags > MAX_BATCH_TAGS:
         raise InvalidParameter(f"A batch may hold at most {MAX_BATCH_TAGS} tags, got {n_tags}")
     total = n_metrics + n_params + n_tags

@@ -15,13 +15,20 @@ from flowml.tracking.client import TrackingClient
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {**os.environ, "FLOWML_HOME": str(tmp_path / "home"),
-            "FLOWML_TRACKING_URI": f"sqlite:///{tmp_path / 'cli.db'}",
-            "FLOWML_ARTIFACT_ROOT": str(tmp_path / "art")}
+    return {
+        **os.environ,
+        "FLOWML_HOME": str(tmp_path / "home"),
+        "FLOWML_TRACKING_URI": f"sqlite:///{tmp_path / 'cli.db'}",
+        "FLOWML_ARTIFACT_ROOT": str(tmp_path / "art"),
+    }
 
 
-def flowml_cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run([sys.executable, "-m", "flowml.cli", *args], env=env, capture_output=True, text=True)
+def flowml_cli(
+    env: dict[str, str], *args: str, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    out = subprocess.run(
+        [sys.executable, "-m", "flowml.cli", *args], env=env, capture_output=True, text=True
+    )
     if ok:
         assert out.returncode == 0, out.stderr
     return out
@@ -32,7 +39,9 @@ def test_experiments_lifecycle(env):
     listed = json.loads(flowml_cli(env, "experiments", "list", "-o", "json").stdout)
     assert {e["name"] for e in listed} == {"Default", "demo"}
     flowml_cli(env, "experiments", "delete", created["experiment_id"])
-    deleted = json.loads(flowml_cli(env, "experiments", "list", "--view", "deleted", "-o", "json").stdout)
+    deleted = json.loads(
+        flowml_cli(env, "experiments", "list", "--view", "deleted", "-o", "json").stdout
+    )
     assert [e["name"] for e in deleted] == ["demo"]
     flowml_cli(env, "experiments", "restore", created["experiment_id"])
     assert "demo" in flowml_cli(env, "experiments", "list").stdout
@@ -59,9 +68,21 @@ def test_runs_list_show_delete_and_artifacts(env, tmp_path: Path):
         ids.append(run.info.run_id)
     client.log_text(ids[2], "hello", "notes/a.txt")
 
-    rows = json.loads(flowml_cli(env, "runs", "list", "--experiment", "cli", "--filter",
-                                 "metrics.acc > 0 and params.lr = '0.01'", "--order-by", "metrics.acc DESC",
-                                 "-o", "json").stdout)
+    rows = json.loads(
+        flowml_cli(
+            env,
+            "runs",
+            "list",
+            "--experiment",
+            "cli",
+            "--filter",
+            "metrics.acc > 0 and params.lr = '0.01'",
+            "--order-by",
+            "metrics.acc DESC",
+            "-o",
+            "json",
+        ).stdout
+    )
     assert [r["info"]["run_name"] for r in rows] == ["r2", "r1"]
     shown = json.loads(flowml_cli(env, "runs", "show", ids[0], "-o", "json").stdout)
     assert shown["data"]["params"] == {"lr": "0.1"}
@@ -70,10 +91,21 @@ def test_runs_list_show_delete_and_artifacts(env, tmp_path: Path):
     rows = json.loads(flowml_cli(env, "runs", "list", "-e", "cli", "-o", "json").stdout)
     assert ids[0] not in {r["info"]["run_id"] for r in rows}
 
-    listed = json.loads(flowml_cli(env, "artifacts", "list", "--run-id", ids[2], "-o", "json").stdout)
+    listed = json.loads(
+        flowml_cli(env, "artifacts", "list", "--run-id", ids[2], "-o", "json").stdout
+    )
     assert listed == [{"path": "notes", "is_dir": True, "file_size": None}]
-    local = flowml_cli(env, "artifacts", "download", "--run-id", ids[2], "--path", "notes/a.txt",
-                       "--dst-path", str(tmp_path / "dl")).stdout.strip()
+    local = flowml_cli(
+        env,
+        "artifacts",
+        "download",
+        "--run-id",
+        ids[2],
+        "--path",
+        "notes/a.txt",
+        "--dst-path",
+        str(tmp_path / "dl"),
+    ).stdout.strip()
     assert Path(local).read_text() == "hello"
 
 

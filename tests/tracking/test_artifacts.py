@@ -53,7 +53,9 @@ def test_log_list_download_round_trip(client: TrackingClient, tmp_path: Path, ar
     client.log_artifact(rid, local / "a.txt", "copies")
     client.log_artifacts(rid, local / "sub", "tree")
     assert [(f.path, f.is_dir) for f in client.list_artifacts(rid)] == [
-        ("a.txt", False), ("copies", True), ("tree", True)
+        ("a.txt", False),
+        ("copies", True),
+        ("tree", True),
     ]
     assert [f.path for f in client.list_artifacts(rid, "tree")] == ["tree/b.bin", "tree/deeper"]
     sizes = {f.path: f.file_size for f in client.list_artifacts(rid, "copies")}
@@ -79,8 +81,19 @@ def test_log_text_and_dict(client: TrackingClient, tmp_path: Path):
     assert yaml.safe_load(repo.read_bytes("conf/params.yaml")) == {"b": {"c": 3}}
 
 
-ESCAPES = ["../x", "a/../../x", "/etc/passwd", "..", "a\\..\\b", "%2e%2e/x", "a/%2E%2E/b", "a%2fb",
-           "C:/windows", "s3://other/bucket", "a/\x00b"]
+ESCAPES = [
+    "../x",
+    "a/../../x",
+    "/etc/passwd",
+    "..",
+    "a\\..\\b",
+    "%2e%2e/x",
+    "a/%2E%2E/b",
+    "a%2fb",
+    "C:/windows",
+    "s3://other/bucket",
+    "a/\x00b",
+]
 
 
 @pytest.mark.parametrize("path", ESCAPES)
@@ -108,7 +121,9 @@ def test_outside_the_root_stays_untouched(tmp_path: Path):
     assert secret.read_text() == "keep"
 
 
-@pytest.mark.parametrize("path,expected", [("", ""), (".", ""), ("a/b", "a/b"), ("a//b/", "a/b"), ("./a", "a")])
+@pytest.mark.parametrize(
+    "path,expected", [("", ""), (".", ""), ("a/b", "a/b"), ("a//b/", "a/b"), ("./a", "a")]
+)
 def test_safe_artifact_path_normalises(path: str, expected: str):
     assert safe_artifact_path(path) == expected
 

@@ -190,7 +190,9 @@ def test_logging_without_a_run_uses_FLOWML_RUN_ID(tmp_path: Path, monkeypatch: p
     run = TrackingClient(uri).create_run("0", run_name="from-parent")
     env = {"FLOWML_TRACKING_URI": uri, "FLOWML_RUN_ID": run.info.run_id, "PATH": ""}
     script = "import flowml\nflowml.log_metric('child', 7.0)\nflowml.log_param('p', 'v')\n"
-    subprocess.run([sys.executable, "-c", script], env={**env, "FLOWML_HOME": str(tmp_path)}, check=True)
+    subprocess.run(
+        [sys.executable, "-c", script], env={**env, "FLOWML_HOME": str(tmp_path)}, check=True
+    )
     got = TrackingClient(uri).get_run(run.info.run_id)
     assert got.data.metrics == {"child": 7.0} and got.data.params == {"p": "v"}
 
@@ -216,8 +218,9 @@ def test_search_runs_list_and_pandas():
             flowml.log_param("i", i)
     runs = flowml.search_runs(filter_string="metrics.acc >= 0.1", order_by=["metrics.acc DESC"])
     assert [r.info.run_name for r in runs] == ["r2", "r1"]
-    frame = flowml.search_runs(filter_string="params.i = '0' or params.i = '2'", output="pandas",
-                               order_by=["params.i"])
+    frame = flowml.search_runs(
+        filter_string="params.i = '0' or params.i = '2'", output="pandas", order_by=["params.i"]
+    )
     assert list(frame["params.i"]) == ["0", "2"]
     assert {"run_id", "status", "metrics.acc", "tags.mlflow.runName"} <= set(frame.columns)
     with pytest.raises(InvalidParameter):

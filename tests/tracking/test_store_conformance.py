@@ -7,7 +7,12 @@ import math
 import pytest
 from sqlalchemy import func, select
 
-from flowml.exceptions import InvalidParameter, InvalidState, ResourceAlreadyExists, ResourceNotFound
+from flowml.exceptions import (
+    InvalidParameter,
+    InvalidState,
+    ResourceAlreadyExists,
+    ResourceNotFound,
+)
 from flowml.tracking.entities import Metric, Param, RunStatus, RunTag, ViewType
 from flowml.tracking.store import schema
 from flowml.tracking.store.base import AbstractStore
@@ -113,7 +118,9 @@ def test_search_experiments_by_view(store):
 
 def test_create_run_fields(store):
     exp_id = store.create_experiment("alpha")
-    run = store.create_run(exp_id, "alice", start_time=1234, tags=[RunTag("k", "v")], run_name="first")
+    run = store.create_run(
+        exp_id, "alice", start_time=1234, tags=[RunTag("k", "v")], run_name="first"
+    )
     got = store.get_run(run.info.run_id)
     assert got.info.run_name == "first"
     assert got.info.status == RunStatus.RUNNING
@@ -153,7 +160,9 @@ def test_nested_run_parent(store):
         parent.info.experiment_id, "u", tags=[RunTag(PARENT_RUN_ID, parent.info.run_id)]
     )
     assert store.get_run(child.info.run_id).data.tags[PARENT_RUN_ID] == parent.info.run_id
-    found = store.search_runs([parent.info.experiment_id], f"tags.`{PARENT_RUN_ID}` = '{parent.info.run_id}'")
+    found = store.search_runs(
+        [parent.info.experiment_id], f"tags.`{PARENT_RUN_ID}` = '{parent.info.run_id}'"
+    )
     assert [r.info.run_id for r in found] == [child.info.run_id]
 
 
@@ -176,7 +185,9 @@ def test_delete_and_restore_run(store):
     assert store.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
     exp = [run.info.experiment_id]
     assert list(store.search_runs(exp)) == []
-    assert [r.info.run_id for r in store.search_runs(exp, run_view_type=ViewType.DELETED_ONLY)] == [run.info.run_id]
+    assert [r.info.run_id for r in store.search_runs(exp, run_view_type=ViewType.DELETED_ONLY)] == [
+        run.info.run_id
+    ]
     with pytest.raises(InvalidState):
         store.log_batch(run.info.run_id, metrics=[Metric("m", 1.0, 1, 0)])
     assert _count(store, schema.metrics) == 0
@@ -213,19 +224,35 @@ def test_params_are_write_once(store):
 
 def test_metric_history_and_latest(store):
     rid = _run(store).info.run_id
-    points = [Metric("loss", 1.0, 10, 0), Metric("loss", 0.5, 11, 1), Metric("loss", 0.7, 9, 1),
-              Metric("loss", 0.9, 12, 0)]
+    points = [
+        Metric("loss", 1.0, 10, 0),
+        Metric("loss", 0.5, 11, 1),
+        Metric("loss", 0.7, 9, 1),
+        Metric("loss", 0.9, 12, 0),
+    ]
     store.log_batch(rid, metrics=points[:2])
     store.log_batch(rid, metrics=points[2:])
     history = store.get_metric_history(rid, "loss")
-    assert [(m.step, m.timestamp, m.value) for m in history] == [(0, 10, 1.0), (0, 12, 0.9), (1, 9, 0.7), (1, 11, 0.5)]
+    assert [(m.step, m.timestamp, m.value) for m in history] == [
+        (0, 10, 1.0),
+        (0, 12, 0.9),
+        (1, 9, 0.7),
+        (1, 11, 0.5),
+    ]
     # latest = highest step, then latest timestamp (independent of write order)
     assert store.get_run(rid).data.metrics == {"loss": 0.5}
 
 
 def test_nan_and_infinities_round_trip(store):
     rid = _run(store).info.run_id
-    store.log_batch(rid, metrics=[Metric("a", math.nan, 1, 0), Metric("b", math.inf, 1, 0), Metric("c", -math.inf, 1, 0)])
+    store.log_batch(
+        rid,
+        metrics=[
+            Metric("a", math.nan, 1, 0),
+            Metric("b", math.inf, 1, 0),
+            Metric("c", -math.inf, 1, 0),
+        ],
+    )
     data = store.get_run(rid).data.metrics
     assert math.isnan(data["a"]) and data["b"] == math.inf and data["c"] == -math.inf
     assert math.isnan(store.get_metric_history(rid, "a")[0].value)
@@ -259,7 +286,10 @@ BAD_BATCHES = [
     ({"params": [Param(f"p{i}", "1") for i in range(101)]}, "at most 100 params"),
     ({"tags": [RunTag(f"t{i}", "1") for i in range(101)]}, "at most 100 tags"),
     (
-        {"metrics": [Metric(f"m{i}", 1.0, 1, 0) for i in range(950)], "params": [Param(f"p{i}", "1") for i in range(60)]},
+        {
+            "metrics": [Metric(f"m{i}", 1.0, 1, 0) for i in range(950)],
+            "params": [Param(f"p{i}", "1") for i in range(60)],
+        },
         "at most 1000 entries",
     ),
 ]
@@ -268,12 +298,24 @@ BAD_BATCHES = [
 @pytest.mark.parametrize("batch,message", BAD_BATCHES, ids=[m for _, m in BAD_BATCHES])
 def test_bad_batches_are_refused_and_write_nothing(store, batch, message):
     rid = _run(store).info.run_id
-    ok = {"metrics": [Metric("good", 1.0, 1, 0)], "params": [Param("good", "1")], "tags": [RunTag("good", "1")]}
+    ok = {
+        "metrics": [Metric("good", 1.0, 1, 0)],
+        "params": [Param("good", "1")],
+        "tags": [RunTag("good", "1")],
+    }
     merged = {k: ok[k] + batch.get(k, []) for k in ok}
-    before = (_count(store, schema.metrics), _count(store, schema.params), _count(store, schema.tags))
+    before = (
+        _count(store, schema.metrics),
+        _count(store, schema.params),
+        _count(store, schema.tags),
+    )
     with pytest.raises(InvalidParameter, match=message):
         store.log_batch(rid, **merged)
-    assert (_count(store, schema.metrics), _count(store, schema.params), _count(store, schema.tags)) == before
+    assert (
+        _count(store, schema.metrics),
+        _count(store, schema.params),
+        _count(store, schema.tags),
+    ) == before
 
 
 def test_batch_at_the_limits_is_accepted(store):
@@ -312,9 +354,13 @@ def test_search_runs_filter_order_and_pages(store):
             tags=[RunTag("kind", "odd" if i % 2 else "even")],
         )
         ids.append(run.info.run_id)
-    found = store.search_runs([exp_id], "metrics.acc > 0.2 and params.lr = '0.01'", order_by=["metrics.acc DESC"])
+    found = store.search_runs(
+        [exp_id], "metrics.acc > 0.2 and params.lr = '0.01'", order_by=["metrics.acc DESC"]
+    )
     assert [r.info.run_name for r in found] == ["r5", "r3"]
-    found = store.search_runs([exp_id], "tags.kind = 'even' or metrics.acc >= 0.5", order_by=["metrics.acc ASC"])
+    found = store.search_runs(
+        [exp_id], "tags.kind = 'even' or metrics.acc >= 0.5", order_by=["metrics.acc ASC"]
+    )
     assert [r.info.run_name for r in found] == ["r0", "r2", "r4", "r5", "r6"]
     # default order: newest first; pages cover everything exactly once
     seen, token = [], None
