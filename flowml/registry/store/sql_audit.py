@@ -1,0 +1,108 @@
+"""Writing and reading the ``registry_audit`` table.
+
+There is deliberately no update or delete here: the SQL store appends entries in
+the transaction of the change they describe, and database triggers refuse any
+other statement on the table.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, or_, select
+
+from flowml.registry.audit import AuditInfo
+from flowml.registry.entities import AuditEntry
+from flowml.registry.schema import registered_models, registry_audit
+from flowml.tracking.entities import now_ms
+
+__all__ = ["insert_audit", "read_audit", "read_entry"]
+
+_a = registry_audit.c
+
+
+def insert_audit(
+    conn: Connection,
+    info: AuditInfo,
+    model_id: int,
+    name: str,
+    action: str,
+    *,
+    version: int | None = None,
+    from_value: str | None = None,
+    to_value: str | None = None,
+    **details: Any,
+) -> int:
+    """Append one entry; returns its id.
+
+    Args:
+        conn: the connection of the transaction making the change.
+        info: who, why, and the Prefect run ids.
+        model_id: the registered model's internal id (stable across renames).
+        name: the model's name now.
+        action: an `AuditAction`.
+        version: the version concerned, if any.
+        from_value: the state before.
+        to_value: the state after.
+        **details: extra facts, merged over ``info.details``.
+    """
+    merged = {**info.details, **details}
+    return conn.execute(
+        insert(registry_audit)
+        .values(
+            timestamp=now_ms(),
+            model_id=model_id,
+            name=name,
+            version=version,
+            action=action,
+            from_value=from_value,
+            to_value=to_value,
+            user_id=info.user_id,
+            reason=info.reason,
+            flow_run_id=info.flow_run_id,
+            task_run_id=info.task_run_id,
+            details=json.dumps(merged, sort_keys=True, default=str) if merged else None,
+        )
+        .returning(_a.id)
+    ).scalar_one()
+
+
+def read_entry(conn: Connection, entry_id: int) -> AuditEntry:
+    """The entry with id ``entry_id`` (it must exist)."""
+    row = conn.execute(select(registry_audit).where(_a.id == entry_id)).one()
+    return _entry(row)
+
+
+def read_audit(
+    conn: Connection, name: str | None, max_results: int, after_id: int
+) -> list[AuditEntry]:
+    """Entries in id order; for one model name, its whole trail.
+
+    A model's trail is every entry written under its current internal id (so entries
+    from before a rename are included) plus every entry written under ``name`` (so the
+    trail of a deleted model, or of earlier models with that name, stays visible).
+    """
+    statement = select(registry_audit).where(_a.id > after_id)
+    if name is not None:
+        current_id = select(registered_models.c.id).where(registered_models.c.name == name)
+        statement = statement.where(or_(_a.name == name, _a.model_id.in_(current_id)))
+    rows = conn.execute(statement.order_by(_a.id).limit(max_results)).all()
+    return [_entry(row) for row in rows]
+
+
+def _entry(row: Row[Any]) -> AuditEntry:
+    return AuditEntry(
+        id=row.id,
+        timestamp=row.timestamp,
+        name=row.name,
+        version=row.version,
+        action=row.action,
+        from_value=row.from_value,
+        to_value=row.to_value,
+        user_id=row.user_id,
+        reason=row.reason,
+        flow_run_id=row.flow_run_id,
+        task_run_id=row.task_run_id,
+        details=json.loads(row.details) if row.details else {},
+    )
