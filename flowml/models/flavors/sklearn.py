@@ -135,8 +135,8 @@ def _load_skops(model_file: Path, conf: dict[str, Any]) -> Any:
         raise InvalidParameter(
             "This model was saved in the skops format: `pip install skops` to load it"
         ) from None
-    trusted = conf.get("skops_trusted_types") or skops.io.get_untrusted_types(file=model_file)
-    return skops.io.load(model_file, trusted=trusted)
+    # Trust only what the saver explicitly declared, never everything the file asks for.
+    return skops.io.load(model_file, trusted=conf.get("skops_trusted_types") or None)
 
 
 def save_model(sk_model: Any, path: str | Path, **kwargs: Any) -> Model:
