@@ -18,6 +18,8 @@ app.command("flowml.cli.runs:app", name="runs")
 app.command("flowml.cli.artifacts:app", name="artifacts")
 app.command("flowml.cli.db:app", name="db")
 app.command("flowml.cli.models:app", name="models")
+app.command("flowml.cli.projects:app", name="projects")
+app.command("flowml.cli.projects:run_project", name="run")
 
 
 def main(argv: list[str] | None = None) -> int:
