@@ -211,12 +211,13 @@ def _registry_register() -> Callable[..., Any]:
     import importlib
 
     try:
-        return importlib.import_module("flowml.registry").register_model  # type: ignore[no-any-return]
+        client_class = importlib.import_module("flowml.registry").RegistryClient
     except (ImportError, AttributeError):
         raise InvalidState(
-            "registered_model_name needs the model registry (flowml.registry.register_model), "
+            "registered_model_name needs the model registry (flowml.registry.RegistryClient), "
             "which this installation does not provide"
         ) from None
+    return client_class().register_model  # type: ignore[no-any-return]
 
 
 def _run_for_logging(run_id: str | None) -> tuple[str, Any]:

@@ -8,7 +8,7 @@ in the schema's order (extra columns are dropped), after checking each column's 
 | the same type | any | kept |
 | integers | ``integer``/``long``/``float``/``double`` | cast when every value fits exactly |
 | ``float32`` | ``double`` | widened |
-| floats | ``integer``/``long`` | refused |
+| floats | ``integer``/``long`` | refused (cast when from JSON and every value is whole) |
 | ``float64`` | ``float`` | refused (cast when the data came from JSON, which has no float32) |
 | strings | ``datetime``/``binary`` | refused (parsed / base64-decoded when from JSON) |
 | anything else | anything | refused, naming the column and both types |
@@ -54,10 +54,27 @@ def _object_type(series: Any) -> DataType | None:
         return None
 
 
-def _cast_numeric(column: str, series: Any, source: DataType, target: DataType) -> Any:
+def _integral_floats(series: Any, target: DataType) -> bool:
+    import numpy as np
+
+    values = series.to_numpy()
+    low, high = _INT_RANGE[target]
+    return bool(
+        np.isfinite(values).all()
+        and (values == np.round(values)).all()
+        and (values.size == 0 or (values.min() >= low and values.max() <= high))
+    )
+
+
+def _cast_numeric(
+    column: str, series: Any, source: DataType, target: DataType, from_json: bool
+) -> Any:
     import numpy as np
 
     if source in (DataType.float, DataType.double) and target in _INT_RANGE:
+        # JSON writers often print whole numbers as 2.0: accept them when nothing is lost.
+        if from_json and _integral_floats(series, target):
+            return series.astype(target.numpy_dtype)
         raise _refuse(column, str(series.dtype), target)
     if source is DataType.double and target is DataType.float:
         raise _refuse(column, str(series.dtype), target)
@@ -104,7 +121,7 @@ def _enforce_column(column: str, series: Any, spec: ColSpec, from_json: bool) ->
     if source in _NUMERIC and target in _NUMERIC:
         if from_json and source is DataType.double and target is DataType.float:
             return series.astype("float32")
-        return _cast_numeric(column, series, source, target)
+        return _cast_numeric(column, series, source, target, from_json)
     if from_json and source is DataType.string and target in (DataType.datetime, DataType.binary):
         return _from_json_text(column, series, target)
     if source is DataType.binary and target is DataType.string:

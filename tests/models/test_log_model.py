@@ -97,15 +97,14 @@ def test_unknown_run_is_refused_before_writing(classifier: Any) -> None:
         log_model(classifier, run_id="0" * 32)
 
 
-def test_registration_needs_the_registry(classifier: Any) -> None:
-    registry = importlib.import_module("flowml.registry")
-    if hasattr(registry, "register_model"):
-        pytest.skip("the registry exists: registration is tested with it")
-    with fluent.start_run() as run:
-        before = _artifacts_and_tags(run.info.run_id)
-        with pytest.raises(InvalidState, match="needs the model registry"):
-            log_model(classifier, registered_model_name="churn")
-        assert _artifacts_and_tags(run.info.run_id) == before
+def test_registered_model_name_registers_a_version(classifier: Any, frame: Any) -> None:
+    with fluent.start_run():
+        first = log_model(classifier, registered_model_name="churn")
+        second = log_model(classifier, "again", registered_model_name="churn")
+    assert (first.registered_model_version, second.registered_model_version) == (1, 2)
+    model = load_model("models:/churn/2")
+    assert model.model_uuid == second.model_uuid
+    np.testing.assert_array_equal(model.predict(frame), classifier.predict(frame))
 
 
 def test_runs_uri_errors(tmp_path: Path) -> None:
