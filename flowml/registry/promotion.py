@@ -210,11 +210,11 @@ def apply_promotion(
         client.set_registered_model_alias(plan.name, plan.target, candidate.version, reason=reason)
         return record
     if plan.archive_existing:
-        record.archived = [
+        record.archived = sorted(
             (mv.version, mv.current_stage)
             for mv in _versions_in_stage(client, plan.name, plan.target)
             if mv.version != candidate.version
-        ]
+        )
     client.transition_model_version_stage(
         plan.name, candidate.version, plan.target, plan.archive_existing, reason=reason
     )

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Row, insert, or_, select
 
 from flowml.registry.audit import AuditInfo
 from flowml.registry.entities import AuditEntry
-from flowml.registry.schema import registered_models, registry_audit
+from flowml.registry.schema import registry_audit
 from flowml.tracking.entities import now_ms
 
 __all__ = ["insert_audit", "read_audit", "read_entry"]
@@ -79,14 +79,15 @@ def read_audit(
 ) -> list[AuditEntry]:
     """Entries in id order; for one model name, its whole trail.
 
-    A model's trail is every entry written under its current internal id (so entries
-    from before a rename are included) plus every entry written under ``name`` (so the
-    trail of a deleted model, or of earlier models with that name, stays visible).
+    A name's trail is the whole trail of every model that ever had that name: entries
+    from before and after a rename, and those of a deleted model or of an earlier model
+    with the same name. (Every model has an entry under each of its names: its creation
+    and each rename.)
     """
     statement = select(registry_audit).where(_a.id > after_id)
     if name is not None:
-        current_id = select(registered_models.c.id).where(registered_models.c.name == name)
-        statement = statement.where(or_(_a.name == name, _a.model_id.in_(current_id)))
+        models = select(_a.model_id).where(_a.name == name).distinct()
+        statement = statement.where(or_(_a.name == name, _a.model_id.in_(models)))
     rows = conn.execute(statement.order_by(_a.id).limit(max_results)).all()
     return [_entry(row) for row in rows]
 
