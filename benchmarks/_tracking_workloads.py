@@ -113,30 +113,44 @@ def workload_a(lib: Library, cfg: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def workload_b(lib: Library, cfg: dict[str, int]) -> dict[str, Any]:
-    """(b) The same values, one log_batch call per run (create_run and end included)."""
+def workload_b(lib: Library, cfg: dict[str, Any]) -> dict[str, Any]:
+    """(b) The same values through log_batch (create_run and set_terminated included).
+
+    ``cfg["batching"]`` is ``"run"`` (one call per run holding every value) or ``"step"``
+    (params and tags in one call, then one call per step with that step's metrics, as a
+    training loop would log them).
+    """
     client = lib.client
     experiment_id = lib.create_experiment("bench-b")
     n_params, n_tags, n_metrics, n_steps = cfg["params"], cfg["tags"], cfg["metrics"], cfg["steps"]
     Metric, Param, RunTag = lib.Metric, lib.Param, lib.RunTag
+    per_step = cfg.get("batching", "run") == "step"
+    calls = 0
     start = time.perf_counter()
     for r in range(cfg["runs"]):
         run_id = client.create_run(experiment_id, run_name=f"run-{r}").info.run_id
         ts = int(time.time() * 1000)
-        client.log_batch(
-            run_id,
-            metrics=[
+        params = [Param(f"param_{i}", f"value-{r}-{i}") for i in range(n_params)]
+        tags = [RunTag(f"tag_{i}", f"tag-{r}-{i}") for i in range(n_tags)]
+        if per_step:
+            client.log_batch(run_id, params=params, tags=tags)
+            for s in range(n_steps):
+                client.log_batch(
+                    run_id, metrics=[Metric(f"metric_{k}", _metric_value(r, k, s), ts, s) for k in range(n_metrics)]
+                )
+            calls += 1 + n_steps
+        else:
+            metrics = [
                 Metric(f"metric_{k}", _metric_value(r, k, s), ts, s)
                 for s in range(n_steps) for k in range(n_metrics)
-            ],
-            params=[Param(f"param_{i}", f"value-{r}-{i}") for i in range(n_params)],
-            tags=[RunTag(f"tag_{i}", f"tag-{r}-{i}") for i in range(n_tags)],
-        )
+            ]
+            client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+            calls += 1
         client.set_terminated(run_id)
     elapsed = time.perf_counter() - start
     values = cfg["runs"] * (n_params + n_tags + n_metrics * n_steps)
     return {
-        "seconds": elapsed, "values": values, "values_per_s": values / elapsed,
+        "seconds": elapsed, "values": values, "values_per_s": values / elapsed, "batch_calls": calls,
         **_check_runs(lib, experiment_id, cfg),
     }
 

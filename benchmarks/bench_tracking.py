@@ -3,12 +3,14 @@
 Workloads (issue 2, "Speed"):
   (a) 200 runs x (10 params, 5 tags, 20 metrics x 10 steps), one fluent call per value
       (start_run / log_param / set_tag / log_metric; run start and end inside the clock);
-  (b) the same values through one ``log_batch`` per run (client API);
+  (b) the same values through one ``log_batch`` per run (client API); also reported,
+      (b2) one ``log_batch`` per training step (params and tags, then 20 metrics per call);
   (c) ``search_runs`` over 5,000 runs: no filter (1,000 results),
       ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC``
       (100 results), and a tag filter; median of several repetitions;
   (d) cold ``import flowml`` vs ``import mlflow``: a fresh interpreter each time, minus a
-      bare interpreter's start-up, median of 5.
+      bare interpreter's start-up, median of 5; also reported, (d2) the same plus the
+      modules that logging to a SQL store loads (flowml imports lazily, so (d) flatters it).
 
 Every workload runs in a fresh subprocess against a fresh SQLite file in a temporary
 directory: flowml with this interpreter, MLflow with the interpreter of its own
@@ -42,6 +44,11 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 WORKER = HERE / "_tracking_workloads.py"
 WORKLOAD_TIMEOUT_S = 3600
+# What logging to a SQLite store loads beyond the top-level package, per side.
+STORE_MODULES = {
+    "flowml": "import flowml.tracking.fluent, flowml.tracking.store.sql",
+    "mlflow": "import mlflow.tracking.fluent, mlflow.store.tracking.sqlalchemy_store",
+}
 
 FULL = {
     "a": {"runs": 200, "params": 10, "tags": 5, "metrics": 20, "steps": 10},
@@ -144,12 +151,14 @@ def import_time(side: str, repeats: int) -> dict[str, Any]:
             bare_times.append(bare)
             import_times.append(full)
             deltas.append(full - bare)
-        # First real use pulls in what the lazy package deferred: report it, untargeted.
-        use = f"import {side}; {side}.start_run; {side}.TrackingClient" if side == "flowml" else code
+        # flowml defers nearly everything to first use: also time importing what logging
+        # to a SQL store needs, on both sides (their fluent API plus their SQL store).
+        use = f"import {side}; {STORE_MODULES[side]}"
         use_times = [_time_command(python, use, env, tmp) - statistics.median(bare_times)
                      for _ in range(repeats)]
     return {
-        "median_s": statistics.median(deltas), "deltas_s": deltas,
+        # A lazy import can cost less than the timer's noise: never report a negative time.
+        "median_s": max(0.0, statistics.median(deltas)), "deltas_s": deltas,
         "bare_interpreter_s": statistics.median(bare_times),
         "with_import_s": statistics.median(import_times),
         "first_use_s": statistics.median(use_times),
@@ -162,6 +171,9 @@ def run_side(side: str, workloads: list[str], sizes: dict[str, dict[str, Any]]) 
         print(f"  {side}: workload ({workload})...", file=sys.stderr, flush=True)
         if workload == "d":
             results["d"] = import_time(side, sizes["d"]["repeats"])
+        elif workload == "b":
+            results["b"] = run_worker(side, "b", {**sizes["b"], "batching": "run"})
+            results["b2"] = run_worker(side, "b", {**sizes["b"], "batching": "step"})
         else:
             results[workload] = run_worker(side, workload, sizes[workload])
     return results
@@ -187,6 +199,11 @@ def build_rows(results: dict[str, dict[str, Any]], workloads: list[str]) -> list
         row.mlflow = ml.get("b", {}).get("values_per_s")
         row.judge(minimum_ratio=30)
         rows.append(row)
+        row = Row("b2", "(b2) log_batch, one call per step", "values/s", True, ">= 30x")
+        row.flowml = fl.get("b2", {}).get("values_per_s")
+        row.mlflow = ml.get("b2", {}).get("values_per_s")
+        row.judge(minimum_ratio=30)
+        rows.append(row)
     if "c" in workloads:
         labels = {
             "no_filter": "(c1) search, no filter (max 1000)",
@@ -203,6 +220,11 @@ def build_rows(results: dict[str, dict[str, Any]], workloads: list[str]) -> list
         row = Row("d", "(d) cold import (minus bare interpreter)", "s", False, "< 1/4 (0.25)")
         row.flowml = fl.get("d", {}).get("median_s")
         row.mlflow = ml.get("d", {}).get("median_s")
+        row.judge(maximum_fraction=0.25)
+        rows.append(row)
+        row = Row("d2", "(d2) import + fluent API + SQL store modules", "s", False, "< 1/4 (0.25)")
+        row.flowml = fl.get("d", {}).get("first_use_s")
+        row.mlflow = ml.get("d", {}).get("first_use_s")
         row.judge(maximum_fraction=0.25)
         rows.append(row)
     return rows
@@ -222,7 +244,7 @@ def print_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> None:
     for row in rows:
         if row.ratio is None:
             ratio = "-"
-        elif row.id == "d":
+        elif row.id.startswith("d"):
             ratio = f"{row.ratio:.3f}"
         else:
             ratio = f"{row.ratio:,.1f}x"
@@ -245,7 +267,7 @@ def _notes(results: dict[str, dict[str, Any]]) -> list[str]:
     """Sanity checks worth a line: unverified writes, result counts that differ, import detail."""
     notes = []
     for side, res in results.items():
-        for w in ("a", "b"):
+        for w in ("a", "b", "b2"):
             if w in res and not res[w].get("verified"):
                 notes.append(f"WARNING: {side} ({w}) data check failed: {res[w]}")
         for name, q in res.get("c", {}).get("queries", {}).items():
@@ -260,8 +282,8 @@ def _notes(results: dict[str, dict[str, Any]]) -> list[str]:
             d = res["d"]
             notes.append(
                 f"{side} (d): bare interpreter {d['bare_interpreter_s'] * 1000:.0f} ms, "
-                f"with import {d['with_import_s'] * 1000:.0f} ms; first use (import + tracking "
-                f"modules) {d['first_use_s'] * 1000:.0f} ms"
+                f"with import {d['with_import_s'] * 1000:.0f} ms; import + SQL store modules "
+                f"{d['first_use_s'] * 1000:.0f} ms (minus bare)"
             )
     return notes
 

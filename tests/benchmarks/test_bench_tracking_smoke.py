@@ -30,16 +30,17 @@ def test_quick_flowml_side_reports_every_workload(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["quick"] is True
     assert [row["id"] for row in report["rows"]] == [
-        "a", "b", "c.no_filter", "c.metric_param", "c.tag", "d",
+        "a", "b", "b2", "c.no_filter", "c.metric_param", "c.tag", "d", "d2",
     ]
     for row in report["rows"]:
         assert row["flowml"] is not None and row["flowml"] > 0, row
         assert row["mlflow"] is None and row["ratio"] is None and row["passed"] is None
 
     raw = report["raw"]["flowml"]
-    for workload in ("a", "b"):
+    for workload in ("a", "b", "b2"):
         assert raw[workload]["verified"], raw[workload]
-        assert raw[workload]["runs_found"] == report["sizes"][workload]["runs"]
+        assert raw[workload]["runs_found"] == report["sizes"]["b" if workload == "b2" else workload]["runs"]
+    assert raw["b2"]["batch_calls"] == raw["b"]["batch_calls"] * (1 + report["sizes"]["b"]["steps"])
     queries = raw["c"]["queries"]
     assert queries["no_filter"]["results"] == report["sizes"]["c"]["search_runs"]
     assert 0 < queries["metric_param"]["results"] <= 100
