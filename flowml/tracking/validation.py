@@ -23,6 +23,14 @@ MAX_BATCH_TAGS = 100
 MAX_BATCH_ENTRIES = 1000
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+# Names already found valid. A run logs the same few keys over and over (one per metric
+# point), and the regex + normpath checks dominated the cost of a batch; the set is
+# cleared when it grows past a bound so a stream of unique keys cannot grow it forever.
+_valid_keys: set[str] = set()
+_VALID_KEYS_BOUND = 10_000
 
 
 def validate_key(kind: str, key: object) -> str:
@@ -31,6 +39,8 @@ def validate_key(kind: str, key: object) -> str:
     Raises:
         InvalidParameter: not a string, too long, bad characters, or not a normal relative path.
     """
+    if type(key) is str and key in _valid_keys:
+        return key
     if not isinstance(key, str):
         raise InvalidParameter(f"{kind} name must be a string, got {type(key).__name__}: {key!r}")
     if len(key) > MAX_KEY_LENGTH:
@@ -49,6 +59,10 @@ def validate_key(kind: str, key: object) -> str:
             f"Invalid {kind} name {key!r}: names are used as file paths and must be normal "
             "relative paths (no '..', no leading '/', no empty or '.' segments)"
         )
+    if type(key) is str:  # str subclasses may compare equal yet behave differently: not cached
+        if len(_valid_keys) >= _VALID_KEYS_BOUND:
+            _valid_keys.clear()
+        _valid_keys.add(key)
     return key
 
 
@@ -73,6 +87,16 @@ def validate_tag_value(key: str, value: object) -> str:
 
 def validate_metric(key: str, value: object, timestamp: object, step: object) -> float:
     """Check a metric point; returns the value as a float (NaN and ±inf allowed)."""
+    # The common case (a float or int value, int timestamp and step) skips the abstract
+    # `numbers` checks, which cost more than the rest of logging a point.
+    if (
+        type(timestamp) is int
+        and type(step) is int
+        and (type(value) is float or type(value) is int)
+        and _INT64_MIN <= step <= _INT64_MAX
+        and _INT64_MIN <= timestamp <= _INT64_MAX
+    ):
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidParameter(
             f"Metric {key!r} value must be a real number, got {type(value).__name__}: {value!r}"
