@@ -62,7 +62,9 @@ def _copy_code(code_paths: Sequence[str | os.PathLike[str]], target: Path) -> No
         if not source.exists():
             raise InvalidParameter(f"Code path {str(item)!r} does not exist")
         if source.is_dir():
-            shutil.copytree(source, code_dir / source.name, ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                source, code_dir / source.name, ignore=shutil.ignore_patterns("__pycache__")
+            )
         else:
             shutil.copy2(source, code_dir / source.name)
 

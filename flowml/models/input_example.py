@@ -2,7 +2,7 @@
 
 | example | input_example.json | serving payload | ``type`` |
 |---|---|---|---|
-| DataFrame | ``{"columns": [...], "data": [[...]]}`` | ``{"dataframe_split": ...}`` | ``dataframe`` |
+| DataFrame | ``{"columns": [..], "data": [[..]]}`` | ``{"dataframe_split": ..}`` | ``dataframe`` |
 | numpy array, dict of arrays | nested lists (per key) | ``{"inputs": ...}`` | ``ndarray`` |
 | dict, list, scalar | the JSON value | ``{"inputs": ...}`` | ``json_object`` |
 """

@@ -163,7 +163,9 @@ class Model:
         if target.is_dir():
             target = target / MLMODEL_FILE_NAME
         if not target.is_file():
-            raise ResourceNotFound(f"No {MLMODEL_FILE_NAME} file at {target}: not a model directory")
+            raise ResourceNotFound(
+                f"No {MLMODEL_FILE_NAME} file at {target}: not a model directory"
+            )
         try:
             data = yaml.safe_load(target.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:

@@ -5,7 +5,7 @@
 | ``/path/to/model``, ``file:///...`` | used in place (no copy) |
 | ``s3://bucket/m``, ``memory://m``, any fsspec URL | downloaded to a temporary directory |
 | ``runs:/<run_id>/<artifact path>`` | the run's artifact root, via the tracking client |
-| ``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``models:/<name>/<stage>`` | the model registry (`flowml.registry.resolve_models_uri`) |
+| ``models:/<name>/<version>``, ``models:/<name>@<alias>``, ``.../<stage>`` | the registry |
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ over hundreds of files does not reload the model for each one.
 from __future__ import annotations
 
 import threading
+
 from prefect import task
 
 from flowml.models.api import load_model

@@ -42,13 +42,15 @@ def test_mapped_over_files_in_a_flow(
     clear_model_cache()
     results = score_all(model_dir, inputs, outputs)
     assert [(r.rows, r.chunks) for r in results] == [(1_200, 3)] * 3
-    for source, target in zip(inputs, outputs):
+    for source, target in zip(inputs, outputs, strict=True):
         scored = pd.read_csv(target)
         expected = classifier.predict(pd.read_parquet(source))
         np.testing.assert_array_equal(scored["prediction"], expected)
 
 
-def test_a_violation_fails_the_task_run(prefect_harness: None, tmp_path: Path, model_dir: str) -> None:
+def test_a_violation_fails_the_task_run(
+    prefect_harness: None, tmp_path: Path, model_dir: str
+) -> None:
     from prefect import flow
 
     from flowml.tasks.batch_predict import batch_predict

@@ -134,7 +134,7 @@ def test_tensor_dtype_and_shape() -> None:
     assert enforce_schema(np.array([[1, 2]], dtype="int32"), schema).dtype == np.float64
     with pytest.raises(InvalidParameter, match="cannot safely convert float64 to float32"):
         enforce_schema(np.array([[1.0, 2.0]]), Schema([TensorSpec("float32", (-1, 2))]))
-    with pytest.raises(InvalidParameter, match=r"expected \[-1, 2\] \(-1 = any size\), got \[1, 3\]"):
+    with pytest.raises(InvalidParameter, match=r"expected \[-1, 2\] \(-1 = any size\), got \[1, 3"):
         enforce_schema(np.zeros((1, 3)), schema)
 
 
@@ -159,7 +159,8 @@ def test_params_get_defaults_and_conversions() -> None:
     assert enforce_params({"alpha": 2, "unknown": 1}, PARAMS) == {
         "k": 1, "alpha": 2.0, "names": ["a"], "flag": False, "when": "2024-01-01"
     }
-    assert enforce_params({"when": dt.datetime(2025, 1, 1)}, PARAMS)["when"] == dt.datetime(2025, 1, 1)
+    when = dt.datetime(2025, 1, 1)
+    assert enforce_params({"when": when}, PARAMS)["when"] == when
     assert enforce_params({"k": 3}, None) == {}
 
 

@@ -135,7 +135,7 @@ def test_mlflow_sklearn_models_load_and_predict_in_flowml(
     try:
         import skops  # noqa: F401
     except ImportError:
-        with pytest.raises(InvalidParameter, match="saved in the skops format: `pip install skops`"):
+        with pytest.raises(InvalidParameter, match="skops format: `pip install skops`"):
             load_model(str(tmp_path / "skops"))
     else:
         np.testing.assert_array_equal(

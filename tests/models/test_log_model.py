@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ import numpy as np
 import pytest
 
 import flowml.models.flavors.sklearn as sk_flavor
-from flowml.exceptions import ArtifactPathError, InvalidParameter, InvalidState, ResourceNotFound
+from flowml.exceptions import ArtifactPathError, InvalidParameter, ResourceNotFound
 from flowml.models.api import load_model, log_model
 from flowml.tracking import fluent
 

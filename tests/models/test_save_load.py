@@ -56,7 +56,8 @@ def test_sklearn_pipeline_with_numpy_input(tmp_path: Path) -> None:
         {"type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1, 2]}}
     ]
     assert info["saved_input_example_info"]["type"] == "ndarray"
-    assert json.loads((tmp_path / "m" / "input_example.json").read_text()) == [[0.0, 1.0], [2.0, 3.0]]
+    example = json.loads((tmp_path / "m" / "input_example.json").read_text())
+    assert example == [[0.0, 1.0], [2.0, 3.0]]
     assert json.loads((tmp_path / "m" / "serving_input_example.json").read_text()) == {
         "inputs": [[0.0, 1.0], [2.0, 3.0]]
     }
@@ -127,7 +128,9 @@ class AddK(PythonModel):
         path = context.artifacts.get("weights")
         self.loaded = Path(path).read_text() if path else None
 
-    def predict(self, context: PythonModelContext, model_input: Any, params: dict | None = None) -> Any:
+    def predict(
+        self, context: PythonModelContext, model_input: Any, params: dict | None = None
+    ) -> Any:
         scale = float(self.loaded or 1)
         return (model_input["a"] * scale + self.offset + (params or {}).get("k", 0)).to_numpy()
 

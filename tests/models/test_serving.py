@@ -22,7 +22,9 @@ from flowml.models.signature import infer_signature
 from .conftest import Server
 
 
-def _post(server: Server, body: bytes | str, content_type: str = "application/json") -> tuple[int, Any]:
+def _post(
+    server: Server, body: bytes | str, content_type: str = "application/json"
+) -> tuple[int, Any]:
     data = body.encode() if isinstance(body, str) else body
     request = urllib.request.Request(
         server.url + "/invocations", data=data, method="POST",
@@ -42,7 +44,9 @@ def _get(server: Server, path: str) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def served(tmp_path: Path, classifier: Any, frame: Any, start_server: Callable[..., Server]) -> Server:
+def served(
+    tmp_path: Path, classifier: Any, frame: Any, start_server: Callable[..., Server]
+) -> Server:
     save_model(classifier, tmp_path / "clf", input_example=frame.head(2))
     return start_server(str(tmp_path / "clf"))
 
@@ -60,7 +64,9 @@ def test_every_json_payload_shape(served: Server, classifier: Any, frame: Any) -
     expected = classifier.predict(rows).tolist()
     records = rows.to_dict(orient="records")
     payloads = {
-        "dataframe_split": {"dataframe_split": {"columns": ["a", "b"], "data": rows.values.tolist()}},
+        "dataframe_split": {
+            "dataframe_split": {"columns": ["a", "b"], "data": rows.values.tolist()}
+        },
         "split+index": {"dataframe_split": rows.to_dict(orient="split")},
         "dataframe_records": {"dataframe_records": records},
         "instances": {"instances": records},
@@ -162,17 +168,21 @@ def test_custom_model_with_params_and_a_failing_model(
     status, body = _post(server, '{"inputs": {"a": [101.0]}}')
     assert status == 400 and "RuntimeError: a is too large" in body["message"]
     status, body = _post(server, '{"inputs": {"a": [1.0]}, "params": {"unused": "x"}}')
-    assert status == 400 and body["message"] == "Invalid value 'x' for param 'unused': expected long"
+    assert status == 400
+    assert body["message"] == "Invalid value 'x' for param 'unused': expected long"
     assert _post(server, '{"inputs": {"a": [1.0]}}')[0] == 200
 
 
-def test_serving_a_model_from_a_run(classifier: Any, frame: Any, start_server: Callable[..., Server]) -> None:
+def test_serving_a_model_from_a_run(
+    classifier: Any, frame: Any, start_server: Callable[..., Server]
+) -> None:
     from flowml.tracking import fluent
 
     with fluent.start_run():
         info = fluent_log(classifier)
     server = start_server(info)
-    status, body = _post(server, json.dumps({"dataframe_records": frame.head(2).to_dict("records")}))
+    records = frame.head(2).to_dict("records")
+    status, body = _post(server, json.dumps({"dataframe_records": records}))
     assert status == 200 and body["predictions"] == classifier.predict(frame.head(2)).tolist()
 
 

@@ -2,7 +2,7 @@
 
 | route | reply |
 |---|---|
-| ``GET /ping``, ``GET /health`` | 200 once the model is loaded (it is loaded before the app exists) |
+| ``GET /ping``, ``GET /health`` | 200 (the model is loaded before the app exists) |
 | ``GET /version`` | the flowml version |
 | ``POST /invocations`` | ``{"predictions": [...]}``; 400/415 with ``{"error_code", "message"}`` |
 

@@ -68,10 +68,12 @@ def _split_frame(payload: Any) -> Any:
     if any(len(row) != width for row in data):
         raise BadRequest(f"'{DF_SPLIT}': every row must have {width} values")
     names = columns if columns is not None else list(range(width))
-    # Column-wise construction keeps each column's own dtype (no object round trip).
-    frame = pd.DataFrame({name: [row[i] for row in data] for i, name in enumerate(names)})
     if len(set(map(str, names))) != len(names):
         raise BadRequest(f"'{DF_SPLIT}': duplicate column names {names}")
+    # Column-wise construction keeps each column's own dtype (no object round trip).
+    frame = pd.DataFrame({name: [row[i] for row in data] for i, name in enumerate(names)})
+    # A plain object index: scikit-learn's feature-name checks are slower on Arrow strings.
+    frame.columns = pd.Index(names, dtype=object)
     index = payload.get("index")
     if index is not None:
         if not isinstance(index, list) or len(index) != len(data):
