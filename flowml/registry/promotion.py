@@ -30,6 +30,7 @@ __all__ = [
     "PromotionRecord",
     "apply_promotion",
     "check_gates",
+    "gate_context",
     "plan_promotion",
     "refuse",
     "resolve_candidate",
@@ -156,6 +157,32 @@ def plan_promotion(
     )
 
 
+def gate_context(
+    client: RegistryClient,
+    plan: PromotionPlan,
+    evaluations: Mapping[int | str, Mapping[str, float]] | None = None,
+) -> GateContext:
+    """What the gates of ``plan`` see: its candidate, its champion, and their metrics.
+
+    Args:
+        evaluations: version -> metric values overriding the versions' run metrics.
+
+    Raises:
+        InvalidParameter: ``evaluations`` is not a mapping of version to numbers.
+    """
+    if evaluations is not None and not isinstance(evaluations, Mapping):
+        raise InvalidParameter(f"evaluations must map versions to metrics, got {evaluations!r}")
+    normalised: dict[int, dict[str, float]] = {}
+    for version, values in (evaluations or {}).items():
+        if not isinstance(values, Mapping):
+            raise InvalidParameter(f"evaluations[{version!r}] must map metric names to numbers")
+        try:
+            normalised[validate_version(version)] = {str(k): float(v) for k, v in values.items()}
+        except (TypeError, ValueError):
+            raise InvalidParameter(f"evaluations[{version!r}] holds a non-numeric value") from None
+    return GateContext(client, plan.name, plan.candidate, plan.champion, plan.target, normalised)
+
+
 def check_gates(
     client: RegistryClient,
     plan: PromotionPlan,
@@ -163,9 +190,7 @@ def check_gates(
     evaluations: Mapping[int | str, Mapping[str, float]] | None = None,
 ) -> list[GateResult]:
     """Run the gates against the plan's candidate and champion."""
-    normalised = {validate_version(k): dict(v) for k, v in (evaluations or {}).items()}
-    ctx = GateContext(client, plan.name, plan.candidate, plan.champion, plan.target, normalised)
-    return run_gates(ctx, gates)
+    return run_gates(gate_context(client, plan, evaluations), gates)
 
 
 def refuse(

@@ -9,10 +9,32 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from flowml.registry.gates import GateResult
+from flowml.exceptions import FlowMLError
+from flowml.registry.gates import GateContext, GateResult
 from flowml.registry.promotion import PromotionPlan
 
-__all__ = ["promotion_markdown"]
+__all__ = ["metric_table", "promotion_markdown"]
+
+MAX_TABLE_METRICS = 30
+
+
+def metric_table(ctx: GateContext) -> dict[str, tuple[float | None, float | None]]:
+    """metric -> (candidate value, champion value) for the comparison table.
+
+    The candidate's metrics first (at most 30, by name); a metric only the champion
+    has is listed too, so a missing candidate metric is visible.
+    """
+    try:
+        mine = ctx.metrics(ctx.candidate)
+        theirs = ctx.metrics(ctx.champion) if ctx.champion is not None else {}
+    except FlowMLError:  # e.g. a deleted source run: the gates already said so
+        return {}
+    keys = sorted(set(mine) | set(theirs))[:MAX_TABLE_METRICS]
+    return {k: (ctx.metric(ctx.candidate, k), _maybe(ctx, k)) for k in keys}
+
+
+def _maybe(ctx: GateContext, key: str) -> float | None:
+    return None if ctx.champion is None else ctx.metric(ctx.champion, key)
 
 
 def promotion_markdown(
