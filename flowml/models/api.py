@@ -249,6 +249,14 @@ def _append_tag(client: Any, run_id: str, key: str, entry: dict[str, Any]) -> No
     client.set_tag(run_id, key, value)
 
 
+def _record_lineage(client: Any, run_id: str, model_uri: str, name: str) -> None:
+    # The run's lineage names the model it produced (beside the MLflow-style tags).
+    from flowml.tracking.inputs import record_output
+    from flowml.tracking.lineage import KIND_MODEL
+
+    record_output(run_id, KIND_MODEL, model_uri, name=name, client=client)
+
+
 def log_model(
     model: Any = None,
     name: str = "model",
@@ -267,8 +275,8 @@ def log_model(
 ) -> ModelInfo:
     """Save a model into a run's artifacts under `name` and record it on the run.
 
-    The run gets MLflow's ``mlflow.log-model.history`` tag and flowml's ``flowml.models``
-    tag (JSON lists, one entry per logged model).
+    The run gets MLflow's ``mlflow.log-model.history`` tag, flowml's ``flowml.models`` tag
+    (JSON lists, one entry per logged model) and a ``model`` output in its lineage.
 
     Args:
         model: The model (see `save_model`).
@@ -344,6 +352,7 @@ def log_model(
         "flavors": sorted(mlmodel.flavors),
     }
     _append_tag(client, run_id, MODELS_TAG, summary)
+    _record_lineage(client, run_id, model_uri, artifact_path)
     version = None
     if register is not None:
         registered = register(model_uri, registered_model_name)

@@ -39,6 +39,11 @@ def test_log_model_records_the_model_on_the_active_run(classifier: Any, frame: A
          "flavors": ["python_function", "sklearn"]},
     ]
 
+    outputs = fluent.get_client().store.search_lineage(run_ids=[run_id], direction="output")
+    assert [(e.kind, e.uri, e.name) for e in outputs] == [
+        ("model", info.model_uri, "model"), ("model", second.model_uri, "challenger")
+    ]
+
     listed = {f.path for f in fluent.get_client().list_artifacts(run_id, "model")}
     assert {"model/MLmodel", "model/model.pkl", "model/requirements.txt",
             "model/input_example.json"} <= listed
