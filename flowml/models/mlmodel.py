@@ -9,6 +9,8 @@ flowml writes the keys MLflow 3 reads (``flavors``, ``model_uuid``, ``utc_time_c
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib.metadata
 import os
 import uuid
 from dataclasses import dataclass, field
@@ -45,10 +47,14 @@ def _utc_now() -> str:
     return str(dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
 
 
-def _flowml_version() -> str:
-    from flowml import __version__
-
-    return __version__
+@functools.lru_cache(maxsize=1)
+def flowml_version() -> str:
+    """The installed flowml version (read from package metadata: this layer never imports
+    the top-level package, which reaches into higher layers)."""
+    try:
+        return importlib.metadata.version("flowml")
+    except importlib.metadata.PackageNotFoundError:
+        return "0+unknown"
 
 
 @dataclass
@@ -70,7 +76,7 @@ class Model:
     signature: ModelSignature | None = None
     saved_input_example_info: dict[str, Any] | None = None
     model_size_bytes: int | None = None
-    flowml_version: str | None = field(default_factory=_flowml_version)
+    flowml_version: str | None = field(default_factory=flowml_version)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def add_flavor(self, name: str, **config: Any) -> Model:

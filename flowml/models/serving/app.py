@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from flowml.exceptions import BadRequest, FlowMLError
+from flowml.models.mlmodel import flowml_version
 from flowml.models.pyfunc import PyFuncModel
 from flowml.models.serving.parsing import (
     parse_csv,
@@ -79,11 +80,9 @@ class ScoringApp:
     """
 
     def __init__(self, model: PyFuncModel) -> None:
-        from flowml import __version__
-
         self.model = model
         self._schema = model.metadata.get_input_schema()
-        self._version = __version__.encode()
+        self._version = flowml_version().encode()
 
     def score(self, body: bytes, content_type: str) -> tuple[int, bytes]:
         """Status and JSON body for one ``/invocations`` request (never raises)."""
