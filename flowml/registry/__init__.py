@@ -29,10 +29,15 @@ __all__ = [
     "RegistryClient",
     "audit_context",
     "beats_champion",
+    "get_registry_uri",
     "metric_at_least",
     "parse_models_uri",
+    "register_model",
     "resolve_model_version",
     "resolve_models_uri",
+    "search_model_versions",
+    "search_registered_models",
+    "set_registry_uri",
 ]
 
 _EXPORTS = {
@@ -53,6 +58,11 @@ _EXPORTS = {
     "parse_models_uri": "flowml.registry.uri",
     "resolve_model_version": "flowml.registry.uri",
     "resolve_models_uri": "flowml.registry.uri",
+    "get_registry_uri": "flowml.registry.fluent",
+    "register_model": "flowml.registry.fluent",
+    "search_model_versions": "flowml.registry.fluent",
+    "search_registered_models": "flowml.registry.fluent",
+    "set_registry_uri": "flowml.registry.fluent",
 }
 
 

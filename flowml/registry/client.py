@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from flowml.exceptions import InvalidParameter, ResourceAlreadyExists, ResourceNotFound
+from flowml.exceptions import FlowMLError, InvalidParameter, ResourceAlreadyExists, ResourceNotFound
 from flowml.registry.audit import AuditInfo, current_audit_info
 from flowml.registry.entities import AuditEntry, ModelVersion, RegisteredModel
 from flowml.registry.store import AbstractRegistryStore, get_registry_store
@@ -167,7 +167,7 @@ class RegistryClient:
             self.create_registered_model(name, reason=reason)
         except ResourceAlreadyExists:
             pass  # registering a new version of an existing model
-        return self.store.create_model_version(
+        version = self.store.create_model_version(
             name,
             source,
             run_id=run_id or source_run_id,
@@ -176,6 +176,8 @@ class RegistryClient:
             storage_location=storage,
             audit=_info(reason),
         )
+        self._record_lineage(version)
+        return version
 
     def create_model_version(
         self,
@@ -194,7 +196,7 @@ class RegistryClient:
             ResourceNotFound: no model has that name.
         """
         _, storage, _ = self._resolve_source(source)
-        return self.store.create_model_version(
+        version = self.store.create_model_version(
             name,
             source,
             run_id=run_id,
@@ -204,6 +206,8 @@ class RegistryClient:
             storage_location=storage,
             audit=_info(reason),
         )
+        self._record_lineage(version)
+        return version
 
     def get_model_version(self, name: str, version: int | str) -> ModelVersion:
         return self.store.get_model_version(name, version)
@@ -336,6 +340,28 @@ class RegistryClient:
             return model_uri, version.storage_location, version.run_id
         return model_uri, model_uri, None
 
+
+    def _record_lineage(self, version: ModelVersion) -> None:
+        """Record ``models:/<name>/<version>`` as an output of its source run.
+
+        Best effort: the run may live in another tracking store, or be deleted; the
+        version's ``run_id`` links the two either way.
+        """
+        if not version.run_id:
+            return
+        from flowml.tracking.inputs import record_output
+        from flowml.tracking.lineage import KIND_MODEL
+
+        try:
+            record_output(
+                version.run_id,
+                KIND_MODEL,
+                f"models:/{version.name}/{version.version}",
+                name=f"{version.name} v{version.version}",
+                client=self.tracking,
+            )
+        except FlowMLError:
+            pass
 
     def _require_mlmodel(self, model_uri: str, location: str) -> None:
         # As MLflow: registering a runs:/ path without a logged model is an error, found now
