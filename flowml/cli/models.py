@@ -32,3 +32,6 @@ def serve(
     from flowml.models.serving.server import serve as run_server
 
     run_server(model_uri, host=host, port=port, workers=workers)
+
+
+from flowml.cli import model_registry  # noqa: E402,F401 - adds the registry commands to this app
