@@ -291,9 +291,7 @@ def lineage(
     output: Annotated[Output, _OUTPUT] = "table",
 ) -> None:
     """Show where VERSION of NAME comes from: its run, the Prefect runs, code and input data."""
-    from flowml.tasks import tags as ptags
     from flowml.tracking import tags as systags
-    from flowml.tracking.lineage_graph import lineage as run_lineage
 
     client = _client()
     mv = client.get_model_version(name, version)
@@ -308,17 +306,14 @@ def lineage(
             ["experiment", info.experiment_id],
         ]
         for label, key in (
-            ("flow run", ptags.FLOW_RUN_ID),
-            ("flow", ptags.FLOW_NAME),
-            ("task run", ptags.TASK_RUN_ID),
-            ("deployment", ptags.DEPLOYMENT_ID),
+            *_prefect_tags(),
             ("git commit", systags.GIT_COMMIT),
             ("code", systags.SOURCE_NAME),
         ):
             if run_tags.get(key):
                 rows.append([label, run_tags[key]])
-        graph = run_lineage(mv.run_id, depth=depth, client=client.tracking)
-        chain["graph"] = graph.to_dict()
+        graph = _run_lineage(client, mv.run_id, depth)
+        chain["graph"] = None if graph is None else graph.to_dict()
     else:
         graph = None
         rows.append(["run", "(not recorded: the version was registered without a run)"])
@@ -328,6 +323,29 @@ def lineage(
     print_table(f"Lineage of {name} version {mv.version}", ["", ""], rows)
     if graph is not None:
         print(graph.format())
+
+
+def _prefect_tags() -> tuple[tuple[str, str], ...]:
+    """(label, run tag) pairs naming the Prefect runs behind a tracked run."""
+    try:
+        from flowml.tasks import tags as ptags
+    except ImportError:  # no Prefect integration installed: nothing to show
+        return ()
+    return (
+        ("flow run", ptags.FLOW_RUN_ID),
+        ("flow", ptags.FLOW_NAME),
+        ("task run", ptags.TASK_RUN_ID),
+        ("deployment", ptags.DEPLOYMENT_ID),
+    )
+
+
+def _run_lineage(client: Any, run_id: str, depth: int) -> Any:
+    """The run's lineage graph (`flowml.lineage`), or ``None`` without lineage support."""
+    try:
+        from flowml.tracking.lineage_graph import lineage as run_lineage
+    except ImportError:
+        return None
+    return run_lineage(run_id, depth=depth, client=client.tracking)
 
 
 def _pairs(items: list[str] | None, option: str) -> dict[str, str]:

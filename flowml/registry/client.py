@@ -349,9 +349,11 @@ class RegistryClient:
         """
         if not version.run_id:
             return
-        from flowml.tracking.inputs import record_output
-        from flowml.tracking.lineage import KIND_MODEL
-
+        try:
+            from flowml.tracking.inputs import record_output
+            from flowml.tracking.lineage import KIND_MODEL
+        except ImportError:  # a tracking layer without lineage records
+            return
         try:
             record_output(
                 version.run_id,

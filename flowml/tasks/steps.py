@@ -289,7 +289,7 @@ class _Report:
         reason: str | None,
     ) -> None:
         self.plan, self.results, self.metrics, self.reason = plan, results, metrics, reason
-        self.key = _slug(f"promotion-{plan.name}-{plan.target}")
+        self.key = _artifact_key(plan.name, plan.target)
 
     def markdown(self, decision: str, approval: str | None = None) -> str:
         return promotion_markdown(
@@ -396,8 +396,15 @@ def _emit(event: str, version: ModelVersion, payload: dict[str, Any]) -> None:
     )
 
 
+def _artifact_key(name: str, target: str) -> str:
+    """``flowml-<model>-<target>-promotion``: one versioned artifact collection per target.
+
+    Prefect keys hold lowercase letters, digits and dashes, at most 100 characters.
+    """
+    return f"flowml-{_slug(name)[:60].strip('-')}-{_slug(target)[:20].strip('-')}-promotion"
+
+
 def _slug(text: str) -> str:
-    # Prefect artifact keys: lowercase letters, digits and dashes only.
     return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")
 
 

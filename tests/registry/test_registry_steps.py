@@ -187,7 +187,7 @@ def test_refused_promotion_changes_nothing(name: str, registry: RegistryClient):
     assert refused.details["gates"][0]["passed"] is False
     [event] = _events("flowml.model.promotion-refused", name)
     assert event.payload["refused_by"] == "gates"
-    assert "**Decision: refused by gates**" in _artifact(f"promotion-{name}-champion").data
+    assert "**Decision: refused by gates**" in _artifact(f"flowml-{name}-champion-promotion").data
 
 
 def test_bad_arguments_are_typed_errors(name: str, registry: RegistryClient):
@@ -299,7 +299,7 @@ def test_approval_timeout_rejects(name: str, registry: RegistryClient):
     assert registry.get_registered_model(name).aliases == {}
     rejected = registry.get_audit_log(name)[-1]
     assert (rejected.action, rejected.details) == ("approval_rejected", {"timed_out": True})
-    assert "no approval within 2 s" in _artifact(f"promotion-{name}-champion").data
+    assert "no approval within 2 s" in _artifact(f"flowml-{name}-champion-promotion").data
 
 
 # -- promote: rollback -----------------------------------------------------------------------
