@@ -79,13 +79,16 @@ class Row:
     passed: bool | None = None
 
     def judge(self, minimum_ratio: float | None = None, maximum_fraction: float | None = None) -> None:
-        if self.flowml is None or self.mlflow is None or not self.flowml or not self.mlflow:
+        if self.flowml is None or self.mlflow is None or self.mlflow <= 0:
             return
         if maximum_fraction is not None:  # a fraction of MLflow's figure (import time)
             self.ratio = self.flowml / self.mlflow
             self.passed = self.ratio < maximum_fraction
             return
-        self.ratio = self.flowml / self.mlflow if self.higher_is_better else self.mlflow / self.flowml
+        if self.higher_is_better:
+            self.ratio = self.flowml / self.mlflow
+        else:
+            self.ratio = self.mlflow / self.flowml if self.flowml > 0 else float("inf")
         self.passed = minimum_ratio is not None and self.ratio >= minimum_ratio
 
 
