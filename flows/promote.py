@@ -74,7 +74,7 @@ def champion_challenger(
     margin: float = 0.0,
     require_approval: bool = False,
 ) -> PromotionResult | None:
-    """Promote the newest version of ``model_name`` to ``to`` if it beats the holder on held-out data.
+    """Promote the newest version of ``model_name`` to ``to`` if it wins on held-out data.
 
     Args:
         model_name: the registered model.
@@ -102,8 +102,11 @@ def champion_challenger(
         return None
     features, labels = load_holdout(holdout_uri, target_column)
     key = f"holdout_{metric}"
-    evaluations = {challenger.version: {key: score(f"models:/{model_name}/{challenger.version}",
-                                                   features, labels, metric)}}
+    evaluations = {
+        challenger.version: {
+            key: score(f"models:/{model_name}/{challenger.version}", features, labels, metric)
+        }
+    }
     if champion is not None:
         evaluations[champion.version] = {
             key: score(f"models:/{model_name}/{champion.version}", features, labels, metric)
@@ -155,8 +158,14 @@ def main() -> None:
     parser.add_argument("--require-approval", action="store_true")
     args = parser.parse_args()
     result = champion_challenger(
-        args.model_name, args.holdout, args.target_column, args.metric, args.to,
-        args.min_score, args.margin, args.require_approval,
+        args.model_name,
+        args.holdout,
+        args.target_column,
+        args.metric,
+        args.to,
+        args.min_score,
+        args.margin,
+        args.require_approval,
     )
     if result is None:
         print(f"The newest version of {args.model_name} already holds {args.to}")

@@ -136,8 +136,12 @@ def audit_context(
     Raises:
         InvalidParameter: a value is not a string.
     """
-    for label, value in (("user_id", user_id), ("reason", reason), ("flow_run_id", flow_run_id),
-                         ("task_run_id", task_run_id)):
+    for label, value in (
+        ("user_id", user_id),
+        ("reason", reason),
+        ("flow_run_id", flow_run_id),
+        ("task_run_id", task_run_id),
+    ):
         if value is not None and not isinstance(value, str):
             raise InvalidParameter(f"audit {label} must be a string, got {value!r}")
     outer = current_audit_info()

@@ -340,7 +340,6 @@ class RegistryClient:
             return model_uri, version.storage_location, version.run_id
         return model_uri, model_uri, None
 
-
     def _record_lineage(self, version: ModelVersion) -> None:
         """Record ``models:/<name>/<version>`` as an output of its source run.
 

@@ -112,7 +112,7 @@ class ModelVersion:
     aliases: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict with MLflow's field names (``version`` as a string, as MLflow's REST API)."""
+        """A JSON-ready dict with MLflow's field names (``version`` a string, as in REST)."""
         return {
             "name": self.name,
             "version": str(self.version),

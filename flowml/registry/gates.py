@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from flowml.exceptions import InvalidParameter
 from flowml.registry.entities import ModelVersion
@@ -98,7 +98,9 @@ class GateContext:
             cached = {}
             if version.run_id:
                 cached.update(self.client.tracking.get_run(version.run_id).data.metrics)
-            cached.update({k: float(val) for k, val in self.evaluations.get(version.version, {}).items()})
+            cached.update(
+                {k: float(val) for k, val in self.evaluations.get(version.version, {}).items()}
+            )
             self._cache[version.version] = cached
         return cached
 
@@ -108,7 +110,7 @@ class GateContext:
         return None if value is None or math.isnan(value) else value
 
 
-Gate = Callable[[GateContext], Union[GateResult, bool]]
+Gate = Callable[[GateContext], GateResult | bool]
 
 
 def gate_name(gate: Gate) -> str:
@@ -172,7 +174,8 @@ def beats_champion(key: str, margin: float = 0.0, higher_is_better: bool = True)
         InvalidParameter: a bad key, a negative or non-finite margin.
 
     Example:
-        >>> promote_model("churn", 8, to="champion", gates=[beats_champion("rmse", higher_is_better=False)])
+        >>> gate = beats_champion("rmse", higher_is_better=False)
+        >>> promote_model("churn", 8, to="champion", gates=[gate])
     """
     _check_key(key)
     delta = _finite("margin", margin)

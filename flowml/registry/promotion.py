@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.registry.audit import AuditAction
-from flowml.registry.entities import ACTIVE_STAGES, STAGE_ARCHIVED, ModelVersion, canonical_stage, is_stage
+from flowml.registry.entities import (
+    ACTIVE_STAGES,
+    STAGE_ARCHIVED,
+    ModelVersion,
+    canonical_stage,
+    is_stage,
+)
 from flowml.registry.errors import PromotionRefused
 from flowml.registry.gates import Gate, GateContext, GateResult, run_gates
 from flowml.registry.validation import validate_alias, validate_model_name, validate_version
@@ -274,9 +280,10 @@ def undo_promotion(
             )
             restored["alias"] = record.previous_alias_version
     else:
-        moves = [(record.version, record.target, record.previous_stage), *(
-            (version, STAGE_ARCHIVED, stage) for version, stage in record.archived
-        )]
+        moves = [
+            (record.version, record.target, record.previous_stage),
+            *((version, STAGE_ARCHIVED, stage) for version, stage in record.archived),
+        ]
         for version, expected, previous in moves:
             try:
                 now = client.get_model_version(record.name, version).current_stage
@@ -303,9 +310,7 @@ def undo_promotion(
 
 def _versions_in_stage(client: RegistryClient, name: str, stage: str) -> list[ModelVersion]:
     quoted = name.replace("'", "''")
-    return list(
-        client.search_model_versions(f"name = '{quoted}' and current_stage = '{stage}'")
-    )
+    return list(client.search_model_versions(f"name = '{quoted}' and current_stage = '{stage}'"))
 
 
 def _state(plan: PromotionPlan) -> str | None:

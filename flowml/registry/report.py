@@ -61,7 +61,8 @@ def promotion_markdown(
     """
     candidate, champion = plan.candidate, plan.champion
     lines = [
-        f"# Promotion of `{_cell(plan.name)}` version {candidate.version} to `{_cell(plan.target)}`",
+        f"# Promotion of `{_cell(plan.name)}` version {candidate.version} "
+        f"to `{_cell(plan.target)}`",
         "",
         f"**Decision: {decision}**",
         "",

@@ -108,7 +108,8 @@ def validate_alias(alias: object, *, reserved_ok: bool = False) -> str:
         )
     if len(alias) > MAX_ALIAS_LENGTH:
         raise InvalidParameter(
-            f"Alias {alias[:40]!r}... is {len(alias)} characters long; the limit is {MAX_ALIAS_LENGTH}"
+            f"Alias {alias[:40]!r}... is {len(alias)} characters long; "
+            f"the limit is {MAX_ALIAS_LENGTH}"
         )
     if not reserved_ok:
         if alias.lower() == RESERVED_ALIAS_LATEST:
@@ -164,7 +165,8 @@ def validate_description(description: object) -> str | None:
         )
     if len(description) > MAX_DESCRIPTION_LENGTH:
         raise InvalidParameter(
-            f"Description is {len(description)} characters long; the limit is {MAX_DESCRIPTION_LENGTH}"
+            f"Description is {len(description)} characters long; "
+            f"the limit is {MAX_DESCRIPTION_LENGTH}"
         )
     return description
 
@@ -179,6 +181,7 @@ def validate_source(source: object) -> str:
         raise InvalidParameter(f"Model version source must be a non-empty string, got {source!r}")
     if len(source) > MAX_SOURCE_LENGTH:
         raise InvalidParameter(
-            f"Model version source is {len(source)} characters long; the limit is {MAX_SOURCE_LENGTH}"
+            f"Model version source is {len(source)} characters long; "
+            f"the limit is {MAX_SOURCE_LENGTH}"
         )
     return source

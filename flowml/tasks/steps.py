@@ -220,7 +220,9 @@ def promote_model(
         _check_positive("approval_timeout", approval_timeout)
         _check_positive("approval_poll_interval", approval_poll_interval)
         if FlowRunContext.get() is None:
-            raise InvalidState("require_approval=True needs a flow run to pause: call it from a flow")
+            raise InvalidState(
+                "require_approval=True needs a flow run to pause: call it from a flow"
+            )
     client = RegistryClient(registry_uri)
     with _audit(reason):
         plan = plan_promotion(client, name, version_or_alias, to, archive_existing)
@@ -233,20 +235,28 @@ def promote_model(
             report.publish("refused by gates")
             _emit(EVENT_PROMOTION_REFUSED, plan.candidate, report.payload("gates"))
             raise error
-        approval = _ask_approval(client, report, approval_timeout, approval_poll_interval) if (
-            require_approval
-        ) else None
-        with audit_context(gates=[r.to_dict() for r in results], **(
-            {"approval": approval} if approval else {}
-        )):
+        approval = (
+            _ask_approval(client, report, approval_timeout, approval_poll_interval)
+            if (require_approval)
+            else None
+        )
+        with audit_context(
+            gates=[r.to_dict() for r in results], **({"approval": approval} if approval else {})
+        ):
             record = apply_promotion(client, plan, reason)
     _remember_for_rollback(client, record)
     artifact_key = report.publish("promoted", approval)
-    _emit(EVENT_PROMOTED, client.get_model_version(name, plan.candidate.version),
-          report.payload(None, approval))
+    _emit(
+        EVENT_PROMOTED,
+        client.get_model_version(name, plan.candidate.version),
+        report.payload(None, approval),
+    )
     for archived, _ in record.archived:
-        _emit(EVENT_ARCHIVED, client.get_model_version(name, archived),
-              {"archived_by": plan.candidate.version, "stage": plan.target, "reason": reason})
+        _emit(
+            EVENT_ARCHIVED,
+            client.get_model_version(name, archived),
+            {"archived_by": plan.candidate.version, "stage": plan.target, "reason": reason},
+        )
     return PromotionResult(
         name=plan.name,
         version=plan.candidate.version,
@@ -293,7 +303,11 @@ class _Report:
 
     def markdown(self, decision: str, approval: str | None = None) -> str:
         return promotion_markdown(
-            self.plan, self.results, decision, metrics=self.metrics, reason=self.reason,
+            self.plan,
+            self.results,
+            decision,
+            metrics=self.metrics,
+            reason=self.reason,
             approval=approval,
         )
 
@@ -301,15 +315,21 @@ class _Report:
         text = None
         if approval is not None:
             who = approval.get("reviewer") or "a reviewer"
-            text = f"approved by {who}" + (f": {approval['comment']}" if approval.get("comment") else "")
+            text = f"approved by {who}" + (
+                f": {approval['comment']}" if approval.get("comment") else ""
+            )
         create_markdown_artifact(
             self.markdown(decision, text),
             key=self.key,
-            description=f"{self.plan.name} v{self.plan.candidate.version} -> {self.plan.target}: {decision}",
+            description=(
+                f"{self.plan.name} v{self.plan.candidate.version} -> {self.plan.target}: {decision}"
+            ),
         )
         return self.key
 
-    def payload(self, refused_by: str | None, approval: dict[str, str] | None = None) -> dict[str, Any]:
+    def payload(
+        self, refused_by: str | None, approval: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         plan = self.plan
         return {
             "kind": plan.kind,
@@ -327,22 +347,36 @@ def _ask_approval(
 ) -> dict[str, str]:
     plan = report.plan
     version, target = plan.candidate.version, plan.target
-    client.log_audit_event(plan.name, AuditAction.APPROVAL_REQUESTED, version=version,
-                           to_value=target, timeout_seconds=timeout)
+    client.log_audit_event(
+        plan.name,
+        AuditAction.APPROVAL_REQUESTED,
+        version=version,
+        to_value=target,
+        timeout_seconds=timeout,
+    )
     form = ApprovalForm.with_initial_data(
         description=report.markdown("awaiting approval"), approve=False
     )
     try:
         answer = pause_flow_run(wait_for_input=form, timeout=timeout, poll_interval=poll_interval)
     except FlowPauseTimeout:
-        client.log_audit_event(plan.name, AuditAction.APPROVAL_REJECTED, version=version,
-                               to_value=target, timed_out=True)
+        client.log_audit_event(
+            plan.name,
+            AuditAction.APPROVAL_REJECTED,
+            version=version,
+            to_value=target,
+            timed_out=True,
+        )
         report.publish(f"rejected: no approval within {timeout} s")
         _emit(EVENT_PROMOTION_REFUSED, plan.candidate, report.payload("approval timeout"))
         raise ApprovalRejected(
             f"Promotion of {plan.name!r} version {version} to {target!r} rejected: nobody "
             f"approved it within {timeout} s",
-            name=plan.name, version=version, target=target, timed_out=True, results=report.results,
+            name=plan.name,
+            version=version,
+            target=target,
+            timed_out=True,
+            results=report.results,
         ) from None
     decision = {"reviewer": answer.reviewer, "comment": answer.comment}
     with audit_context(user_id=answer.reviewer or None):
@@ -353,8 +387,12 @@ def _ask_approval(
         _emit(EVENT_PROMOTION_REFUSED, plan.candidate, report.payload("reviewer", decision))
         raise ApprovalRejected(
             f"Promotion of {plan.name!r} version {version} to {target!r} rejected by "
-            f"{answer.reviewer or 'the reviewer'}" + (f": {answer.comment}" if answer.comment else ""),
-            name=plan.name, version=version, target=target, comment=answer.comment,
+            f"{answer.reviewer or 'the reviewer'}"
+            + (f": {answer.comment}" if answer.comment else ""),
+            name=plan.name,
+            version=version,
+            target=target,
+            comment=answer.comment,
             results=report.results,
         )
     return decision
@@ -363,11 +401,14 @@ def _ask_approval(
 def _remember_for_rollback(client: RegistryClient, record: PromotionRecord) -> None:
     txn = get_transaction()
     if txn is not None:
-        txn.set(_TXN_KEY, {
-            "record": record.to_dict(),
-            "registry_uri": client.registry_uri,
-            "tracking_uri": client.tracking_uri,
-        })
+        txn.set(
+            _TXN_KEY,
+            {
+                "record": record.to_dict(),
+                "registry_uri": client.registry_uri,
+                "tracking_uri": client.tracking_uri,
+            },
+        )
 
 
 def _audit(reason: str | None) -> AbstractContextManager[AuditInfo]:
@@ -386,13 +427,20 @@ def _emit(event: str, version: ModelVersion, payload: dict[str, Any]) -> None:
             "prefect.resource.id": f"flowml.registered-model.{version.name}",
             "prefect.resource.name": version.name,
         },
-        related=[{
-            "prefect.resource.id": f"flowml.model-version.{version.name}.{version.version}",
-            "prefect.resource.role": "model-version",
-            "prefect.resource.name": f"{version.name} v{version.version}",
-        }],
-        payload={"name": version.name, "version": version.version,
-                 "stage": version.current_stage, "aliases": list(version.aliases), **payload},
+        related=[
+            {
+                "prefect.resource.id": f"flowml.model-version.{version.name}.{version.version}",
+                "prefect.resource.role": "model-version",
+                "prefect.resource.name": f"{version.name} v{version.version}",
+            }
+        ],
+        payload={
+            "name": version.name,
+            "version": version.version,
+            "stage": version.current_stage,
+            "aliases": list(version.aliases),
+            **payload,
+        },
     )
 
 

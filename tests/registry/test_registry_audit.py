@@ -13,10 +13,7 @@ from flowml.registry.schema import registry_audit
 
 
 def _trail(client: RegistryClient, name: str) -> list[tuple]:
-    return [
-        (e.action, e.version, e.from_value, e.to_value)
-        for e in client.get_audit_log(name)
-    ]
+    return [(e.action, e.version, e.from_value, e.to_value) for e in client.get_audit_log(name)]
 
 
 def test_every_change_is_recorded(client: RegistryClient):
@@ -51,7 +48,9 @@ def test_every_change_is_recorded(client: RegistryClient):
     ]
     # The trail under the old name includes everything that happened while it had that name.
     assert [a for a, *_ in _trail(client, "churn")][:3] == [
-        "model_created", "version_registered", "version_registered"
+        "model_created",
+        "version_registered",
+        "version_registered",
     ]
     log = client.get_audit_log("churn2")
     assert {e.name for e in log} == {"churn", "churn2"}
@@ -62,22 +61,26 @@ def test_every_change_is_recorded(client: RegistryClient):
     assert log[-1].reason == "retired"
     assert all(e.user_id for e in log)
     assert [e.id for e in log] == sorted(e.id for e in log)
-    assert all(a.timestamp <= b.timestamp for a, b in zip(log, log[1:]))
+    assert all(a.timestamp <= b.timestamp for a, b in zip(log, log[1:], strict=False))
 
 
 def test_audit_context_records_prefect_run_ids(client: RegistryClient, monkeypatch):
     client.create_registered_model("churn")
-    with audit_context(user_id="alice", reason="retrain", flow_run_id="f-1", task_run_id="t-1",
-                       ticket="ML-42"):
+    with audit_context(
+        user_id="alice", reason="retrain", flow_run_id="f-1", task_run_id="t-1", ticket="ML-42"
+    ):
         with audit_context(reason="inner"):
             client.register_model("file:///m/1", "churn")
     monkeypatch.setenv("PREFECT__FLOW_RUN_ID", "f-env")
     client.set_registered_model_alias("churn", "champion", 1)
     entries = client.get_audit_log("churn")
     registered, alias = entries[1], entries[2]
-    assert (registered.user_id, registered.reason, registered.flow_run_id, registered.task_run_id) == (
-        "alice", "inner", "f-1", "t-1"
-    )
+    assert (
+        registered.user_id,
+        registered.reason,
+        registered.flow_run_id,
+        registered.task_run_id,
+    ) == ("alice", "inner", "f-1", "t-1")
     assert registered.details == {"ticket": "ML-42"}
     assert alias.flow_run_id == "f-env" and alias.task_run_id is None
     assert current_audit_info("why").reason == "why"
@@ -86,21 +89,34 @@ def test_audit_context_records_prefect_run_ids(client: RegistryClient, monkeypat
             pass
 
 
-def test_decisions_can_be_appended_but_changes_cannot_be_forged(client: RegistryClient, store, unchanged):
+def test_decisions_can_be_appended_but_changes_cannot_be_forged(
+    client: RegistryClient, store, unchanged
+):
     client.register_model("file:///m/1", "churn")
     entry = client.log_audit_event(
-        "churn", AuditAction.APPROVAL_GRANTED, version=1, to_value="Production",
-        reason="looks good", reviewer="bob",
+        "churn",
+        AuditAction.APPROVAL_GRANTED,
+        version=1,
+        to_value="Production",
+        reason="looks good",
+        reviewer="bob",
     )
     assert (entry.action, entry.version, entry.to_value, entry.reason) == (
-        "approval_granted", 1, "Production", "looks good"
+        "approval_granted",
+        1,
+        "Production",
+        "looks good",
     )
     assert entry.details == {"reviewer": "bob"}
     for action in sorted(AuditAction.MUTATIONS) + ["made_up", ""]:
         unchanged(InvalidParameter, store.log_audit_event, "churn", action)
     unchanged(ResourceNotFound, store.log_audit_event, "nope", AuditAction.APPROVAL_GRANTED)
-    unchanged(ResourceNotFound, store.log_audit_event, "churn", AuditAction.APPROVAL_GRANTED, version=5)
-    unchanged(InvalidParameter, store.log_audit_event, "churn", AuditAction.APPROVAL_GRANTED, to_value=3)
+    unchanged(
+        ResourceNotFound, store.log_audit_event, "churn", AuditAction.APPROVAL_GRANTED, version=5
+    )
+    unchanged(
+        InvalidParameter, store.log_audit_event, "churn", AuditAction.APPROVAL_GRANTED, to_value=3
+    )
     for method in ("update_audit", "delete_audit", "delete_audit_log", "clear_audit_log"):
         assert not hasattr(client, method) and not hasattr(store, method)
 

@@ -27,7 +27,10 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
     out = subprocess.run(
-        [sys.executable, "-m", "flowml.cli", "models", *args], env=env, capture_output=True, text=True
+        [sys.executable, "-m", "flowml.cli", "models", *args],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if ok:
         assert out.returncode == 0, out.stderr
@@ -51,8 +54,18 @@ def logged_run(env: dict[str, str]) -> str:
 
 def test_register_list_show_versions(env, logged_run):
     created = json.loads(
-        cli(env, "register", f"runs:/{logged_run}/model", "churn", "--tag", "team=ml",
-            "--reason", "first", "-o", "json").stdout
+        cli(
+            env,
+            "register",
+            f"runs:/{logged_run}/model",
+            "churn",
+            "--tag",
+            "team=ml",
+            "--reason",
+            "first",
+            "-o",
+            "json",
+        ).stdout
     )
     assert created["version"] == "1" and created["run_id"] == logged_run
     cli(env, "register", "file:///elsewhere/model", "churn")
@@ -63,18 +76,36 @@ def test_register_list_show_versions(env, logged_run):
     assert [v["version"] for v in shown["versions"]] == ["2", "1"]
     table = cli(env, "show", "churn").stdout
     assert "Versions" in table and "elsewhere" in table
-    found = json.loads(cli(env, "versions", "churn", "--filter", "tags.team = 'ml'", "-o", "json").stdout)
+    found = json.loads(
+        cli(env, "versions", "churn", "--filter", "tags.team = 'ml'", "-o", "json").stdout
+    )
     assert [v["version"] for v in found] == ["1"]
 
 
 def test_promote_alias_archive_history(env, logged_run):
     cli(env, "register", f"runs:/{logged_run}/model", "churn")
     cli(env, "register", "file:///other", "churn")
-    refused = cli(env, "promote", "churn", "1", "--to", "champion", "--min-metric", "auc=0.95", ok=False)
+    refused = cli(
+        env, "promote", "churn", "1", "--to", "champion", "--min-metric", "auc=0.95", ok=False
+    )
     assert "refused" in refused.stderr and "auc" in refused.stderr
     promoted = json.loads(
-        cli(env, "promote", "churn", "1", "--to", "champion", "--min-metric", "auc=0.9",
-            "--beats-champion", "auc", "--reason", "good", "-o", "json").stdout
+        cli(
+            env,
+            "promote",
+            "churn",
+            "1",
+            "--to",
+            "champion",
+            "--min-metric",
+            "auc=0.9",
+            "--beats-champion",
+            "auc",
+            "--reason",
+            "good",
+            "-o",
+            "json",
+        ).stdout
     )
     assert promoted["target"] == "champion" and all(g["passed"] for g in promoted["gates"])
     cli(env, "promote", "churn", "2", "--to", "production")
@@ -86,8 +117,15 @@ def test_promote_alias_archive_history(env, logged_run):
     assert client.get_model_version("churn", 2).current_stage == "Archived"
     entries = json.loads(cli(env, "history", "churn", "-o", "json").stdout)
     assert [e["action"] for e in entries] == [
-        "model_created", "version_registered", "version_registered", "promotion_refused",
-        "alias_set", "stage_transitioned", "alias_set", "alias_deleted", "stage_transitioned",
+        "model_created",
+        "version_registered",
+        "version_registered",
+        "promotion_refused",
+        "alias_set",
+        "stage_transitioned",
+        "alias_set",
+        "alias_deleted",
+        "stage_transitioned",
     ]
     assert entries[-1]["reason"] == "superseded" and entries[-1]["to"] == "Archived"
     table = cli(env, "history", "churn").stdout
@@ -130,9 +168,15 @@ def test_lineage(env, logged_run):
 def test_bad_input_is_a_one_line_error_and_changes_nothing(env, args):
     cli(env, "register", "file:///m", "churn")
     client = RegistryClient(env["FLOWML_TRACKING_URI"], env["FLOWML_TRACKING_URI"])
-    before = ([mv.to_dict() for mv in client.search_model_versions()],
-              client.get_registered_model("churn").to_dict(), client.get_audit_log())
+    before = (
+        [mv.to_dict() for mv in client.search_model_versions()],
+        client.get_registered_model("churn").to_dict(),
+        client.get_audit_log(),
+    )
     cli(env, *args, ok=False)
-    after = ([mv.to_dict() for mv in client.search_model_versions()],
-             client.get_registered_model("churn").to_dict(), client.get_audit_log())
+    after = (
+        [mv.to_dict() for mv in client.search_model_versions()],
+        client.get_registered_model("churn").to_dict(),
+        client.get_audit_log(),
+    )
     assert after == before

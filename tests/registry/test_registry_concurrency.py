@@ -19,7 +19,9 @@ def _register(uri: str, worker: int, barrier) -> list[int]:  # noqa: ANN001 - a 
     barrier.wait()
     # Every worker also races to create the model: register_model creates it when missing.
     return [
-        client.register_model(f"file:///models/w{worker}/{i}", "contended", tags={"w": worker}).version
+        client.register_model(
+            f"file:///models/w{worker}/{i}", "contended", tags={"w": worker}
+        ).version
         for i in range(VERSIONS_PER_PROCESS)
     ]
 
@@ -38,7 +40,9 @@ def test_concurrent_registrations_get_unique_consecutive_versions(registry_uri: 
     store = SqlRegistryStore(registry_uri)
     stored = store.search_model_versions("name = 'contended'", order_by=["version_number"])
     assert [mv.version for mv in stored] == list(range(1, total + 1))
-    by_worker = {w: [mv.version for mv in stored if mv.tags["w"] == str(w)] for w in range(PROCESSES)}
+    by_worker = {
+        w: [mv.version for mv in stored if mv.tags["w"] == str(w)] for w in range(PROCESSES)
+    }
     assert by_worker == {w: results[w] for w in range(PROCESSES)}
     log = store.get_audit_log("contended", max_results=10_000)
     assert [e.action for e in log].count("model_created") == 1

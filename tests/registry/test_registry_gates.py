@@ -51,7 +51,9 @@ def test_metric_at_least(client: RegistryClient):
     [result] = check_gates(client, plan, [metric_at_least("auc", 0.9)])
     assert not result.passed and "below" in result.detail
     for version in (v2, v3):
-        [result] = check_gates(client, plan_promotion(client, "churn", version, "Production"), [gate])
+        [result] = check_gates(
+            client, plan_promotion(client, "churn", version, "Production"), [gate]
+        )
         assert not result.passed and "has no metric 'auc'" in result.detail
     # Evaluations (e.g. on held-out data) override the run's metrics.
     [result] = check_gates(client, plan, [gate], evaluations={v1: {"auc": 0.5}})
@@ -78,7 +80,9 @@ def test_beats_champion(client: RegistryClient):
     assert not result.passed and "does not beat" in result.detail
     # The holder itself is no champion to beat; a candidate without the metric fails.
     assert check_gates(client, plan_promotion(client, "churn", v1, "champion"), [higher])[0].passed
-    assert not check_gates(client, plan_promotion(client, "churn", v3, "champion"), [higher])[0].passed
+    assert not check_gates(client, plan_promotion(client, "churn", v3, "champion"), [higher])[
+        0
+    ].passed
     # A champion without the metric has nothing to defend.
     client.set_registered_model_alias("churn", "champion", v3)
     assert check_gates(client, plan_promotion(client, "churn", v2, "champion"), [higher])[0].passed
@@ -105,9 +109,13 @@ def test_custom_gates_and_broken_gates(client: RegistryClient):
         check_gates(client, plan, ["not callable"])
     with pytest.raises(InvalidParameter):
         check_gates(client, plan, metric_at_least("auc", 1))  # a gate, not a list
-    for bad in (lambda: metric_at_least("", 1), lambda: metric_at_least("auc", math.inf),
-                lambda: metric_at_least("auc", "0.9"), lambda: beats_champion("auc", margin=-1),
-                lambda: beats_champion("auc", higher_is_better="yes")):
+    for bad in (
+        lambda: metric_at_least("", 1),
+        lambda: metric_at_least("auc", math.inf),
+        lambda: metric_at_least("auc", "0.9"),
+        lambda: beats_champion("auc", margin=-1),
+        lambda: beats_champion("auc", higher_is_better="yes"),
+    ):
         with pytest.raises(InvalidParameter):
             bad()
 
@@ -123,7 +131,11 @@ def test_refusal_is_audited_and_typed(client: RegistryClient, store):
     assert "1 gate(s)" in error.message and "metric_at_least('auc', 0.8)" in error.message
     entry = client.get_audit_log("churn")[-1]
     assert (entry.action, entry.version, entry.from_value, entry.to_value, entry.reason) == (
-        "promotion_refused", v1, "None", "Production", "weekly"
+        "promotion_refused",
+        v1,
+        "None",
+        "Production",
+        "weekly",
     )
     assert [g["passed"] for g in entry.details["gates"]] == [False, True]
     assert client.get_model_version("churn", v1).current_stage == "None"
@@ -135,7 +147,10 @@ def test_plan_targets_and_errors(client: RegistryClient, store, unchanged):
     client.transition_model_version_stage("churn", v1, "Production")
     plan = plan_promotion(client, "churn", str(v2), "production")
     assert (plan.kind, plan.target, plan.holder.version, plan.archive_existing) == (
-        "stage", "Production", v1, True
+        "stage",
+        "Production",
+        v1,
+        True,
     )
     assert plan_promotion(client, "churn", v2, "Archived").archive_existing is False
     client.set_registered_model_alias("churn", "challenger", v2)
@@ -143,7 +158,9 @@ def test_plan_targets_and_errors(client: RegistryClient, store, unchanged):
     assert plan_promotion(client, "churn", "latest", "champion").candidate.version == v2
     for to in ("latest", "v3", "bad alias", "", None):
         unchanged(InvalidParameter, plan_promotion, client, "churn", v2, to)
-    unchanged(InvalidParameter, plan_promotion, client, "churn", v2, "champion", archive_existing="no")
+    unchanged(
+        InvalidParameter, plan_promotion, client, "churn", v2, "champion", archive_existing="no"
+    )
     unchanged(InvalidParameter, plan_promotion, client, "churn", 2.5, "champion")
     unchanged(ResourceNotFound, plan_promotion, client, "churn", 9, "champion")
     unchanged(ResourceNotFound, plan_promotion, client, "churn", "nobody", "champion")
@@ -158,14 +175,22 @@ def test_apply_and_undo_a_stage_promotion(client: RegistryClient):
     record = apply_promotion(client, plan_promotion(client, "churn", v3, "Production"), "promote")
     assert record.archived == [(v1, "Production"), (v2, "Production")]
     assert record.previous_stage == "Staging"
-    stages = lambda: {mv.version: mv.current_stage for mv in client.search_model_versions("name = 'churn'")}  # noqa: E731
+
+    def stages() -> dict[int, str]:
+        return {
+            mv.version: mv.current_stage for mv in client.search_model_versions("name = 'churn'")
+        }
+
     assert stages() == {v1: "Archived", v2: "Archived", v3: "Production"}
     restored = undo_promotion(client, PromotionRecord.from_dict(record.to_dict()), "rollback")
     assert stages() == {v1: "Production", v2: "Production", v3: "Staging"}
     assert restored["skipped"] == []
     last = client.get_audit_log("churn")[-1]
     assert (last.action, last.version, last.from_value, last.reason) == (
-        "promotion_rolled_back", v3, "Production", "rollback"
+        "promotion_rolled_back",
+        v3,
+        "Production",
+        "rollback",
     )
 
 
@@ -187,8 +212,14 @@ def test_markdown_report(client: RegistryClient):
     v1 = _version(client, "churn|eu", auc=0.9)
     plan = plan_promotion(client, "churn|eu", v1, "champion")
     results = check_gates(client, plan, [metric_at_least("auc", 0.8)])
-    text = promotion_markdown(plan, results, "promoted", metrics={"auc": (0.9, None)},
-                              reason="weekly\nretrain", approval="approved by bob")
+    text = promotion_markdown(
+        plan,
+        results,
+        "promoted",
+        metrics={"auc": (0.9, None)},
+        reason="weekly\nretrain",
+        approval="approved by bob",
+    )
     assert "**Decision: promoted**" in text
     assert "churn\\|eu" in text and "| auc | 0.9 | - |" in text
     assert "| `metric_at_least('auc', 0.8)` | pass |" in text

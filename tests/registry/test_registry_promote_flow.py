@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def promote_flow() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("flowml_example_promote", ROOT / "flows" / "promote.py")
+    spec = importlib.util.spec_from_file_location(
+        "flowml_example_promote", ROOT / "flows" / "promote.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -46,8 +48,9 @@ def _register(model: Any, features: Any, labels: Any) -> int:
 
     model.fit(features, labels)
     with flowml.start_run():
-        info = log_model(model, "model", registered_model_name="wine",
-                         input_example=features.head(3))
+        info = log_model(
+            model, "model", registered_model_name="wine", input_example=features.head(3)
+        )
     return info.registered_model_version
 
 
@@ -65,7 +68,9 @@ def test_champion_challenger(promote_flow: ModuleType, data):
     assert (second.version, second.previous) == (strong, weak)
     assert client.get_model_version_by_alias("wine", "champion").version == strong
     scores = {g["gate"]: (g["candidate_value"], g["champion_value"]) for g in second.gates}
-    candidate, champion = scores["beats_champion('holdout_accuracy', margin=0, higher_is_better=True)"]
+    candidate, champion = scores[
+        "beats_champion('holdout_accuracy', margin=0, higher_is_better=True)"
+    ]
     assert candidate > 0.9 and champion < candidate
     assert promote_flow.champion_challenger("wine", holdout, "label") is None  # already champion
     _register(DummyClassifier(strategy="most_frequent"), features, labels)
@@ -74,4 +79,6 @@ def test_champion_challenger(promote_flow: ModuleType, data):
         state.result()
     assert client.get_model_version_by_alias("wine", "champion").version == strong
     refused = client.get_audit_log("wine")[-1]
-    assert refused.action == "promotion_refused" and refused.reason.startswith("champion/challenger")
+    assert refused.action == "promotion_refused" and refused.reason.startswith(
+        "champion/challenger"
+    )

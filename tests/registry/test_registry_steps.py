@@ -1,4 +1,4 @@
-"""The registry flow steps under real Prefect flow runs: gates, approval, rollback, events, artifacts."""
+"""Registry flow steps in real Prefect flow runs: gates, approval, rollback, events, artifacts."""
 
 from __future__ import annotations
 
@@ -74,7 +74,9 @@ def _artifact(key: str) -> Any:
 
     def read() -> list[Any]:
         with get_client(sync_client=True) as client:
-            return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+            return client.read_artifacts(
+                artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]))
+            )
 
     found = _eventually(read)
     assert found, f"no artifact with key {key!r}"
@@ -104,15 +106,18 @@ def test_register_model_step_audits_and_emits(name: str, registry: RegistryClien
     def train_and_register(run_id: str) -> tuple[int, str]:
         from prefect.runtime import flow_run
 
-        version = register_model(f"runs:/{run_id}/model", name, tags={"stage": "nightly"},
-                                 reason="nightly build")
+        version = register_model(
+            f"runs:/{run_id}/model", name, tags={"stage": "nightly"}, reason="nightly build"
+        )
         return version.version, str(flow_run.id)
 
     version, flow_run_id = train_and_register(run.info.run_id)
     assert version == 1
     entry = registry.get_audit_log(name)[-1]
     assert (entry.action, entry.reason, entry.flow_run_id) == (
-        "version_registered", "nightly build", flow_run_id
+        "version_registered",
+        "nightly build",
+        flow_run_id,
     )
     assert entry.task_run_id and entry.details == {"run_id": run.info.run_id}
     [event] = _events("flowml.model.registered", name)
@@ -136,25 +141,43 @@ def test_promotion_with_passing_gates(name: str, registry: RegistryClient):
 
     @flow
     def release():
-        return promote_model(name, v3, to="production", reason="better auc",
-                             gates=[metric_at_least("auc", 0.85), beats_champion("auc")])
+        return promote_model(
+            name,
+            v3,
+            to="production",
+            reason="better auc",
+            gates=[metric_at_least("auc", 0.85), beats_champion("auc")],
+        )
 
     result = release()
-    assert (result.version, result.kind, result.target, result.previous) == (v3, "stage", "Production", v2)
+    assert (result.version, result.kind, result.target, result.previous) == (
+        v3,
+        "stage",
+        "Production",
+        v2,
+    )
     assert result.archived == [v1, v2] and all(g["passed"] for g in result.gates)
-    stages = {mv.version: mv.current_stage for mv in registry.search_model_versions(f"name = '{name}'")}
+    stages = {
+        mv.version: mv.current_stage for mv in registry.search_model_versions(f"name = '{name}'")
+    }
     assert stages == {v1: "Archived", v2: "Archived", v3: "Production"}
     transition = [e for e in registry.get_audit_log(name) if e.version == v3][-1]
     assert (transition.action, transition.to_value, transition.reason) == (
-        "stage_transitioned", "Production", "better auc"
+        "stage_transitioned",
+        "Production",
+        "better auc",
     )
     assert [g["passed"] for g in transition.details["gates"]] == [True, True]
     assert transition.flow_run_id and transition.task_run_id
     [promoted] = _events("flowml.model.promoted", name)
     assert promoted.payload["version"] == v3 and promoted.payload["stage"] == "Production"
     assert promoted.payload["previous_version"] == v2
-    archived = _eventually(lambda: len(_events("flowml.model.archived", name)) == 2 and
-                           _events("flowml.model.archived", name))
+    archived = _eventually(
+        lambda: (
+            len(_events("flowml.model.archived", name)) == 2
+            and _events("flowml.model.archived", name)
+        )
+    )
     assert sorted(e.payload["version"] for e in archived) == [v1, v2]
     artifact = _artifact(result.artifact_key)
     assert "**Decision: promoted**" in artifact.data
@@ -181,7 +204,10 @@ def test_refused_promotion_changes_nothing(name: str, registry: RegistryClient):
     assert registry.get_model_version_by_alias(name, "champion").version == v1
     refused = registry.get_audit_log(name)[-1]
     assert (refused.action, refused.version, refused.to_value, refused.reason) == (
-        "promotion_refused", v2, "champion", "try"
+        "promotion_refused",
+        v2,
+        "champion",
+        "try",
     )
     assert refused.flow_run_id == str(state.state_details.flow_run_id)
     assert refused.details["gates"][0]["passed"] is False
@@ -196,13 +222,21 @@ def test_bad_arguments_are_typed_errors(name: str, registry: RegistryClient):
     v1 = _version(registry, name)
     with pytest.raises(InvalidState, match="flow run"):
         promote_model.fn(name, v1, to="champion", require_approval=True)
-    for kwargs in ({"require_approval": "yes"}, {"to": "latest"}, {"archive_existing": 1},
-                   {"require_approval": True, "approval_timeout": 0}, {"gates": [42]},
-                   {"evaluations": {"one": {"auc": 1}}}):
+    for kwargs in (
+        {"require_approval": "yes"},
+        {"to": "latest"},
+        {"archive_existing": 1},
+        {"require_approval": True, "approval_timeout": 0},
+        {"gates": [42]},
+        {"evaluations": {"one": {"auc": 1}}},
+    ):
         with pytest.raises(InvalidParameter):
             promote_model.fn(name, v1, **{"to": "champion", **kwargs})
     assert registry.get_registered_model(name).aliases == {}
-    assert [e.action for e in registry.get_audit_log(name)] == ["model_created", "version_registered"]
+    assert [e.action for e in registry.get_audit_log(name)] == [
+        "model_created",
+        "version_registered",
+    ]
 
 
 # -- promote: approval -----------------------------------------------------------------------
@@ -250,9 +284,16 @@ def _approval_flow(name: str, version: int, timeout: int = 600):
 
     @flow
     def release():
-        return promote_model(name, version, to="champion", require_approval=True, reason="ship",
-                             approval_timeout=timeout, approval_poll_interval=1,
-                             gates=[metric_at_least("auc", 0.5)])
+        return promote_model(
+            name,
+            version,
+            to="champion",
+            require_approval=True,
+            reason="ship",
+            approval_timeout=timeout,
+            approval_poll_interval=1,
+            gates=[metric_at_least("auc", 0.5)],
+        )
 
     run_name = f"release-{uuid.uuid4().hex[:8]}"
     return release.with_options(flow_run_name=run_name), run_name
@@ -284,7 +325,9 @@ def test_approval_rejected(name: str, registry: RegistryClient, reviewer):
     assert registry.get_registered_model(name).aliases == {}
     rejected = registry.get_audit_log(name)[-1]
     assert (rejected.action, rejected.user_id, rejected.details["comment"]) == (
-        "approval_rejected", "carol", "not before the audit"
+        "approval_rejected",
+        "carol",
+        "not before the audit",
     )
     [event] = _events("flowml.model.promotion-refused", name)
     assert event.payload["refused_by"] == "reviewer"
@@ -305,7 +348,9 @@ def test_approval_timeout_rejects(name: str, registry: RegistryClient):
 # -- promote: rollback -----------------------------------------------------------------------
 
 
-def test_rollback_inside_a_transaction_restores_alias_and_stages(name: str, registry: RegistryClient):
+def test_rollback_inside_a_transaction_restores_alias_and_stages(
+    name: str, registry: RegistryClient
+):
     from prefect import flow, task
     from prefect.transactions import transaction
 
@@ -331,7 +376,9 @@ def test_rollback_inside_a_transaction_restores_alias_and_stages(name: str, regi
     with pytest.raises(RuntimeError, match="smoke test failed"):
         state.result()
     assert registry.get_model_version_by_alias(name, "champion").version == v1
-    stages = {mv.version: mv.current_stage for mv in registry.search_model_versions(f"name = '{name}'")}
+    stages = {
+        mv.version: mv.current_stage for mv in registry.search_model_versions(f"name = '{name}'")
+    }
     assert stages == {v1: "Production", v2: "Staging", v3: "None"}
     rolled_back = [e for e in registry.get_audit_log(name) if e.action == "promotion_rolled_back"]
     assert sorted(e.from_value for e in rolled_back) == ["Production", "champion"]

@@ -103,14 +103,27 @@ def test_registered_model_tags(store: SqlRegistryStore, unchanged):
 def test_versions_count_up_and_are_never_reused(store: SqlRegistryStore):
     store.create_registered_model("churn")
     first = store.create_model_version(
-        "churn", "s3://bucket/m", run_id="abc", tags={"k": "v"}, run_link="http://x", description="d"
+        "churn",
+        "s3://bucket/m",
+        run_id="abc",
+        tags={"k": "v"},
+        run_link="http://x",
+        description="d",
     )
-    assert (first.version, first.source, first.storage_location) == (1, "s3://bucket/m", "s3://bucket/m")
+    assert (first.version, first.source, first.storage_location) == (
+        1,
+        "s3://bucket/m",
+        "s3://bucket/m",
+    )
     assert first.run_id == "abc" and first.run_link == "http://x" and first.description == "d"
     assert first.tags == {"k": "v"} and first.aliases == []
     assert first.status == ModelVersionStatus.READY and first.current_stage == "None"
     assert first.user_id
-    assert [store.create_model_version("churn", "s3://bucket/m").version for _ in range(3)] == [2, 3, 4]
+    assert [store.create_model_version("churn", "s3://bucket/m").version for _ in range(3)] == [
+        2,
+        3,
+        4,
+    ]
     store.delete_model_version("churn", 4)
     store.delete_model_version("churn", 2)
     assert store.create_model_version("churn", "s3://bucket/m").version == 5
@@ -152,8 +165,12 @@ def test_version_tags(store: SqlRegistryStore, unchanged):
 
 def test_stage_transitions_and_archive_existing(store: SqlRegistryStore):
     _model_with_versions(store, "churn", 3)
-    assert store.transition_model_version_stage("churn", 1, "production").current_stage == "Production"
-    assert store.transition_model_version_stage("churn", 2, "PRODUCTION").current_stage == "Production"
+    assert (
+        store.transition_model_version_stage("churn", 1, "production").current_stage == "Production"
+    )
+    assert (
+        store.transition_model_version_stage("churn", 2, "PRODUCTION").current_stage == "Production"
+    )
     assert store.get_model_version("churn", 1).current_stage == "Production"  # no archiving asked
     store.transition_model_version_stage("churn", 3, "Production", archive_existing_versions=True)
     stages = {mv.version: mv.current_stage for mv in store.search_model_versions("name = 'churn'")}
@@ -185,9 +202,15 @@ def test_get_latest_versions(store: SqlRegistryStore, unchanged):
     store.transition_model_version_stage("churn", 4, "Archived")
     latest = store.get_latest_versions("churn")
     assert [(mv.version, mv.current_stage) for mv in latest] == [
-        (2, "Production"), (3, "Staging"), (4, "Archived"), (5, "None")
+        (2, "Production"),
+        (3, "Staging"),
+        (4, "Archived"),
+        (5, "None"),
     ]
-    assert [mv.version for mv in store.get_latest_versions("churn", ["production", "staging"])] == [2, 3]
+    assert [mv.version for mv in store.get_latest_versions("churn", ["production", "staging"])] == [
+        2,
+        3,
+    ]
     assert store.get_latest_versions("churn", []) == latest
     assert store.get_latest_version("churn").version == 5
     assert store.get_latest_version("churn", "Production").version == 2
@@ -242,18 +265,27 @@ def test_alias_rules(store: SqlRegistryStore, unchanged):
 
 
 def test_search_registered_models(store: SqlRegistryStore):
-    for name, team in (("churn", "ml"), ("churn-eu", "ml"), ("fraud", "risk"), ("Churn-upper", "ml")):
+    for name, team in (
+        ("churn", "ml"),
+        ("churn-eu", "ml"),
+        ("fraud", "risk"),
+        ("Churn-upper", "ml"),
+    ):
         store.create_registered_model(name, tags={"team": team})
     names = lambda result: [m.name for m in result]  # noqa: E731
     assert names(store.search_registered_models()) == ["Churn-upper", "churn", "churn-eu", "fraud"]
     assert names(store.search_registered_models("name LIKE 'churn%'")) == ["churn", "churn-eu"]
     assert names(store.search_registered_models("name ILIKE 'churn%'")) == [
-        "Churn-upper", "churn", "churn-eu"
+        "Churn-upper",
+        "churn",
+        "churn-eu",
     ]
     assert names(store.search_registered_models("tags.team = 'risk'")) == ["fraud"]
     assert names(store.search_registered_models("name IN ('fraud', 'churn')")) == ["churn", "fraud"]
     assert names(
-        store.search_registered_models("tags.team = 'ml' and name != 'churn'", order_by=["name DESC"])
+        store.search_registered_models(
+            "tags.team = 'ml' and name != 'churn'", order_by=["name DESC"]
+        )
     ) == ["churn-eu", "Churn-upper"]
     store.update_registered_model("churn", "touched")
     assert names(store.search_registered_models(order_by=["timestamp DESC"]))[0] == "churn"
@@ -278,22 +310,26 @@ def test_search_model_versions(store: SqlRegistryStore):
     store.transition_model_version_stage("fraud", 1, "Production")
     found = lambda f, **kw: [(mv.name, mv.version) for mv in store.search_model_versions(f, **kw)]  # noqa: E731
     assert found("name = 'churn'", order_by=["version_number ASC"]) == [
-        ("churn", 1), ("churn", 2), ("churn", 3)
+        ("churn", 1),
+        ("churn", 2),
+        ("churn", 3),
     ]
     assert found("run_id = 'run2'", order_by=["name"]) == [("churn", 2), ("fraud", 2)]
     assert found("run_id IN ('run1', 'run3') and name = 'churn'") == [("churn", 3), ("churn", 1)]
     assert found("tags.validated = 'yes'") == [("churn", 2)]
     assert found("version_number >= 2 and name = 'fraud'") == [("fraud", 2)]
     assert found("source_path LIKE '%/fraud/%'", order_by=["version_number DESC"]) == [
-        ("fraud", 2), ("fraud", 1)
+        ("fraud", 2),
+        ("fraud", 1),
     ]
     assert found("current_stage = 'Production'") == [("fraud", 1)]
     # MLflow's default order: last update first.
     assert found(None)[0] == ("fraud", 1)
     page = store.search_model_versions(max_results=2, order_by=["name", "version_number"])
     assert [(mv.name, mv.version) for mv in page] == [("churn", 1), ("churn", 2)]
-    rest = store.search_model_versions(max_results=10, order_by=["name", "version_number"],
-                                       page_token=page.token)
+    rest = store.search_model_versions(
+        max_results=10, order_by=["name", "version_number"], page_token=page.token
+    )
     assert [(mv.name, mv.version) for mv in rest] == [("churn", 3), ("fraud", 1), ("fraud", 2)]
     assert rest.token is None
 

@@ -121,16 +121,24 @@ def test_load_model_and_runs_sources_through_the_models_layer(tmp_path: Path):
         return model_input["a"] * 2
 
     with flowml.start_run() as run:
-        info = log_model(python_model=double, name="model", registered_model_name="doubler",
-                         input_example=pd.DataFrame({"a": [1.0]}))
+        info = log_model(
+            python_model=double,
+            name="model",
+            registered_model_name="doubler",
+            input_example=pd.DataFrame({"a": [1.0]}),
+        )
     assert info.registered_model_version == 1
     client = RegistryClient()
     version = client.get_model_version("doubler", 1)
     assert version.run_id == run.info.run_id
     assert version.source == f"{run.info.artifact_uri}/model"  # runs:/ resolved, as MLflow
     client.set_registered_model_alias("doubler", "champion", 1)
-    for uri in ("models:/doubler/1", "models:/doubler@champion", "models:/doubler/latest",
-                "models:/doubler/None"):
+    for uri in (
+        "models:/doubler/1",
+        "models:/doubler@champion",
+        "models:/doubler/latest",
+        "models:/doubler/None",
+    ):
         assert resolve_model_uri(uri) == version.source
     predictions = load_model("models:/doubler@champion").predict(pd.DataFrame({"a": [1.5, 2.0]}))
     assert list(predictions) == [3.0, 4.0]

@@ -162,7 +162,9 @@ class AbstractRegistryStore(ABC):
     ) -> PagedList[ModelVersion]: ...
 
     @abstractmethod
-    def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None: ...
+    def set_model_version_tag(
+        self, name: str, version: int | str, key: str, value: str
+    ) -> None: ...
 
     @abstractmethod
     def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None: ...
@@ -254,5 +256,5 @@ class AbstractRegistryStore(ABC):
         """Where the version's files are (an fsspec URL or local path)."""
         return self.get_model_version(name, version).storage_location
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook, not a primitive
         """Release connections. The base store holds none."""

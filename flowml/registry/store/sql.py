@@ -34,7 +34,6 @@ from flowml.registry.schema import (
     registered_model_aliases,
     registered_model_tags,
     registered_models,
-    registry_audit,
 )
 from flowml.registry.store import sql_rows
 from flowml.registry.store.base import (
@@ -99,15 +98,18 @@ class SqlRegistryStore(AbstractRegistryStore):
                         .returning(_rm.id)
                     ).scalar_one()
             except IntegrityError:
-                raise ResourceAlreadyExists(
-                    f"Registered model {name!r} already exists"
-                ) from None
+                raise ResourceAlreadyExists(f"Registered model {name!r} already exists") from None
             if tag_values:
                 conn.execute(
                     insert(registered_model_tags),
-                    [{"model_id": model_id, "key": k, "value": val} for k, val in tag_values.items()],
+                    [
+                        {"model_id": model_id, "key": k, "value": val}
+                        for k, val in tag_values.items()
+                    ],
                 )
-            insert_audit(conn, _audit(audit), model_id, name, AuditAction.MODEL_CREATED, to_value=name)
+            insert_audit(
+                conn, _audit(audit), model_id, name, AuditAction.MODEL_CREATED, to_value=name
+            )
             return sql_rows.registered_models_from_rows(conn, [self._model_row(conn, name)])[0]
 
     def get_registered_model(self, name: str) -> RegisteredModel:
@@ -148,8 +150,13 @@ class SqlRegistryStore(AbstractRegistryStore):
                     f"Cannot rename {name!r}: registered model {new_name!r} already exists"
                 ) from None
             insert_audit(
-                conn, _audit(audit), row.id, new_name, AuditAction.MODEL_RENAMED,
-                from_value=name, to_value=new_name,
+                conn,
+                _audit(audit),
+                row.id,
+                new_name,
+                AuditAction.MODEL_RENAMED,
+                from_value=name,
+                to_value=new_name,
             )
             return sql_rows.registered_models_from_rows(conn, [self._model_row(conn, new_name)])[0]
 
@@ -159,8 +166,12 @@ class SqlRegistryStore(AbstractRegistryStore):
             row = self._model_row(conn, name, lock=True)
             conn.execute(delete(registered_models).where(_rm.id == row.id))
             insert_audit(
-                conn, _audit(audit).with_details(last_version=row.last_version),
-                row.id, name, AuditAction.MODEL_DELETED, from_value=name,
+                conn,
+                _audit(audit).with_details(last_version=row.last_version),
+                row.id,
+                name,
+                AuditAction.MODEL_DELETED,
+                from_value=name,
             )
 
     def search_registered_models(
@@ -174,7 +185,11 @@ class SqlRegistryStore(AbstractRegistryStore):
 
         with self.engine.connect() as conn:
             rows, token = select_registered_model_page(
-                conn, filter_string, max_results, order_by, page_token,
+                conn,
+                filter_string,
+                max_results,
+                order_by,
+                page_token,
                 SEARCH_REGISTERED_MODEL_MAX_RESULTS_LIMIT,
             )
             return PagedList(sql_rows.registered_models_from_rows(conn, rows), token)
@@ -197,8 +212,11 @@ class SqlRegistryStore(AbstractRegistryStore):
         with write_transaction(self.engine) as conn:
             row = self._model_row(conn, name, lock=True)
             sql_rows.upsert(
-                conn, registered_model_tags, [{"model_id": row.id, "key": key, "value": value}],
-                ("model_id", "key"), ("value",),
+                conn,
+                registered_model_tags,
+                [{"model_id": row.id, "key": key, "value": value}],
+                ("model_id", "key"),
+                ("value",),
             )
 
     def delete_registered_model_tag(self, name: str, key: str) -> None:
@@ -272,8 +290,13 @@ class SqlRegistryStore(AbstractRegistryStore):
                     ],
                 )
             insert_audit(
-                conn, info.with_details(run_id=run_id) if run_id else info, model_id, name,
-                AuditAction.VERSION_REGISTERED, version=version, to_value=source,
+                conn,
+                info.with_details(run_id=run_id) if run_id else info,
+                model_id,
+                name,
+                AuditAction.VERSION_REGISTERED,
+                version=version,
+                to_value=source,
             )
             return self._version(conn, model_id, name, version)
 
@@ -328,11 +351,19 @@ class SqlRegistryStore(AbstractRegistryStore):
             row = self._model_row(conn, name, lock=True)
             current = self._version(conn, row.id, name, number)
             if archive_existing_versions:
-                others = conn.execute(
-                    select(_mv.version).where(
-                        _mv.model_id == row.id, _mv.version != number, _mv.current_stage == target
-                    ).order_by(_mv.version)
-                ).scalars().all()
+                others = (
+                    conn.execute(
+                        select(_mv.version)
+                        .where(
+                            _mv.model_id == row.id,
+                            _mv.version != number,
+                            _mv.current_stage == target,
+                        )
+                        .order_by(_mv.version)
+                    )
+                    .scalars()
+                    .all()
+                )
                 if others:
                     conn.execute(
                         update(model_versions)
@@ -341,9 +372,14 @@ class SqlRegistryStore(AbstractRegistryStore):
                     )
                 for other in others:
                     insert_audit(
-                        conn, info.with_details(archived_by_version=number), row.id, name,
-                        AuditAction.STAGE_TRANSITIONED, version=other,
-                        from_value=target, to_value=STAGE_ARCHIVED,
+                        conn,
+                        info.with_details(archived_by_version=number),
+                        row.id,
+                        name,
+                        AuditAction.STAGE_TRANSITIONED,
+                        version=other,
+                        from_value=target,
+                        to_value=STAGE_ARCHIVED,
                     )
             if current.current_stage != target:
                 conn.execute(
@@ -352,8 +388,14 @@ class SqlRegistryStore(AbstractRegistryStore):
                     .values(current_stage=target, last_updated_time=now)
                 )
                 insert_audit(
-                    conn, info, row.id, name, AuditAction.STAGE_TRANSITIONED, version=number,
-                    from_value=current.current_stage, to_value=target,
+                    conn,
+                    info,
+                    row.id,
+                    name,
+                    AuditAction.STAGE_TRANSITIONED,
+                    version=number,
+                    from_value=current.current_stage,
+                    to_value=target,
                 )
             conn.execute(
                 update(registered_models).where(_rm.id == row.id).values(last_updated_time=now)
@@ -371,9 +413,15 @@ class SqlRegistryStore(AbstractRegistryStore):
             current = self._version(conn, row.id, name, number)
             for alias in current.aliases:
                 insert_audit(
-                    conn, info.with_details(deleted_with_version=True), row.id, name,
-                    AuditAction.ALIAS_DELETED, version=number, from_value=str(number),
-                    to_value=None, alias=alias,
+                    conn,
+                    info.with_details(deleted_with_version=True),
+                    row.id,
+                    name,
+                    AuditAction.ALIAS_DELETED,
+                    version=number,
+                    from_value=str(number),
+                    to_value=None,
+                    alias=alias,
                 )
             conn.execute(
                 delete(model_versions).where(_mv.model_id == row.id, _mv.version == number)
@@ -382,8 +430,13 @@ class SqlRegistryStore(AbstractRegistryStore):
                 update(registered_models).where(_rm.id == row.id).values(last_updated_time=now_ms())
             )
             insert_audit(
-                conn, info.with_details(source=current.source), row.id, name,
-                AuditAction.VERSION_DELETED, version=number, from_value=current.current_stage,
+                conn,
+                info.with_details(source=current.source),
+                row.id,
+                name,
+                AuditAction.VERSION_DELETED,
+                version=number,
+                from_value=current.current_stage,
             )
 
     def search_model_versions(
@@ -397,7 +450,11 @@ class SqlRegistryStore(AbstractRegistryStore):
 
         with self.engine.connect() as conn:
             rows, token = select_model_version_page(
-                conn, filter_string, max_results, order_by, page_token,
+                conn,
+                filter_string,
+                max_results,
+                order_by,
+                page_token,
                 SEARCH_MODEL_VERSION_MAX_RESULTS_LIMIT,
             )
             return PagedList(sql_rows.versions_from_rows(conn, rows), token)
@@ -410,9 +467,11 @@ class SqlRegistryStore(AbstractRegistryStore):
             row = self._model_row(conn, name, lock=True)
             self._version(conn, row.id, name, number)
             sql_rows.upsert(
-                conn, model_version_tags,
+                conn,
+                model_version_tags,
                 [{"model_id": row.id, "version": number, "key": key, "value": value}],
-                ("model_id", "version", "key"), ("value",),
+                ("model_id", "version", "key"),
+                ("value",),
             )
 
     def delete_model_version_tag(self, name: str, version: int | str, key: str) -> None:
@@ -448,16 +507,24 @@ class SqlRegistryStore(AbstractRegistryStore):
             if previous == number:
                 return
             sql_rows.upsert(
-                conn, registered_model_aliases,
+                conn,
+                registered_model_aliases,
                 [{"model_id": row.id, "alias": alias, "version": number}],
-                ("model_id", "alias"), ("version",),
+                ("model_id", "alias"),
+                ("version",),
             )
             conn.execute(
                 update(registered_models).where(_rm.id == row.id).values(last_updated_time=now_ms())
             )
             insert_audit(
-                conn, info, row.id, name, AuditAction.ALIAS_SET, version=number,
-                from_value=None if previous is None else str(previous), to_value=str(number),
+                conn,
+                info,
+                row.id,
+                name,
+                AuditAction.ALIAS_SET,
+                version=number,
+                from_value=None if previous is None else str(previous),
+                to_value=str(number),
                 alias=alias,
             )
 
@@ -483,8 +550,15 @@ class SqlRegistryStore(AbstractRegistryStore):
                 update(registered_models).where(_rm.id == row.id).values(last_updated_time=now_ms())
             )
             insert_audit(
-                conn, info, row.id, name, AuditAction.ALIAS_DELETED, version=previous,
-                from_value=str(previous), to_value=None, alias=alias,
+                conn,
+                info,
+                row.id,
+                name,
+                AuditAction.ALIAS_DELETED,
+                version=previous,
+                from_value=str(previous),
+                to_value=None,
+                alias=alias,
             )
 
     def _get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
@@ -525,8 +599,14 @@ class SqlRegistryStore(AbstractRegistryStore):
             if number is not None:
                 self._version(conn, row.id, name, number)
             entry_id = insert_audit(
-                conn, _audit(audit), row.id, name, action, version=number,
-                from_value=from_value, to_value=to_value,
+                conn,
+                _audit(audit),
+                row.id,
+                name,
+                action,
+                version=number,
+                from_value=from_value,
+                to_value=to_value,
             )
             return read_entry(conn, entry_id)
 
@@ -586,5 +666,7 @@ def _optional_text(label: str, value: object, limit: int) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > limit:
-        raise InvalidParameter(f"{label} must be a string of at most {limit} characters, got {value!r}")
+        raise InvalidParameter(
+            f"{label} must be a string of at most {limit} characters, got {value!r}"
+        )
     return value
