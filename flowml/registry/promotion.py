@@ -229,15 +229,22 @@ def apply_promotion(
 ) -> PromotionRecord:
     """Move the candidate to the target; the store writes the audit entries.
 
+    The state to restore is read again here, not taken from the plan: an approval may
+    have kept the plan waiting while others changed the registry.
+
     Returns:
         What changed, for `undo_promotion`.
     """
-    candidate = plan.candidate
+    candidate = client.get_model_version(plan.name, plan.candidate.version)
     record = PromotionRecord(
         plan.name, candidate.version, plan.kind, plan.target, candidate.current_stage
     )
     if plan.kind == "alias":
-        record.previous_alias_version = None if plan.holder is None else plan.holder.version
+        try:
+            holder = client.get_model_version_by_alias(plan.name, plan.target).version
+        except ResourceNotFound:
+            holder = None
+        record.previous_alias_version = holder
         client.set_registered_model_alias(plan.name, plan.target, candidate.version, reason=reason)
         return record
     if plan.archive_existing:
