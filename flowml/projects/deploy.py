@@ -1,11 +1,15 @@
 """Schedule a project: its entry point as a Prefect deployment, served by this process.
 
 The deployment's flow fetches the project again at every run, so a deployment of a git
-repository's branch retrains on whatever the branch holds when the schedule fires.
+repository's branch retrains on whatever the branch holds when the schedule fires. Its
+entrypoint is a small generated module under ``$FLOWML_HOME/deployments`` that rebuilds the
+flow, so ``prefect.serve`` (or a process worker on this machine) can load it like any other.
 """
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -13,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from flowml.projects.params import validate_parameters
 from flowml.projects.runner import as_flow
 from flowml.projects.signature import flow_arguments
-from flowml.projects.sources import fetch_project
+from flowml.projects.sources import absolute_uri, fetch_project
 from flowml.projects.spec import load_project
+from flowml.settings import get_settings
 
 if TYPE_CHECKING:
     from prefect.deployments.runner import RunnerDeployment
@@ -101,7 +106,7 @@ def to_deployment(
             else:
                 every = interval if isinstance(interval, timedelta) else timedelta(seconds=interval)  # type: ignore[arg-type]
                 schedule["schedule"] = Interval(every, timezone=timezone or "UTC")
-        return flow.to_deployment(
+        deployment = flow.to_deployment(
             name=name,
             parameters=defaults,
             tags=list(tags or []),
@@ -110,6 +115,39 @@ def to_deployment(
         )
     except ValueError as exc:  # a bad cron string, time zone or deployment name
         raise InvalidParameter(f"Cannot build deployment {name!r}: {exc}") from exc
+    options = {
+        "version": version,
+        "env_manager": env_manager,
+        "experiment": experiment,
+        "experiment_id": experiment_id,
+        "tracking_uri": tracking_uri,
+    }
+    deployment.entrypoint = _write_entrypoint(flow.name, name, uri, entry_point, options)
+    return deployment
+
+
+def _write_entrypoint(
+    flow_name: str, deployment_name: str, uri: str, entry_point: str, options: dict[str, Any]
+) -> str:
+    """Write a module that rebuilds the flow, and return it as the deployment's entrypoint.
+
+    The flow is built at run time from the MLproject, so no module of the user's defines it;
+    Prefect's runner (and a process worker on this machine) load a deployment's flow by
+    importing its entrypoint, so flowml writes one under ``$FLOWML_HOME/deployments``.
+    """
+    arguments = ", ".join(f"{key}={value!r}" for key, value in options.items())
+    source = (
+        f'"""Entrypoint of the Prefect deployment {flow_name}/{deployment_name}, written by '
+        'flowml.projects.to_deployment."""\n\n'
+        "from flowml.projects.runner import as_flow\n\n"
+        f"flow = as_flow({absolute_uri(uri)!r}, {entry_point!r}, {arguments})\n"
+    )
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", f"{flow_name}-{deployment_name}").strip("-")
+    digest = hashlib.sha256(f"{flow_name}/{deployment_name}".encode()).hexdigest()[:8]
+    path = get_settings().home / "deployments" / f"{slug}-{digest}.py"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(source)
+    return f"{path}:flow"
 
 
 def serve(

@@ -1,11 +1,11 @@
 """Environment managers: where an entry point's command runs.
 
-| manager | used for | runs the command |
-|---|---|---|
-| ``local`` | projects without an environment, or on request | with the interpreter running flowml first on ``PATH`` |
-| ``virtualenv`` | ``python_env`` projects | in a venv built from ``python_env.yaml``, cached by content hash |
-| ``conda`` | ``conda_env`` projects | in a conda env built from ``conda.yaml``, cached by content hash |
-| ``docker`` | ``docker_env`` projects (always, as MLflow) | in a container of the project's image |
+- ``local``: projects without an environment, or on request; ``python`` is the interpreter
+  running flowml.
+- ``virtualenv``: ``python_env`` projects; a venv built from ``python_env.yaml``, cached by
+  content hash.
+- ``conda``: ``conda_env`` projects; a conda env built from ``conda.yaml``, cached the same way.
+- ``docker``: ``docker_env`` projects (always, as MLflow); a container of the project's image.
 
 A manager's `EnvManager.check` is cheap and runs before any tracked run is created, so a
 missing tool fails fast; `EnvManager.prepare` may build (or reuse) the environment.
@@ -177,7 +177,9 @@ def get_env_manager(requested: str | None, project: Project, envs_root: Path) ->
 
         return DockerManager()
     if requested is None:
-        requested = {"python_env": "virtualenv", "conda_env": "conda"}.get(project.env_type, "local")
+        requested = {"python_env": "virtualenv", "conda_env": "conda"}.get(
+            project.env_type, "local"
+        )
     if requested == "conda" and project.env_type == "python_env":
         raise InvalidParameter(
             f"Project {project.name!r} declares a python_env, which conda cannot build; "

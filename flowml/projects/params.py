@@ -86,7 +86,9 @@ def validate_parameters(
             undeclared parameter has an empty name or a non-scalar value.
     """
     given = {key: value for key, value in (user_parameters or {}).items() if value is not None}
-    missing = [p.name for p in entry_point.parameters.values() if p.required and p.name not in given]
+    missing = [
+        p.name for p in entry_point.parameters.values() if p.required and p.name not in given
+    ]
     if missing:
         raise InvalidParameter(
             f"Entry point {entry_point.name!r} needs a value for {', '.join(map(repr, missing))}; "
@@ -223,4 +225,6 @@ def _download(name: str, url: str, storage_dir: Path) -> str:
     except ResourceNotFound as exc:
         raise InvalidParameter(f"Parameter {name!r} (path): nothing found at {url!r}.") from exc
     except (FlowMLError, ValueError, ImportError, OSError) as exc:
-        raise InvalidParameter(f"Parameter {name!r} (path): cannot download {url!r}: {exc}") from exc
+        raise InvalidParameter(
+            f"Parameter {name!r} (path): cannot download {url!r}: {exc}"
+        ) from exc

@@ -24,7 +24,7 @@ from flowml.projects.errors import ProjectRunFailed
 from flowml.projects.params import build_command, resolve_parameters
 from flowml.projects.process import run_streaming
 from flowml.projects.signature import flow_arguments, typed_function
-from flowml.projects.sources import ProjectSource, fetch_project, split_uri
+from flowml.projects.sources import ProjectSource, absolute_uri, fetch_project
 from flowml.projects.spec import EntryPoint, Project, load_project
 from flowml.settings import get_settings
 from flowml.tracking import tags as systags
@@ -121,7 +121,7 @@ def as_flow(
         'FINISHED'
     """
     config = _Config(
-        _absolute_uri(uri), entry_point, version, env_manager, experiment, experiment_id,
+        absolute_uri(uri), entry_point, version, env_manager, experiment, experiment_id,
         tracking_uri,
     )  # fmt: skip
     with fetch_project(config.uri, version) as source:
@@ -175,7 +175,7 @@ def run(
         ProjectRun(run_id='...', status='FINISHED', ...)
     """
     config = _Config(
-        _absolute_uri(uri), entry_point, version, env_manager, experiment, experiment_id,
+        absolute_uri(uri), entry_point, version, env_manager, experiment, experiment_id,
         tracking_uri,
     )  # fmt: skip
     with fetch_project(config.uri, version) as source:
@@ -334,7 +334,9 @@ def _start_run(
         tags[systags.GIT_BRANCH] = source.git_branch
     # Inside an active run of the same store (a tracked flow calling a project), nest under it.
     parent = active_run()
-    parent_id = parent.info.run_id if parent and parent.client.tracking_uri == client.tracking_uri else None
+    parent_id = (
+        parent.info.run_id if parent and parent.client.tracking_uri == client.tracking_uri else None
+    )
     run = client.create_run(
         experiment_id,
         tags=tags,
@@ -346,12 +348,3 @@ def _start_run(
     if run.info.status != RunStatus.RUNNING:
         client.update_run(run.info.run_id, status=RunStatus.RUNNING)
     return run.info.run_id
-
-
-def _absolute_uri(uri: str) -> str:
-    """Local paths become absolute, so the flow runs the same project from any directory."""
-    base, subdirectory = split_uri(uri)
-    if "://" in base or not Path(base).expanduser().exists():
-        return uri
-    absolute = str(Path(base).expanduser().resolve())
-    return f"{absolute}#{subdirectory}" if subdirectory else absolute

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from flowml.exceptions import InvalidParameter
 from flowml.projects.errors import EnvironmentUnavailable, ExecutionError
 
-__all__ = ["ProjectSource", "fetch_project", "is_local_uri", "split_uri"]
+__all__ = ["ProjectSource", "absolute_uri", "fetch_project", "is_local_uri", "split_uri"]
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,22 @@ def split_uri(uri: str) -> tuple[str, str]:
 def is_local_uri(base: str) -> bool:
     """Whether ``base`` (a URI without ``#subdirectory``) names an existing local directory."""
     return _local_path(base) is not None
+
+
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a local path made absolute, so it names the same project from anywhere.
+
+    Args:
+        uri: A project URI, optionally with ``#subdirectory``.
+
+    Returns:
+        The URI; URLs and paths that do not exist are returned unchanged.
+    """
+    base, subdirectory = split_uri(uri)
+    if "://" in base or not Path(base).expanduser().exists():
+        return uri
+    absolute = str(Path(base).expanduser().resolve())
+    return f"{absolute}#{subdirectory}" if subdirectory else absolute
 
 
 @contextlib.contextmanager
@@ -185,7 +201,9 @@ def _repo_name(url: str) -> str:
 
 def _clone(url: str, version: str | None, dest: Path) -> None:
     if version is None:
-        _run_git(None, "clone", "--quiet", "--depth", "1", "--", url, str(dest), what=f"clone {url}")
+        _run_git(
+            None, "clone", "--quiet", "--depth", "1", "--", url, str(dest), what=f"clone {url}"
+        )
     else:
         dest.mkdir(parents=True)
         _run_git(dest, "init", "--quiet", what="git init")

@@ -233,7 +233,9 @@ def _read_yaml_mapping(path: Path) -> dict[str, Any]:
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise ProjectSpecError(f"{path.name} must be a YAML mapping, got {type(document).__name__}.")
+        raise ProjectSpecError(
+            f"{path.name} must be a YAML mapping, got {type(document).__name__}."
+        )
     return document
 
 

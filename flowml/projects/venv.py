@@ -68,7 +68,7 @@ def load_python_env(path: Path) -> PythonEnv:
             # YAML reads `python: 3.10` as the float 3.1: refuse rather than guess.
             raise ProjectSpecError(
                 f"{path.name}: write the Python version as a string, e.g. python: "
-                f"\"{document['python']}\" (got the number {document['python']!r})."
+                f'"{document["python"]}" (got the number {document["python"]!r}).'
             )
         return PythonEnv.model_validate(document)
     except (yaml.YAMLError, AttributeError, ValidationError) as exc:
@@ -152,7 +152,10 @@ class VirtualenvManager(EnvManager):
             pip = ["--without-pip"] if not (lines or build_lines) else []
             run_tool([interpreter, "-m", "venv", *pip, str(env_dir)], "python -m venv", log)
             installer = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
-        for step, requirement_lines in (("build dependencies", build_lines), ("dependencies", lines)):
+        for step, requirement_lines in (
+            ("build dependencies", build_lines),
+            ("dependencies", lines),
+        ):
             if not requirement_lines:
                 continue
             with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:

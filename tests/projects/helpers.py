@@ -49,3 +49,13 @@ def init_repo(repo: Path) -> Path:
     repo.mkdir(parents=True, exist_ok=True)
     git(repo, "init", "--quiet", "--initial-branch=main")
     return repo
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie has exited: only its reaping is pending)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -24,7 +24,9 @@ PRINT_PREFIX = "import sys; print(sys.prefix)"
 
 def run_in(env, command: str, work_dir: Path) -> str:
     launch = env.launch(command, work_dir, dict(os.environ))
-    done = subprocess.run(launch.argv, cwd=launch.cwd, env=launch.env, capture_output=True, text=True)
+    done = subprocess.run(
+        launch.argv, cwd=launch.cwd, env=launch.env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -82,7 +84,9 @@ def test_virtualenv_is_created_cached_and_reused(tmp_path: Path) -> None:
     assert any(line.startswith("Reusing environment") for line in logged)
 
     # Another spec is another environment; the first one stays.
-    (project.directory / "python_env.yaml").write_text("dependencies: []\nbuild_dependencies: []\n# x\n")
+    (project.directory / "python_env.yaml").write_text(
+        "dependencies: []\nbuild_dependencies: []\n# x\n"
+    )
     assert manager.env_dir(project) == first.location  # comments don't change the content
     # Asking for the running Python's version resolves to the same interpreter: same env.
     (project.directory / "python_env.yaml").write_text(
@@ -112,7 +116,9 @@ def build_wheel(directory: Path) -> Path:
 
 @pytest.mark.slow
 def test_virtualenv_installs_dependencies(tmp_path: Path) -> None:
-    project = project_with(tmp_path, {"python_env.yaml": "dependencies: ['./tiny_pkg-0.1-py3-none-any.whl']\n"})
+    project = project_with(
+        tmp_path, {"python_env.yaml": "dependencies: ['./tiny_pkg-0.1-py3-none-any.whl']\n"}
+    )
     build_wheel(project.directory)
     env = VirtualenvManager(tmp_path / "envs").prepare(project, print)
     assert env.created

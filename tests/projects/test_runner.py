@@ -20,7 +20,7 @@ from flowml.projects.errors import ProjectRunFailed
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 
-from .helpers import commit_all, init_repo, write
+from .helpers import alive, commit_all, init_repo, write
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -68,7 +68,9 @@ while True:
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    return write(tmp_path / "demo", {"MLproject": MLPROJECT, "train.py": TRAIN, "sleeper.py": SLEEPER})
+    return write(
+        tmp_path / "demo", {"MLproject": MLPROJECT, "train.py": TRAIN, "sleeper.py": SLEEPER}
+    )
 
 
 def prefect_flow_run(flow_run_id: str):
@@ -94,7 +96,9 @@ def prefect_flow_runs_named(flow_name: str) -> int:
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
 
     with get_client(sync_client=True) as client:
-        return len(client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name]))))
+        return len(
+            client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])))
+        )
 
 
 def test_run_from_directory_tracks_params_metrics_tags_and_logs(project: Path) -> None:
@@ -138,7 +142,10 @@ def test_run_into_a_named_experiment(project: Path) -> None:
 def test_run_from_a_local_git_repository_at_a_commit_and_subdirectory(tmp_path: Path) -> None:
     repo = init_repo(tmp_path / "repo")
     script = "import flowml; flowml.log_metric('version', {v})\n"
-    write(repo, {"models/iris/MLproject": "name: iris\nentry_points: {main: {command: python t.py}}\n"})
+    write(
+        repo,
+        {"models/iris/MLproject": "name: iris\nentry_points: {main: {command: python t.py}}\n"},
+    )
     write(repo, {"models/iris/t.py": script.format(v=1)})
     first = commit_all(repo, "one")
     write(repo, {"models/iris/t.py": script.format(v=2)})
@@ -190,15 +197,6 @@ def test_bad_calls_create_nothing(
     assert prefect_flow_runs_named(name) == 0
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            state = fh.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"  # a zombie has exited; only its parent has not reaped it yet
-
-
 def test_interrupting_the_flow_kills_the_command_and_marks_the_run_killed(
     project: Path, tmp_path: Path
 ) -> None:
@@ -219,7 +217,7 @@ def test_interrupting_the_flow_kills_the_command_and_marks_the_run_killed(
         flowml.projects.run(str(project), "sleep", {"pidfile": str(pidfile)})
     helper.join()
     child = int(pidfile.read_text())
-    assert not _alive(child)
+    assert not alive(child)
     client = TrackingClient()
     (run,) = client.search_runs([DEFAULT_EXPERIMENT_ID])
     assert run.info.status == "KILLED"
@@ -236,9 +234,10 @@ def test_virtualenv_run_reuses_its_cached_environment(tmp_path: Path) -> None:
             entry_points:
               main:
                 parameters: {out: uri}
-                command: "python -c 'import sys; open(sys.argv[1], \\"w\\").write(sys.prefix)' {out}"
+                command: "python write_prefix.py {out}"
             """,
             "python_env.yaml": "build_dependencies: []\ndependencies: []\n",
+            "write_prefix.py": "import sys\nopen(sys.argv[1], 'w').write(sys.prefix)\n",
         },
     )
     envs = Path(os.environ["FLOWML_HOME"]) / "envs"
@@ -251,7 +250,9 @@ def test_virtualenv_run_reuses_its_cached_environment(tmp_path: Path) -> None:
     assert (prefix / "sentinel").read_text() == "kept"  # reused, not recreated
     assert any("Reusing environment" in m for m in prefect_logs(second.flow_run_id))
     for result in (first, second):
-        assert TrackingClient().get_run(result.run_id).data.tags["mlflow.project.env"] == "virtualenv"
+        assert (
+            TrackingClient().get_run(result.run_id).data.tags["mlflow.project.env"] == "virtualenv"
+        )
 
 
 def test_as_flow_has_a_typed_parameter_schema(project: Path) -> None:
