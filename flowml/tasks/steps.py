@@ -35,7 +35,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext, TaskRunContext
@@ -235,17 +235,20 @@ def promote_model(
             report.publish("refused by gates")
             _emit(EVENT_PROMOTION_REFUSED, plan.candidate, report.payload("gates"))
             raise error
-        approval = (
-            _ask_approval(client, report, approval_timeout, approval_poll_interval)
-            if (require_approval)
-            else None
-        )
-        with audit_context(
-            gates=[r.to_dict() for r in results], **({"approval": approval} if approval else {})
-        ):
+        approval = None
+        if require_approval:
+            approval = _ask_approval(client, report, approval_timeout, approval_poll_interval)
+        decision: dict[str, Any] = {"gates": [r.to_dict() for r in results]}
+        if approval is not None:
+            decision["approval"] = approval
+        with audit_context(**decision):
             record = apply_promotion(client, plan, reason)
     _remember_for_rollback(client, record)
-    artifact_key = report.publish("promoted", approval)
+    try:
+        artifact_key: str | None = report.publish("promoted", approval)
+    except Exception as exc:  # the promotion happened: a reporting failure must not hide it
+        get_run_logger().warning("Could not publish the promotion artifact: %s", exc)
+        artifact_key = None
     _emit(
         EVENT_PROMOTED,
         client.get_model_version(name, plan.candidate.version),
