@@ -55,6 +55,30 @@ _LAZY: dict[str, str] = {
     "set_tags": "flowml.tracking.fluent",
     "set_tracking_uri": "flowml.tracking.fluent",
     "start_run": "flowml.tracking.fluent",
+    # lineage
+    "lineage": "flowml.tracking.lineage_graph",
+    "log_input": "flowml.tracking.inputs",
+    # Prefect integration (imports Prefect on first use)
+    "progress": "flowml.tasks.progress",
+    "tracked_flow": "flowml.tasks.decorators",
+    "tracked_task": "flowml.tasks.decorators",
+    # models
+    "ModelInfo": "flowml.models.mlmodel",
+    "ModelSignature": "flowml.models.schema",
+    "PyFuncModel": "flowml.models.pyfunc",
+    "PythonModel": "flowml.models.python_model",
+    "PythonModelContext": "flowml.models.python_model",
+    "infer_signature": "flowml.models.signature",
+    "load_model": "flowml.models.api",
+    "log_model": "flowml.models.api",
+    "save_model": "flowml.models.api",
+    # registry
+    "RegistryClient": "flowml.registry.client",
+    "get_registry_uri": "flowml.registry.fluent",
+    "register_model": "flowml.registry.fluent",
+    "search_model_versions": "flowml.registry.fluent",
+    "search_registered_models": "flowml.registry.fluent",
+    "set_registry_uri": "flowml.registry.fluent",
 }
 
 # submodules reachable as attributes (flowml.exceptions, flowml.testing, ...)
@@ -68,6 +92,8 @@ _SUBMODULES = {
     "tasks",
     "testing",
 }
+# flavor modules reachable as flowml.<flavor> (flowml.sklearn.load_model gives the estimator)
+_FLAVOR_MODULES = {"sklearn": "flowml.models.flavors.sklearn", "pyfunc": "flowml.models.pyfunc"}
 
 __all__ = sorted([*_LAZY, "__version__"])
 
@@ -80,14 +106,32 @@ def __getattr__(name: str) -> Any:
         return value
     if name in _SUBMODULES:
         return importlib.import_module(f"flowml.{name}")
+    if name in _FLAVOR_MODULES:
+        return importlib.import_module(_FLAVOR_MODULES[name])
     raise AttributeError(f"module 'flowml' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _SUBMODULES)
+    return sorted(set(globals()) | set(__all__) | _SUBMODULES | set(_FLAVOR_MODULES))
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from flowml.models.api import load_model, log_model, save_model
+    from flowml.models.mlmodel import ModelInfo
+    from flowml.models.pyfunc import PyFuncModel
+    from flowml.models.python_model import PythonModel, PythonModelContext
+    from flowml.models.schema import ModelSignature
+    from flowml.models.signature import infer_signature
+    from flowml.registry.client import RegistryClient
+    from flowml.registry.fluent import (
+        get_registry_uri,
+        register_model,
+        search_model_versions,
+        search_registered_models,
+        set_registry_uri,
+    )
+    from flowml.tasks.decorators import tracked_flow, tracked_task
+    from flowml.tasks.progress import progress
     from flowml.tracking.client import TrackingClient
     from flowml.tracking.entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
     from flowml.tracking.fluent import (
@@ -117,3 +161,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         set_tracking_uri,
         start_run,
     )
+    from flowml.tracking.inputs import log_input
+    from flowml.tracking.lineage_graph import lineage
