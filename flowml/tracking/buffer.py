@@ -139,6 +139,16 @@ class BatchBuffer:
                 self._write(rid, pending)
         self.raise_errors()
 
+    def take(self, run_id: str) -> tuple[list[Metric], list[Param], list[RunTag]]:
+        """Remove and return what is queued for ``run_id``, for the caller to write itself
+        (with the run's final values, in one transaction)."""
+        with self._write_lock:  # a batch of this run being written right now lands first
+            with self._lock:
+                pending = self._pending.pop(run_id, None)
+        if pending is None:
+            return [], [], []
+        return pending.metrics, list(pending.params.values()), list(pending.tags.values())
+
     def discard(self, run_id: str) -> None:
         with self._lock:
             self._pending.pop(run_id, None)

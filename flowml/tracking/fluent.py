@@ -230,10 +230,14 @@ _env_run_used = threading.Event()
 
 
 @contextlib.contextmanager
-def activate_run(run: Run, client: TrackingClient | None = None) -> Iterator[ActiveRun]:
+def activate_run(
+    run: Run, client: TrackingClient | None = None, *, flush: bool = True
+) -> Iterator[ActiveRun]:
     """Make an existing run the active one for a block, without starting or ending it.
 
-    Used by integrations (Prefect tasks) that own the run's life cycle themselves.
+    Used by integrations (Prefect tasks) that own the run's life cycle themselves. With
+    ``flush=False`` what the block logged stays queued for the owner to write with the run's
+    final values (one transaction instead of two).
     """
     active = ActiveRun(run, client or get_client(), owned=False)
     token = _run_stack.set((*_run_stack.get(), active))
@@ -241,7 +245,8 @@ def activate_run(run: Run, client: TrackingClient | None = None) -> Iterator[Act
         yield active
     finally:
         _run_stack.reset(token)
-        active.client.flush(run.info.run_id)
+        if flush:
+            active.client.flush(run.info.run_id)
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:

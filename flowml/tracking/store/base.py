@@ -21,6 +21,7 @@ from flowml.tracking.entities import (
     ViewType,
     now_ms,
 )
+from flowml.tracking.lineage import LineageEntry
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -150,6 +151,31 @@ class AbstractStore(ABC):
         page_token: str | None = None,
     ) -> PagedList[Run]: ...
 
+    # -- lineage -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def log_lineage(self, run_id: str, entries: Sequence[LineageEntry]) -> None:
+        """Record what a run read and produced, in one transaction.
+
+        An entry the run already holds (same direction, kind and URI) is kept as it is, so
+        recording the same facts again (a retried task) is a no-op.
+
+        Raises:
+            InvalidParameter: an entry breaks a rule (see `flowml.tracking.lineage`).
+            ResourceNotFound: the run does not exist.
+            InvalidState: the run is deleted.
+        """
+
+    @abstractmethod
+    def search_lineage(
+        self,
+        run_ids: Sequence[str] = (),
+        uris: Sequence[str] = (),
+        direction: str | None = None,
+    ) -> list[LineageEntry]:
+        """Entries of any of ``run_ids`` or naming any of ``uris`` (optionally one direction),
+        oldest first, with ``run_id`` and ``timestamp`` filled in. Empty when both are empty."""
+
     # -- derived operations ------------------------------------------------------------------
 
     def delete_experiment(self, experiment_id: str) -> None:
@@ -175,6 +201,28 @@ class AbstractStore(ABC):
 
     def set_tag(self, run_id: str, tag: RunTag) -> None:
         self.log_batch(run_id, tags=[tag])
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        end_time: int,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+        lineage: Sequence[LineageEntry] = (),
+    ) -> None:
+        """Write a run's last values and lineage, then end it with ``status``.
+
+        Derived here from `log_batch`, `log_lineage` and `update_run_info`; a backend may do
+        it in one transaction (the SQL store does), which keeps a tracked Prefect task at a
+        small, fixed number of round trips.
+        """
+        if metrics or params or tags:
+            self.log_batch(run_id, metrics=metrics, params=params, tags=tags)
+        if lineage:
+            self.log_lineage(run_id, lineage)
+        self.update_run_info(run_id, status=status, end_time=end_time)
 
     def end_run(self, run_id: str, status: str = "FINISHED", end_time: int | None = None) -> None:
         self.update_run_info(run_id, status=status, end_time=end_time or now_ms())

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData(
@@ -144,6 +145,24 @@ latest_metrics = Table(
     Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
+# What each run read and produced (see `flowml.tracking.lineage`). One row per
+# (run, direction, kind, uri), so recording the same fact twice is a no-op; the uri index
+# finds the producers and consumers of a URI, which is how runs are linked.
+run_lineage = Table(
+    "run_lineage",
+    metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
+    Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), nullable=False),
+    Column("direction", String(8), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("uri", String(2000), nullable=False),
+    Column("name", String(250), nullable=True),
+    Column("digest", String(128), nullable=True),
+    Column("timestamp", BigInteger, nullable=False),
+    UniqueConstraint("run_uuid", "direction", "kind", "uri"),
+    Index("ix_run_lineage_uri", "uri"),
+)
+
 __all__ = [
     "experiment_tags",
     "experiments",
@@ -151,6 +170,7 @@ __all__ = [
     "metadata",
     "metrics",
     "params",
+    "run_lineage",
     "runs",
     "tags",
 ]

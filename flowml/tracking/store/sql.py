@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flowml.exceptions import (
@@ -36,6 +36,7 @@ from flowml.tracking.entities import (
     ViewType,
     now_ms,
 )
+from flowml.tracking.lineage import DIRECTIONS, LineageEntry, validate_entries
 from flowml.tracking.store import migrate
 from flowml.tracking.store.base import (
     DEFAULT_EXPERIMENT_ID,
@@ -48,6 +49,7 @@ from flowml.tracking.store.schema import (
     experiment_tags,
     experiments,
     latest_metrics,
+    run_lineage,
     runs,
 )
 from flowml.tracking.store.schema import metrics as metrics_table
@@ -464,6 +466,93 @@ class SqlStore(AbstractStore):
         nan = math.nan
         return [Metric(key, nan if r[0] is None else r[0], r[1], r[2]) for r in rows]
 
+    # -- lineage -----------------------------------------------------------------------------
+
+    def log_lineage(self, run_id: str, entries: Sequence[LineageEntry]) -> None:
+        rows = _lineage_rows(run_id, validate_entries(entries))
+        if not rows:
+            return
+        with write_transaction(self.engine) as conn:
+            self._require_active_run(conn, run_id)
+            _insert_lineage(conn, rows)
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        end_time: int,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+        lineage: Sequence[LineageEntry] = (),
+    ) -> None:
+        # One transaction for what `log_batch`, `log_lineage` and `update_run_info` would
+        # each write in their own: the end of a tracked task is a single round of statements.
+        if status not in RunStatus.ALL:
+            raise InvalidParameter(
+                f"Unknown run status {status!r}; expected one of {RunStatus.ALL}"
+            )
+        metric_rows, param_rows, tag_rows = _validated_batch(run_id, metrics, params, tags)
+        lineage_rows = _lineage_rows(run_id, validate_entries(lineage))
+        with write_transaction(self.engine) as conn:
+            self._require_active_run(conn, run_id)
+            if param_rows:
+                self._insert_params(conn, run_id, param_rows)
+            if tag_rows:
+                self._upsert_tags(conn, run_id, tag_rows)
+            if metric_rows:
+                conn.execute(insert(metrics_table), metric_rows)
+                _upsert_latest(conn, metric_rows)
+            if lineage_rows:
+                _insert_lineage(conn, lineage_rows)
+            conn.execute(
+                update(runs)
+                .where(runs.c.run_uuid == run_id)
+                .values(status=status, end_time=end_time)
+            )
+
+    def search_lineage(
+        self,
+        run_ids: Sequence[str] = (),
+        uris: Sequence[str] = (),
+        direction: str | None = None,
+    ) -> list[LineageEntry]:
+        if direction is not None and direction not in DIRECTIONS:
+            raise InvalidParameter(
+                f"Lineage direction must be 'input' or 'output', got {direction!r}"
+            )
+        run_ids, uris = list(run_ids), list(uris)
+        if not run_ids and not uris:
+            return []
+        found: list[LineageEntry] = []
+        with self.engine.connect() as conn:
+            # Chunked so a wide graph never exceeds a driver's bound-parameter limit.
+            for ids_chunk, uris_chunk in _paired_chunks(run_ids, uris, 400):
+                where = []
+                if ids_chunk:
+                    where.append(run_lineage.c.run_uuid.in_(ids_chunk))
+                if uris_chunk:
+                    where.append(run_lineage.c.uri.in_(uris_chunk))
+                query = select(run_lineage).where(or_(*where))
+                if direction is not None:
+                    query = query.where(run_lineage.c.direction == direction)
+                for r in conn.execute(query.order_by(run_lineage.c.id)):
+                    found.append(
+                        LineageEntry(
+                            direction=r.direction,
+                            kind=r.kind,
+                            uri=r.uri,
+                            name=r.name,
+                            digest=r.digest,
+                            run_id=r.run_uuid,
+                            timestamp=r.timestamp,
+                        )
+                    )
+        if len(run_ids) > 400 or len(uris) > 400:
+            # Chunks may overlap in what they match: keep each row once, in insertion order.
+            found = list(dict.fromkeys(found))
+        return found
+
     # -- search ------------------------------------------------------------------------------
 
     def search_runs(
@@ -618,6 +707,39 @@ def _run_info(row: Row) -> RunInfo:
         artifact_uri=row.artifact_uri,
         lifecycle_stage=row.lifecycle_stage,
     )
+
+
+def _lineage_rows(run_id: str, entries: Sequence[LineageEntry]) -> list[dict[str, Any]]:
+    """One row per (direction, kind, uri): the first mention of a fact wins."""
+    now = now_ms()
+    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for e in entries:
+        rows.setdefault(
+            (e.direction, e.kind, e.uri),
+            {
+                "run_uuid": run_id,
+                "direction": e.direction,
+                "kind": e.kind,
+                "uri": e.uri,
+                "name": e.name,
+                "digest": e.digest,
+                "timestamp": now,
+            },
+        )
+    return list(rows.values())
+
+
+def _insert_lineage(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    ins = _dialect_insert(conn)(run_lineage)
+    conn.execute(
+        ins.on_conflict_do_nothing(index_elements=["run_uuid", "direction", "kind", "uri"]), rows
+    )
+
+
+def _paired_chunks(first: list[str], second: list[str], size: int):
+    """Chunks of two lists walked side by side (a shorter list yields empty chunks)."""
+    for i in range(0, max(len(first), len(second), 1), size):
+        yield first[i : i + size], second[i : i + size]
 
 
 def _chunks(items: list[str], size: int):

@@ -1,0 +1,196 @@
+"""The cost of tracking a Prefect task: 50 tracked tasks against 50 plain ones.
+
+One process, one Prefect test harness (a temporary local Prefect server, like Prefect's
+local mode), one temporary SQLite tracking store. Each round runs, in alternation:
+
+- ``plain``: a ``@flow`` calling 50 ``@task`` runs one after the other;
+- ``tracked``: the same with ``@flowml.tracked_flow`` / ``@flowml.tracked_task``; each task
+  logs its two arguments as params, its result as a metric, and ``--metrics`` more points
+  through ``flowml.log_metric`` in its body.
+
+The overhead per task is (tracked - plain) / 50, the median over the rounds (the flow-level
+run is included, spread over its 50 tasks). Store round trips are counted with a SQLAlchemy
+``before_cursor_execute`` listener on the tracking engine, per tracked task, for two logging
+volumes: the count must not grow with what a task logs. Publishing the Prefect artifacts and
+``flowml.run.finished`` events happens in a background thread after each run; the time to
+drain it is reported separately (it is off the flow's critical path).
+
+Usage:
+    python benchmarks/bench_prefect_overhead.py            # 7 rounds
+    python benchmarks/bench_prefect_overhead.py --quick    # 2 rounds, a smoke run
+    python benchmarks/bench_prefect_overhead.py --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+TASKS = 50
+TARGET_MS = 2.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--quick", action="store_true", help="2 rounds")
+    parser.add_argument("--metrics", type=int, default=200, help="extra points per task")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    rounds = 2 if args.quick else args.rounds
+
+    with tempfile.TemporaryDirectory(prefix="flowml-bench-") as home:
+        os.environ["FLOWML_HOME"] = home
+        for var in ("FLOWML_TRACKING_URI", "FLOWML_ARTIFACT_ROOT", "FLOWML_EXPERIMENT_ID"):
+            os.environ.pop(var, None)
+        report = _run(rounds, args.metrics)
+    report["quick"] = args.quick
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        _print(report)
+    return 0 if report["passed"] else 1
+
+
+def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
+    # Keep Prefect's per-task console logging out of the measurement's noise.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from prefect import flow, task
+    from prefect.testing.utilities import prefect_test_harness
+    from sqlalchemy import event
+
+    import flowml
+    from flowml.tasks import publisher
+    from flowml.tracking.store.engine import get_engine
+
+    logging.getLogger("prefect").setLevel(logging.WARNING)
+
+    @task
+    def plain_step(i: int, scale: float) -> dict[str, float]:
+        return {"score": i * scale}
+
+    @flow
+    def plain_flow(n: int) -> None:
+        for i in range(n):
+            plain_step(i, 0.5)
+
+    def make_tracked(points: int):
+        @flowml.tracked_task(name="tracked-step")
+        def tracked_step(i: int, scale: float) -> dict[str, float]:
+            for step in range(points):
+                flowml.log_metric("loss", 1.0 / (step + 1), step=step)
+            return {"score": i * scale}
+
+        @flowml.tracked_flow(name=f"tracked-flow-{points}", experiment="bench")
+        def tracked_flow(n: int) -> None:
+            for i in range(n):
+                tracked_step(i, 0.5)
+
+        return tracked_flow
+
+    tracked_light, tracked_heavy = make_tracked(0), make_tracked(extra_metrics)
+    statements = {"foreground": 0, "background": 0}
+
+    def count(*_args: Any) -> None:
+        # The buffer's timer and the Prefect publisher run in "flowml-*" threads.
+        side = (
+            "background" if threading.current_thread().name.startswith("flowml-") else "foreground"
+        )
+        statements[side] += 1
+
+    def timed(fn: Any, n: int) -> float:
+        start = time.perf_counter()
+        fn(n)
+        return time.perf_counter() - start
+
+    with prefect_test_harness(server_startup_timeout=120):
+        plain_flow(2)  # warm up Prefect, the store and both code paths
+        tracked_light(2)
+        tracked_heavy(2)
+        publisher.flush()
+        engine = get_engine(flowml.get_tracking_uri())
+        event.listen(engine, "before_cursor_execute", count)
+
+        plain, tracked, drains = [], [], []
+        for _ in range(rounds):
+            plain.append(timed(plain_flow, TASKS))
+            tracked.append(timed(tracked_light, TASKS))
+            start = time.perf_counter()
+            publisher.flush()
+            drains.append(time.perf_counter() - start)
+
+        # Round trips: a flow with 0 tasks gives the flow's own share; the rest is per task.
+        trips: dict[str, dict[str, float]] = {}
+        for label, fn in (("light", tracked_light), ("heavy", tracked_heavy)):
+            flow_only = _count(statements, lambda fn=fn: (fn(0), publisher.flush()))
+            total = _count(statements, lambda fn=fn: (fn(TASKS), publisher.flush()))
+            trips[label] = {
+                side: round((total[side] - flow_only[side]) / TASKS, 2) for side in total
+            }
+            trips[label]["flow"] = sum(flow_only.values())
+        event.remove(engine, "before_cursor_execute", count)
+
+    plain_ms = statistics.median(plain) * 1000 / TASKS
+    tracked_ms = statistics.median(tracked) * 1000 / TASKS
+    overhead = tracked_ms - plain_ms
+    # The writes a task makes do not depend on what it logs; the buffer's one-second timer
+    # may split a batch in two now and then, hence the tolerance of one statement.
+    bounded = abs(trips["heavy"]["foreground"] - trips["light"]["foreground"]) <= 1
+    return {
+        "machine": f"{platform.machine()} {os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "tasks": TASKS,
+        "rounds": rounds,
+        "plain_ms_per_task": round(plain_ms, 3),
+        "tracked_ms_per_task": round(tracked_ms, 3),
+        "overhead_ms_per_task": round(overhead, 3),
+        "target_ms": TARGET_MS,
+        "round_trips": trips,
+        "extra_metrics_heavy": extra_metrics,
+        "round_trips_bounded": bounded,
+        "background_drain_ms_per_task": round(statistics.median(drains) * 1000 / TASKS, 3),
+        "passed": overhead <= TARGET_MS and bounded,
+    }
+
+
+def _count(statements: dict[str, int], action: Any) -> dict[str, int]:
+    for side in statements:
+        statements[side] = 0
+    action()
+    return dict(statements)
+
+
+def _print(report: dict[str, Any]) -> None:
+    trips = report["round_trips"]
+    lines = [
+        f"Prefect task tracking overhead ({report['machine']}, {report['tasks']} tasks, "
+        f"median of {report['rounds']} rounds)",
+        f"  plain @task            {report['plain_ms_per_task']:8.3f} ms/task",
+        f"  @flowml.tracked_task   {report['tracked_ms_per_task']:8.3f} ms/task",
+        f"  overhead               {report['overhead_ms_per_task']:8.3f} ms/task "
+        f"(target <= {report['target_ms']} ms) "
+        f"{'PASS' if report['overhead_ms_per_task'] <= report['target_ms'] else 'FAIL'}",
+        f"  store statements       {trips['light']['foreground']:g}/task logging 4 values, "
+        f"{trips['heavy']['foreground']:g}/task logging {report['extra_metrics_heavy'] + 4} "
+        f"(+{trips['light']['flow']:g} per flow run) "
+        f"{'PASS' if report['round_trips_bounded'] else 'FAIL'}",
+        f"                         + {trips['light']['background']:g}/task in the background "
+        "(reads for the artifacts)",
+        f"  background publishing  {report['background_drain_ms_per_task']:8.3f} ms/task "
+        "(artifacts and events, drained after the flow; off the critical path)",
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.exit(main())

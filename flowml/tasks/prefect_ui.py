@@ -1,0 +1,313 @@
+"""Prefect as the monitoring surface: artifacts and events for every tracked run.
+
+When a tracked flow or task run ends, two artifacts are published on its Prefect run:
+
+- a table of its params and final metrics (key ``flowml-<flow>-<task>-table``),
+- a markdown summary: status, duration, attempts, lineage in words, links
+  (key ``flowml-<flow>-<task>-summary``).
+
+Keys are slugs of the flow and task names, so the runs of one flow form a versioned
+artifact collection in the UI. Events ``flowml.run.started`` and ``flowml.run.finished``
+(run id, experiment, status, key metrics in the payload; resource ``flowml.run.<run id>``)
+let automations react to a training run. Publication happens in the background
+(`flowml.tasks.publisher`), off the task's critical path.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from flowml.tasks import publisher
+from flowml.tasks import tags as ptags
+from flowml.tracking import tags as systags
+from flowml.tracking.entities import Experiment, Run
+from flowml.tracking.lineage import INPUT, KIND_PREFECT_TASK_RUN, OUTPUT, LineageEntry
+
+if TYPE_CHECKING:
+    from flowml.tracking.client import TrackingClient
+
+__all__ = [
+    "EVENT_FINISHED",
+    "EVENT_STARTED",
+    "artifact_key",
+    "emit_started",
+    "publish_cache_hit",
+    "publish_finished",
+    "slugify",
+]
+
+EVENT_STARTED = "flowml.run.started"
+EVENT_FINISHED = "flowml.run.finished"
+MAX_EVENT_METRICS = 50
+MAX_KEY_LENGTH = 100
+
+
+def slugify(text: str) -> str:
+    """Lowercase letters, digits and single dashes, as Prefect artifact keys require."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]+", "-", text.lower())).strip("-")
+
+
+def artifact_key(*parts: str | None, suffix: str) -> str:
+    """``flowml-<part>-...-<suffix>``, slugified and at most 100 characters."""
+    words = [slugify(p) for p in parts if p]
+    body = "-".join(w for w in words if w)[: MAX_KEY_LENGTH - len(suffix) - 8].strip("-")
+    return "-".join(w for w in ("flowml", body, suffix) if w)
+
+
+def _resource(run_id: str, run_name: str, experiment_id: str, kind: str) -> dict[str, str]:
+    return {
+        "prefect.resource.id": f"flowml.run.{run_id}",
+        "prefect.resource.name": run_name,
+        "flowml.run.kind": kind,
+        "flowml.experiment.id": experiment_id,
+    }
+
+
+def emit_started(run: Run, kind: str) -> None:
+    """Emit ``flowml.run.started`` (queued by Prefect's own events worker: cheap)."""
+    from prefect.events import emit_event
+
+    info = run.info
+    emit_event(
+        EVENT_STARTED,
+        resource=_resource(info.run_id, info.run_name, info.experiment_id, kind),
+        payload={
+            "run_id": info.run_id,
+            "run_name": info.run_name,
+            "experiment_id": info.experiment_id,
+            "kind": kind,
+            "parent_run_id": run.data.tags.get(systags.PARENT_RUN_ID),
+        },
+    )
+
+
+def publish_finished(
+    client: TrackingClient,
+    run_id: str,
+    *,
+    kind: str,
+    key_parts: tuple[str | None, ...],
+    flow_run_id: str | None,
+    task_run_id: str | None,
+    artifacts: bool = True,
+) -> None:
+    """Queue the ``flowml.run.finished`` event and the run's artifacts."""
+
+    def job(prefect_client: Any) -> None:
+        from prefect.events import emit_event
+
+        run = client.get_run(run_id)
+        experiment = _experiment(client, run.info.experiment_id)
+        metrics = dict(sorted(run.data.metrics.items())[:MAX_EVENT_METRICS])
+        emit_event(
+            EVENT_FINISHED,
+            resource={
+                **_resource(run_id, run.info.run_name, experiment.experiment_id, kind),
+                "flowml.run.status": run.info.status,
+            },
+            related=[
+                {
+                    "prefect.resource.id": f"flowml.experiment.{experiment.experiment_id}",
+                    "prefect.resource.role": "experiment",
+                    "prefect.resource.name": experiment.name,
+                }
+            ],
+            payload={
+                "run_id": run_id,
+                "run_name": run.info.run_name,
+                "experiment_id": experiment.experiment_id,
+                "experiment_name": experiment.name,
+                "kind": kind,
+                "status": run.info.status,
+                "metrics": {k: _json_number(v) for k, v in metrics.items()},
+                "params": dict(sorted(run.data.params.items())[:MAX_EVENT_METRICS]),
+            },
+        )
+        if not artifacts:
+            return
+        entries = client.store.search_lineage(run_ids=[run_id])
+        children = _children(client, run) if kind == ptags.RUN_KIND_FLOW else []
+        _create(
+            prefect_client,
+            "table",
+            artifact_key(*key_parts, suffix="table"),
+            json.dumps(_table(run)),
+            f"flowml run {run.info.run_name}: params and final metrics ({run.info.status})",
+            flow_run_id,
+            task_run_id,
+        )
+        _create(
+            prefect_client,
+            "markdown",
+            artifact_key(*key_parts, suffix="summary"),
+            _markdown(client, run, experiment.name, entries, children),
+            f"flowml run {run.info.run_name} ({run.info.status})",
+            flow_run_id,
+            task_run_id,
+        )
+
+    publisher.submit(job)
+
+
+def publish_cache_hit(
+    run: Run, *, key_parts: tuple[str | None, ...], flow_run_id: str | None, task_run_id: str
+) -> None:
+    """Queue a markdown note on a cached task run naming the run that computed its result."""
+    info = run.info
+    text = (
+        f"### Result served from Prefect's cache\n\n"
+        f"No new flowml run was created: the result was computed by run "
+        f"`{info.run_name}` (`{info.run_id}`, experiment {info.experiment_id}).\n\n"
+        f"`flowml runs show {info.run_id}`\n"
+    )
+
+    def job(prefect_client: Any) -> None:
+        _create(
+            prefect_client,
+            "markdown",
+            artifact_key(*key_parts, suffix="summary"),
+            text,
+            f"cached: computed by flowml run {info.run_name}",
+            flow_run_id,
+            task_run_id,
+        )
+
+    publisher.submit(job)
+
+
+_experiment_cache: dict[tuple[str, str], Experiment] = {}
+
+
+def _experiment(client: TrackingClient, experiment_id: str) -> Experiment:
+    # Names change rarely and only describe: one read per experiment and process is enough.
+    key = (client.tracking_uri, experiment_id)
+    found = _experiment_cache.get(key)
+    if found is None:
+        found = _experiment_cache[key] = client.get_experiment(experiment_id)
+    return found
+
+
+def _create(
+    prefect_client: Any,
+    kind: str,
+    key: str,
+    data: str,
+    description: str,
+    flow_run_id: str | None,
+    task_run_id: str | None,
+) -> None:
+    from prefect.client.schemas.actions import ArtifactCreate
+
+    prefect_client.create_artifact(
+        artifact=ArtifactCreate(
+            type=kind,
+            key=key,
+            data=data,
+            description=description,
+            flow_run_id=UUID(flow_run_id) if flow_run_id else None,
+            task_run_id=UUID(task_run_id) if task_run_id else None,
+        )
+    )
+
+
+def _json_number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _table(run: Run) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = [
+        {"type": "param", "name": k, "value": v} for k, v in sorted(run.data.params.items())
+    ]
+    rows += [
+        {"type": "metric", "name": k, "value": _json_number(v)}
+        for k, v in sorted(run.data.metrics.items())
+    ]
+    return rows
+
+
+def _children(client: TrackingClient, run: Run) -> list[Run]:
+    return list(
+        client.search_runs(
+            [run.info.experiment_id],
+            f"tags.mlflow.parentRunId = '{run.info.run_id}'",
+            max_results=200,
+            order_by=["attributes.start_time ASC"],
+        )
+    )
+
+
+def _cell(text: object) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _markdown(
+    client: TrackingClient,
+    run: Run,
+    experiment_name: str,
+    entries: list[LineageEntry],
+    children: list[Run],
+) -> str:
+    info, tags = run.info, run.data.tags
+    duration = run.data.metrics.get(ptags.METRIC_DURATION)
+    attempts = run.data.metrics.get(ptags.METRIC_ATTEMPTS)
+    lines = [
+        f"### flowml run `{info.run_name}`: {info.status}",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| run id | `{info.run_id}` |",
+        f"| experiment | {_cell(experiment_name)} (`{info.experiment_id}`) |",
+    ]
+    if duration is not None:
+        lines.append(f"| duration | {duration:.3f} s |")
+    if attempts is not None:
+        lines.append(f"| attempts | {int(attempts)} |")
+    if tags.get(systags.GIT_COMMIT):
+        lines.append(f"| git commit | `{tags[systags.GIT_COMMIT][:12]}` |")
+    lines.append(f"| artifacts | `{_cell(info.artifact_uri)}` |")
+    lines += ["", "**Lineage**: " + _lineage_words(client, entries), ""]
+    if children:
+        lines += ["**Task runs**", "", "| run | status | metrics |", "|---|---|---|"]
+        for child in children:
+            shown = ", ".join(
+                f"{k}={v:.4g}"
+                for k, v in sorted(child.data.metrics.items())
+                if not k.startswith("flowml.")
+            )[:200]
+            lines.append(f"| `{child.info.run_name}` | {child.info.status} | {_cell(shown)} |")
+        lines.append("")
+    links = [f"`flowml runs show {info.run_id}`", f"`flowml runs lineage {info.run_id}`"]
+    if tags.get(ptags.UI_URL):
+        links.insert(0, f"[Prefect run]({tags[ptags.UI_URL]})")
+    lines.append("**Links**: " + " · ".join(links))
+    return "\n".join(lines) + "\n"
+
+
+def _producer(client: TrackingClient, uri: str) -> Run | None:
+    # The task run's own run holds the URI as its run key; a cache hit's, as an output.
+    run = client.get_run_by_key(uri)
+    if run is None:
+        for entry in client.store.search_lineage(uris=[uri], direction=OUTPUT):
+            return client.get_run(entry.run_id) if entry.run_id else None
+    return run
+
+
+def _lineage_words(client: TrackingClient, entries: list[LineageEntry]) -> str:
+    phrases = []
+    upstream = [e for e in entries if e.direction == INPUT and e.kind == KIND_PREFECT_TASK_RUN]
+    for entry in upstream:
+        producer = _producer(client, entry.uri)
+        label = f"`{producer.info.run_name}`" if producer else f"an untracked task ({entry.uri})"
+        phrases.append(
+            f"used the result of {label}" + (f" as `{entry.name}`" if entry.name else "")
+        )
+    for entry in entries:
+        if entry.direction == INPUT and entry.kind != KIND_PREFECT_TASK_RUN:
+            phrases.append(f"read {entry.kind} `{_cell(entry.name or entry.uri)}`")
+        elif entry.direction == OUTPUT and not entry.kind.startswith("prefect-"):
+            phrases.append(f"produced {entry.kind} `{_cell(entry.uri)}`")
+    return "; ".join(phrases) + "." if phrases else "no recorded inputs or outputs."
