@@ -13,11 +13,11 @@ missing tool fails fast; `EnvManager.prepare` may build (or reuse) the environme
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import json
 import os
 import shutil
-import subprocess
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
@@ -27,6 +27,7 @@ from typing import ClassVar
 
 from flowml.exceptions import InvalidParameter
 from flowml.projects.errors import ExecutionError
+from flowml.projects.process import Launch, run_streaming
 from flowml.projects.spec import Project
 
 __all__ = [
@@ -49,15 +50,6 @@ HASH_LENGTH = 20
 READY_MARKER = ".flowml-ready"
 
 LogFn = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Launch:
-    """A ready-to-start process: argument vector, full environment, working directory."""
-
-    argv: list[str]
-    env: dict[str, str]
-    cwd: Path
 
 
 class PreparedEnv(ABC):
@@ -251,24 +243,26 @@ def build_once(env_dir: Path, build: Callable[[Path], None], log: LogFn) -> bool
 
 
 def run_tool(argv: list[str], what: str, log: LogFn, cwd: Path | None = None) -> None:
-    """Run a build tool (pip, uv, conda), logging its output.
+    """Run a build tool (pip, uv, conda), streaming its output to ``log``.
 
     Args:
         argv: The command.
         what: A few words naming the step, for messages.
-        log: Receives the tool's output lines.
+        log: Receives the tool's output lines as they come.
         cwd: Working directory.
 
     Raises:
         ExecutionError: The tool exited non-zero (the message ends with its last lines).
     """
     log(f"{what}: {' '.join(argv)}")
-    done = subprocess.run(
-        argv, cwd=cwd, capture_output=True, text=True, errors="replace", check=False
-    )
-    output = (done.stdout + done.stderr).strip().splitlines()
-    for line in output:
+    tail: collections.deque[str] = collections.deque(maxlen=10)
+
+    def on_line(line: str) -> None:
+        tail.append(line)
         log(line)
-    if done.returncode != 0:
-        tail = "\n".join(output[-10:])
-        raise ExecutionError(f"{what} failed (exit code {done.returncode}):\n{tail}")
+
+    launch = Launch(argv=argv, env={**os.environ, "PYTHONUNBUFFERED": "1"}, cwd=cwd or Path.cwd())
+    code = run_streaming(launch, on_line)
+    if code != 0:
+        detail = "\n".join(tail)
+        raise ExecutionError(f"{what} failed (exit code {code}):\n{detail}")

@@ -12,15 +12,24 @@ import signal
 import subprocess
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
-from flowml.projects.envs import Launch
-
-__all__ = ["STOP_GRACE_S", "run_streaming", "stop_process_group"]
+__all__ = ["STOP_GRACE_S", "Launch", "run_streaming", "stop_process_group"]
 
 # Time the command gets to exit after SIGTERM before SIGKILL.
 STOP_GRACE_S = 10.0
 # How often the waiting loop wakes up: signals (Ctrl-C, SIGTERM) are handled between waits.
 _WAIT_SLICE_S = 0.2
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A ready-to-start process: argument vector, full environment, working directory."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
 
 
 def run_streaming(

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -16,7 +18,7 @@ import pytest
 
 import flowml.projects
 from flowml.exceptions import InvalidParameter
-from flowml.projects.errors import ProjectRunFailed
+from flowml.projects.errors import EnvironmentUnavailable, ProjectRunFailed
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 
@@ -194,6 +196,21 @@ def test_bad_calls_create_nothing(
         flowml.projects.run(str(project), entry_point, parameters, **options)
     client = TrackingClient()
     assert list(client.search_runs([DEFAULT_EXPERIMENT_ID])) == []
+    assert prefect_flow_runs_named(name) == 0
+
+
+@pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client")
+def test_docker_project_without_engine_fails_before_anything_is_created(tmp_path: Path) -> None:
+    if subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0:
+        pytest.skip("a Docker engine is running here")
+    name = f"docker-{uuid.uuid4().hex[:8]}"
+    project = write(
+        tmp_path / "docker",
+        {"MLproject": f"name: {name}\ndocker_env: {{image: python:3.11}}\n", "t.py": ""},
+    )
+    with pytest.raises(EnvironmentUnavailable, match="no Docker engine is reachable"):
+        flowml.projects.run(str(project), "t.py")
+    assert list(TrackingClient().search_runs([DEFAULT_EXPERIMENT_ID])) == []
     assert prefect_flow_runs_named(name) == 0
 
 
