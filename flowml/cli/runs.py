@@ -116,3 +116,41 @@ def restore(run_id: str) -> None:
     """Bring a deleted run back."""
     _client().restore_run(run_id)
     print(f"Restored run {run_id}")
+
+
+@app.command
+def lineage(
+    run_id: str,
+    *,
+    depth: int = 10,
+    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+) -> None:
+    """Show what a run was made from and what was made from it (runs, datasets, models)."""
+    from flowml.tracking.lineage_graph import lineage as build
+
+    graph = build(run_id, depth=depth, client=_client())
+    if output == "json":
+        print_json(graph.to_dict())
+    else:
+        print(graph.format())
+
+
+@app.command
+def gc(
+    *,
+    dry_run: Annotated[bool, Parameter(name=["--dry-run"])] = False,
+    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+) -> None:
+    """End RUNNING runs whose Prefect flow/task run is over or gone, or whose process died."""
+    from dataclasses import asdict
+
+    from flowml.tasks.gc import collect_orphans
+
+    found = collect_orphans(_client(), dry_run=dry_run)
+    emit(
+        output,
+        "Would collect" if dry_run else "Collected",
+        ["run id", "name", "experiment", "status", "reason"],
+        [[c.run_id, c.run_name, c.experiment_id, c.status, c.reason] for c in found],
+        [asdict(c) for c in found],
+    )

@@ -187,7 +187,7 @@ def flow_run_tags(flow: Flow[Any, Any], flow_run: FlowRun) -> dict[str, str]:
 
 def owner_tags() -> dict[str, str]:
     """Which process owns the run (for `flowml runs gc`)."""
-    return {ptags.HOST: _hostname(), ptags.PID: str(os.getpid())}
+    return {ptags.HOST: hostname(), ptags.PID: str(os.getpid())}
 
 
 def ui_url(kind: str, obj_id: object) -> str | None:
@@ -226,7 +226,7 @@ def _source_file(fn: Any) -> str | None:
 _host: str | None = None
 
 
-def _hostname() -> str:
+def hostname() -> str:
     global _host
     if _host is None:
         _host = socket.gethostname()

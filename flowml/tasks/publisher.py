@@ -45,6 +45,13 @@ class _Publisher:
         self._hurry = threading.Event()
 
     def submit(self, job: Job) -> None:
+        global _exit_hook_registered
+        if not _exit_hook_registered:
+            # Registered on first use, so after Prefect's own exit handlers (its local
+            # server, its events worker): handlers run last-registered first, and the
+            # queue must drain while those are still up.
+            _exit_hook_registered = True
+            atexit.register(_flush_at_exit)
         with self._lock:
             self._pending += 1
             if self._thread is None or not self._thread.is_alive():
@@ -132,7 +139,9 @@ def flush(timeout: float | None = None) -> bool:
     return _publisher.flush(timeout)
 
 
-@atexit.register
+_exit_hook_registered = False
+
+
 def _flush_at_exit() -> None:
     if not _publisher.flush(EXIT_FLUSH_TIMEOUT_S):
         logger.warning("flowml: some Prefect artifacts were not published before exit")

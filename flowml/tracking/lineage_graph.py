@@ -84,21 +84,27 @@ class LineageGraph:
         return [n.run for n in self.downstream() if n.run is not None]
 
     def _walk(self, reverse: bool) -> list[LineageNode]:
+        distances = self._distances(reverse)
+        return [
+            self.nodes[n] for n in sorted(distances, key=distances.__getitem__) if n != self.root
+        ]
+
+    def _distances(self, reverse: bool) -> dict[str, int]:
+        """Hops from the root against (``reverse``) or along the edges."""
         nexts: dict[str, list[str]] = defaultdict(list)
         for e in self.edges:
             a, b = (e.target, e.source) if reverse else (e.source, e.target)
             nexts[a].append(b)
-        seen, order, frontier = {self.root}, [], [self.root]
+        distances, frontier = {self.root: 0}, [self.root]
         while frontier:
             step = []
             for node in frontier:
                 for nxt in nexts[node]:
-                    if nxt not in seen:
-                        seen.add(nxt)
+                    if nxt not in distances:
+                        distances[nxt] = distances[node] + 1
                         step.append(nxt)
-                        order.append(self.nodes[nxt])
             frontier = step
-        return order
+        return distances
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form: ``{"root", "nodes": [...], "edges": [...]}``."""
@@ -119,14 +125,18 @@ class LineageGraph:
         }
 
     def format(self) -> str:
-        """The graph as text: one ``a --> b`` line per edge, upstream then downstream."""
-        up = {n.id for n in self.upstream()} | {self.root}
+        """The graph as text: one ``a --> b`` line per edge, upstream (farthest first) then
+        downstream (nearest first)."""
+        up, down = self._distances(reverse=True), self._distances(reverse=False)
+        upstream = sorted(
+            (e for e in self.edges if e.target in up), key=lambda e: (-up[e.target], e.source)
+        )
+        downstream = sorted(
+            (e for e in self.edges if e.target not in up),
+            key=lambda e: (down.get(e.source, 0), e.source, e.target),
+        )
         lines = [f"Lineage of {self._describe(self.root)}"]
-        for title, keep in (
-            ("Upstream", lambda e: e.target in up),
-            ("Downstream", lambda e: e.target not in up),
-        ):
-            chosen = [e for e in self.edges if keep(e)]
+        for title, chosen in (("Upstream", upstream), ("Downstream", downstream)):
             lines.append(f"{title}:" if chosen else f"{title}: (none)")
             for e in chosen:
                 via = f" [{e.name}]" if e.name else ""
