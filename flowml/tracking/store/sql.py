@@ -7,6 +7,7 @@ tags, and it costs a fixed handful of statements whatever the batch holds.
 
 from __future__ import annotations
 
+import functools
 import math
 import uuid
 from collections.abc import Sequence
@@ -660,33 +661,43 @@ def _upsert_latest(conn: Connection, metric_rows: list[dict[str, Any]]) -> None:
         current = best.get(row["key"])
         if current is None or _latest_order(row) >= _latest_order(current):
             best[row["key"]] = row
-    ins = _dialect_insert(conn)(latest_metrics)
+    conn.execute(_latest_upsert_statement(conn.dialect.name), list(best.values()))
+
+
+def _upsert(conn: Connection, table, rows, keys: Sequence[str], columns: Sequence[str]) -> None:
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(keys), tuple(columns)), rows)
+
+
+# Upsert statements are built once per dialect: constructing and cache-keying an
+# ON CONFLICT statement on every call cost more than executing it (about 0.3 ms a batch).
+@functools.lru_cache(maxsize=None)
+def _latest_upsert_statement(dialect_name: str):
+    ins = _dialect_insert_for(dialect_name)(latest_metrics)
     lm = latest_metrics.c
     newer = (ins.excluded.step > lm.step) | (
         (ins.excluded.step == lm.step) & (ins.excluded.timestamp >= lm.timestamp)
     )
-    conn.execute(
-        ins.on_conflict_do_update(
-            index_elements=["run_uuid", "key"],
-            set_={"value": ins.excluded.value, "timestamp": ins.excluded.timestamp, "step": ins.excluded.step},
-            where=newer,
-        ),
-        list(best.values()),
+    return ins.on_conflict_do_update(
+        index_elements=["run_uuid", "key"],
+        set_={"value": ins.excluded.value, "timestamp": ins.excluded.timestamp, "step": ins.excluded.step},
+        where=newer,
     )
 
 
-def _upsert(conn: Connection, table, rows, keys: Sequence[str], columns: Sequence[str]) -> None:
-    ins = _dialect_insert(conn)(table)
-    conn.execute(
-        ins.on_conflict_do_update(
-            index_elements=list(keys), set_={c: getattr(ins.excluded, c) for c in columns}
-        ),
-        rows,
+@functools.lru_cache(maxsize=None)
+def _upsert_statement(dialect_name: str, table, keys: tuple[str, ...], columns: tuple[str, ...]):
+    ins = _dialect_insert_for(dialect_name)(table)
+    return ins.on_conflict_do_update(
+        index_elements=list(keys), set_={c: getattr(ins.excluded, c) for c in columns}
     )
 
 
 def _dialect_insert(conn: Connection):
-    if conn.dialect.name == "postgresql":
+    return _dialect_insert_for(conn.dialect.name)
+
+
+def _dialect_insert_for(dialect_name: str):
+    if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert
