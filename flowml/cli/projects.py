@@ -118,7 +118,9 @@ def deploy(
     env_manager: EnvManagerOpt = None,
     experiment_name: ExperimentNameOpt = None,
     experiment_id: ExperimentIdOpt = None,
-    tag: Annotated[list[str] | None, Parameter(help="Prefect tag; repeat for more.")] = None,
+    tag: Annotated[
+        list[str] | None, Parameter(help="Prefect tag; repeat for more.", negative=())
+    ] = None,
 ) -> None:
     """Serve a project's entry point as a scheduled Prefect deployment (blocks until Ctrl-C).
 
