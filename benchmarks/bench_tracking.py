@@ -168,17 +168,26 @@ def import_time(side: str, repeats: int) -> dict[str, Any]:
     }
 
 
-def run_side(side: str, workloads: list[str], sizes: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    results: dict[str, Any] = {}
+def run_workload(side: str, workload: str, sizes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One workload on one side; returns ``{result key: result}``."""
+    print(f"  {side}: workload ({workload})...", file=sys.stderr, flush=True)
+    if workload == "d":
+        return {"d": import_time(side, sizes["d"]["repeats"])}
+    if workload == "b":
+        return {
+            "b": run_worker(side, "b", {**sizes["b"], "batching": "run"}),
+            "b2": run_worker(side, "b", {**sizes["b"], "batching": "step"}),
+        }
+    return {workload: run_worker(side, workload, sizes[workload])}
+
+
+def run_all(sides: list[str], workloads: list[str], sizes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    # Both sides of a workload run back to back, so that load from other processes on a
+    # shared machine shifts them alike rather than landing on one side's whole suite.
+    results: dict[str, dict[str, Any]] = {side: {} for side in sides}
     for workload in workloads:
-        print(f"  {side}: workload ({workload})...", file=sys.stderr, flush=True)
-        if workload == "d":
-            results["d"] = import_time(side, sizes["d"]["repeats"])
-        elif workload == "b":
-            results["b"] = run_worker(side, "b", {**sizes["b"], "batching": "run"})
-            results["b2"] = run_worker(side, "b", {**sizes["b"], "batching": "step"})
-        else:
-            results[workload] = run_worker(side, workload, sizes[workload])
+        for side in sides:
+            results[side].update(run_workload(side, workload, sizes))
     return results
 
 
@@ -314,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE))
     sizes = QUICK if args.quick else FULL
     sides = ["flowml", "mlflow"] if args.side == "both" else [args.side]
-    results = {side: run_side(side, args.workloads, sizes) for side in sides}
+    results = run_all(sides, args.workloads, sizes)
     rows = build_rows(results, args.workloads)
     if args.json:
         report = {
