@@ -36,7 +36,9 @@ def venv_python(venv: Path = VENV_DIR) -> Path:
 def _has_mlflow(python: Path) -> bool:
     probe = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m; print(m.version('mlflow'))"],
-        capture_output=True, text=True, check=False,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     return probe.returncode == 0 and probe.stdout.strip().startswith("3.17.")
 

@@ -108,7 +108,9 @@ def workload_a(lib: Library, cfg: dict[str, int]) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     calls = cfg["runs"] * (n_params + n_tags + n_metrics * n_steps)
     return {
-        "seconds": elapsed, "calls": calls, "calls_per_s": calls / elapsed,
+        "seconds": elapsed,
+        "calls": calls,
+        "calls_per_s": calls / elapsed,
         **_check_runs(lib, experiment.experiment_id, cfg),
     }
 
@@ -136,13 +138,18 @@ def workload_b(lib: Library, cfg: dict[str, Any]) -> dict[str, Any]:
             client.log_batch(run_id, params=params, tags=tags)
             for s in range(n_steps):
                 client.log_batch(
-                    run_id, metrics=[Metric(f"metric_{k}", _metric_value(r, k, s), ts, s) for k in range(n_metrics)]
+                    run_id,
+                    metrics=[
+                        Metric(f"metric_{k}", _metric_value(r, k, s), ts, s)
+                        for k in range(n_metrics)
+                    ],
                 )
             calls += 1 + n_steps
         else:
             metrics = [
                 Metric(f"metric_{k}", _metric_value(r, k, s), ts, s)
-                for s in range(n_steps) for k in range(n_metrics)
+                for s in range(n_steps)
+                for k in range(n_metrics)
             ]
             client.log_batch(run_id, metrics=metrics, params=params, tags=tags)
             calls += 1
@@ -150,7 +157,10 @@ def workload_b(lib: Library, cfg: dict[str, Any]) -> dict[str, Any]:
     elapsed = time.perf_counter() - start
     values = cfg["runs"] * (n_params + n_tags + n_metrics * n_steps)
     return {
-        "seconds": elapsed, "values": values, "values_per_s": values / elapsed, "batch_calls": calls,
+        "seconds": elapsed,
+        "values": values,
+        "values_per_s": values / elapsed,
+        "batch_calls": calls,
         **_check_runs(lib, experiment_id, cfg),
     }
 
@@ -166,7 +176,10 @@ def _populate(lib: Library, experiment_id: str, n_runs: int) -> None:
             run_id,
             metrics=[Metric("acc", rng.random(), ts, 0), Metric("loss", rng.random(), ts, 0)],
             params=[Param("lr", rng.choice(LEARNING_RATES)), Param("model", f"m{r % 7}")],
-            tags=[RunTag("team", rng.choice(TEAMS)), RunTag("stage", "prod" if r % 10 == 0 else "dev")],
+            tags=[
+                RunTag("team", rng.choice(TEAMS)),
+                RunTag("stage", "prod" if r % 10 == 0 else "dev"),
+            ],
         )
 
 
@@ -175,7 +188,9 @@ def search_queries(max_all: int) -> dict[str, dict[str, Any]]:
     return {
         "no_filter": {"filter_string": "", "max_results": max_all, "order_by": None},
         "metric_param": {
-            "filter_string": METRIC_FILTER, "max_results": 100, "order_by": ["metrics.acc DESC"],
+            "filter_string": METRIC_FILTER,
+            "max_results": 100,
+            "order_by": ["metrics.acc DESC"],
         },
         "tag": {"filter_string": TAG_FILTER, "max_results": max_all, "order_by": None},
     }
@@ -189,7 +204,8 @@ def workload_c(lib: Library, cfg: dict[str, int]) -> dict[str, Any]:
     setup_s = time.perf_counter() - setup_start
     out: dict[str, Any] = {"populate_seconds": setup_s, "queries": {}}
     for name, query in search_queries(cfg["max_results"]).items():
-        def run_query() -> Any:
+
+        def run_query(query: dict[str, Any] = query) -> Any:
             return lib.client.search_runs([experiment_id], **query)
 
         first = run_query()  # warm-up (caches, lazy imports), not counted
@@ -199,7 +215,9 @@ def workload_c(lib: Library, cfg: dict[str, int]) -> dict[str, Any]:
             result = run_query()
             times.append(time.perf_counter() - start)
         out["queries"][name] = {
-            "median_s": statistics.median(times), "times_s": times, "results": len(result),
+            "median_s": statistics.median(times),
+            "times_s": times,
+            "results": len(result),
             "first_run_id_matches": bool(first) and first[0].info.run_id == result[0].info.run_id,
             "first_acc": result[0].data.metrics.get("acc") if len(result) else None,
         }
@@ -207,7 +225,9 @@ def workload_c(lib: Library, cfg: dict[str, int]) -> dict[str, Any]:
 
 
 RUNNERS: dict[str, Callable[[Library, dict[str, int]], dict[str, Any]]] = {
-    "a": workload_a, "b": workload_b, "c": workload_c,
+    "a": workload_a,
+    "b": workload_b,
+    "c": workload_c,
 }
 
 
@@ -221,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     lib = Library(args.lib, args.workdir)
     result = RUNNERS[args.workload](lib, args.config)
-    result.update(lib=args.lib, version=lib.version, workload=args.workload, python=sys.version.split()[0])
+    result.update(
+        lib=args.lib, version=lib.version, workload=args.workload, python=sys.version.split()[0]
+    )
     sys.stdout.flush()
     print(json.dumps(result))
     return 0

@@ -78,7 +78,9 @@ class Row:
     ratio: float | None = None
     passed: bool | None = None
 
-    def judge(self, minimum_ratio: float | None = None, maximum_fraction: float | None = None) -> None:
+    def judge(
+        self, minimum_ratio: float | None = None, maximum_fraction: float | None = None
+    ) -> None:
         if self.flowml is None or self.mlflow is None or self.mlflow <= 0:
             return
         if maximum_fraction is not None:  # a fraction of MLflow's figure (import time)
@@ -120,10 +122,27 @@ def run_worker(side: str, workload: str, config: dict[str, Any]) -> dict[str, An
         workdir = Path(tmp)
         if env is None:
             env = _flowml_env(workdir)
-        cmd = [python, str(WORKER), "--lib", side, "--workload", workload,
-               "--workdir", str(workdir), "--config", json.dumps(config)]
-        done = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True,
-                              timeout=WORKLOAD_TIMEOUT_S, check=False)
+        cmd = [
+            python,
+            str(WORKER),
+            "--lib",
+            side,
+            "--workload",
+            workload,
+            "--workdir",
+            str(workdir),
+            "--config",
+            json.dumps(config),
+        ]
+        done = subprocess.run(
+            cmd,
+            cwd=workdir,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=WORKLOAD_TIMEOUT_S,
+            check=False,
+        )
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         raise RuntimeError(
@@ -135,8 +154,14 @@ def run_worker(side: str, workload: str, config: dict[str, Any]) -> dict[str, An
 
 def _time_command(python: str, code: str, env: dict[str, str], cwd: str) -> float:
     start = time.perf_counter()
-    subprocess.run([python, "-c", code], env=env, cwd=cwd, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [python, "-c", code],
+        env=env,
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -157,11 +182,14 @@ def import_time(side: str, repeats: int) -> dict[str, Any]:
         # flowml defers nearly everything to first use: also time importing what logging
         # to a SQL store needs, on both sides (their fluent API plus their SQL store).
         use = f"import {side}; {STORE_MODULES[side]}"
-        use_times = [_time_command(python, use, env, tmp) - statistics.median(bare_times)
-                     for _ in range(repeats)]
+        use_times = [
+            _time_command(python, use, env, tmp) - statistics.median(bare_times)
+            for _ in range(repeats)
+        ]
     return {
         # A lazy import can cost less than the timer's noise: never report a negative time.
-        "median_s": max(0.0, statistics.median(deltas)), "deltas_s": deltas,
+        "median_s": max(0.0, statistics.median(deltas)),
+        "deltas_s": deltas,
         "bare_interpreter_s": statistics.median(bare_times),
         "with_import_s": statistics.median(import_times),
         "first_use_s": statistics.median(use_times),
@@ -181,7 +209,9 @@ def run_workload(side: str, workload: str, sizes: dict[str, dict[str, Any]]) -> 
     return {workload: run_worker(side, workload, sizes[workload])}
 
 
-def run_all(sides: list[str], workloads: list[str], sizes: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def run_all(
+    sides: list[str], workloads: list[str], sizes: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     # Both sides of a workload run back to back, so that load from other processes on a
     # shared machine shifts them alike rather than landing on one side's whole suite.
     results: dict[str, dict[str, Any]] = {side: {} for side in sides}
@@ -261,11 +291,25 @@ def print_table(rows: list[Row], results: dict[str, dict[str, Any]]) -> None:
         else:
             ratio = f"{row.ratio:,.1f}x"
         verdict = "-" if row.passed is None else ("PASS" if row.passed else "FAIL")
-        table.append((row.label, row.unit, _fmt(row.flowml, row.unit), _fmt(row.mlflow, row.unit),
-                      ratio, row.target, verdict))
+        table.append(
+            (
+                row.label,
+                row.unit,
+                _fmt(row.flowml, row.unit),
+                _fmt(row.mlflow, row.unit),
+                ratio,
+                row.target,
+                verdict,
+            )
+        )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     for i, line in enumerate(table):
-        print("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w) for j, (cell, w) in enumerate(zip(line, widths))))
+        print(
+            "  ".join(
+                cell.ljust(w) if j == 0 else cell.rjust(w)
+                for j, (cell, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
         if i == 0:
             print("  ".join("-" * w for w in widths))
     notes = _notes(results)
@@ -286,10 +330,15 @@ def _notes(results: dict[str, dict[str, Any]]) -> list[str]:
             other = results.get("mlflow" if side == "flowml" else "flowml", {})
             other_q = other.get("c", {}).get("queries", {}).get(name)
             if side == "flowml" and other_q and other_q["results"] != q["results"]:
-                notes.append(f"WARNING: ({name}) flowml returned {q['results']} runs, MLflow {other_q['results']}")
+                notes.append(
+                    f"WARNING: ({name}) flowml returned {q['results']} runs, "
+                    f"MLflow {other_q['results']}"
+                )
         if "c" in res:
             counts = ", ".join(f"{n}={q['results']}" for n, q in res["c"]["queries"].items())
-            notes.append(f"{side} (c): populated in {res['c']['populate_seconds']:.1f} s; results {counts}")
+            notes.append(
+                f"{side} (c): populated in {res['c']['populate_seconds']:.1f} s; results {counts}"
+            )
         if "d" in res:
             d = res["d"]
             notes.append(
@@ -305,10 +354,16 @@ def _notes(results: dict[str, dict[str, Any]]) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Tracking speed: flowml vs MLflow 3.17.")
-    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not a measurement)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes (a smoke run, not a measurement)"
+    )
     parser.add_argument("--only", default="a,b,c,d", help="comma-separated workloads among a,b,c,d")
-    parser.add_argument("--side", choices=("both", "flowml", "mlflow"), default="both",
-                        help="run one side only (no ratios); 'flowml' needs no MLflow venv")
+    parser.add_argument(
+        "--side",
+        choices=("both", "flowml", "mlflow"),
+        default="both",
+        help="run one side only (no ratios); 'flowml' needs no MLflow venv",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     args.workloads = [w.strip() for w in args.only.split(",") if w.strip()]
@@ -327,10 +382,15 @@ def main(argv: list[str] | None = None) -> int:
     rows = build_rows(results, args.workloads)
     if args.json:
         report = {
-            "machine": {"python": sys.version.split()[0], "platform": platform.platform(),
-                        "cpus": os.cpu_count()},
-            "quick": args.quick, "sizes": {w: sizes[w] for w in args.workloads},
-            "rows": [asdict(r) for r in rows], "raw": results,
+            "machine": {
+                "python": sys.version.split()[0],
+                "platform": platform.platform(),
+                "cpus": os.cpu_count(),
+            },
+            "quick": args.quick,
+            "sizes": {w: sizes[w] for w in args.workloads},
+            "rows": [asdict(r) for r in rows],
+            "raw": results,
         }
         print(json.dumps(report, indent=2))
     else:

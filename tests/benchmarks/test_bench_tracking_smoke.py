@@ -18,7 +18,11 @@ SCRIPT = REPO_ROOT / "benchmarks" / "bench_tracking.py"
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        [sys.executable, str(SCRIPT), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
         check=False,
     )
 
@@ -30,16 +34,28 @@ def test_quick_flowml_side_reports_every_workload(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["quick"] is True
     assert [row["id"] for row in report["rows"]] == [
-        "a", "b", "b2", "c.no_filter", "c.metric_param", "c.tag", "d", "d2",
+        "a",
+        "b",
+        "b2",
+        "c.no_filter",
+        "c.metric_param",
+        "c.tag",
+        "d",
+        "d2",
     ]
     for row in report["rows"]:
-        assert row["flowml"] is not None and row["flowml"] > 0, row
+        # A lazy `import flowml` may cost less than the timer's noise: (d) can be 0.
+        assert row["flowml"] is not None and row["flowml"] >= 0, row
+        assert row["flowml"] > 0 or row["id"] == "d", row
         assert row["mlflow"] is None and row["ratio"] is None and row["passed"] is None
 
     raw = report["raw"]["flowml"]
     for workload in ("a", "b", "b2"):
         assert raw[workload]["verified"], raw[workload]
-        assert raw[workload]["runs_found"] == report["sizes"]["b" if workload == "b2" else workload]["runs"]
+        assert (
+            raw[workload]["runs_found"]
+            == report["sizes"]["b" if workload == "b2" else workload]["runs"]
+        )
     assert raw["b2"]["batch_calls"] == raw["b"]["batch_calls"] * (1 + report["sizes"]["b"]["steps"])
     queries = raw["c"]["queries"]
     assert queries["no_filter"]["results"] == report["sizes"]["c"]["search_runs"]

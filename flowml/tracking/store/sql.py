@@ -670,7 +670,7 @@ def _upsert(conn: Connection, table, rows, keys: Sequence[str], columns: Sequenc
 
 # Upsert statements are built once per dialect: constructing and cache-keying an
 # ON CONFLICT statement on every call cost more than executing it (about 0.3 ms a batch).
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _latest_upsert_statement(dialect_name: str):
     ins = _dialect_insert_for(dialect_name)(latest_metrics)
     lm = latest_metrics.c
@@ -679,12 +679,16 @@ def _latest_upsert_statement(dialect_name: str):
     )
     return ins.on_conflict_do_update(
         index_elements=["run_uuid", "key"],
-        set_={"value": ins.excluded.value, "timestamp": ins.excluded.timestamp, "step": ins.excluded.step},
+        set_={
+            "value": ins.excluded.value,
+            "timestamp": ins.excluded.timestamp,
+            "step": ins.excluded.step,
+        },
         where=newer,
     )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _upsert_statement(dialect_name: str, table, keys: tuple[str, ...], columns: tuple[str, ...]):
     ins = _dialect_insert_for(dialect_name)(table)
     return ins.on_conflict_do_update(
