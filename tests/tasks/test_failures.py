@@ -1,0 +1,153 @@
+"""Final statuses follow Prefect's verdict: failed flows and tasks, flow retries, crashes, and
+a parent run that stays open until its flow run (not its first task) ends."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+import flowml
+from flowml.tasks import tags as ptags
+from flowml.tasks.identity import run_for_flow_run
+from flowml.tracking.entities import RunStatus
+
+from .helpers import children, runs_of
+
+pytestmark = pytest.mark.usefixtures("prefect")
+
+
+@flowml.tracked_task
+def fine(x: int) -> int:
+    return x
+
+
+@flowml.tracked_task
+def broken(x: int) -> int:
+    raise ValueError(f"cannot handle {x}")
+
+
+@flowml.tracked_flow(experiment="failures")
+def failing_task_flow() -> int:
+    return fine(1) + broken(2)
+
+
+def test_a_failing_task_fails_its_flow_and_each_run_gets_its_own_status(client):
+    state = failing_task_flow(return_state=True)
+    assert state.is_failed()
+    runs = runs_of(client, "failures")
+    parent = run_for_flow_run(client, state.state_details.flow_run_id)
+    assert parent.info.status == RunStatus.FAILED and parent.info.end_time is not None
+    assert parent.data.tags[ptags.STATE] == "Failed"
+    kids = {k.data.tags[ptags.TASK_NAME]: k for k in children(runs, parent)}
+    assert kids["fine"].info.status == RunStatus.FINISHED
+    assert kids["broken"].info.status == RunStatus.FAILED
+    assert kids["broken"].data.tags[ptags.STATE] == "Failed"
+    assert all(k.info.end_time is not None for k in kids.values())
+
+
+@flowml.tracked_flow(experiment="failures")
+def failing_body_flow() -> None:
+    fine(1)
+    raise RuntimeError("the flow body fails")
+
+
+def test_a_flow_failing_after_its_tasks_is_failed_and_its_tasks_finished(client):
+    state = failing_body_flow(return_state=True)
+    assert state.is_failed()
+    runs = runs_of(client, "failures")
+    parent = run_for_flow_run(client, state.state_details.flow_run_id)
+    assert parent.info.status == RunStatus.FAILED
+    assert [k.info.status for k in children(runs, parent)] == [RunStatus.FINISHED]
+
+
+_flow_calls: Counter[str] = Counter()
+
+
+@flowml.tracked_flow(experiment="flow-retries", retries=1)
+def flaky_flow(key: str) -> float:
+    _flow_calls[key] += 1
+    flowml.log_metric("tries", 1)
+    if _flow_calls[key] == 1:
+        raise RuntimeError("first attempt of the flow fails")
+    return 1.5
+
+
+def test_a_retried_flow_run_keeps_one_run_and_records_the_attempts(client):
+    key = uuid.uuid4().hex
+    state = flaky_flow(key, return_state=True)
+    assert state.result() == 1.5 and _flow_calls[key] == 2
+    runs = runs_of(client, "flow-retries")
+    (run,) = runs
+    assert run.info.status == RunStatus.FINISHED
+    assert run.data.tags[ptags.ATTEMPT] == "2"
+    assert [m.value for m in client.get_metric_history(run.info.run_id, "flowml.attempts")] == [2]
+    assert run.data.metrics["result"] == 1.5
+
+
+@flowml.tracked_task
+def report_parent_status() -> str:
+    parent_id = flowml.active_run().data.tags["mlflow.parentRunId"]
+    return flowml.get_run(parent_id).info.status
+
+
+@flowml.tracked_flow(experiment="open-parent")
+def two_steps() -> str:
+    fine(1)  # a finished task must not close the flow's run
+    return report_parent_status()
+
+
+def test_the_parent_run_stays_running_until_the_flow_run_ends(client):
+    state = two_steps(return_state=True)
+    assert state.result() == RunStatus.RUNNING
+    parent = run_for_flow_run(client, state.state_details.flow_run_id)
+    runs_of(client, "open-parent")
+    assert client.get_run(parent.info.run_id).info.status == RunStatus.FINISHED
+
+
+CRASHING_SCRIPT = """
+import signal
+import flowml
+from prefect.exceptions import TerminationSignal
+
+@flowml.tracked_task
+def interrupted():
+    raise TerminationSignal(signal.SIGTERM)
+
+@flowml.tracked_flow(experiment="crash")
+def crashing():
+    interrupted()
+
+crashing()
+"""
+
+
+@pytest.mark.slow
+def test_a_crash_marks_the_task_and_flow_runs_killed(client, tmp_path: Path):
+    # Prefect answers a termination signal by terminating its process: run it in one.
+    from prefect.settings import PREFECT_API_URL
+
+    script = tmp_path / "crashing.py"
+    script.write_text(CRASHING_SCRIPT)
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "FLOWML_TRACKING_URI": client.tracking_uri,
+        "FLOWML_ARTIFACT_ROOT": client.artifact_root,
+    }
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode != 0, done.stderr
+    runs = runs_of(client, "crash")
+    (parent,) = [r for r in runs if r.data.tags[ptags.RUN_KIND] == "flow"]
+    (task_run,) = children(runs, parent)
+    assert task_run.info.status == RunStatus.KILLED
+    assert task_run.data.tags[ptags.STATE] == "Crashed"
+    assert parent.info.status == RunStatus.KILLED
+    assert parent.data.tags[ptags.STATE] == "Crashed"
