@@ -13,8 +13,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from flowml._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -97,22 +98,9 @@ _FLAVOR_MODULES = {"sklearn": "flowml.models.flavors.sklearn", "pyfunc": "flowml
 
 __all__ = sorted([*_LAZY, "__version__"])
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is not None:
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        return importlib.import_module(f"flowml.{name}")
-    if name in _FLAVOR_MODULES:
-        return importlib.import_module(_FLAVOR_MODULES[name])
-    raise AttributeError(f"module 'flowml' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__) | _SUBMODULES | set(_FLAVOR_MODULES))
+__getattr__, __dir__ = lazy_exports(
+    __name__, _LAZY, globals(), {**{n: f"flowml.{n}" for n in _SUBMODULES}, **_FLAVOR_MODULES}
+)
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only

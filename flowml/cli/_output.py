@@ -7,9 +7,13 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from cyclopts import Parameter
 
 Output = Literal["table", "json"]
+# The ``--output/-o`` option every listing command takes.
+OutputOption = Annotated[Output, Parameter(name=["--output", "-o"])]
 
 
 def _json_safe(value: Any) -> Any:

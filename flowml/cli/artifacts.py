@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from cyclopts import App
 
-from cyclopts import App, Parameter
-
-from flowml.cli._output import Output, emit
+from flowml.cli._clients import tracking_client
+from flowml.cli._output import OutputOption, emit
 
 app = App(name="artifacts", help="List and download run artifacts.")
-
-
-def _client():
-    from flowml.tracking.client import TrackingClient
-
-    return TrackingClient()
 
 
 @app.command(name="list")
@@ -22,10 +15,10 @@ def list_artifacts(
     *,
     run_id: str,
     path: str | None = None,
-    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """List the artifacts of a run (directly under --path)."""
-    infos = _client().list_artifacts(run_id, path)
+    infos = tracking_client().list_artifacts(run_id, path)
     emit(
         output,
         f"Artifacts of run {run_id}",
@@ -38,4 +31,4 @@ def list_artifacts(
 @app.command
 def download(*, run_id: str, path: str = "", dst_path: str | None = None) -> None:
     """Download a run's artifact (file or directory) and print the local path."""
-    print(_client().download_artifacts(run_id, path, dst_path))
+    print(tracking_client().download_artifacts(run_id, path, dst_path))

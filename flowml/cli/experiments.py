@@ -6,15 +6,10 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from flowml.cli._output import Output, emit, format_ms, print_json
+from flowml.cli._clients import tracking_client
+from flowml.cli._output import OutputOption, emit, format_ms, print_json
 
 app = App(name="experiments", help="Create, list, delete and restore experiments.")
-
-
-def _client():
-    from flowml.tracking.client import TrackingClient
-
-    return TrackingClient()
 
 
 @app.command(name="list")
@@ -22,7 +17,7 @@ def list_experiments(
     *,
     view: Annotated[str, Parameter(help="active, deleted or all")] = "active",
     filter: Annotated[str | None, Parameter(name=["--filter", "-f"])] = None,
-    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """List experiments."""
     from flowml.exceptions import InvalidParameter
@@ -31,7 +26,7 @@ def list_experiments(
     views = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
     if view not in views:
         raise InvalidParameter(f"--view must be one of {', '.join(views)}, got {view!r}")
-    experiments = list(_client().search_experiments(views[view], filter_string=filter))
+    experiments = list(tracking_client().search_experiments(views[view], filter_string=filter))
     emit(
         output,
         "Experiments",
@@ -66,10 +61,10 @@ def create(
     name: str,
     *,
     artifact_location: str | None = None,
-    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """Create an experiment and print its id."""
-    experiment_id = _client().create_experiment(name, artifact_location)
+    experiment_id = tracking_client().create_experiment(name, artifact_location)
     if output == "json":
         print_json({"experiment_id": experiment_id, "name": name})
     else:
@@ -79,19 +74,19 @@ def create(
 @app.command
 def delete(experiment_id: str) -> None:
     """Move an experiment (and its runs) to the deleted stage."""
-    _client().delete_experiment(experiment_id)
+    tracking_client().delete_experiment(experiment_id)
     print(f"Deleted experiment {experiment_id}")
 
 
 @app.command
 def restore(experiment_id: str) -> None:
     """Bring a deleted experiment (and its runs) back."""
-    _client().restore_experiment(experiment_id)
+    tracking_client().restore_experiment(experiment_id)
     print(f"Restored experiment {experiment_id}")
 
 
 @app.command
 def rename(experiment_id: str, new_name: str) -> None:
     """Rename an experiment."""
-    _client().rename_experiment(experiment_id, new_name)
+    tracking_client().rename_experiment(experiment_id, new_name)
     print(f"Renamed experiment {experiment_id} to {new_name!r}")

@@ -11,7 +11,8 @@ from typing import Annotated, Any
 
 from cyclopts import Parameter
 
-from flowml.cli._output import Output, emit, format_ms, print_json, print_table
+from flowml.cli._clients import registry_client
+from flowml.cli._output import OutputOption, emit, format_ms, print_json, print_table
 from flowml.cli.models import app
 
 __all__ = [
@@ -25,14 +26,6 @@ __all__ = [
     "show",
     "versions",
 ]
-
-_OUTPUT = Parameter(name=["--output", "-o"])
-
-
-def _client() -> Any:
-    from flowml.registry.client import RegistryClient
-
-    return RegistryClient()
 
 
 def _version_row(mv: Any) -> list[Any]:
@@ -55,10 +48,10 @@ def list_models(
     filter: Annotated[str | None, Parameter(name=["--filter", "-f"])] = None,
     order_by: Annotated[list[str] | None, Parameter(name=["--order-by"])] = None,
     max_results: int = 100,
-    output: Annotated[Output, _OUTPUT] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """List registered models (filter e.g. "name LIKE 'churn%' and tags.team = 'ml'")."""
-    models = _client().search_registered_models(filter, max_results, order_by)
+    models = registry_client().search_registered_models(filter, max_results, order_by)
     emit(
         output,
         "Registered models",
@@ -77,9 +70,9 @@ def list_models(
 
 
 @app.command
-def show(name: str, *, output: Annotated[Output, _OUTPUT] = "table") -> None:
+def show(name: str, *, output: OutputOption = "table") -> None:
     """Show a registered model: description, tags, aliases and every version."""
-    client = _client()
+    client = registry_client()
     model = client.get_registered_model(name)
     quoted = name.replace("'", "''")
     all_versions = client.search_model_versions(
@@ -109,10 +102,10 @@ def versions(
     filter: Annotated[str | None, Parameter(name=["--filter", "-f"])] = None,
     order_by: Annotated[list[str] | None, Parameter(name=["--order-by"])] = None,
     max_results: int = 1000,
-    output: Annotated[Output, _OUTPUT] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """List a model's versions, newest first (--filter adds conditions, e.g. "tags.ok = 'yes'")."""
-    client = _client()
+    client = registry_client()
     client.get_registered_model(name)  # a clear error for an unknown model
     quoted = name.replace("'", "''")
     condition = f"name = '{quoted}'" + (f" and ({filter})" if filter else "")
@@ -136,7 +129,7 @@ def register(
     tag: Annotated[list[str] | None, Parameter(name=["--tag", "-t"])] = None,
     description: str | None = None,
     reason: str | None = None,
-    output: Annotated[Output, _OUTPUT] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """Register MODEL_URI (runs:/RUN_ID/PATH, models:/..., a path or URL) as a new version of NAME.
 
@@ -148,7 +141,7 @@ def register(
         reason: Recorded in the audit trail.
         output: table or json.
     """
-    version = _client().register_model(
+    version = registry_client().register_model(
         model_uri, name, _pairs(tag, "--tag"), description, reason=reason
     )
     emit(output, f"Registered {name}", _VERSION_COLUMNS, [_version_row(version)], version.to_dict())
@@ -166,7 +159,7 @@ def promote(
     lower_is_better: bool = False,
     archive_existing: bool = True,
     reason: str | None = None,
-    output: Annotated[Output, _OUTPUT] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """Promote VERSION (a number or an alias) of NAME to a stage or an alias, behind gates.
 
@@ -193,7 +186,7 @@ def promote(
         g.beats_champion(k, margin=margin, higher_is_better=not lower_is_better)
         for k in beats_champion or []
     ]
-    client = _client()
+    client = registry_client()
     plan = plan_promotion(client, name, version, to, archive_existing)
     results = check_gates(client, plan, chosen)
     if not all(r.passed for r in results):
@@ -228,7 +221,7 @@ def alias(
     """
     from flowml.exceptions import InvalidParameter
 
-    client = _client()
+    client = registry_client()
     if delete:
         if version is not None:
             raise InvalidParameter("--delete takes no VERSION")
@@ -244,7 +237,7 @@ def alias(
 @app.command
 def archive(name: str, version: str, *, reason: str | None = None) -> None:
     """Move VERSION of NAME to the Archived stage."""
-    mv = _client().transition_model_version_stage(name, version, "Archived", reason=reason)
+    mv = registry_client().transition_model_version_stage(name, version, "Archived", reason=reason)
     print(f"{name} version {mv.version} archived")
 
 
@@ -253,12 +246,12 @@ def history(
     name: str,
     *,
     max_results: int = 1000,
-    output: Annotated[Output, _OUTPUT] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """Show NAME's audit trail: every registration, transition, alias move and deletion."""
     from flowml.exceptions import ResourceNotFound
 
-    entries = _client().get_audit_log(name, max_results)
+    entries = registry_client().get_audit_log(name, max_results)
     if not entries:
         raise ResourceNotFound(f"No audit entries for a model named {name!r}")
     emit(
@@ -288,12 +281,12 @@ def lineage(
     version: str,
     *,
     depth: int = 10,
-    output: Annotated[Output, _OUTPUT] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """Show where VERSION of NAME comes from: its run, the Prefect runs, code and input data."""
     from flowml.tracking import tags as systags
 
-    client = _client()
+    client = registry_client()
     mv = client.get_model_version(name, version)
     chain: dict[str, Any] = {"model_version": mv.to_dict(), "run": None, "graph": None}
     rows = [["model version", f"{name} v{mv.version} ({mv.current_stage})"], ["source", mv.source]]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from flowml.cli._output import Output, emit
+from flowml.cli._output import OutputOption, emit
 
 app = App(name="projects", help="Inspect projects and serve them as scheduled Prefect deployments.")
 
@@ -73,7 +73,7 @@ def show(
     /,
     *,
     version: VersionOpt = None,
-    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """List a project's entry points and their parameters.
 

@@ -6,15 +6,10 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-from flowml.cli._output import Output, emit, format_ms, print_json
+from flowml.cli._clients import tracking_client
+from flowml.cli._output import OutputOption, emit, format_ms, print_json
 
 app = App(name="runs", help="Search, inspect and delete runs.")
-
-
-def _client():
-    from flowml.tracking.client import TrackingClient
-
-    return TrackingClient()
 
 
 def _experiment_ids(client, experiment: str | None) -> list[str]:
@@ -39,7 +34,7 @@ def list_runs(
     order_by: Annotated[list[str] | None, Parameter(name=["--order-by"])] = None,
     max_results: int = 100,
     view: Annotated[str, Parameter(help="active, deleted or all")] = "active",
-    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """List runs, newest first, with MLflow's filter grammar (plus OR and parentheses)."""
     from flowml.exceptions import InvalidParameter
@@ -48,7 +43,7 @@ def list_runs(
     views = {"active": ViewType.ACTIVE_ONLY, "deleted": ViewType.DELETED_ONLY, "all": ViewType.ALL}
     if view not in views:
         raise InvalidParameter(f"--view must be one of {', '.join(views)}, got {view!r}")
-    client = _client()
+    client = tracking_client()
     runs = client.search_runs(
         _experiment_ids(client, experiment), filter, views[view], max_results, order_by
     )
@@ -75,10 +70,10 @@ def list_runs(
 def show(
     run_id: str,
     *,
-    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """Show one run: info, params, latest metrics and tags."""
-    run = _client().get_run(run_id)
+    run = tracking_client().get_run(run_id)
     if output == "json":
         print_json(run.to_dict())
         return
@@ -99,7 +94,11 @@ def show(
             ["lifecycle", info.lifecycle_stage],
         ],
     )
-    for title, values in (("Params", run.data.params), ("Metrics", run.data.metrics), ("Tags", run.data.tags)):
+    for title, values in (
+        ("Params", run.data.params),
+        ("Metrics", run.data.metrics),
+        ("Tags", run.data.tags),
+    ):
         if values:
             print_table(title, ["key", "value"], sorted(values.items()))
 
@@ -107,14 +106,14 @@ def show(
 @app.command
 def delete(run_id: str) -> None:
     """Move a run to the deleted stage (restore it with `flowml runs restore`)."""
-    _client().delete_run(run_id)
+    tracking_client().delete_run(run_id)
     print(f"Deleted run {run_id}")
 
 
 @app.command
 def restore(run_id: str) -> None:
     """Bring a deleted run back."""
-    _client().restore_run(run_id)
+    tracking_client().restore_run(run_id)
     print(f"Restored run {run_id}")
 
 
@@ -123,12 +122,12 @@ def lineage(
     run_id: str,
     *,
     depth: int = 10,
-    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """Show what a run was made from and what was made from it (runs, datasets, models)."""
     from flowml.tracking.lineage_graph import lineage as build
 
-    graph = build(run_id, depth=depth, client=_client())
+    graph = build(run_id, depth=depth, client=tracking_client())
     if output == "json":
         print_json(graph.to_dict())
     else:
@@ -139,14 +138,14 @@ def lineage(
 def gc(
     *,
     dry_run: Annotated[bool, Parameter(name=["--dry-run"])] = False,
-    output: Annotated[Output, Parameter(name=["--output", "-o"])] = "table",
+    output: OutputOption = "table",
 ) -> None:
     """End RUNNING runs whose Prefect flow/task run is over or gone, or whose process died."""
     from dataclasses import asdict
 
     from flowml.tasks.gc import collect_orphans
 
-    found = collect_orphans(_client(), dry_run=dry_run)
+    found = collect_orphans(tracking_client(), dry_run=dry_run)
     emit(
         output,
         "Would collect" if dry_run else "Collected",

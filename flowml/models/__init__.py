@@ -5,8 +5,7 @@ Everything here is imported on first use, so ``import flowml.models`` stays chea
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from flowml._lazy import lazy_exports
 
 __all__ = [
     "ColSpec",
@@ -47,14 +46,4 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flowml.models' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

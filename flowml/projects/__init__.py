@@ -13,8 +13,7 @@ import Prefect; the runner does when a flow is built.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from flowml._lazy import lazy_exports
 
 _LAZY: dict[str, str] = {
     "EntryPoint": "flowml.projects.spec",
@@ -35,14 +34,4 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flowml.projects' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

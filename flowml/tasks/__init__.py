@@ -5,8 +5,7 @@ This is the only layer that knows Prefect deeply. Names load on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from flowml._lazy import lazy_exports
 
 _EXPORTS = {
     "batch_predict": "flowml.tasks.batch_predict",
@@ -19,14 +18,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'flowml.tasks' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -8,8 +8,8 @@ entries describing a change are inserted in the same transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Connection, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -49,7 +49,12 @@ from flowml.tracking.entities import PagedList, now_ms
 from flowml.tracking.store import migrate
 from flowml.tracking.store.engine import get_engine, write_transaction
 
+if TYPE_CHECKING:
+    from flowml.registry.store.sql_search import RegistryEntity
+
 __all__ = ["SqlRegistryStore"]
+
+T = TypeVar("T")
 
 _rm = registered_models.c
 _mv = model_versions.c
@@ -181,18 +186,15 @@ class SqlRegistryStore(AbstractRegistryStore):
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[RegisteredModel]:
-        from flowml.registry.store.sql_search import select_registered_model_page
-
-        with self.engine.connect() as conn:
-            rows, token = select_registered_model_page(
-                conn,
-                filter_string,
-                max_results,
-                order_by,
-                page_token,
-                SEARCH_REGISTERED_MODEL_MAX_RESULTS_LIMIT,
-            )
-            return PagedList(sql_rows.registered_models_from_rows(conn, rows), token)
+        return self._search(
+            "registered_models",
+            sql_rows.registered_models_from_rows,
+            SEARCH_REGISTERED_MODEL_MAX_RESULTS_LIMIT,
+            filter_string,
+            max_results,
+            order_by,
+            page_token,
+        )
 
     def get_latest_versions(
         self, name: str, stages: Sequence[str] | None = None
@@ -446,18 +448,15 @@ class SqlRegistryStore(AbstractRegistryStore):
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[ModelVersion]:
-        from flowml.registry.store.sql_search import select_model_version_page
-
-        with self.engine.connect() as conn:
-            rows, token = select_model_version_page(
-                conn,
-                filter_string,
-                max_results,
-                order_by,
-                page_token,
-                SEARCH_MODEL_VERSION_MAX_RESULTS_LIMIT,
-            )
-            return PagedList(sql_rows.versions_from_rows(conn, rows), token)
+        return self._search(
+            "model_versions",
+            sql_rows.versions_from_rows,
+            SEARCH_MODEL_VERSION_MAX_RESULTS_LIMIT,
+            filter_string,
+            max_results,
+            order_by,
+            page_token,
+        )
 
     def set_model_version_tag(self, name: str, version: int | str, key: str, value: str) -> None:
         v.validate_model_name(name)
@@ -635,6 +634,25 @@ class SqlRegistryStore(AbstractRegistryStore):
         if row is None:
             raise ResourceNotFound(f"Registered model {name!r} not found")
         return row
+
+    def _search(
+        self,
+        entity: RegistryEntity,
+        convert: Callable[[Connection, Sequence[Row[Any]]], list[T]],
+        limit: int,
+        filter_string: str | None,
+        max_results: int,
+        order_by: Sequence[str] | None,
+        page_token: str | None,
+    ) -> PagedList[T]:
+        # Imported on first search: the filter grammar is not needed to open a store.
+        from flowml.registry.store.sql_search import select_registry_page
+
+        with self.engine.connect() as conn:
+            rows, token = select_registry_page(
+                conn, entity, filter_string, max_results, order_by, page_token, limit
+            )
+            return PagedList(convert(conn, rows), token)
 
     def _version(self, conn: Connection, model_id: int, name: str, number: int) -> ModelVersion:
         row = conn.execute(

@@ -1,20 +1,16 @@
 """Paged run and experiment searches, compiled to SQL (the SqlStore calls these).
 
-Each search parses its filter and order_by with `flowml.tracking.search`, compiles
-them with `flowml.tracking.store.sql_filter`, and runs one SELECT per page.
-
-Pagination is ``OFFSET``-based but stable under concurrent inserts: the first page
-fixes a high-water mark of the table's insertion sequence (``runs.id``,
-``experiments.experiment_id``) and every page of that search only sees rows at or
-below it. Both numbers travel in the opaque page token (`page_token`), bound to the
-search it was issued for.
+Each search parses its filter and order_by with `flowml.tracking.search`, and is
+served by the shared paging routine `flowml.tracking.store.paging.select_page`
+(high-water-mark page tokens, stable under concurrent inserts). The insertion
+sequences are ``runs.id`` and ``experiments.experiment_id``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, Connection, Row, func, select
+from sqlalchemy import ColumnElement, Connection, Row
 
 from flowml.exceptions import InvalidParameter
 from flowml.tracking.search import (
@@ -25,14 +21,13 @@ from flowml.tracking.search import (
     RUN_SEARCH,
     TAG,
     OrderBy,
-    parse_filter,
-    parse_order_by,
 )
-from flowml.tracking.store.base import SEARCH_MAX_RESULTS_LIMIT
-from flowml.tracking.store.page_token import (
-    decode_page_token,
-    encode_page_token,
-    query_fingerprint,
+from flowml.tracking.store.page_token import query_fingerprint
+from flowml.tracking.store.paging import (
+    PagedTable,
+    parse_search,
+    select_page,
+    validate_max_results,
 )
 from flowml.tracking.store.schema import (
     experiment_tags,
@@ -42,13 +37,7 @@ from flowml.tracking.store.schema import (
     runs,
     tags,
 )
-from flowml.tracking.store.sql_filter import (
-    ChildTable,
-    SearchTarget,
-    compile_filter,
-    compile_order_by,
-    sort_key,
-)
+from flowml.tracking.store.sql_filter import ChildTable, SearchTarget, sort_key
 
 __all__ = [
     "EXPERIMENT_TARGET",
@@ -89,29 +78,15 @@ EXPERIMENT_TARGET = SearchTarget(
     },
 )
 
+_RUNS = PagedTable(RUN_TARGET, sequence=runs.c.id)
+# Experiment ids start at 0 (the default experiment), so an empty table's mark is -1.
+_EXPERIMENTS = PagedTable(EXPERIMENT_TARGET, sequence=experiments.c.experiment_id, empty_mark=-1)
+
 # MLflow's default experiment order when the caller gives none.
 _EXPERIMENT_DEFAULT_ORDER = (
     OrderBy(ATTRIBUTE, "creation_time", ascending=False),
     OrderBy(ATTRIBUTE, "experiment_id", ascending=True),
 )
-
-
-def validate_max_results(max_results: object) -> int:
-    """Check ``max_results`` is an int in ``1..SEARCH_MAX_RESULTS_LIMIT``.
-
-    Raises:
-        InvalidParameter: otherwise.
-    """
-    if (
-        not isinstance(max_results, int)
-        or isinstance(max_results, bool)
-        or not 1 <= max_results <= SEARCH_MAX_RESULTS_LIMIT
-    ):
-        raise InvalidParameter(
-            f"Invalid value {max_results!r} for parameter 'max_results': it must be an "
-            f"integer from 1 to {SEARCH_MAX_RESULTS_LIMIT}"
-        )
-    return max_results
 
 
 def select_run_page(
@@ -145,39 +120,25 @@ def select_run_page(
         InvalidParameter: a malformed filter, order_by, page token, experiment id or
             max_results; nothing is read or written then.
     """
-    validate_max_results(max_results)
-    node = parse_filter(filter_string, RUN_SEARCH)
-    orders = parse_order_by(order_by, RUN_SEARCH)
+    node, orders = parse_search(RUN_SEARCH, filter_string, order_by, max_results)
     ids = sorted({_experiment_id(value) for value in _sequence(experiment_ids, "experiment_ids")})
     stages = sorted(set(_strings(lifecycle_stages, "lifecycle_stages")))
-    query = query_fingerprint("runs", node, orders, ids, stages)
-    offset, hwm = _resume(page_token, query)
-    if not ids or not stages:
-        return [], None
-    if hwm is None:
-        hwm = conn.scalar(select(func.coalesce(func.max(runs.c.id), 0)))
-
-    dialect = conn.dialect.name
-    clauses, from_clause = compile_order_by(orders, RUN_TARGET, dialect)
+    tie_breakers: list[ColumnElement[object]] = []
     if (ATTRIBUTE, "start_time") not in {(o.kind, o.key) for o in orders}:
-        clauses.append(runs.c.start_time.desc())
-    clauses.append(sort_key(runs.c.run_uuid, True, dialect))
-    conditions: list[ColumnElement[bool]] = [
-        runs.c.experiment_id.in_(ids),
-        runs.c.lifecycle_stage.in_(stages),
-        runs.c.id <= hwm,
-    ]
-    if node is not None:
-        conditions.append(compile_filter(node, RUN_TARGET, dialect))
-    statement = (
-        select(runs)
-        .select_from(from_clause)
-        .where(*conditions)
-        .order_by(*clauses)
-        .offset(offset)
-        .limit(max_results + 1)
+        tie_breakers.append(runs.c.start_time.desc())
+    tie_breakers.append(sort_key(runs.c.run_uuid, True, conn.dialect.name))
+    return select_page(
+        conn,
+        _RUNS,
+        node=node,
+        orders=orders,
+        query=query_fingerprint("runs", node, orders, ids, stages),
+        page_token=page_token,
+        max_results=max_results,
+        where=[runs.c.experiment_id.in_(ids), runs.c.lifecycle_stage.in_(stages)],
+        tie_breakers=tie_breakers,
+        matches_nothing=not ids or not stages,
     )
-    return _page(conn.execute(statement).all(), offset, hwm, max_results, query)
 
 
 def select_experiment_page(
@@ -208,54 +169,25 @@ def select_experiment_page(
     Raises:
         InvalidParameter: a malformed filter, order_by, page token or max_results.
     """
-    validate_max_results(max_results)
-    node = parse_filter(filter_string, EXPERIMENT_SEARCH)
-    orders = parse_order_by(order_by, EXPERIMENT_SEARCH)
+    node, orders = parse_search(EXPERIMENT_SEARCH, filter_string, order_by, max_results)
     stages = sorted(set(_strings(lifecycle_stages, "lifecycle_stages")))
-    query = query_fingerprint("experiments", node, orders, stages)
-    offset, hwm = _resume(page_token, query)
-    if not stages:
-        return [], None
-    id_column = experiments.c.experiment_id
-    if hwm is None:
-        hwm = conn.scalar(select(func.coalesce(func.max(id_column), -1)))
-
-    dialect = conn.dialect.name
     effective = orders or _EXPERIMENT_DEFAULT_ORDER
-    clauses, from_clause = compile_order_by(effective, EXPERIMENT_TARGET, dialect)
+    tie_breakers: list[ColumnElement[object]] = []
     if (ATTRIBUTE, "experiment_id") not in {(o.kind, o.key) for o in effective}:
-        clauses.append(id_column.desc())
-    conditions: list[ColumnElement[bool]] = [
-        experiments.c.lifecycle_stage.in_(stages),
-        id_column <= hwm,
-    ]
-    if node is not None:
-        conditions.append(compile_filter(node, EXPERIMENT_TARGET, dialect))
-    statement = (
-        select(experiments)
-        .select_from(from_clause)
-        .where(*conditions)
-        .order_by(*clauses)
-        .offset(offset)
-        .limit(max_results + 1)
+        tie_breakers.append(experiments.c.experiment_id.desc())
+    return select_page(
+        conn,
+        _EXPERIMENTS,
+        node=node,
+        orders=effective,
+        # The fingerprint keeps the caller's order_by: the default is not part of it.
+        query=query_fingerprint("experiments", node, orders, stages),
+        page_token=page_token,
+        max_results=max_results,
+        where=[experiments.c.lifecycle_stage.in_(stages)],
+        tie_breakers=tie_breakers,
+        matches_nothing=not stages,
     )
-    return _page(conn.execute(statement).all(), offset, hwm, max_results, query)
-
-
-def _resume(page_token: str | None, query: str) -> tuple[int, int | None]:
-    if page_token is None or page_token == "":
-        return 0, None
-    token = decode_page_token(page_token, query)
-    return token.offset, token.hwm
-
-
-def _page(
-    rows: Sequence[Row], offset: int, hwm: int, max_results: int, query: str
-) -> tuple[list[Row], str | None]:
-    # One extra row was fetched: its presence is what says another page exists.
-    if len(rows) > max_results:
-        return list(rows[:max_results]), encode_page_token(offset + max_results, hwm, query)
-    return list(rows), None
 
 
 def _sequence(values: Sequence[object], name: str) -> list[object]:

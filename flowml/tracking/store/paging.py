@@ -1,0 +1,190 @@
+"""One paged-search routine for every SQL search (runs, experiments, registry).
+
+A search is parsed (`parse_search`), completed with its tie-breakers
+(`with_tie_breakers`), fingerprinted by its caller (`query_fingerprint`), then served
+one page at a time by `select_page`.
+
+Pagination is ``OFFSET``-based but stable under concurrent inserts: the first page
+fixes a high-water mark of the table's insertion sequence and every later page of
+that search only sees rows at or below it. Offset and mark travel in the opaque page
+token (`flowml.tracking.store.page_token`), bound to the search it was issued for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, Connection, FromClause, Row, func, select
+
+from flowml.exceptions import InvalidParameter
+from flowml.tracking.search import Node, OrderBy, parse_filter, parse_order_by
+from flowml.tracking.search_spec import EntitySpec
+from flowml.tracking.store.base import SEARCH_MAX_RESULTS_LIMIT
+from flowml.tracking.store.page_token import decode_page_token, encode_page_token
+from flowml.tracking.store.sql_filter import SearchTarget, compile_filter, compile_order_by
+
+__all__ = [
+    "PagedTable",
+    "parse_search",
+    "select_page",
+    "validate_max_results",
+    "with_tie_breakers",
+]
+
+
+@dataclass(frozen=True)
+class PagedTable:
+    """What a paged search reads and how its high-water mark is taken.
+
+    Attributes:
+        target: the searched entity's column mapping (filter and order_by).
+        sequence: the insertion-sequence column the high-water mark is taken on.
+        columns: what each result row selects; empty means every column of
+            ``target.table``.
+        joins: ``(table, on)`` pairs inner-joined after the order_by joins, for
+            attributes that live on another table.
+        empty_mark: the mark taken when the table is empty (below every real id).
+    """
+
+    target: SearchTarget
+    sequence: ColumnElement[int]
+    columns: tuple[object, ...] = ()
+    joins: tuple[tuple[FromClause, ColumnElement[bool]], ...] = ()
+    empty_mark: int = 0
+
+
+def validate_max_results(max_results: object, limit: int = SEARCH_MAX_RESULTS_LIMIT) -> int:
+    """Check ``max_results`` is an int in ``1..limit``.
+
+    Args:
+        max_results: the page size the caller asked for.
+        limit: the largest page size allowed.
+
+    Returns:
+        ``max_results``, unchanged.
+
+    Raises:
+        InvalidParameter: otherwise.
+    """
+    if (
+        not isinstance(max_results, int)
+        or isinstance(max_results, bool)
+        or not 1 <= max_results <= limit
+    ):
+        raise InvalidParameter(
+            f"Invalid value {max_results!r} for parameter 'max_results': it must be an "
+            f"integer from 1 to {limit}"
+        )
+    return max_results
+
+
+def parse_search(
+    spec: EntitySpec,
+    filter_string: str | None,
+    order_by: Sequence[str] | None,
+    max_results: object,
+    limit: int = SEARCH_MAX_RESULTS_LIMIT,
+) -> tuple[Node | None, tuple[OrderBy, ...]]:
+    """Check the page size, then parse a search's filter and order_by.
+
+    Args:
+        spec: what the searched entity exposes.
+        filter_string: a filter in the search grammar, or ``None``.
+        order_by: order_by items such as ``name ASC``, or ``None``.
+        max_results: the page size, checked against ``limit``.
+        limit: the largest page size allowed.
+
+    Returns:
+        ``(node, orders)``: the filter tree (``None`` without a filter) and the
+        order_by items, most significant first (empty without any).
+
+    Raises:
+        InvalidParameter: a bad page size, filter or order_by.
+    """
+    validate_max_results(max_results, limit)
+    node = parse_filter(filter_string, spec)
+    return node, parse_order_by(order_by, spec)
+
+
+def with_tie_breakers(orders: Sequence[OrderBy], *defaults: OrderBy) -> tuple[OrderBy, ...]:
+    """``orders`` followed by each default on a field the caller did not order by.
+
+    Args:
+        orders: the caller's order_by items.
+        defaults: the orders that make the order total, appended in this order.
+
+    Returns:
+        The completed order.
+    """
+    given = {(o.kind, o.key) for o in orders}
+    return (*orders, *(d for d in defaults if (d.kind, d.key) not in given))
+
+
+def select_page(
+    conn: Connection,
+    table: PagedTable,
+    *,
+    node: Node | None,
+    orders: Sequence[OrderBy],
+    query: str,
+    page_token: str | None,
+    max_results: int,
+    where: Sequence[ColumnElement[bool]] = (),
+    tie_breakers: Sequence[ColumnElement[object]] = (),
+    matches_nothing: bool = False,
+) -> tuple[list[Row], str | None]:
+    """One page of matching rows, in order, and the next page token.
+
+    Args:
+        conn: an open connection (SQLite or PostgreSQL).
+        table: what is searched.
+        node: the parsed filter, or ``None``.
+        orders: the order_by items, most significant first.
+        query: the search's `query_fingerprint`; the page token must carry it.
+        page_token: the previous page's token, or ``None``/``""`` for the first page.
+        max_results: the page size (already checked).
+        where: further conditions every row must meet.
+        tie_breakers: ORDER BY expressions appended after ``orders``.
+        matches_nothing: the search cannot match a row (say, no experiment given);
+            the page token is still checked.
+
+    Returns:
+        ``(rows, next_page_token)``; the token is ``None`` on the last page.
+
+    Raises:
+        InvalidParameter: a page token that is not this search's.
+    """
+    offset, mark = _resume(page_token, query)
+    if matches_nothing:
+        return [], None
+    if mark is None:
+        mark = conn.scalar(select(func.coalesce(func.max(table.sequence), table.empty_mark)))
+    dialect = conn.dialect.name
+    clauses, from_clause = compile_order_by(orders, table.target, dialect)
+    clauses.extend(tie_breakers)
+    for joined, on in table.joins:
+        from_clause = from_clause.join(joined, on)
+    conditions = [*where, table.sequence <= mark]
+    if node is not None:
+        conditions.append(compile_filter(node, table.target, dialect))
+    statement = (
+        select(*(table.columns or (table.target.table,)))
+        .select_from(from_clause)
+        .where(*conditions)
+        .order_by(*clauses)
+        .offset(offset)
+        .limit(max_results + 1)
+    )
+    rows = conn.execute(statement).all()
+    # One extra row was fetched: its presence is what says another page exists.
+    if len(rows) > max_results:
+        return list(rows[:max_results]), encode_page_token(offset + max_results, mark, query)
+    return list(rows), None
+
+
+def _resume(page_token: str | None, query: str) -> tuple[int, int | None]:
+    if page_token is None or page_token == "":
+        return 0, None
+    token = decode_page_token(page_token, query)
+    return token.offset, token.hwm
