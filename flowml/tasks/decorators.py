@@ -131,14 +131,10 @@ class TrackedTask(Task):  # type: ignore[type-arg]
         flowml_options: RunOptions | None = None,
         **task_kwargs: Any,
     ) -> None:
-        task_kwargs["on_completion"] = _with_hook(
-            task_kwargs.get("on_completion"), recorder.on_task_final
-        )
-        task_kwargs["on_failure"] = _with_hook(
-            task_kwargs.get("on_failure"), recorder.on_task_final
-        )
         super().__init__(_task_fn(fn), **task_kwargs)
         self.flowml_options = flowml_options or RunOptions()
+        # After the user's own hooks; see `recorder.attach_task_hooks` for which ones.
+        recorder.attach_task_hooks(self)
 
     def with_options(self, **options: Any) -> TrackedTask:  # type: ignore[override]
         """Prefect's ``Task.with_options``; the copy stays tracked, with the same flowml

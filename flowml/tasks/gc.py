@@ -133,8 +133,9 @@ def _verdict(run: Run, states: _PrefectStates) -> tuple[str, str] | None:
         if state in _TERMINAL:
             return _TERMINAL[state], f"its Prefect flow run is {state}"
         prefect_running = state is not None
-    if tags.get(ptags.HOST) == identity.hostname() and tags.get(ptags.PID, "").isdigit():
-        pid = int(tags[ptags.PID])
+    host, _, pid_text = tags.get(ptags.OWNER, "").rpartition(":")
+    if host == identity.hostname() and pid_text.isdigit():
+        pid = int(pid_text)
         if not _alive(pid):
             where = " while Prefect shows it running" if prefect_running else ""
             return RunStatus.KILLED, f"its process {pid} is gone{where}"

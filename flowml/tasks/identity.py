@@ -41,6 +41,7 @@ __all__ = [
     "code_tags",
     "experiment_id_for",
     "find_binding",
+    "child_tags",
     "flow_run_tags",
     "forget_binding",
     "register_binding",
@@ -113,19 +114,23 @@ def find_binding(flow_run_id: str, flow: Flow[Any, Any] | None = None) -> FlowRu
 
 def client_for(tracking_uri: str, artifact_root: str) -> TrackingClient:
     """The client for a store: the fluent API's own when it is the same store (so what
-    ``flowml.get_run`` reads and what tracked tasks write share one buffer)."""
-    from flowml.tracking.fluent import get_client
-
-    current = get_client()
-    if current.tracking_uri == tracking_uri and current.artifact_root == artifact_root:
-        return current
+    ``flowml.get_run`` reads and what tracked tasks write share one buffer). Chosen once per
+    store and process: reading the settings on every task run would cost more than its
+    writes."""
     key = (tracking_uri, artifact_root)
     client = _clients.get(key)
     if client is None:
+        from flowml.tracking.fluent import get_client
+
         with _lock:
             client = _clients.get(key)
             if client is None:
-                client = _clients[key] = TrackingClient(tracking_uri, artifact_root)
+                current = get_client()
+                if current.tracking_uri == tracking_uri and current.artifact_root == artifact_root:
+                    client = current
+                else:
+                    client = TrackingClient(tracking_uri, artifact_root)
+                _clients[key] = client
     return client
 
 
@@ -171,7 +176,7 @@ def default_experiment_id() -> str:
 
 
 def flow_run_tags(flow: Flow[Any, Any], flow_run: FlowRun) -> dict[str, str]:
-    """Tags describing a flow run; task runs under it inherit them."""
+    """Tags describing a flow run; its task runs inherit them (see `child_tags`)."""
     out = {
         ptags.FLOW_NAME: flow.name,
         ptags.FLOW_RUN_ID: str(flow_run.id),
@@ -185,9 +190,27 @@ def flow_run_tags(flow: Flow[Any, Any], flow_run: FlowRun) -> dict[str, str]:
     return out
 
 
+# What a task run repeats of its flow run's tags: enough to find and read it on its own.
+# The rest (source file and type, branch, flow version) stays on the flow's run: every tag
+# is a row written per task run.
+_INHERITED = (
+    ptags.FLOW_NAME,
+    ptags.FLOW_RUN_ID,
+    ptags.FLOW_RUN_NAME,
+    ptags.DEPLOYMENT_ID,
+    systags.USER,
+    systags.GIT_COMMIT,
+)
+
+
+def child_tags(flow_tags: dict[str, str]) -> dict[str, str]:
+    """The part of a flow run's tags its task runs carry too."""
+    return {k: flow_tags[k] for k in _INHERITED if k in flow_tags}
+
+
 def owner_tags() -> dict[str, str]:
     """Which process owns the run (for `flowml runs gc`)."""
-    return {ptags.HOST: hostname(), ptags.PID: str(os.getpid())}
+    return {ptags.OWNER: f"{hostname()}:{os.getpid()}"}
 
 
 def ui_url(kind: str, obj_id: object) -> str | None:

@@ -67,22 +67,38 @@ def _resource(run_id: str, run_name: str, experiment_id: str, kind: str) -> dict
     }
 
 
-def emit_started(run: Run, kind: str) -> None:
-    """Emit ``flowml.run.started`` (queued by Prefect's own events worker: cheap)."""
-    from prefect.events import emit_event
+def emit_started(run: Run, kind: str, background: bool = False) -> None:
+    """Emit ``flowml.run.started``.
+
+    With ``background=True`` (task runs) the event is built and sent by the publisher
+    thread, stamped with the time the run started: a task pays nothing for it, and since
+    Prefect delivers events asynchronously anyway, automations only see it a moment later.
+    """
+    import datetime
 
     info = run.info
-    emit_event(
-        EVENT_STARTED,
-        resource=_resource(info.run_id, info.run_name, info.experiment_id, kind),
-        payload={
-            "run_id": info.run_id,
-            "run_name": info.run_name,
-            "experiment_id": info.experiment_id,
-            "kind": kind,
-            "parent_run_id": run.data.tags.get(systags.PARENT_RUN_ID),
-        },
-    )
+    occurred = datetime.datetime.fromtimestamp(info.start_time / 1000, datetime.timezone.utc)
+
+    def emit(_client: Any = None) -> None:
+        from prefect.events import emit_event
+
+        emit_event(
+            EVENT_STARTED,
+            occurred=occurred,
+            resource=_resource(info.run_id, info.run_name, info.experiment_id, kind),
+            payload={
+                "run_id": info.run_id,
+                "run_name": info.run_name,
+                "experiment_id": info.experiment_id,
+                "kind": kind,
+                "parent_run_id": run.data.tags.get(systags.PARENT_RUN_ID),
+            },
+        )
+
+    if background:
+        publisher.submit(emit)
+    else:
+        emit()
 
 
 def publish_finished(

@@ -155,7 +155,7 @@ def _open_flow_run(
         experiment_id=run.info.experiment_id,
         tracking_uri=client.tracking_uri,
         artifact_root=client.artifact_root,
-        child_tags=tuple(inherited.items()),
+        child_tags=tuple(identity.child_tags(inherited).items()),
     )
     identity.register_binding(flow, binding)
     defer_lineage(run.info.run_id)
@@ -232,9 +232,8 @@ def on_flow_final(flow: Flow[Any, Any], flow_run: FlowRun, state: State) -> None
     identity.forget_binding(flow, key)
     if record is None:
         return
-    entries = take_deferred(record.run_id)
-    entries.append(LineageEntry(OUTPUT, KIND_PREFECT_FLOW_RUN, flow_run_uri(key), name=flow.name))
-    _finish(record, _status(state), state, flow_run.run_count or 1, entries)
+    # The flow run's own URI is its run's key: nothing to add for it.
+    _finish(record, _status(state), state, flow_run.run_count or 1, take_deferred(record.run_id))
     client = record.client
     prefect_ui.publish_finished(
         client,
@@ -274,10 +273,10 @@ def open_task_run(ctx: TaskRunContext, options: RunOptions) -> _Record:
         ptags.RUN_KIND: ptags.RUN_KIND_TASK,
         ptags.TASK_NAME: ctx.task.name,
         ptags.TASK_RUN_ID: key,
-        ptags.TASK_RUN_NAME: task_run.name,
+        ptags.ATTEMPT: str(task_run.run_count or 1),
     }
     if not inherited:
-        tags.update(identity.code_tags(ctx.task.fn))
+        tags.update(identity.child_tags(identity.code_tags(ctx.task.fn)))
     url = identity.ui_url("task-run", task_run.id)
     if url:
         tags[ptags.UI_URL] = url
@@ -295,7 +294,7 @@ def open_task_run(ctx: TaskRunContext, options: RunOptions) -> _Record:
     client.buffer.add(run.info.run_id, params=options.params.params(ctx.parameters))
     with _lock:
         _tasks[key] = record
-    prefect_ui.emit_started(run, ptags.RUN_KIND_TASK)
+    prefect_ui.emit_started(run, ptags.RUN_KIND_TASK, background=True)
     return record
 
 
@@ -343,11 +342,19 @@ def _upstream(task_run: TaskRun) -> list[LineageEntry]:
 
 
 class TaskAttempt:
-    """One execution of a tracked task's function (a retry is another attempt)."""
+    """One execution of a tracked task's function (a retry is another attempt).
+
+    A successful attempt whose result Prefect will neither persist nor judge (a plain
+    value, not a ``State``) is final: the run is closed here, when the function returns.
+    Everything else is closed by the task's state hooks, once Prefect has decided: a failure
+    (retried or not), a returned state, or a persisted result, which a later cache hit may
+    read and must be able to trace back to this run.
+    """
 
     def __init__(self) -> None:
         self.record: _Record | None = None
         self.attempt = 1
+        self._final = False
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> TaskAttempt:
@@ -362,30 +369,72 @@ class TaskAttempt:
         options = getattr(ctx.task, "flowml_options", None) or RunOptions()
         self.record = open_task_run(ctx, options)
         self.attempt = ctx.task_run.run_count or 1
-        self.record.client.buffer.add(
-            self.record.run_id, tags=[RunTag(ptags.ATTEMPT, str(self.attempt))]
-        )
+        if self.attempt > 1:  # the first attempt's number was written with the run
+            self.record.client.buffer.add(
+                self.record.run_id, tags=[RunTag(ptags.ATTEMPT, str(self.attempt))]
+            )
         self._stack.enter_context(activate_run(self.record.run, self.record.client, flush=False))
         return self
 
     def succeeded(self, result: Any) -> None:
-        if self.record is not None:
-            _queue_result_metrics(self.record, result)
+        from prefect.context import TaskRunContext
+
+        if self.record is None:
+            return
+        _queue_result_metrics(self.record, result)
+        ctx = TaskRunContext.get()
+        if _judged_by_prefect(result) or (ctx is not None and ctx.persist_result):
+            if ctx is not None:
+                attach_task_hooks(ctx.task, on_completion=True)
+        else:
+            self._final = True
 
     def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
         try:
             self._stack.close()
         finally:
-            if self.record is not None and exc_type is not None and _is_interruption(exc_type):
+            if self.record is None:
+                pass
+            elif exc_type is None and self._final:
+                _close_task_run(self.record, None, RunStatus.FINISHED, None, self.attempt)
+            elif exc_type is not None and _is_interruption(exc_type):
                 # Prefect calls no state hook for a crash, so the run is closed here.
                 _close_task_run(self.record, None, RunStatus.KILLED, "Crashed", self.attempt)
 
 
-def attach_task_hooks(task: Task[Any, Any]) -> None:
-    """Make the task's final states close its tracked run (idempotent; keeps user hooks)."""
-    for hooks in (task.on_completion_hooks, task.on_failure_hooks):
-        if on_task_final not in hooks:
-            hooks.append(on_task_final)
+def attach_task_hooks(task: Task[Any, Any], on_completion: bool | None = None) -> None:
+    """Make the task's final states close its tracked run (idempotent; keeps user hooks).
+
+    The failure hook is always there. The completion hook is only needed for results Prefect
+    persists (``on_completion=None`` decides from the task's settings; ``True`` forces it):
+    Prefect logs two lines per hook call, a cost every task would pay for nothing.
+    """
+    if on_task_final not in task.on_failure_hooks:
+        task.on_failure_hooks.append(on_task_final)
+    if on_completion is None:
+        on_completion = _may_persist(task)
+    if on_completion and on_task_final not in task.on_completion_hooks:
+        task.on_completion_hooks.append(on_task_final)
+
+
+def _may_persist(task: Task[Any, Any]) -> bool:
+    """Whether the task's results may be persisted, so that a run may be a cache hit."""
+    if task.persist_result is not None:
+        return bool(task.persist_result)
+    from prefect.settings import get_current_settings
+
+    return bool(get_current_settings().results.persist_by_default)
+
+
+def _judged_by_prefect(result: Any) -> bool:
+    """A returned ``State`` (or states) decides the task run's final state, not us."""
+    from prefect.client.schemas.objects import State
+
+    if isinstance(result, State):
+        return True
+    if isinstance(result, (list, tuple, set)) and result:
+        return any(isinstance(item, State) for item in result)
+    return False
 
 
 def on_task_final(task: Task[Any, Any], task_run: TaskRun, state: State) -> None:
@@ -406,12 +455,8 @@ def _close_task_run(
     with _lock:
         if _tasks.pop(task_run_id, None) is None:
             return  # already closed
+    # The task run's own URI is its run's key: only what it read and produced is added.
     entries = take_deferred(record.run_id) + record.upstream
-    entries.append(
-        LineageEntry(
-            OUTPUT, KIND_PREFECT_TASK_RUN, task_run_uri(task_run_id), name=record.run.info.run_name
-        )
-    )
     key = _persisted_result_key(state)
     if key is not None:
         entries.append(LineageEntry(OUTPUT, KIND_PREFECT_RESULT, result_uri(key)))

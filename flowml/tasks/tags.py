@@ -14,15 +14,14 @@ FLOW_RUN_NAME = "flowml.prefect.flow_run_name"
 FLOW_VERSION = "flowml.prefect.flow_version"
 TASK_NAME = "flowml.prefect.task_name"
 TASK_RUN_ID = "flowml.prefect.task_run_id"
-TASK_RUN_NAME = "flowml.prefect.task_run_name"
 DEPLOYMENT_ID = "flowml.prefect.deployment_id"
 UI_URL = "flowml.prefect.ui_url"
 ATTEMPT = "flowml.prefect.attempt"
 STATE = "flowml.prefect.state"
 RUN_KIND = "flowml.prefect.kind"  # "flow" or "task"
-# Where the run's owner lives, so `flowml runs gc` can tell a dead process from a slow one.
-HOST = "flowml.host"
-PID = "flowml.pid"
+# ``<host>:<pid>`` of the process that owns the run, so `flowml runs gc` can tell a dead
+# process from a slow one.
+OWNER = "flowml.owner"
 
 RUN_KIND_FLOW = "flow"
 RUN_KIND_TASK = "task"

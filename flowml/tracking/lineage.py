@@ -8,7 +8,9 @@ Lineage is recorded as facts about one run at a time, each naming a URI:
   Prefect task run; the run that computed it holds the matching ``output``.
 
 Runs are linked wherever an output URI of one is an input URI of another, so links are
-resolved when the graph is read (`flowml.lineage`), never looked up while a task runs.
+resolved when the graph is read (`flowml.lineage`), never looked up while a task runs. A run
+created with a run key (``prefect-task-run:<uuid>`` for a tracked task run) stands for that
+key without storing it again: stores report it as an implicit output entry.
 Nothing here knows Prefect: the ``prefect-*`` kinds are plain names.
 """
 

@@ -57,7 +57,8 @@ def test_a_flow_run_is_one_run_and_each_task_run_a_child(client):
         # The run found by the Prefect task run id is the same run.
         found = run_for_task_run(client, kid.data.tags[ptags.TASK_RUN_ID])
         assert found is not None and found.info.run_id == kid.info.run_id
-        assert kid.info.run_name == kid.data.tags[ptags.TASK_RUN_NAME]
+        assert kid.info.run_name == f"square-{kid.info.run_name.split('-')[-1]}"
+        assert kid.data.tags[ptags.FLOW_RUN_NAME] == parent.info.run_name
 
 
 @flowml.tracked_flow(experiment="mapped")
@@ -105,7 +106,8 @@ def test_process_pool_tasks_find_their_parent_and_store_without_configuration(
     parent = run_for_flow_run(other, state.state_details.flow_run_id)
     kids = children(runs, parent)
     assert len(kids) == 4
-    assert {int(k.data.tags[ptags.PID]) for k in kids} == worker_pids
+    owners = [k.data.tags[ptags.OWNER].rsplit(":", 1) for k in kids]
+    assert {int(pid) for _, pid in owners} == worker_pids
     assert {k.info.status for k in kids} == {RunStatus.FINISHED}
     assert {int(k.data.metrics["pid"]) for k in kids} == worker_pids
     assert parent.info.status == RunStatus.FINISHED

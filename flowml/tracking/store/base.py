@@ -174,7 +174,11 @@ class AbstractStore(ABC):
         direction: str | None = None,
     ) -> list[LineageEntry]:
         """Entries of any of ``run_ids`` or naming any of ``uris`` (optionally one direction),
-        oldest first, with ``run_id`` and ``timestamp`` filled in. Empty when both are empty."""
+        with ``run_id`` and ``timestamp`` filled in. Empty when both are empty.
+
+        A run created with a ``run_key`` also stands for that key: it has an implicit output
+        entry whose URI is the key (and whose kind is the key's prefix, up to ``:``).
+        """
 
     # -- derived operations ------------------------------------------------------------------
 

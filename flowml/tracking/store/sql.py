@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flowml.exceptions import (
@@ -37,7 +37,7 @@ from flowml.tracking.entities import (
     ViewType,
     now_ms,
 )
-from flowml.tracking.lineage import DIRECTIONS, LineageEntry, validate_entries
+from flowml.tracking.lineage import DIRECTIONS, OUTPUT, LineageEntry, validate_entries
 from flowml.tracking.store import migrate
 from flowml.tracking.store.base import (
     DEFAULT_EXPERIMENT_ID,
@@ -302,8 +302,11 @@ class SqlStore(AbstractStore):
                 "parent_run_uuid": tag_values.get(PARENT_RUN_ID),
             }
             try:
-                with conn.begin_nested():
-                    conn.execute(insert(runs).values(**values))
+                if conn.dialect.name == "postgresql":
+                    with conn.begin_nested():
+                        conn.execute(insert(runs), values)
+                else:
+                    conn.execute(insert(runs), values)
             except IntegrityError:
                 if run_key is None:
                     raise
@@ -475,7 +478,7 @@ class SqlStore(AbstractStore):
             return
         with write_transaction(self.engine) as conn:
             self._require_active_run(conn, run_id)
-            _insert_lineage(conn, rows)
+            conn.execute(_lineage_insert_statement(conn.dialect.name), rows)
 
     def finish_run(
         self,
@@ -496,7 +499,12 @@ class SqlStore(AbstractStore):
         metric_rows, param_rows, tag_rows = _validated_batch(run_id, metrics, params, tags)
         lineage_rows = _lineage_rows(run_id, validate_entries(lineage))
         with write_transaction(self.engine) as conn:
-            self._require_active_run(conn, run_id)
+            # The status update doubles as the existence check: one statement fewer.
+            ended = conn.execute(
+                _finish_statement(), {"rid": run_id, "new_status": status, "new_end": end_time}
+            ).rowcount
+            if not ended:
+                self._require_active_run(conn, run_id)  # raises the right error
             if param_rows:
                 self._insert_params(conn, run_id, param_rows)
             if tag_rows:
@@ -505,12 +513,7 @@ class SqlStore(AbstractStore):
                 conn.execute(insert(metrics_table), metric_rows)
                 _upsert_latest(conn, metric_rows)
             if lineage_rows:
-                _insert_lineage(conn, lineage_rows)
-            conn.execute(
-                update(runs)
-                .where(runs.c.run_uuid == run_id)
-                .values(status=status, end_time=end_time)
-            )
+                conn.execute(_lineage_insert_statement(conn.dialect.name), lineage_rows)
 
     def search_lineage(
         self,
@@ -529,6 +532,8 @@ class SqlStore(AbstractStore):
         with self.engine.connect() as conn:
             # Chunked so a wide graph never exceeds a driver's bound-parameter limit.
             for ids_chunk, uris_chunk in _paired_chunks(run_ids, uris, 400):
+                if direction in (None, OUTPUT):
+                    found.extend(_key_entries(conn, ids_chunk, uris_chunk))
                 where = []
                 if ids_chunk:
                     where.append(run_lineage.c.run_uuid.in_(ids_chunk))
@@ -724,6 +729,32 @@ def _run_info(row: Row) -> RunInfo:
     )
 
 
+def _key_entries(conn: Connection, run_ids: list[str], uris: list[str]) -> list[LineageEntry]:
+    """A run created with a run key stands for that key: an implicit output entry, so the
+    key is not stored a second time as lineage (kind: the key's prefix, up to ':')."""
+    where = []
+    if run_ids:
+        where.append(runs.c.run_uuid.in_(run_ids))
+    if uris:
+        where.append(runs.c.run_key.in_(uris))
+    rows = conn.execute(
+        select(runs.c.run_uuid, runs.c.run_key, runs.c.name, runs.c.start_time)
+        .where(runs.c.run_key.is_not(None), or_(*where))
+        .order_by(runs.c.id)
+    )
+    return [
+        LineageEntry(
+            direction=OUTPUT,
+            kind=r.run_key.split(":", 1)[0],
+            uri=r.run_key,
+            name=r.name,
+            run_id=r.run_uuid,
+            timestamp=r.start_time,
+        )
+        for r in rows
+    ]
+
+
 def _lineage_rows(run_id: str, entries: Sequence[LineageEntry]) -> list[dict[str, Any]]:
     """One row per (direction, kind, uri): the first mention of a fact wins."""
     now = now_ms()
@@ -744,10 +775,22 @@ def _lineage_rows(run_id: str, entries: Sequence[LineageEntry]) -> list[dict[str
     return list(rows.values())
 
 
-def _insert_lineage(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    ins = _dialect_insert(conn)(run_lineage)
-    conn.execute(
-        ins.on_conflict_do_nothing(index_elements=["run_uuid", "direction", "kind", "uri"]), rows
+@functools.cache
+def _lineage_insert_statement(dialect_name: str):
+    ins = _dialect_insert_for(dialect_name)(run_lineage)
+    return ins.on_conflict_do_nothing(index_elements=["run_uuid", "direction", "kind", "uri"])
+
+
+@functools.cache
+def _finish_statement():
+    # Ends an active run only: a deleted or missing run matches no row.
+    return (
+        update(runs)
+        .where(
+            runs.c.run_uuid == bindparam("rid"),
+            runs.c.lifecycle_stage == LifecycleStage.ACTIVE,
+        )
+        .values(status=bindparam("new_status"), end_time=bindparam("new_end"))
     )
 
 

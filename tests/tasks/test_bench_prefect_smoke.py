@@ -1,0 +1,31 @@
+"""Keep the Prefect overhead benchmark runnable (--quick, JSON); no timing assertions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_prefect_overhead.py"
+
+
+@pytest.mark.slow
+def test_quick_benchmark_reports_overhead_and_round_trips(tmp_path: Path):
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", "--metrics", "50"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["tasks"] == 50 and report["rounds"] == 2
+    for key in ("plain_ms_per_task", "tracked_ms_per_task", "overhead_ms_per_task"):
+        assert isinstance(report[key], float)
+    trips = report["round_trips"]
+    assert trips["light"]["foreground"] > 0 and trips["heavy"]["foreground"] > 0
+    assert report["round_trips_bounded"] is True
