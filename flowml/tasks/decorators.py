@@ -30,9 +30,11 @@ from typing import Any, TypeVar, overload
 from prefect.flows import Flow
 from prefect.tasks import Task
 
-from flowml.tasks import identity, recorder
-from flowml.tasks.recorder import FlowAttempt, RunOptions, TaskAttempt
+from flowml.tasks import flow_runs, identity, task_runs
+from flowml.tasks.flow_runs import FlowAttempt
+from flowml.tasks.recorder import RunOptions
 from flowml.tasks.summarize import DEFAULT_MAX_VALUE_LENGTH, ParamPolicy
+from flowml.tasks.task_runs import TaskAttempt
 
 __all__ = ["TrackedFlow", "TrackedTask", "tracked_flow", "tracked_task"]
 
@@ -133,8 +135,8 @@ class TrackedTask(Task):  # type: ignore[type-arg]
     ) -> None:
         super().__init__(_task_fn(fn), **task_kwargs)
         self.flowml_options = flowml_options or RunOptions()
-        # After the user's own hooks; see `recorder.attach_task_hooks` for which ones.
-        recorder.attach_task_hooks(self)
+        # After the user's own hooks; see `task_runs.attach_task_hooks` for which ones.
+        task_runs.attach_task_hooks(self)
 
     def with_options(self, **options: Any) -> TrackedTask:  # type: ignore[override]
         """Prefect's ``Task.with_options``; the copy stays tracked, with the same flowml
@@ -143,7 +145,7 @@ class TrackedTask(Task):  # type: ignore[type-arg]
         # Prefect builds a plain Task from our (already wrapped) function; make it ours again.
         new.__class__ = type(self)
         new.flowml_options = self.flowml_options
-        recorder.attach_task_hooks(new)
+        task_runs.attach_task_hooks(new)
         return new  # type: ignore[return-value]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -168,7 +170,7 @@ def _bind_calling_flow_run() -> None:
     if ctx is None or ctx.flow is None or ctx.flow_run is None or ctx.detached:
         return
     if identity.find_binding(str(ctx.flow_run.id)) is None:
-        recorder.open_flow_run(ctx, RunOptions(), attach_hooks=True)
+        flow_runs.open_flow_run(ctx, RunOptions(), attach_hooks=True)
 
 
 class TrackedFlow(Flow):  # type: ignore[type-arg]
@@ -187,7 +189,7 @@ class TrackedFlow(Flow):  # type: ignore[type-arg]
         if not flow_kwargs.get("version"):
             flow_kwargs["version"] = _source_version(original)
         for name in ("on_completion", "on_failure", "on_crashed", "on_cancellation"):
-            flow_kwargs[name] = _with_hook(flow_kwargs.get(name), recorder.on_flow_final)
+            flow_kwargs[name] = _with_hook(flow_kwargs.get(name), flow_runs.on_flow_final)
         wrapped = (
             original if getattr(original, _TRACKED_ATTR, False) else _wrap(original, FlowAttempt)
         )
@@ -200,7 +202,7 @@ class TrackedFlow(Flow):  # type: ignore[type-arg]
         new = super().with_options(**options)
         new.__class__ = type(self)
         new.flowml_options = self.flowml_options
-        recorder.attach_flow_hooks(new)
+        flow_runs.attach_flow_hooks(new)
         return new  # type: ignore[return-value]
 
 

@@ -20,7 +20,6 @@ import socket
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
 from flowml.exceptions import ResourceAlreadyExists
 from flowml.settings import get_settings
@@ -295,7 +294,3 @@ def resume(client: TrackingClient, run: Run) -> Run:
     if run.info.status != RunStatus.RUNNING:
         client.update_run(run.info.run_id, status=RunStatus.RUNNING)
     return run
-
-
-def as_str(value: UUID | str | None) -> str | None:
-    return None if value is None else str(value)

@@ -1,0 +1,184 @@
+"""Tracked runs of Prefect flow runs: opened by the flow's wrapper (or, for a plain ``@flow``,
+by its first tracked task), closed by the flow's terminal-state hooks.
+
+A subflow's run nests under its parent flow's run; the experiment is the one named on the
+decorator, else the parent flow's, else the one chosen with ``flowml.set_experiment``, else
+one named after the flow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from flowml.tasks import identity, prefect_ui
+from flowml.tasks import tags as ptags
+from flowml.tasks.identity import FlowRunBinding
+from flowml.tasks.recorder import (
+    Record,
+    RunOptions,
+    finish,
+    open_flows,
+    queue_result_metrics,
+    registry_lock,
+    status_for,
+)
+from flowml.tracking.client import TrackingClient
+from flowml.tracking.entities import RunTag
+from flowml.tracking.fluent import activate_run
+from flowml.tracking.inputs import defer_lineage, take_deferred
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun, State
+    from prefect.context import FlowRunContext
+    from prefect.flows import Flow
+
+__all__ = ["FlowAttempt", "attach_flow_hooks", "on_flow_final", "open_flow_run"]
+
+
+def open_flow_run(ctx: FlowRunContext, options: RunOptions, attach_hooks: bool) -> Record:
+    """The record of the context's flow run, opening its tracked run on first use."""
+    flow, flow_run = ctx.flow, ctx.flow_run
+    assert flow is not None and flow_run is not None
+    key = str(flow_run.id)
+    record = open_flows.get(key)
+    if record is not None:
+        return record
+    with registry_lock:
+        record = open_flows.get(key)
+        if record is not None:
+            return record
+        record = _open_flow_run(flow, flow_run, ctx.parameters or {}, options)
+        open_flows[key] = record
+    if attach_hooks and not ctx.detached:
+        attach_flow_hooks(flow)
+    prefect_ui.emit_started(record.run, ptags.RUN_KIND_FLOW)
+    return record
+
+
+def _open_flow_run(
+    flow: Flow[Any, Any], flow_run: FlowRun, parameters: dict[str, Any], options: RunOptions
+) -> Record:
+    client = identity.client_for(*identity.current_store())
+    parent = _parent_binding(client, flow_run)
+    if options.experiment is not None:
+        experiment_id = identity.experiment_id_for(client, options.experiment)
+    elif parent is not None:
+        experiment_id = parent.experiment_id
+    else:
+        experiment_id = identity.chosen_experiment_id() or identity.experiment_id_for(
+            client, flow.name
+        )
+    inherited = identity.flow_run_tags(flow, flow_run)
+    tags = {
+        **inherited,
+        **identity.owner_tags(),
+        ptags.RUN_KIND: ptags.RUN_KIND_FLOW,
+    }
+    url = identity.ui_url("flow-run", flow_run.id)
+    if url:
+        tags[ptags.UI_URL] = url
+    run = client.create_run(
+        experiment_id,
+        tags=tags,
+        run_name=flow_run.name,
+        parent_run_id=parent.run_id if parent else None,
+        run_key=ptags.flow_run_key(flow_run.id),
+    )
+    identity.resume(client, run)
+    binding = FlowRunBinding(
+        flow_run_id=str(flow_run.id),
+        run_id=run.info.run_id,
+        experiment_id=run.info.experiment_id,
+        tracking_uri=client.tracking_uri,
+        artifact_root=client.artifact_root,
+        child_tags=tuple(identity.child_tags(inherited).items()),
+    )
+    identity.register_binding(flow, binding)
+    defer_lineage(run.info.run_id)
+    client.buffer.add(run.info.run_id, params=options.params.params(parameters))
+    return Record(run, client, options, time.perf_counter(), (flow.name,))
+
+
+def _parent_binding(client: TrackingClient, flow_run: FlowRun) -> FlowRunBinding | None:
+    parent_id = identity.parent_flow_run_id(flow_run)
+    if parent_id is None:
+        return None
+    binding = identity.find_binding(parent_id)
+    if binding is not None:
+        return binding
+    run = identity.run_for_flow_run(client, parent_id)
+    if run is None:
+        return None  # the parent flow is not tracked: this flow run is a top-level run
+    return FlowRunBinding(
+        parent_id,
+        run.info.run_id,
+        run.info.experiment_id,
+        client.tracking_uri,
+        client.artifact_root,
+    )
+
+
+class FlowAttempt:
+    """One execution of a tracked flow's function (a flow retry is another attempt)."""
+
+    def __init__(self) -> None:
+        self.record: Record | None = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> FlowAttempt:
+        from prefect.context import FlowRunContext
+
+        ctx = FlowRunContext.get()
+        if ctx is None or ctx.flow is None or ctx.flow_run is None:
+            return self  # the function was called directly, not by Prefect's engine
+        options = getattr(ctx.flow, "flowml_options", None) or RunOptions()
+        self.record = open_flow_run(ctx, options, attach_hooks=True)
+        self.record.client.buffer.add(
+            self.record.run_id, tags=[RunTag(ptags.ATTEMPT, str(ctx.flow_run.run_count or 1))]
+        )
+        # Not flushed on exit: what the attempt logged goes out with the run's final values.
+        self._stack.enter_context(activate_run(self.record.run, self.record.client, flush=False))
+        return self
+
+    def succeeded(self, result: Any) -> None:
+        if self.record is not None:
+            queue_result_metrics(self.record, result)
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        self._stack.close()
+
+
+def attach_flow_hooks(flow: Flow[Any, Any]) -> None:
+    """Close the flow's tracked run on every terminal state (idempotent; keeps user hooks)."""
+    for hooks in (
+        flow.on_completion_hooks,
+        flow.on_failure_hooks,
+        flow.on_crashed_hooks,
+        flow.on_cancellation_hooks,
+    ):
+        if on_flow_final not in hooks:
+            hooks.append(on_flow_final)
+
+
+def on_flow_final(flow: Flow[Any, Any], flow_run: FlowRun, state: State) -> None:
+    """Prefect state hook: the flow run reached a terminal state; close its run."""
+    key = str(flow_run.id)
+    with registry_lock:
+        record = open_flows.pop(key, None)
+    identity.forget_binding(flow, key)
+    if record is None:
+        return
+    # The flow run's own URI is its run's key: nothing to add for it.
+    finish(record, status_for(state), state, flow_run.run_count or 1, take_deferred(record.run_id))
+    client = record.client
+    prefect_ui.publish_finished(
+        client,
+        record.run_id,
+        kind=ptags.RUN_KIND_FLOW,
+        key_parts=record.key_parts,
+        flow_run_id=key,
+        task_run_id=None,
+        artifacts=record.options.artifacts,
+    )
