@@ -115,6 +115,33 @@ def test_process_pool_tasks_find_their_parent_and_store_without_configuration(
     assert client.get_experiment_by_name("processes") is None
 
 
+@flow(task_runner=ProcessPoolTaskRunner(max_workers=2))
+def plain_in_processes(n: int = 2) -> list[int]:
+    return where_am_i.map(range(n)).result()
+
+
+@pytest.mark.slow
+def test_process_pool_tasks_of_a_plain_flow_share_its_parent_run(client):
+    state = plain_in_processes(2, return_state=True)
+    assert len(state.result()) == 2
+    settle(client)
+    parent = run_for_flow_run(client, state.state_details.flow_run_id)
+    # Opened in this process when the tasks were mapped, closed by the flow's own hooks.
+    assert parent is not None and parent.info.status == RunStatus.FINISHED
+    kids = children(runs_of(client, "plain-in-processes"), parent)
+    assert len(kids) == 2 and {k.info.status for k in kids} == {RunStatus.FINISHED}
+
+
+def test_threads_on_postgresql(client, pg_url: str):
+    flowml.set_tracking_uri(pg_url)
+    state = fan_out(8, return_state=True)
+    other = flowml.tracking.fluent.get_client()
+    parent = run_for_flow_run(other, state.state_details.flow_run_id)
+    kids = children(runs_of(other, "identity"), parent)
+    assert len(kids) == 8 and {k.info.status for k in kids} == {RunStatus.FINISHED}
+    assert parent.info.status == RunStatus.FINISHED
+
+
 @flowml.tracked_task
 def add(a: int, b: int) -> int:
     return a + b
