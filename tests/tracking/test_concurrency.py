@@ -6,9 +6,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
-
-from flowml.tracking.store import schema
+from flowml.tracking.store.sql_metrics import count_points
 
 PROCESSES = 4
 METRICS_PER_PROCESS = 2000
@@ -46,7 +44,7 @@ def _run_workers(uri: str, tmp_path: Path, synchronous: bool) -> None:
     assert len(set(run_ids)) == PROCESSES
     store = client.store
     with store.engine.connect() as conn:
-        total = conn.execute(select(func.count()).select_from(schema.metrics)).scalar_one()
+        total = count_points(conn)
     assert total == PROCESSES * METRICS_PER_PROCESS
     for worker, rid in enumerate(run_ids):
         history = client.get_metric_history(rid, "value")

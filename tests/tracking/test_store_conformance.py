@@ -16,11 +16,14 @@ from flowml.exceptions import (
 from flowml.tracking.entities import Metric, Param, RunStatus, RunTag, ViewType
 from flowml.tracking.store import schema
 from flowml.tracking.store.base import AbstractStore
+from flowml.tracking.store.sql_metrics import count_points
 from flowml.tracking.tags import PARENT_RUN_ID, RUN_NAME
 
 
 def _count(store, table) -> int:
     with store.engine.connect() as conn:
+        if table is schema.metrics:  # packed history: count points, not segments
+            return count_points(conn)
         return conn.execute(select(func.count()).select_from(table)).scalar_one()
 
 
@@ -374,3 +377,19 @@ def test_search_runs_filter_order_and_pages(store):
     assert found[0].data.params and found[0].data.tags["kind"]
     with pytest.raises(InvalidParameter, match="position"):
         store.search_runs([exp_id], "metrics.acc >> 1")
+
+
+def test_history_is_stored_in_packed_segments_and_read_in_order(store):
+    """One segment row per key per batch; history comes back ordered by step, then time."""
+    rid = _run(store).info.run_id
+    store.log_batch(rid, metrics=[Metric("a", float(i), 100 - i, i % 3) for i in range(30)])
+    store.log_batch(rid, metrics=[Metric("a", math.nan, 1, 0), Metric("b", -math.inf, 5, 7)])
+    with store.engine.connect() as conn:
+        segments = conn.execute(select(func.count()).select_from(schema.metrics)).scalar_one()
+        assert segments == 3
+        assert count_points(conn, [rid]) == 32
+    history = store.get_metric_history(rid, "a")
+    assert [(m.step, m.timestamp) for m in history] == sorted((m.step, m.timestamp) for m in history)
+    assert len(history) == 31 and math.isnan(history[0].value)
+    assert store.get_metric_history(rid, "b") == [Metric("b", -math.inf, 5, 7)]
+    assert store.get_metric_history(rid, "missing") == []

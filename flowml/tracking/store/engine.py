@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 _WRITE_OPTION = "flowml_write"
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+_writers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def normalize_uri(uri: str) -> str:
@@ -70,7 +72,10 @@ os.register_at_fork(after_in_child=_forget_after_fork)
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain BEGIN elsewhere."""
-    with engine.execution_options(**{_WRITE_OPTION: True}).begin() as conn:
+    writer = _writers.get(engine)
+    if writer is None:
+        writer = _writers[engine] = engine.execution_options(**{_WRITE_OPTION: True})
+    with writer.begin() as conn:
         yield conn
 
 

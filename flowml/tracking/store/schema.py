@@ -22,6 +22,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -118,15 +119,19 @@ tags = Table(
     Column("value", Text, nullable=False),
 )
 
+# Metric history in packed segments: one row per (run, key) per written batch; ``points``
+# holds n float64 values, n int64 timestamps and n int64 steps (see store/sql_metrics.py).
 metrics = Table(
     "metrics",
     metadata,
+    Column("id", _ID, primary_key=True, autoincrement=True),
     Column("run_uuid", String(32), ForeignKey("runs.run_uuid", ondelete="CASCADE"), nullable=False),
     Column("key", String(250), nullable=False),
-    Column("value", _DOUBLE, nullable=True),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Index("ix_metrics_run_key_step", "run_uuid", "key", "step", "timestamp"),
+    Column("n", Integer, nullable=False),
+    Column("step_min", BigInteger, nullable=False),
+    Column("step_max", BigInteger, nullable=False),
+    Column("points", LargeBinary, nullable=False),
+    Index("ix_metrics_run_key", "run_uuid", "key"),
 )
 
 latest_metrics = Table(

@@ -7,6 +7,7 @@ tags, and it costs a fixed handful of statements whatever the batch holds.
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 import uuid
@@ -40,12 +41,14 @@ from flowml.tracking.entities import (
 from flowml.tracking.lineage import DIRECTIONS, OUTPUT, LineageEntry, validate_entries
 from flowml.tracking.store import migrate
 from flowml.tracking.store.base import (
-    DEFAULT_EXPERIMENT_ID,
     DEFAULT_EXPERIMENT_NAME,
     SEARCH_MAX_RESULTS_DEFAULT,
     AbstractStore,
 )
 from flowml.tracking.store.engine import get_engine, write_transaction
+from flowml.tracking.store import sql_fast
+from flowml.tracking.store.sql_metrics import read_history
+from flowml.tracking.store.sql_write import require_active_run, validated_batch, write_batch
 from flowml.tracking.store.schema import (
     experiment_tags,
     experiments,
@@ -53,7 +56,6 @@ from flowml.tracking.store.schema import (
     run_lineage,
     runs,
 )
-from flowml.tracking.store.schema import metrics as metrics_table
 from flowml.tracking.store.schema import params as params_table
 from flowml.tracking.store.schema import tags as tags_table
 from flowml.tracking.tags import PARENT_RUN_ID, RUN_NAME
@@ -279,14 +281,11 @@ class SqlStore(AbstractStore):
                 existing = conn.execute(select(runs.c.run_uuid).where(runs.c.run_key == run_key)).scalar()
                 if existing is not None:
                     return self._get_run(conn, existing)
-            row = conn.execute(
-                select(experiments.c.artifact_location, experiments.c.lifecycle_stage).where(
-                    experiments.c.experiment_id == exp_id
-                )
-            ).first()
+            row = sql_fast.run(conn, "experiment_of_run", {"experiment_id": exp_id}).fetchone()
             if row is None:
                 raise ResourceNotFound(f"No experiment with id {experiment_id!r}")
-            if row.lifecycle_stage != LifecycleStage.ACTIVE:
+            artifact_location, stage = row
+            if stage != LifecycleStage.ACTIVE:
                 raise InvalidState(f"Experiment {experiment_id!r} is deleted; restore it first")
             values = {
                 "run_uuid": run_uuid,
@@ -297,24 +296,28 @@ class SqlStore(AbstractStore):
                 "status": status,
                 "start_time": start_time if start_time is not None else now_ms(),
                 "end_time": None,
-                "artifact_uri": f"{row.artifact_location.rstrip('/')}/{run_uuid}/artifacts",
+                "artifact_uri": f"{artifact_location.rstrip('/')}/{run_uuid}/artifacts",
                 "lifecycle_stage": LifecycleStage.ACTIVE,
+                "deleted_time": None,
                 "parent_run_uuid": tag_values.get(PARENT_RUN_ID),
             }
             try:
-                if conn.dialect.name == "postgresql":
-                    with conn.begin_nested():
+                if run_key is not None and conn.dialect.name == "postgresql":
+                    with conn.begin_nested():  # a lost race must not abort the transaction
                         conn.execute(insert(runs), values)
+                elif run_key is not None:
+                    conn.execute(insert(runs), values)  # SQLite: BEGIN IMMEDIATE already serialises
                 else:
-                    conn.execute(insert(runs), values)
+                    sql_fast.run(conn, "insert_run", values)
             except IntegrityError:
                 if run_key is None:
                     raise
                 # Lost a get-or-create race (PostgreSQL): the winner's run is the answer.
                 existing = conn.execute(select(runs.c.run_uuid).where(runs.c.run_key == run_key)).scalar_one()
                 return self._get_run(conn, existing)
-            conn.execute(
-                insert(tags_table),
+            sql_fast.run_many(
+                conn,
+                "insert_tags",
                 [{"run_uuid": run_uuid, "key": k, "value": val} for k, val in tag_values.items()],
             )
         info = RunInfo(
@@ -364,13 +367,26 @@ class SqlStore(AbstractStore):
                 raise InvalidParameter(f"Run name is longer than {v.MAX_KEY_LENGTH} characters")
             values["name"] = run_name
         with write_transaction(self.engine) as conn:
-            self._require_active_run(conn, run_id)
-            if values:
-                conn.execute(update(runs).where(runs.c.run_uuid == run_id).values(**values))
+            # One statement in the common case; the precise error only when it matched nothing.
+            active = (runs.c.run_uuid == run_id) & (runs.c.lifecycle_stage == LifecycleStage.ACTIVE)
+            if run_name is None and status is not None and end_time is not None:
+                # Ending a run, the hot case: one driver-level statement.
+                row = sql_fast.run(
+                    conn,
+                    "end_run",
+                    {"status": status, "end_time": end_time, "b_run_uuid": run_id,
+                     "b_stage": LifecycleStage.ACTIVE},
+                ).fetchone()
+                row = None if row is None else _RunRow(*row)
+            elif values:
+                row = conn.execute(update(runs).where(active).values(**values).returning(*runs.c)).first()
+            else:
+                row = conn.execute(select(runs).where(active)).first()
+            if row is None:
+                self._require_active_run(conn, run_id)
             if run_name is not None:
                 _upsert(conn, tags_table, [{"run_uuid": run_id, "key": RUN_NAME, "value": run_name}],
                         ("run_uuid", "key"), ("value",))
-            row = conn.execute(select(runs).where(runs.c.run_uuid == run_id)).one()
         return _run_info(row)
 
     def set_run_lifecycle(self, run_id: str, lifecycle_stage: str) -> None:
@@ -389,11 +405,7 @@ class SqlStore(AbstractStore):
                 raise ResourceNotFound(f"No run with id {run_id!r}")
 
     def _require_active_run(self, conn: Connection, run_id: str) -> None:
-        stage = conn.execute(select(runs.c.lifecycle_stage).where(runs.c.run_uuid == run_id)).scalar()
-        if stage is None:
-            raise ResourceNotFound(f"No run with id {run_id!r}")
-        if stage != LifecycleStage.ACTIVE:
-            raise InvalidState(f"Run {run_id!r} is deleted; restore it before changing it")
+        require_active_run(conn, run_id)
 
     # -- the write path ----------------------------------------------------------------------
 
@@ -404,50 +416,12 @@ class SqlStore(AbstractStore):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
     ) -> None:
-        metric_rows, param_rows, tag_rows = _validated_batch(run_id, metrics, params, tags)
+        metric_rows, param_rows, tag_rows = validated_batch(run_id, metrics, params, tags)
         if not (metric_rows or param_rows or tag_rows):
             return
         with write_transaction(self.engine) as conn:
-            self._require_active_run(conn, run_id)
-            if param_rows:
-                self._insert_params(conn, run_id, param_rows)
-            if tag_rows:
-                self._upsert_tags(conn, run_id, tag_rows)
-            if metric_rows:
-                conn.execute(insert(metrics_table), metric_rows)
-                _upsert_latest(conn, metric_rows)
-
-    def _insert_params(self, conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
-        keys = [r["key"] for r in rows]
-        existing = dict(
-            conn.execute(
-                select(params_table.c.key, params_table.c.value).where(
-                    params_table.c.run_uuid == run_id, params_table.c.key.in_(keys)
-                )
-            ).all()
-        )
-        new_rows = []
-        for r in rows:
-            old = existing.get(r["key"])
-            if old is None:
-                new_rows.append(r)
-            elif old != r["value"]:
-                raise InvalidParameter(
-                    f"Param {r['key']!r} of run {run_id} is already {old!r} and cannot be changed "
-                    f"to {r['value']!r}: params are write-once"
-                )
-        if new_rows:
-            conn.execute(insert(params_table), new_rows)
-
-    def _upsert_tags(self, conn: Connection, run_id: str, rows: list[dict[str, Any]]) -> None:
-        _upsert(conn, tags_table, rows, ("run_uuid", "key"), ("value",))
-        for r in rows:
-            if r["key"] == RUN_NAME:
-                conn.execute(update(runs).where(runs.c.run_uuid == run_id).values(name=r["value"]))
-            elif r["key"] == PARENT_RUN_ID:
-                conn.execute(
-                    update(runs).where(runs.c.run_uuid == run_id).values(parent_run_uuid=r["value"])
-                )
+            require_active_run(conn, run_id)
+            write_batch(conn, run_id, metric_rows, param_rows, tag_rows)
 
     def delete_tag(self, run_id: str, key: str) -> None:
         with write_transaction(self.engine) as conn:
@@ -462,13 +436,7 @@ class SqlStore(AbstractStore):
         with self.engine.connect() as conn:
             if conn.execute(select(runs.c.id).where(runs.c.run_uuid == run_id)).first() is None:
                 raise ResourceNotFound(f"No run with id {run_id!r}")
-            rows = conn.execute(
-                select(metrics_table.c.value, metrics_table.c.timestamp, metrics_table.c.step)
-                .where(metrics_table.c.run_uuid == run_id, metrics_table.c.key == key)
-                .order_by(metrics_table.c.step, metrics_table.c.timestamp)
-            ).all()
-        nan = math.nan
-        return [Metric(key, nan if r[0] is None else r[0], r[1], r[2]) for r in rows]
+            return read_history(conn, run_id, key)
 
     # -- lineage -----------------------------------------------------------------------------
 
@@ -496,7 +464,7 @@ class SqlStore(AbstractStore):
             raise InvalidParameter(
                 f"Unknown run status {status!r}; expected one of {RunStatus.ALL}"
             )
-        metric_rows, param_rows, tag_rows = _validated_batch(run_id, metrics, params, tags)
+        metric_rows, param_rows, tag_rows = validated_batch(run_id, metrics, params, tags)
         lineage_rows = _lineage_rows(run_id, validate_entries(lineage))
         with write_transaction(self.engine) as conn:
             # The status update doubles as the existence check: one statement fewer.
@@ -505,13 +473,7 @@ class SqlStore(AbstractStore):
             ).rowcount
             if not ended:
                 self._require_active_run(conn, run_id)  # raises the right error
-            if param_rows:
-                self._insert_params(conn, run_id, param_rows)
-            if tag_rows:
-                self._upsert_tags(conn, run_id, tag_rows)
-            if metric_rows:
-                conn.execute(insert(metrics_table), metric_rows)
-                _upsert_latest(conn, metric_rows)
+            write_batch(conn, run_id, metric_rows, param_rows, tag_rows)
             if lineage_rows:
                 conn.execute(_lineage_insert_statement(conn.dialect.name), lineage_rows)
 
@@ -622,77 +584,12 @@ def _validated_tags(run_tags: Sequence[RunTag]) -> dict[str, str]:
     return {v.validate_key("Tag", t.key): v.validate_tag_value(t.key, t.value) for t in run_tags}
 
 
-def _validated_batch(
-    run_id: str, metric_list: Sequence[Metric], param_list: Sequence[Param], tag_list: Sequence[RunTag]
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    v.validate_batch_sizes(len(metric_list), len(param_list), len(tag_list))
-    metric_rows = []
-    for m in metric_list:
-        value = v.validate_metric(v.validate_key("Metric", m.key), m.value, m.timestamp, m.step)
-        metric_rows.append(
-            {
-                "run_uuid": run_id,
-                "key": m.key,
-                "value": None if math.isnan(value) else value,
-                "timestamp": int(m.timestamp),
-                "step": int(m.step),
-            }
-        )
-    param_rows = [
-        {"run_uuid": run_id, "key": v.validate_key("Param", p.key), "value": v.validate_param_value(p.key, p.value)}
-        for p in param_list
-    ]
-    v.validate_unique_params((r["key"], r["value"]) for r in param_rows)
-    # Duplicate param keys with equal values collapse; the last of duplicate tag keys wins.
-    param_rows = list({r["key"]: r for r in param_rows}.values())
-    tag_rows = list(
-        {
-            t.key: {"run_uuid": run_id, "key": v.validate_key("Tag", t.key), "value": v.validate_tag_value(t.key, t.value)}
-            for t in tag_list
-        }.values()
-    )
-    return metric_rows, param_rows, tag_rows
-
-
-def _latest_order(row: dict[str, Any]) -> tuple[int, int, float]:
-    value = row["value"]
-    return (row["step"], row["timestamp"], -math.inf if value is None else value)
-
-
-def _upsert_latest(conn: Connection, metric_rows: list[dict[str, Any]]) -> None:
-    """Keep ``latest_metrics`` at the point with the highest (step, timestamp) per key."""
-    best: dict[str, dict[str, Any]] = {}
-    for row in metric_rows:
-        current = best.get(row["key"])
-        if current is None or _latest_order(row) >= _latest_order(current):
-            best[row["key"]] = row
-    conn.execute(_latest_upsert_statement(conn.dialect.name), list(best.values()))
-
-
 def _upsert(conn: Connection, table, rows, keys: Sequence[str], columns: Sequence[str]) -> None:
     conn.execute(_upsert_statement(conn.dialect.name, table, tuple(keys), tuple(columns)), rows)
 
 
-# Upsert statements are built once per dialect: constructing and cache-keying an
-# ON CONFLICT statement on every call cost more than executing it (about 0.3 ms a batch).
-@functools.cache
-def _latest_upsert_statement(dialect_name: str):
-    ins = _dialect_insert_for(dialect_name)(latest_metrics)
-    lm = latest_metrics.c
-    newer = (ins.excluded.step > lm.step) | (
-        (ins.excluded.step == lm.step) & (ins.excluded.timestamp >= lm.timestamp)
-    )
-    return ins.on_conflict_do_update(
-        index_elements=["run_uuid", "key"],
-        set_={
-            "value": ins.excluded.value,
-            "timestamp": ins.excluded.timestamp,
-            "step": ins.excluded.step,
-        },
-        where=newer,
-    )
-
-
+# Built once per dialect: constructing and cache-keying an ON CONFLICT statement
+# on every call costs more than executing it.
 @functools.cache
 def _upsert_statement(dialect_name: str, table, keys: tuple[str, ...], columns: tuple[str, ...]):
     ins = _dialect_insert_for(dialect_name)(table)
@@ -713,6 +610,10 @@ def _dialect_insert_for(dialect_name: str):
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+# A driver-level row of the runs table, readable by column name like a SQLAlchemy Row.
+_RunRow = collections.namedtuple("_RunRow", [c.name for c in runs.c])  # type: ignore[misc]
 
 
 def _run_info(row: Row) -> RunInfo:

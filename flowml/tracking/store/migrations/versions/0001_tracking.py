@@ -88,15 +88,16 @@ def upgrade() -> None:
         )
     op.create_table(
         "metrics",
+        sa.Column("id", _ID, primary_key=True, autoincrement=True),
         sa.Column("run_uuid", sa.String(32), _run_fk(), nullable=False),
         sa.Column("key", sa.String(250), nullable=False),
-        sa.Column("value", _DOUBLE, nullable=True),
-        sa.Column("timestamp", sa.BigInteger, nullable=False),
-        sa.Column("step", sa.BigInteger, nullable=False),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Column("step_min", sa.BigInteger, nullable=False),
+        sa.Column("step_max", sa.BigInteger, nullable=False),
+        sa.Column("points", sa.LargeBinary, nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_metrics"),
     )
-    op.create_index(
-        "ix_metrics_run_key_step", "metrics", ["run_uuid", "key", "step", "timestamp"]
-    )
+    op.create_index("ix_metrics_run_key", "metrics", ["run_uuid", "key"])
     op.create_table(
         "latest_metrics",
         sa.Column("run_uuid", sa.String(32), _run_fk(), nullable=False),
