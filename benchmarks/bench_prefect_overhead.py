@@ -12,11 +12,13 @@ The overhead per task is (tracked - plain) / 50 for the task loop inside the flo
 over the rounds of each round's difference (the two flows of a round run back to back, so
 load from other processes on a shared machine hits both alike). The flow run's own cost
 around its tasks (Prefect's, plus opening and closing the flow's tracked run) is reported
-beside it. Store round trips are counted with a SQLAlchemy ``before_cursor_execute``
-listener on the tracking engine, per tracked task, for two logging volumes: the count must
-not grow with what a task logs. Publishing the Prefect artifacts and ``flowml.run.*``
-events happens in a background thread after each run; the time to drain it is reported
-separately (it is off the flow's critical path).
+beside it. Store round trips are the calls into the sqlite3 driver (``execute``,
+``executemany``, ``commit``), counted by a driver connection subclass: the store's hot
+statements run on the DBAPI cursor, beneath SQLAlchemy's ``before_cursor_execute`` events,
+so a listener there would miss them. They are counted per tracked task for two logging
+volumes: the count must not grow with what a task logs. Publishing the Prefect artifacts
+and ``flowml.run.*`` events happens in a background thread after each run; the time to
+drain it is reported separately (it is off the flow's critical path).
 
 Usage:
     python benchmarks/bench_prefect_overhead.py            # 11 rounds
@@ -31,6 +33,7 @@ import json
 import logging
 import os
 import platform
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -67,15 +70,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
+    _count_driver_calls()  # before the tracking store opens its first connection
     # Keep Prefect's per-task console logging out of the measurement's noise.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from prefect import flow, task
     from prefect.testing.utilities import prefect_test_harness
-    from sqlalchemy import event
 
     import flowml
     from flowml.tasks import publisher
-    from flowml.tracking.store.engine import get_engine
 
     logging.getLogger("prefect").setLevel(logging.WARNING)
 
@@ -107,14 +109,6 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
         return tracked_flow
 
     tracked_light, tracked_heavy = make_tracked(0), make_tracked(extra_metrics)
-    statements = {"foreground": 0, "background": 0}
-
-    def count(*_args: Any) -> None:
-        # The buffer's timer and the Prefect publisher run in "flowml-*" threads.
-        side = (
-            "background" if threading.current_thread().name.startswith("flowml-") else "foreground"
-        )
-        statements[side] += 1
 
     def timed(fn: Any, n: int) -> tuple[float, float]:
         """(the task loop inside the flow, the whole flow call)."""
@@ -127,8 +121,6 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
         tracked_light(2)
         tracked_heavy(2)
         publisher.flush()
-        engine = get_engine(flowml.get_tracking_uri())
-        event.listen(engine, "before_cursor_execute", count)
 
         plain, tracked, drains = [], [], []
         for _ in range(rounds):
@@ -141,13 +133,12 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
         # Round trips: a flow with 0 tasks gives the flow's own share; the rest is per task.
         trips: dict[str, dict[str, float]] = {}
         for label, fn in (("light", tracked_light), ("heavy", tracked_heavy)):
-            flow_only = _count(statements, lambda fn=fn: (fn(0), publisher.flush()))
-            total = _count(statements, lambda fn=fn: (fn(TASKS), publisher.flush()))
+            flow_only = _count(lambda fn=fn: (fn(0), publisher.flush()))
+            total = _count(lambda fn=fn: (fn(TASKS), publisher.flush()))
             trips[label] = {
                 side: round((total[side] - flow_only[side]) / TASKS, 2) for side in total
             }
             trips[label]["flow"] = sum(flow_only.values())
-        event.remove(engine, "before_cursor_execute", count)
 
     plain_ms = statistics.median(p[0] for p in plain) * 1000 / TASKS
     tracked_ms = statistics.median(t[0] for t in tracked) * 1000 / TASKS
@@ -157,7 +148,7 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
     plain_flow_ms = statistics.median(p[1] - p[0] for p in plain) * 1000
     tracked_flow_ms = statistics.median(t[1] - t[0] for t in tracked) * 1000
     # The writes a task makes do not depend on what it logs; the buffer's one-second timer
-    # may split a batch in two now and then, hence the tolerance of one statement.
+    # may split a batch in two now and then, hence the tolerance of one call.
     bounded = abs(trips["heavy"]["foreground"] - trips["light"]["foreground"]) <= 1
     return {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
@@ -178,11 +169,61 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
     }
 
 
-def _count(statements: dict[str, int], action: Any) -> dict[str, int]:
-    for side in statements:
-        statements[side] = 0
-    action()
-    return dict(statements)
+# -- counting calls into the sqlite3 driver -------------------------------------------------
+
+_calls = {"foreground": 0, "background": 0, "on": False}
+
+
+def _tally() -> None:
+    if _calls["on"]:
+        # The buffer's timer and the Prefect publisher run in "flowml-*" threads.
+        name = threading.current_thread().name
+        _calls["background" if name.startswith("flowml-") else "foreground"] += 1
+
+
+class _CountingCursor(sqlite3.Cursor):
+    def execute(self, *args: Any) -> Any:
+        _tally()
+        return super().execute(*args)
+
+    def executemany(self, *args: Any) -> Any:
+        _tally()
+        return super().executemany(*args)
+
+
+class _CountingConnection(sqlite3.Connection):
+    def cursor(self, factory: Any = _CountingCursor) -> Any:
+        return super().cursor(factory)
+
+    def execute(self, *args: Any) -> Any:
+        _tally()
+        return super().execute(*args)
+
+    def commit(self) -> None:
+        _tally()
+        super().commit()
+
+
+def _count_driver_calls() -> None:
+    """Make every sqlite3 connection opened from now on count its calls."""
+    import sqlite3.dbapi2  # what SQLAlchemy's pysqlite dialect connects through
+
+    connect = sqlite3.dbapi2.connect
+
+    def counting_connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        kwargs.setdefault("factory", _CountingConnection)
+        return connect(*args, **kwargs)
+
+    sqlite3.connect = sqlite3.dbapi2.connect = counting_connect  # type: ignore[assignment]
+
+
+def _count(action: Any) -> dict[str, int]:
+    _calls.update(foreground=0, background=0, on=True)
+    try:
+        action()
+    finally:
+        _calls["on"] = False
+    return {"foreground": _calls["foreground"], "background": _calls["background"]}
 
 
 def _print(report: dict[str, Any]) -> None:
@@ -197,7 +238,7 @@ def _print(report: dict[str, Any]) -> None:
         f"{'PASS' if report['overhead_ms_per_task'] <= report['target_ms'] else 'FAIL'}",
         f"  per flow run, outside its tasks: plain {report['plain_flow_ms_outside_tasks']:.1f} ms,"
         f" tracked {report['tracked_flow_ms_outside_tasks']:.1f} ms",
-        f"  store statements       {trips['light']['foreground']:g}/task logging 4 values, "
+        f"  store round trips      {trips['light']['foreground']:g}/task logging 4 values, "
         f"{trips['heavy']['foreground']:g}/task logging {report['extra_metrics_heavy'] + 4} "
         f"(+{trips['light']['flow']:g} per flow run) "
         f"{'PASS' if report['round_trips_bounded'] else 'FAIL'}",

@@ -95,7 +95,6 @@ def pick_best(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
     name="train-wine",
     experiment=EXPERIMENT,
     task_runner=ThreadPoolTaskRunner(max_workers=2),
-    log_prints=True,
 )
 def train_pipeline(
     test_size: float = 0.25, seed: int = 42, n_estimators: int = 100, c: float = 1.0
