@@ -52,11 +52,9 @@ from flowml.tracking.store.sql_write import require_active_run, validated_batch,
 from flowml.tracking.store.schema import (
     experiment_tags,
     experiments,
-    latest_metrics,
     run_lineage,
     runs,
 )
-from flowml.tracking.store.schema import params as params_table
 from flowml.tracking.store.schema import tags as tags_table
 from flowml.tracking.tags import PARENT_RUN_ID, RUN_NAME
 
@@ -542,26 +540,18 @@ class SqlStore(AbstractStore):
             return PagedList(self._runs_from_rows(conn, rows), token)
 
     def _runs_from_rows(self, conn: Connection, rows: Sequence[Row]) -> list[Run]:
-        """Attach params, tags and latest metrics with one query per child table."""
+        """Attach params, tags and latest metrics with one driver-level query per child table."""
         by_id = {r.run_uuid: Run(info=_run_info(r), data=RunData()) for r in rows}
         if not by_id:
             return []
-        ids = list(by_id)
-        for chunk in _chunks(ids, 900):
-            for run_uuid, key, value in conn.execute(
-                select(params_table.c.run_uuid, params_table.c.key, params_table.c.value).where(params_table.c.run_uuid.in_(chunk))
-            ):
+        nan = math.nan
+        for chunk in _chunks(list(by_id), 900):
+            for run_uuid, key, value in sql_fast.select_children(conn, "params", chunk):
                 by_id[run_uuid].data.params[key] = value
-            for run_uuid, key, value in conn.execute(
-                select(tags_table.c.run_uuid, tags_table.c.key, tags_table.c.value).where(tags_table.c.run_uuid.in_(chunk))
-            ):
+            for run_uuid, key, value in sql_fast.select_children(conn, "tags", chunk):
                 by_id[run_uuid].data.tags[key] = value
-            for run_uuid, key, value in conn.execute(
-                select(latest_metrics.c.run_uuid, latest_metrics.c.key, latest_metrics.c.value).where(
-                    latest_metrics.c.run_uuid.in_(chunk)
-                )
-            ):
-                by_id[run_uuid].data.metrics[key] = math.nan if value is None else value
+            for run_uuid, key, value in sql_fast.select_children(conn, "latest_metrics", chunk):
+                by_id[run_uuid].data.metrics[key] = nan if value is None else value
         return list(by_id.values())
 
     def close(self) -> None:
