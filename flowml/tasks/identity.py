@@ -21,7 +21,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flowml.exceptions import ResourceAlreadyExists
+from flowml.exceptions import InvalidState, ResourceAlreadyExists
 from flowml.settings import get_settings
 from flowml.tasks import tags as ptags
 from flowml.tracking import tags as systags
@@ -141,7 +141,12 @@ def current_store() -> tuple[str, str]:
 
 
 def experiment_id_for(client: TrackingClient, name: str) -> str:
-    """The id of the experiment called ``name``, created on first use (once per process)."""
+    """The id of the experiment called ``name``, created on first use (looked up once per
+    process).
+
+    Raises:
+        InvalidState: the experiment exists but is deleted.
+    """
     key = (client.tracking_uri, name)
     found = _experiments.get(key)
     if found is not None:
@@ -155,7 +160,10 @@ def experiment_id_for(client: TrackingClient, name: str) -> str:
         experiment = client.get_experiment_by_name(name)
         assert experiment is not None
     if experiment.lifecycle_stage != "active":
-        client.restore_experiment(experiment.experiment_id)
+        raise InvalidState(
+            f"Experiment {name!r} is deleted; restore it "
+            f"(flowml experiments restore {experiment.experiment_id}) or track into another one"
+        )
     _experiments[key] = experiment.experiment_id
     return experiment.experiment_id
 

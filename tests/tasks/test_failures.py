@@ -151,3 +151,21 @@ def test_a_crash_marks_the_task_and_flow_runs_killed(client, tmp_path: Path):
     assert task_run.data.tags[ptags.STATE] == "Crashed"
     assert parent.info.status == RunStatus.KILLED
     assert parent.data.tags[ptags.STATE] == "Crashed"
+
+
+@flowml.tracked_flow(experiment="deleted-experiment")
+def into_deleted() -> None:
+    fine(1)
+
+
+def test_a_flow_tracking_into_a_deleted_experiment_fails_clearly(client):
+    from flowml.exceptions import InvalidState
+
+    client.delete_experiment(client.create_experiment("deleted-experiment"))
+    state = into_deleted(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(InvalidState, match="is deleted"):
+        state.result()
+    experiment = client.get_experiment_by_name("deleted-experiment")
+    assert experiment.lifecycle_stage == "deleted"
+    assert len(client.search_runs([experiment.experiment_id], run_view_type=3)) == 0
