@@ -9,10 +9,11 @@ one named after the flow.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
-from flowml.tasks import identity, prefect_ui
+from flowml.tasks import identity, prefect_ui, publisher
 from flowml.tasks import tags as ptags
 from flowml.tasks.identity import FlowRunBinding
 from flowml.tasks.recorder import (
@@ -120,6 +121,10 @@ def _parent_binding(client: TrackingClient, flow_run: FlowRun) -> FlowRunBinding
     )
 
 
+logger = logging.getLogger("flowml.tasks")
+FLOW_END_PUBLISH_TIMEOUT_S = 30.0
+
+
 class FlowAttempt:
     """One execution of a tracked flow's function (a flow retry is another attempt)."""
 
@@ -182,3 +187,9 @@ def on_flow_final(flow: Flow[Any, Any], flow_run: FlowRun, state: State) -> None
         task_run_id=None,
         artifacts=record.options.artifacts,
     )
+    if flow_run.parent_task_run_id is None:
+        # The outermost flow is done: publish its runs' artifacts and events now, while the
+        # Prefect API and events worker are up. At interpreter exit Prefect can no longer
+        # start its events worker, so nothing may be left for then.
+        if not publisher.flush(FLOW_END_PUBLISH_TIMEOUT_S):
+            logger.warning("flowml: some Prefect artifacts were still being published")
