@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from flowml.exceptions import FlowMLError
 from flowml.tasks import tags as ptags
 from flowml.tasks.summarize import ParamPolicy, result_metrics, to_metrics
 from flowml.tracking.client import TrackingClient
@@ -78,6 +79,8 @@ class Record:
         return self.run.info.run_id
 
 
+TRACKING_ERROR_TAG = "flowml.tracking_error"
+
 # The runs this process has opened and not closed yet, by Prefect task / flow run id.
 open_tasks: dict[str, Record] = {}
 open_flows: dict[str, Record] = {}
@@ -105,15 +108,27 @@ def finish(
     if status != RunStatus.FINISHED:
         name = state_name or (state.name if state is not None else None) or status
         tags = [*tags, RunTag(ptags.STATE, name)]
-    if not _fits_one_batch(metrics, params, tags):
-        # A task that queued more than a batch since the last timed flush: write the excess
-        # first (one more statement group per thousand values).
-        record.client.buffer.add(record.run_id, metrics=metrics, params=params, tags=tags)
-        record.client.flush(record.run_id)
-        metrics, params, tags = [], [], []
-    record.client.store.finish_run(
-        record.run_id, status, now, metrics=metrics, params=params, tags=tags, lineage=lineage
-    )
+    store = record.client.store
+    try:
+        if not _fits_one_batch(metrics, params, tags):
+            # A task that queued more than a batch since the last timed flush: write the
+            # excess first (one more statement group per thousand values).
+            record.client.buffer.add(record.run_id, metrics=metrics, params=params, tags=tags)
+            record.client.flush(record.run_id)
+            metrics, params, tags = [], [], []
+        store.finish_run(
+            record.run_id, status, now, metrics=metrics, params=params, tags=tags, lineage=lineage
+        )
+    except FlowMLError as exc:
+        # Refused values (a param re-logged with another value...) must not leave the run
+        # RUNNING forever: it ends FAILED, saying why, and the error goes to the caller.
+        store.finish_run(
+            record.run_id,
+            RunStatus.FAILED,
+            now,
+            tags=[RunTag(ptags.STATE, "TrackingError"), RunTag(TRACKING_ERROR_TAG, str(exc)[:500])],
+        )
+        raise
 
 
 def _fits_one_batch(metrics: list[Any], params: list[Any], tags: list[Any]) -> bool:

@@ -84,6 +84,7 @@ def open_task_run(ctx: TaskRunContext, options: RunOptions) -> Record:
         parent_run_id=parent_id,
         run_key=ptags.task_run_key(key),
     )
+    identity.resume(client, run)  # a retry after a failed close finds its run ended
     record = Record(
         run, client, options, time.perf_counter(), (flow_name, ctx.task.name), _upstream(task_run)
     )

@@ -169,3 +169,30 @@ def test_a_flow_tracking_into_a_deleted_experiment_fails_clearly(client):
     experiment = client.get_experiment_by_name("deleted-experiment")
     assert experiment.lifecycle_stage == "deleted"
     assert len(client.search_runs([experiment.experiment_id], run_view_type=3)) == 0
+
+
+@flowml.tracked_task
+def relogs(lr: float) -> float:
+    flowml.flush()  # the argument's param is written now...
+    flowml.log_param("lr", lr * 2)  # ...so this conflict only shows when the run is closed
+    return lr
+
+
+@flowml.tracked_flow(experiment="tracking-error")
+def conflicting() -> float:
+    return relogs(0.1)
+
+
+def test_refused_values_fail_the_task_and_end_its_run_failed(client):
+    from flowml.exceptions import InvalidParameter
+
+    state = conflicting(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(InvalidParameter, match="write-once"):
+        state.result()
+    runs = runs_of(client, "tracking-error")
+    (task_run,) = [r for r in runs if r.data.tags[ptags.RUN_KIND] == "task"]
+    assert task_run.info.status == RunStatus.FAILED
+    assert task_run.data.tags[ptags.STATE] == "TrackingError"
+    assert "write-once" in task_run.data.tags["flowml.tracking_error"]
+    assert task_run.data.params == {"lr": "0.1"}
