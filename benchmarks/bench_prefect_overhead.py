@@ -17,8 +17,8 @@ beside it. Store round trips are the calls into the sqlite3 driver (``execute``,
 statements run on the DBAPI cursor, beneath SQLAlchemy's ``before_cursor_execute`` events,
 so a listener there would miss them. They are counted per tracked task for two logging
 volumes: the count must not grow with what a task logs. Publishing the Prefect artifacts
-and ``flowml.run.*`` events happens in a background thread after each run; the time to
-drain it is reported separately (it is off the flow's critical path).
+and ``flowml.run.*`` events happens in a background thread; the time that thread spends is reported
+separately (it is off the task's critical path).
 
 Usage:
     python benchmarks/bench_prefect_overhead.py            # 11 rounds
@@ -122,13 +122,14 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
         tracked_heavy(2)
         publisher.flush()
 
-        plain, tracked, drains = [], [], []
+        busy = _time_publisher(publisher)
+        plain, tracked, published = [], [], []
         for _ in range(rounds):
             plain.append(timed(plain_flow, TASKS))
+            busy["s"] = 0.0
             tracked.append(timed(tracked_light, TASKS))
-            start = time.perf_counter()
             publisher.flush()
-            drains.append(time.perf_counter() - start)
+            published.append(busy["s"])
 
         # Round trips: a flow with 0 tasks gives the flow's own share; the rest is per task.
         trips: dict[str, dict[str, float]] = {}
@@ -164,7 +165,7 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
         "round_trips": trips,
         "extra_metrics_heavy": extra_metrics,
         "round_trips_bounded": bounded,
-        "background_drain_ms_per_task": round(statistics.median(drains) * 1000 / TASKS, 3),
+        "background_publishing_ms_per_task": round(statistics.median(published) * 1000 / TASKS, 3),
         "passed": overhead <= TARGET_MS and bounded,
     }
 
@@ -217,6 +218,23 @@ def _count_driver_calls() -> None:
     sqlite3.connect = sqlite3.dbapi2.connect = counting_connect  # type: ignore[assignment]
 
 
+def _time_publisher(publisher: Any) -> dict[str, float]:
+    """Accumulate the time the Prefect publisher thread spends on its jobs."""
+    busy = {"s": 0.0}
+    worker = publisher._publisher
+    run_one = worker._run_one
+
+    def timed_run_one(item: Any) -> None:
+        start = time.perf_counter()
+        try:
+            run_one(item)
+        finally:
+            busy["s"] += time.perf_counter() - start
+
+    worker._run_one = timed_run_one
+    return busy
+
+
 def _count(action: Any) -> dict[str, int]:
     _calls.update(foreground=0, background=0, on=True)
     try:
@@ -244,8 +262,8 @@ def _print(report: dict[str, Any]) -> None:
         f"{'PASS' if report['round_trips_bounded'] else 'FAIL'}",
         f"                         + {trips['light']['background']:g}/task in the background "
         "(reads for the artifacts)",
-        f"  background publishing  {report['background_drain_ms_per_task']:8.3f} ms/task "
-        "(artifacts and events, drained after the flow; off the critical path)",
+        f"  background publishing  {report['background_publishing_ms_per_task']:8.3f} ms/task "
+        "(2 artifacts and 2 events per run, in the publisher thread; off the critical path)",
     ]
     print("\n".join(lines))
 
