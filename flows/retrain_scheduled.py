@@ -1,4 +1,8 @@
-"""Serve the wine training flow (flows/train.py) as a deployment that retrains on a schedule.
+"""Retrain on a schedule: train (flows/train.py), then champion/challenger (flows/promote.py).
+
+Each scheduled run trains and registers a new version of the ``wine`` model, scores it
+against the current ``champion`` on the run's held-out split, and promotes it through the
+gates when it wins (a refused promotion is recorded, not an error of the retraining).
 
     python flows/retrain_scheduled.py                          # every day at 03:00
     python flows/retrain_scheduled.py --cron "*/30 * * * *"    # every 30 minutes
@@ -14,13 +18,39 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import flowml
+from flowml.registry.errors import PromotionRefused
+
 try:  # run as a script: flows/ is on sys.path
-    from train import train_pipeline
+    from promote import champion_challenger
+    from train import EXPERIMENT, train_pipeline
 except ImportError:  # imported from the repository root
-    from flows.train import train_pipeline
+    from flows.promote import champion_challenger
+    from flows.train import EXPERIMENT, train_pipeline
 
 DEFAULT_NAME = "retrain-wine"
 DEFAULT_CRON = "0 3 * * *"
+
+
+@flowml.tracked_flow(name="retrain-and-promote", experiment=EXPERIMENT)
+def retrain_and_promote(
+    n_estimators: int = 100, c: float = 1.0, to: str = "champion", margin: float = 0.0
+) -> dict[str, Any]:
+    """Train and register a new version, then promote it to ``to`` if it beats the holder.
+
+    Returns:
+        The training summary plus ``promoted`` (True/False) and, when refused, ``refusal``.
+    """
+    best = train_pipeline(n_estimators=n_estimators, c=c, registered_model_name=EXPERIMENT)
+    try:
+        result = champion_challenger(
+            EXPERIMENT, best["holdout_uri"], "target", metric="accuracy", to=to, margin=margin
+        )
+        best["promoted"] = result is not None
+    except PromotionRefused as refused:  # the audit trail and the artifact say why
+        best["promoted"], best["refusal"] = False, str(refused)
+    flowml.set_tag("promoted", str(best["promoted"]).lower())
+    return best
 
 
 def build_deployment(
@@ -28,7 +58,7 @@ def build_deployment(
     cron: str = DEFAULT_CRON,
     parameters: dict[str, Any] | None = None,
 ) -> Any:
-    """The deployment of `train_pipeline` with a cron schedule (not started).
+    """The deployment of `retrain_and_promote` with a cron schedule (not started).
 
     Args:
         name: the deployment name.
@@ -38,12 +68,12 @@ def build_deployment(
     Returns:
         A ``prefect.deployments.runner.RunnerDeployment``; ``prefect.serve(it)`` runs it.
     """
-    return train_pipeline.to_deployment(
+    return retrain_and_promote.to_deployment(
         name=name,
         cron=cron,
         parameters=parameters or {},
         tags=["flowml", "retrain"],
-        description="Retrain the wine models on a schedule; every run is tracked by flowml.",
+        description="Retrain the wine model and promote it when it beats the champion.",
     )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 from prefect.task_runners import ThreadPoolTaskRunner
 
 import flowml
+from flowml.tasks import register_model
 
 EXPERIMENT = "wine"
 MODELS = ("random_forest", "logistic_regression")
@@ -52,8 +53,9 @@ def split(frame: Any, test_size: float, seed: int) -> dict[str, Any]:
 
 
 @flowml.tracked_task(task_run_name="train-{kind}", exclude_params=["data"])
-def train(data: dict[str, Any], kind: str, hyperparams: dict[str, Any]) -> Any:
-    """Fit one candidate model and log it (MLmodel format) in the task's run."""
+def train(data: dict[str, Any], kind: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """Fit one candidate model and log it (MLmodel format, with a signature inferred from an
+    input example) in the task's run. Returns the model and its ``runs:/`` URI."""
     from sklearn.ensemble import RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -67,16 +69,16 @@ def train(data: dict[str, Any], kind: str, hyperparams: dict[str, Any]) -> Any:
         raise ValueError(f"unknown model kind {kind!r}; expected one of {MODELS}")
     model.fit(data["x_train"], data["y_train"])
     flowml.log_metric("train_accuracy", float(model.score(data["x_train"], data["y_train"])))
-    flowml.log_model(model, name="model", input_example=data["x_train"].head(3))
-    return model
+    info = flowml.log_model(model, name="model", input_example=data["x_train"].head(3))
+    return {"model": model, "model_uri": info.model_uri}
 
 
 @flowml.tracked_task(task_run_name="evaluate-{kind}", exclude_params=["model", "data"])
-def evaluate(model: Any, data: dict[str, Any], kind: str) -> dict[str, float]:
+def evaluate(model: dict[str, Any], data: dict[str, Any], kind: str) -> dict[str, float]:
     """Test-set accuracy and macro F1 (returned, so logged as the run's metrics)."""
     from sklearn.metrics import accuracy_score, f1_score
 
-    predicted = model.predict(data["x_test"])
+    predicted = model["model"].predict(data["x_test"])
     return {
         "accuracy": float(accuracy_score(data["y_test"], predicted)),
         "f1_macro": float(f1_score(data["y_test"], predicted, average="macro")),
@@ -91,16 +93,30 @@ def pick_best(scores: dict[str, dict[str, float]]) -> dict[str, Any]:
     return {"best_model": best, **scores[best]}
 
 
+@flowml.tracked_task
+def save_holdout(data: dict[str, Any]) -> str:
+    """Keep the test split as a CSV artifact of this run: the champion/challenger flow
+    (flows/promote.py) scores registered versions on it. Returns its URI."""
+    holdout = data["x_test"].assign(target=data["y_test"])
+    flowml.log_text(holdout.to_csv(index=False), "holdout.csv")
+    return flowml.get_artifact_uri("holdout.csv")
+
+
 @flowml.tracked_flow(
     name="train-wine",
     experiment=EXPERIMENT,
     task_runner=ThreadPoolTaskRunner(max_workers=2),
 )
 def train_pipeline(
-    test_size: float = 0.25, seed: int = 42, n_estimators: int = 100, c: float = 1.0
+    test_size: float = 0.25,
+    seed: int = 42,
+    n_estimators: int = 100,
+    c: float = 1.0,
+    registered_model_name: str | None = EXPERIMENT,
 ) -> dict[str, Any]:
     """Load, split, train a random forest and a logistic regression in parallel, evaluate
-    both and keep the best. Returns the best model's name and scores."""
+    both, keep the best and register it as the next version of ``registered_model_name``.
+    Returns the best model's name, scores, URI, registered version and the holdout's URI."""
     frame = load_data()
     data = split(frame, test_size, seed)
     candidates = {
@@ -110,6 +126,13 @@ def train_pipeline(
     models = {kind: train.submit(data, kind, params) for kind, params in candidates.items()}
     evaluations = {kind: evaluate.submit(models[kind], data, kind) for kind in candidates}
     best = pick_best({kind: future.result() for kind, future in evaluations.items()})
+    best["model_uri"] = models[best["best_model"]].result()["model_uri"]
+    best["holdout_uri"] = save_holdout(data)
+    if registered_model_name:
+        version = register_model(
+            best["model_uri"], registered_model_name, reason=f"best of {', '.join(candidates)}"
+        )
+        best["model_version"] = version.version
     # The flow's own run records the winner next to its parameters.
     flowml.log_metrics({"best_accuracy": best["accuracy"], "best_f1_macro": best["f1_macro"]})
     flowml.set_tag("best_model", best["best_model"])
@@ -141,9 +164,17 @@ def _print_where_to_look(flow_run_id: Any, best: dict[str, Any]) -> None:
 
     run = run_for_flow_run(get_client(), flow_run_id)
     run_id = run.info.run_id if run else "?"
+    registered = (
+        f"Registered as version {best['model_version']} of '{EXPERIMENT}': "
+        f"flowml models versions {EXPERIMENT}\n"
+        f"  serve it: flowml models serve -m models:/{EXPERIMENT}/{best['model_version']} --port 5001\n"
+        if "model_version" in best
+        else ""
+    )
     print(
         f"\nBest model: {best['best_model']} "
         f"(accuracy {best['accuracy']:.3f}, macro F1 {best['f1_macro']:.3f})\n"
+        f"{registered}"
         f"\nTracked in {flowml.get_tracking_uri()}:\n"
         f"  flowml runs list --experiment {EXPERIMENT}\n"
         f"  flowml runs show {run_id}\n"

@@ -39,7 +39,7 @@ def test_the_training_flow_trains_two_models_and_keeps_the_best(client, examples
     tasks = by_name([r for r in runs if r.data.tags[ptags.RUN_KIND] == "task"])
     assert {"train-random_forest", "train-logistic_regression"} <= set(tasks)
     assert {"evaluate-random_forest", "evaluate-logistic_regression"} <= set(tasks)
-    assert len(tasks) == 7 and {r.info.status for r in tasks.values()} == {RunStatus.FINISHED}
+    assert len(tasks) == 8 and {r.info.status for r in tasks.values()} == {RunStatus.FINISHED}
     rf = tasks["train-random_forest"]
     assert rf.data.params["hyperparams"] == '{"n_estimators": 5, "random_state": 42}'
     assert "data" not in rf.data.params
@@ -56,13 +56,39 @@ def test_the_training_flow_trains_two_models_and_keeps_the_best(client, examples
     loaded = flowml.load_model(f"runs:/{rf.info.run_id}/model")
     assert len(loaded.predict(load_wine(as_frame=True).data.head(2))) == 2
 
+    # the best model is registered, and its version serves through a models:/ URI
+    assert best["model_version"] == 1 and "Registered as version 1" in printed
+    version = flowml.RegistryClient().get_model_version("wine", 1)
+    assert version.run_id == tasks[f"train-{best['best_model']}"].info.run_id
+    registered = flowml.load_model("models:/wine/1")
+    assert len(registered.predict(load_wine(as_frame=True).data.head(2))) == 2
+    assert best["holdout_uri"].endswith("/holdout.csv")
 
-def test_the_scheduled_retraining_is_a_cron_deployment_of_the_training_flow(examples):
-    train, retrain = examples
+
+@pytest.mark.usefixtures("prefect")
+def test_retraining_chains_training_and_champion_challenger(client, examples):
+    _, retrain = examples
+    first = retrain.retrain_and_promote(n_estimators=5)
+    assert first["model_version"] == 1 and first["promoted"] is True
+    registry = flowml.RegistryClient()
+    assert registry.get_model_version_by_alias("wine", "champion").version == 1
+    second = retrain.retrain_and_promote(n_estimators=5, margin=0.5)  # cannot win by 0.5
+    assert second["model_version"] == 2 and second["promoted"] is False
+    assert "beats_champion" in second["refusal"]
+    assert registry.get_model_version_by_alias("wine", "champion").version == 1
+    actions = [entry.action for entry in registry.get_audit_log("wine")]
+    assert actions == [
+        "model_created", "version_registered", "alias_set", "version_registered",
+        "promotion_refused",
+    ]
+
+
+def test_the_scheduled_retraining_is_a_cron_deployment_of_the_retraining_flow(examples):
+    _, retrain = examples
     deployment = retrain.build_deployment(cron="*/30 * * * *", parameters={"n_estimators": 50})
     assert deployment.name == "retrain-wine"
-    assert deployment.flow_name == train.train_pipeline.name == "train-wine"
-    assert deployment.entrypoint.endswith("train.py:train_pipeline")
+    assert deployment.flow_name == retrain.retrain_and_promote.name == "retrain-and-promote"
+    assert deployment.entrypoint.endswith("retrain_scheduled.py:retrain_and_promote")
     (schedule,) = deployment.schedules
     assert schedule.schedule.cron == "*/30 * * * *"
     assert deployment.parameters == {"n_estimators": 50}
