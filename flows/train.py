@@ -179,6 +179,7 @@ def _print_where_to_look(flow_run_id: Any, best: dict[str, Any]) -> None:
         f"  flowml runs list --experiment {EXPERIMENT}\n"
         f"  flowml runs show {run_id}\n"
         f"  flowml runs lineage {run_id}\n"
+        f"\nHeld-out split: {best['holdout_uri']}\n"
         f"\nIn the Prefect UI (start it with `prefect server start`, then run this flow again\n"
         f"so it reports there): flow run {flow_run_id}, with the flowml-train-wine-* artifacts\n"
         f"and the flowml.run.* events."

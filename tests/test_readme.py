@@ -32,3 +32,22 @@ def test_readme_examples_run(heading: str, tmp_path: Path):
         [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_readme_prefect_example_runs(tmp_path: Path):
+    """The one-decorator example, as a script: a real flow run in Prefect's local mode."""
+    (script,) = _blocks_under("## Prefect: one decorator, every run tracked")[:1]
+    env = {**os.environ, "FLOWML_HOME": str(tmp_path / "home")}
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    check = (
+        "import flowml\n"
+        "runs = flowml.search_runs(experiment_names=['wine'], order_by=['attributes.start_time'])\n"
+        "assert len(runs) == 3, runs\n"
+        "assert all(r.info.status == 'FINISHED' for r in runs)\n"
+        "assert sorted('accuracy' in r.data.metrics for r in runs) == [False, True, True]\n"
+    )
+    done = subprocess.run([sys.executable, "-c", check], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
