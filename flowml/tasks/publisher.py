@@ -9,8 +9,10 @@ and its events carry the same related flow and task runs.
 Jobs wait up to `PUBLISH_DELAY_S` before the worker starts on them, so a burst of short
 tasks is published after the burst rather than competing with it for the interpreter; a
 long run's artifacts still appear within about a second. The queue is drained at once by
-`flush` (tests, ``flowml.testing``), at the end of a task run in a process-pool worker
-(whose process may not outlive the task), and at interpreter exit.
+`flush`: when the outermost flow run ends (so a flow run's monitoring surface is complete
+when it returns, while Prefect's events worker can still start), at the end of a task run in
+a process-pool worker (whose process may not outlive the task), by ``flowml.testing``, and as
+a last resort at interpreter exit.
 """
 
 from __future__ import annotations
