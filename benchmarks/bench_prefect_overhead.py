@@ -18,7 +18,8 @@ statements run on the DBAPI cursor, beneath SQLAlchemy's ``before_cursor_execute
 so a listener there would miss them. They are counted per tracked task for two logging
 volumes: the count must not grow with what a task logs. Publishing the Prefect artifacts
 and ``flowml.run.*`` events happens in a background thread; the time that thread spends is reported
-separately (it is off the task's critical path).
+separately (off the task's path; the outermost flow run waits for it when it ends, so its
+monitoring surface is complete when it returns).
 
 Usage:
     python benchmarks/bench_prefect_overhead.py            # 11 rounds
@@ -263,7 +264,8 @@ def _print(report: dict[str, Any]) -> None:
         f"                         + {trips['light']['background']:g}/task in the background "
         "(reads for the artifacts)",
         f"  background publishing  {report['background_publishing_ms_per_task']:8.3f} ms/task "
-        "(2 artifacts and 2 events per run, in the publisher thread; off the critical path)",
+        "(2 artifacts and 2 events per run, in the publisher thread, which the outermost\n"
+        "                                           flow run waits for when it ends)",
     ]
     print("\n".join(lines))
 
