@@ -10,9 +10,8 @@ search and ordering, which never needs the history.
 
 from __future__ import annotations
 
-import math
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -32,19 +31,9 @@ def unpack(blob: bytes, n: int) -> tuple[tuple[float, ...], tuple[int, ...], tup
 
 
 def segment_rows(
-    run_id: str, metric_rows: Iterable[tuple[str, Any, int, int]]
+    run_id: str, groups: dict[str, tuple[list[float], list[int], list[int]]]
 ) -> list[dict[str, Any]]:
-    """Group validated ``(key, value or None for NaN, timestamp, step)`` points into one
-    packed row per key."""
-    groups: dict[str, tuple[list[float], list[int], list[int]]] = {}
-    nan = math.nan
-    for key, value, timestamp, step in metric_rows:
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = ([], [], [])
-        group[0].append(nan if value is None else value)
-        group[1].append(timestamp)
-        group[2].append(step)
+    """One packed row per key from a batch's points grouped by key."""
     return [
         {
             "run_uuid": run_id,

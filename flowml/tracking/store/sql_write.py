@@ -7,7 +7,6 @@ one insert of new params, one tag upsert, one insert of packed metric segments a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,8 +21,8 @@ from flowml.tracking.store.sql_metrics import segment_rows
 from flowml.tracking.tags import PARENT_RUN_ID, RUN_NAME
 
 Rows = list[dict[str, Any]]
-# A metric point as the write path carries it: (key, value or None for NaN, timestamp, step).
-MetricRow = tuple[str, "float | None", int, int]
+# A batch's metric points grouped by key: key -> (values, timestamps, steps), in batch order.
+MetricGroups = dict[str, tuple[list[float], list[int], list[int]]]
 
 
 def validated_batch(
@@ -31,18 +30,26 @@ def validated_batch(
     metric_list: Sequence[Metric],
     param_list: Sequence[Param],
     tag_list: Sequence[RunTag],
-) -> tuple[list[MetricRow], Rows, Rows]:
-    """Check a batch against MLflow's rules and turn it into rows (NaN becomes ``None``).
+) -> tuple[MetricGroups, Rows, Rows]:
+    """Check a batch against MLflow's rules; metric points come back grouped by key.
 
     Raises:
         InvalidParameter: a key, value or size breaks a rule; nothing has been written.
     """
     v.validate_batch_sizes(len(metric_list), len(param_list), len(tag_list))
-    metric_rows: list[MetricRow] = []
-    append = metric_rows.append
+    # One pass per point: validate, then append to its key's columns (the packed segment
+    # and the latest value are both computed per key from these).
+    groups: MetricGroups = {}
+    validate_key, validate_metric = v.validate_key, v.validate_metric
     for m in metric_list:
-        value = v.validate_metric(v.validate_key("Metric", m.key), m.value, m.timestamp, m.step)
-        append((m.key, None if value != value else value, int(m.timestamp), int(m.step)))
+        key = m.key
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = ([], [], [])
+            validate_key("Metric", key)
+        group[0].append(validate_metric(key, m.value, m.timestamp, m.step))
+        group[1].append(int(m.timestamp))
+        group[2].append(int(m.step))
     param_rows = [
         {
             "run_uuid": run_id,
@@ -64,7 +71,7 @@ def validated_batch(
             for t in tag_list
         }.values()
     )
-    return metric_rows, param_rows, tag_rows
+    return groups, param_rows, tag_rows
 
 
 def require_active_run(conn: Connection, run_id: str) -> None:
@@ -77,7 +84,7 @@ def require_active_run(conn: Connection, run_id: str) -> None:
 
 
 def write_batch(
-    conn: Connection, run_id: str, metric_rows: list[MetricRow], param_rows: Rows, tag_rows: Rows
+    conn: Connection, run_id: str, metric_rows: MetricGroups, param_rows: Rows, tag_rows: Rows
 ) -> None:
     """Write validated rows inside the caller's transaction (the run is known to be active)."""
     if param_rows:
@@ -116,18 +123,25 @@ def _mirror_tag_columns(conn: Connection, run_id: str, rows: Rows) -> None:
             )
 
 
-def _latest_order(row: MetricRow) -> tuple[int, int, float]:
-    return (row[3], row[2], -math.inf if row[1] is None else row[1])
-
-
-def latest_rows(run_id: str, metric_rows: list[MetricRow]) -> Rows:
-    """Per key, the point with the highest (step, timestamp): what ``latest_metrics`` keeps."""
-    best: dict[str, MetricRow] = {}
-    for row in metric_rows:
-        current = best.get(row[0])
-        if current is None or _latest_order(row) >= _latest_order(current):
-            best[row[0]] = row
-    return [
-        {"run_uuid": run_id, "key": key, "value": value, "timestamp": ts, "step": step}
-        for key, value, ts, step in best.values()
-    ]
+def latest_rows(run_id: str, groups: MetricGroups) -> Rows:
+    """Per key, the point with the highest (step, timestamp), the later one on ties: what
+    ``latest_metrics`` keeps (a NaN value is stored as NULL)."""
+    rows = []
+    for key, (values, timestamps, steps) in groups.items():
+        best = 0
+        for i in range(1, len(values)):
+            if steps[i] > steps[best] or (
+                steps[i] == steps[best] and timestamps[i] >= timestamps[best]
+            ):
+                best = i
+        value = values[best]
+        rows.append(
+            {
+                "run_uuid": run_id,
+                "key": key,
+                "value": None if value != value else value,
+                "timestamp": timestamps[best],
+                "step": steps[best],
+            }
+        )
+    return rows
