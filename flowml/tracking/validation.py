@@ -23,7 +23,7 @@ MAX_BATCH_TAGS = 100
 MAX_BATCH_ENTRIES = 1000
 
 _KEY_RE = re.compile(r"^[/\w.\- :]*$")
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 # Names already found valid. A run logs the same few keys over and over (one per metric
@@ -93,8 +93,8 @@ def validate_metric(key: str, value: object, timestamp: object, step: object) ->
         type(timestamp) is int
         and type(step) is int
         and (type(value) is float or type(value) is int)
-        and _INT64_MIN <= step <= _INT64_MAX
-        and _INT64_MIN <= timestamp <= _INT64_MAX
+        and INT64_MIN <= step <= INT64_MAX
+        and INT64_MIN <= timestamp <= INT64_MAX
     ):
         return float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
