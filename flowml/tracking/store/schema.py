@@ -90,7 +90,6 @@ runs = Table(
     Column("parent_run_uuid", String(32), nullable=True),
     Index("ix_runs_experiment_stage_start", "experiment_id", "lifecycle_stage", "start_time"),
     Index("ix_runs_parent_run_uuid", "parent_run_uuid"),
-    Index("ix_runs_status", "status"),
 )
 
 params = Table(
@@ -147,7 +146,6 @@ latest_metrics = Table(
     Column("value", _DOUBLE, nullable=True),
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
-    Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
 # What each run read and produced (see `flowml.tracking.lineage`). One row per

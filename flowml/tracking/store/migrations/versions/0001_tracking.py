@@ -77,7 +77,6 @@ def upgrade() -> None:
         "ix_runs_experiment_stage_start", "runs", ["experiment_id", "lifecycle_stage", "start_time"]
     )
     op.create_index("ix_runs_parent_run_uuid", "runs", ["parent_run_uuid"])
-    op.create_index("ix_runs_status", "runs", ["status"])
     for name, value_type in (("params", sa.Text), ("tags", sa.Text)):
         op.create_table(
             name,
@@ -107,7 +106,6 @@ def upgrade() -> None:
         sa.Column("step", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("run_uuid", "key", name="pk_latest_metrics"),
     )
-    op.create_index("ix_latest_metrics_key_value", "latest_metrics", ["key", "value"])
 
 
 def downgrade() -> None:
