@@ -28,6 +28,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData(
@@ -72,7 +73,7 @@ runs = Table(
     metadata,
     Column("id", _ID, primary_key=True, autoincrement=True),
     Column("run_uuid", String(32), nullable=False, unique=True),
-    Column("run_key", String(256), nullable=True, unique=True),
+    Column("run_key", String(256), nullable=True),
     Column("name", String(250), nullable=False),
     Column(
         "experiment_id",
@@ -90,6 +91,14 @@ runs = Table(
     Column("parent_run_uuid", String(32), nullable=True),
     Index("ix_runs_experiment_stage_start", "experiment_id", "lifecycle_stage", "start_time"),
     Index("ix_runs_parent_run_uuid", "parent_run_uuid"),
+    # Partial: most runs have no key, and they should cost this index nothing.
+    Index(
+        "uq_runs_run_key",
+        "run_key",
+        unique=True,
+        sqlite_where=text("run_key IS NOT NULL"),
+        postgresql_where=text("run_key IS NOT NULL"),
+    ),
 )
 
 params = Table(

@@ -65,7 +65,6 @@ def upgrade() -> None:
         sa.Column("parent_run_uuid", sa.String(32), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
         sa.UniqueConstraint("run_uuid", name="uq_runs_run_uuid"),
-        sa.UniqueConstraint("run_key", name="uq_runs_run_key"),
         sa.ForeignKeyConstraint(
             ["experiment_id"],
             ["experiments.experiment_id"],
@@ -77,6 +76,14 @@ def upgrade() -> None:
         "ix_runs_experiment_stage_start", "runs", ["experiment_id", "lifecycle_stage", "start_time"]
     )
     op.create_index("ix_runs_parent_run_uuid", "runs", ["parent_run_uuid"])
+    op.create_index(
+        "uq_runs_run_key",
+        "runs",
+        ["run_key"],
+        unique=True,
+        sqlite_where=sa.text("run_key IS NOT NULL"),
+        postgresql_where=sa.text("run_key IS NOT NULL"),
+    )
     for name, value_type in (("params", sa.Text), ("tags", sa.Text)):
         op.create_table(
             name,
