@@ -112,9 +112,12 @@ def _create_sqlite(uri: str, database: str | None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
+        # Straight to the driver: this runs for every transaction, and SQLAlchemy's
+        # statement pipeline costs more than the BEGIN itself.
+        dbapi = conn.connection.dbapi_connection
         if conn.get_execution_options().get(_WRITE_OPTION):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            dbapi.execute("BEGIN IMMEDIATE")
         else:
-            conn.exec_driver_sql("BEGIN")
+            dbapi.execute("BEGIN")
 
     return engine
