@@ -366,7 +366,6 @@ class SqlStore(AbstractStore):
             values["name"] = run_name
         with write_transaction(self.engine) as conn:
             # One statement in the common case; the precise error only when it matched nothing.
-            active = (runs.c.run_uuid == run_id) & (runs.c.lifecycle_stage == LifecycleStage.ACTIVE)
             if run_name is None and status is not None and end_time is not None:
                 # Ending a run, the hot case: one driver-level statement.
                 row = sql_fast.run(
@@ -377,9 +376,11 @@ class SqlStore(AbstractStore):
                 ).fetchone()
                 row = None if row is None else _RunRow(*row)
             elif values:
-                row = conn.execute(update(runs).where(active).values(**values).returning(*runs.c)).first()
+                row = conn.execute(
+                    update(runs).where(_active_run(run_id)).values(**values).returning(*runs.c)
+                ).first()
             else:
-                row = conn.execute(select(runs).where(active)).first()
+                row = conn.execute(select(runs).where(_active_run(run_id))).first()
             if row is None:
                 self._require_active_run(conn, run_id)
             if run_name is not None:
@@ -604,6 +605,10 @@ def _dialect_insert_for(dialect_name: str):
 
 # A driver-level row of the runs table, readable by column name like a SQLAlchemy Row.
 _RunRow = collections.namedtuple("_RunRow", [c.name for c in runs.c])  # type: ignore[misc]
+
+
+def _active_run(run_id: str):
+    return (runs.c.run_uuid == run_id) & (runs.c.lifecycle_stage == LifecycleStage.ACTIVE)
 
 
 def _run_info(row: Row) -> RunInfo:
