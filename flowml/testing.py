@@ -106,7 +106,7 @@ def tracking_harness(
         uri = f"sqlite:///{root / 'flowml.db'}"
         artifacts = str(root / "artifacts")
         stack.enter_context(_environ(FLOWML_TRACKING_URI=uri, FLOWML_ARTIFACT_ROOT=artifacts))
-        previous = fluent._tracking_uri
+        previous = fluent.tracking_uri_override()
         fluent.set_tracking_uri(uri)
         stack.callback(fluent.set_tracking_uri, previous)
         if prefect:

@@ -230,7 +230,7 @@ def _run_for_logging(run_id: str | None) -> tuple[str, Any]:
         client.get_run(run_id)  # fails early, before anything is written, when it is unknown
         return run_id, client
     # The fluent API's rule: log to the active run, starting one when there is none.
-    return fluent._run_id_for_logging()
+    return fluent.run_for_logging()
 
 
 def _append_tag(client: Any, run_id: str, key: str, entry: dict[str, Any]) -> None:

@@ -172,14 +172,14 @@ def chosen_experiment_id() -> str | None:
     """The experiment picked with ``flowml.set_experiment`` or ``FLOWML_EXPERIMENT_ID``."""
     from flowml.tracking import fluent
 
-    return fluent._experiment_id or get_settings().experiment_id
+    return fluent.selected_experiment_id()
 
 
 def default_experiment_id() -> str:
     """Where a task run outside any flow goes: the fluent API's current experiment."""
     from flowml.tracking import fluent
 
-    return fluent._current_experiment_id()
+    return fluent.current_experiment_id()
 
 
 def flow_run_tags(flow: Flow[Any, Any], flow_run: FlowRun) -> dict[str, str]:

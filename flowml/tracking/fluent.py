@@ -134,6 +134,21 @@ def set_experiment(
     return experiment
 
 
+def selected_experiment_id() -> str | None:
+    """The experiment chosen with `set_experiment` or ``FLOWML_EXPERIMENT_ID`` (or ``None``)."""
+    return _experiment_id or get_settings().experiment_id
+
+
+def tracking_uri_override() -> str | None:
+    """The URI given to `set_tracking_uri`, or ``None`` when the settings decide."""
+    return _tracking_uri
+
+
+def current_experiment_id() -> str:
+    """Where new runs go: the selected experiment, else the Default experiment."""
+    return _current_experiment_id()
+
+
 def _current_experiment_id() -> str:
     settings = get_settings()
     return _experiment_id or settings.experiment_id or DEFAULT_EXPERIMENT_ID
@@ -261,6 +276,12 @@ def _end(run: ActiveRun, status: str) -> None:
     if run in stack:
         _run_stack.set(tuple(r for r in stack if r is not run))
     run.client.set_terminated(run.info.run_id, status)
+
+
+def run_for_logging() -> tuple[str, TrackingClient]:
+    """The run the fluent ``log_*`` calls write to, and its client: the active run, or a run
+    started (and ended at exit) when none is active, as MLflow does."""
+    return _run_id_for_logging()
 
 
 def _run_id_for_logging() -> tuple[str, TrackingClient]:
