@@ -583,24 +583,10 @@ def _upsert(conn: Connection, table, rows, keys: Sequence[str], columns: Sequenc
 # on every call costs more than executing it.
 @functools.cache
 def _upsert_statement(dialect_name: str, table, keys: tuple[str, ...], columns: tuple[str, ...]):
-    ins = _dialect_insert_for(dialect_name)(table)
+    ins = sql_fast.dialect_insert(dialect_name)(table)
     return ins.on_conflict_do_update(
         index_elements=list(keys), set_={c: getattr(ins.excluded, c) for c in columns}
     )
-
-
-def _dialect_insert(conn: Connection):
-    return _dialect_insert_for(conn.dialect.name)
-
-
-def _dialect_insert_for(dialect_name: str):
-    if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
 
 
 # A driver-level row of the runs table, readable by column name like a SQLAlchemy Row.
@@ -673,7 +659,7 @@ def _lineage_rows(run_id: str, entries: Sequence[LineageEntry]) -> list[dict[str
 
 @functools.cache
 def _lineage_insert_statement(dialect_name: str):
-    ins = _dialect_insert_for(dialect_name)(run_lineage)
+    ins = sql_fast.dialect_insert(dialect_name)(run_lineage)
     return ins.on_conflict_do_nothing(index_elements=["run_uuid", "direction", "kind", "uri"])
 
 

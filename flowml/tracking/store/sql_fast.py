@@ -26,7 +26,8 @@ _compiled: dict[tuple[str, str], tuple[str, tuple[str, ...] | None]] = {}
 _lock = threading.Lock()
 
 
-def _dialect_insert(dialect_name: str) -> Callable[..., Any]:
+def dialect_insert(dialect_name: str) -> Callable[..., Any]:
+    """The dialect's ``insert`` construct (with ``on_conflict_*``): PostgreSQL's or SQLite's."""
     if dialect_name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
@@ -35,7 +36,7 @@ def _dialect_insert(dialect_name: str) -> Callable[..., Any]:
 
 
 def _statements(dialect_name: str) -> dict[str, Executable]:
-    insert = _dialect_insert(dialect_name)
+    insert = dialect_insert(dialect_name)
     lm = latest_metrics.c
     upsert_latest = insert(latest_metrics)
     newer = (upsert_latest.excluded.step > lm.step) | (
