@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowml._prefect_local import allow_slow_local_start
 from flowml.projects.envs import get_env_manager
 from flowml.projects.errors import ProjectRunFailed
 from flowml.projects.params import build_command, resolve_parameters
@@ -197,6 +198,8 @@ def flow_name(project: Project) -> str:
 
 def _build_flow(project: Project, entry: EntryPoint, config: _Config) -> Flow[..., ProjectRun]:
     from prefect import flow
+
+    allow_slow_local_start()
 
     def body(parameters: dict[str, Any]) -> ProjectRun:
         return _execute(config, parameters)

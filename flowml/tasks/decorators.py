@@ -30,6 +30,7 @@ from typing import Any, TypeVar, overload
 from prefect.flows import Flow
 from prefect.tasks import Task
 
+from flowml._prefect_local import allow_slow_local_start
 from flowml.tasks import flow_runs, identity, task_runs
 from flowml.tasks.flow_runs import FlowAttempt
 from flowml.tasks.recorder import RunOptions
@@ -133,6 +134,7 @@ class TrackedTask(Task):  # type: ignore[type-arg]
         flowml_options: RunOptions | None = None,
         **task_kwargs: Any,
     ) -> None:
+        allow_slow_local_start()
         super().__init__(_task_fn(fn), **task_kwargs)
         self.flowml_options = flowml_options or RunOptions()
         # After the user's own hooks; see `task_runs.attach_task_hooks` for which ones.
@@ -185,6 +187,7 @@ class TrackedFlow(Flow):  # type: ignore[type-arg]
         flowml_options: RunOptions | None = None,
         **flow_kwargs: Any,
     ) -> None:
+        allow_slow_local_start()
         original, descriptor = _unwrap_descriptor(fn)
         if not flow_kwargs.get("version"):
             flow_kwargs["version"] = _source_version(original)
