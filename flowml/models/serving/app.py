@@ -99,6 +99,7 @@ class ScoringApp:
         self.limits = limits or ServingLimits()
         self._schema = model.metadata.get_input_schema()
         self._version = flowml_version().encode()
+        # Made on the first request: an anyio limiter belongs to the server's running loop.
         self._limiter: Any = None
 
     def score(self, body: bytes, content_type: str) -> tuple[int, bytes]:
