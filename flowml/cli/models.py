@@ -16,6 +16,9 @@ def serve(
     host: str = "127.0.0.1",
     port: Annotated[int, Parameter(name=["--port", "-p"])] = 5000,
     workers: Annotated[int, Parameter(name=["--workers", "-w"])] = 1,
+    max_body_size: int | None = None,
+    body_timeout: float | None = None,
+    predict_threads: int | None = None,
 ) -> None:
     """Serve a model over HTTP with MLflow's scoring protocol (/invocations, /ping, /version).
 
@@ -28,10 +31,18 @@ def serve(
         host: Interface to bind (loopback by default; 0.0.0.0 exposes it).
         port: TCP port.
         workers: Worker processes, each with its own copy of the model.
+        max_body_size: Largest request body in bytes, answered 413 above it
+            (default FLOWML_SERVING_MAX_BODY_BYTES, else 50 MiB).
+        body_timeout: Seconds a request body may stall before the server answers 408
+            and closes the connection (default FLOWML_SERVING_BODY_TIMEOUT, else 30).
+        predict_threads: Requests scored at once per worker, each on its own thread
+            (default FLOWML_SERVING_PREDICT_THREADS, else CPUs + 4, at most 32).
     """
+    from flowml.models.serving.limits import limits_from_env
     from flowml.models.serving.server import serve as run_server
 
-    run_server(model_uri, host=host, port=port, workers=workers)
+    limits = limits_from_env(max_body_size, body_timeout, predict_threads)
+    run_server(model_uri, host=host, port=port, workers=workers, limits=limits)
 
 
 from flowml.cli import model_registry  # noqa: E402,F401 - adds the registry commands to this app

@@ -11,7 +11,14 @@ in the schema's order (extra columns are dropped), after checking each column's 
 | floats | ``integer``/``long`` | refused (cast when from JSON and every value is whole) |
 | ``float64`` | ``float`` | refused (cast when the data came from JSON, which has no float32) |
 | strings | ``datetime``/``binary`` | refused (parsed / base64-decoded when from JSON) |
+| only nulls (from JSON) | ``float``/``double`` | NaN (as MLflow's server does) |
+| only nulls (from JSON) | ``datetime`` / ``string`` | NaT / kept as ``None`` |
+| only nulls | ``integer``/``long``/``boolean``/``binary`` | refused (no missing value) |
 | anything else | anything | refused, naming the column and both types |
+
+A schema with named columns matches input columns by name: a list of lists or a 2-D array
+has no names and is refused (a 1-D list fills a schema of exactly one column), so a
+column-order mistake fails loudly instead of scoring shuffled features.
 
 A tensor-based schema checks dtype (numpy's "safe" casting) and shape (``-1`` = any size).
 Every refusal is an `InvalidParameter` (HTTP 400 behind the scoring server).
@@ -107,10 +114,27 @@ def _from_json_text(column: str, series: Any, target: DataType) -> Any:
         raise _refuse(column, "string", target, f"not base64: {exc}") from None
 
 
+def _only_nulls(column: str, series: Any, target: DataType) -> Any:
+    # JSON spells a missing value null; a column of nothing but nulls has no type of its own.
+    if target in (DataType.float, DataType.double):
+        return series.astype(target.numpy_dtype)
+    if target is DataType.datetime:
+        return series.astype("datetime64[ns]")
+    if target is DataType.string:
+        return series
+    hint = " or declare the column double in the signature" if target in _INT_RANGE else ""
+    raise InvalidParameter(
+        f"Incompatible input type for column {column!r}: it holds only nulls and a "
+        f"{target.value} column has no missing value (send values{hint})"
+    )
+
+
 def _enforce_column(column: str, series: Any, spec: ColSpec, from_json: bool) -> Any:
     target = spec.type
     if not isinstance(target, DataType):
         return series
+    if from_json and str(series.dtype) == "object" and series.isna().all():
+        return _only_nulls(column, series, target)
     source = type_of_dtype(series.dtype)
     if source is None or (source is DataType.string and str(series.dtype) == "object"):
         source = _object_type(series)
@@ -146,6 +170,12 @@ def _to_frame(data: Any, schema: Schema) -> Any:
     if isinstance(data, (list, tuple)) and data and all(isinstance(r, Mapping) for r in data):
         return pd.DataFrame.from_records(list(data))
     array = np.asarray(data, dtype=object if isinstance(data, (list, tuple)) else None)
+    if names and not (array.ndim == 1 and len(schema) == 1):
+        raise InvalidParameter(
+            f"The signature names its columns {names}, but the input is an array of shape "
+            f"{array.shape} without column names: send named columns (dataframe_split with "
+            "'columns', dataframe_records, or a dict of columns) so none is matched by position"
+        )
     if array.ndim == 1:
         array = array.reshape(-1, 1) if len(schema) == 1 else array.reshape(1, -1)
     if array.ndim != 2 or array.shape[1] != len(schema):

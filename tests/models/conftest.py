@@ -85,12 +85,14 @@ def run_mlflow(mlflow_venv: tuple[Path, dict[str, str]], tmp_path: Path) -> Call
 class Server:
     """A `flowml models serve` subprocess on a loopback port."""
 
-    def __init__(self, model_uri: str, cwd: Path, workers: int = 1) -> None:
+    def __init__(
+        self, model_uri: str, cwd: Path, workers: int = 1, options: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flowml.cli", "models", "serve", "-m", model_uri,
-             "--port", str(self.port), "--workers", str(workers)],
+             "--port", str(self.port), "--workers", str(workers), *options],
             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
         )
 
@@ -124,8 +126,8 @@ class Server:
 def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     servers: list[Server] = []
 
-    def start(model_uri: str, workers: int = 1) -> Server:
-        server = Server(model_uri, tmp_path, workers)
+    def start(model_uri: str, workers: int = 1, *options: str) -> Server:
+        server = Server(model_uri, tmp_path, workers, options)
         servers.append(server)
         server.wait_ready()
         return server

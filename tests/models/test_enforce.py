@@ -106,9 +106,8 @@ def test_columns_are_reordered_extras_dropped_optionals_allowed() -> None:
         [{"a": 1.0, "b": 2}],
         {"a": 1.0, "b": 2},
         {"a": [1.0], "b": [2]},
-        np.array([[1.0, 2.0]]),
     ],
-    ids=["records", "dict-scalars", "dict-lists", "2d-array"],
+    ids=["records", "dict-scalars", "dict-lists"],
 )
 def test_other_input_kinds_become_frames(data: Any) -> None:
     schema = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b")])
@@ -116,10 +115,65 @@ def test_other_input_kinds_become_frames(data: Any) -> None:
     assert list(out.columns) == ["a", "b"] and len(out) == 1
 
 
-def test_array_with_the_wrong_width_is_refused() -> None:
+@pytest.mark.parametrize(
+    "data",
+    [[[1.0, 2.0]], np.array([[1.0, 2.0]]), [1.0, 2.0], np.array([[1.0, 2.0, 3.0]])],
+    ids=["list-of-lists", "2d-array", "1d-list", "wrong-width"],
+)
+def test_unnamed_arrays_are_refused_by_a_schema_with_named_columns(data: Any) -> None:
+    # MLflow refuses these too: matching them by position hides a column-order mistake.
     schema = Schema([ColSpec(DataType.double, "a"), ColSpec(DataType.double, "b")])
+    with pytest.raises(InvalidParameter) as info:
+        enforce_schema(data, schema, from_json=True)
+    assert info.value.message.startswith("The signature names its columns ['a', 'b']")
+    assert "so none is matched by position" in info.value.message
+
+
+def test_a_flat_list_fills_a_schema_of_one_named_column() -> None:
+    out = enforce_schema([1.0, 2.5], Schema([ColSpec(DataType.double, "a")]), from_json=True)
+    assert out["a"].tolist() == [1.0, 2.5]
+    with pytest.raises(InvalidParameter, match="names its columns"):
+        enforce_schema([[1.0], [2.5]], Schema([ColSpec(DataType.double, "a")]))
+
+
+def test_array_with_the_wrong_width_is_refused() -> None:
+    schema = Schema([ColSpec(DataType.double), ColSpec(DataType.double)])
     with pytest.raises(InvalidParameter, match=r"shape \(1, 3\) does not fit the 2 columns"):
         enforce_schema(np.array([[1.0, 2.0, 3.0]]), schema)
+
+
+@pytest.mark.parametrize(
+    ("kind", "dtype"),
+    [
+        (DataType.double, "float64"),
+        (DataType.float, "float32"),
+        (DataType.datetime, "datetime64[ns]"),
+        (DataType.string, "object"),
+    ],
+)
+def test_a_json_column_of_only_nulls_becomes_missing_values(kind: DataType, dtype: str) -> None:
+    # MLflow's server casts such a column to the schema's type (NaN, NaT) and scores it.
+    frame = pd.DataFrame({"c": pd.Series([None, None], dtype=object), "d": [1.0, 2.0]})
+    schema = Schema([ColSpec(kind, "c"), ColSpec(DataType.double, "d")])
+    out = enforce_schema(frame, schema, from_json=True)
+    assert str(out["c"].dtype) == dtype and out["c"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("kind", "hint"),
+    [(DataType.long, True), (DataType.integer, True), (DataType.boolean, False),
+     (DataType.binary, False)],
+)
+def test_a_column_of_only_nulls_is_refused_where_the_type_has_no_missing_value(
+    kind: DataType, hint: bool
+) -> None:
+    frame = pd.DataFrame({"c": pd.Series([None], dtype=object)})
+    with pytest.raises(InvalidParameter) as info:
+        enforce_schema(frame, _one(kind), from_json=True)
+    assert info.value.message.startswith(
+        f"Incompatible input type for column 'c': it holds only nulls and a {kind.value} column"
+    )
+    assert ("declare the column double" in info.value.message) is hint
 
 
 def test_unnamed_column_schema_checks_by_position() -> None:

@@ -43,6 +43,11 @@ def _get(server: Server, path: str) -> tuple[int, bytes]:
         return reply.status, reply.read()
 
 
+def _content_type(server: Server, path: str) -> str:
+    with urllib.request.urlopen(server.url + path, timeout=10) as reply:
+        return str(reply.headers["Content-Type"])
+
+
 @pytest.fixture
 def served(
     tmp_path: Path, classifier: Any, frame: Any, start_server: Callable[..., Server]
@@ -56,7 +61,9 @@ def test_health_and_version(served: Server) -> None:
 
     assert _get(served, "/ping")[0] == 200
     assert _get(served, "/health")[0] == 200
+    # MLflow's server answers a bare version string labelled application/json.
     assert _get(served, "/version") == (200, __version__.encode())
+    assert _content_type(served, "/version") == "application/json"
 
 
 def test_every_json_payload_shape(served: Server, classifier: Any, frame: Any) -> None:
@@ -72,7 +79,6 @@ def test_every_json_payload_shape(served: Server, classifier: Any, frame: Any) -
         "instances": {"instances": records},
         "inputs-records": {"inputs": records},
         "inputs-columns": {"inputs": {"a": rows["a"].tolist(), "b": rows["b"].tolist()}},
-        "inputs-array": {"inputs": rows.values.tolist()},
         "with-params": {"dataframe_records": records, "params": {"ignored": 1}},
     }
     for name, payload in payloads.items():
@@ -123,6 +129,15 @@ MALFORMED = [
     ('{"dataframe_records": [{"a": "x", "b": 1}]}', "application/json", 400,
      "INVALID_PARAMETER_VALUE", "column 'a'"),
     ("a,b\n1.0", "text/csv", 400, "INVALID_PARAMETER_VALUE", "column 'b'"),
+    # Rows without column names are not matched to named columns by position (as MLflow).
+    ('{"inputs": [[0.5, 1]]}', "application/json", 400, "INVALID_PARAMETER_VALUE",
+     "The signature names its columns ['a', 'b']"),
+    ('{"instances": [[0.5, 1], [1.5, 2]]}', "application/json", 400, "INVALID_PARAMETER_VALUE",
+     "so none is matched by position"),
+    ('{"dataframe_split": {"data": [[0.5, 1]]}}', "application/json", 400,
+     "INVALID_PARAMETER_VALUE", "Model is missing input column(s) ['a', 'b']"),
+    ('{"dataframe_records": [{"a": 0.5, "b": null}]}', "application/json", 400,
+     "INVALID_PARAMETER_VALUE", "it holds only nulls and a long column has no missing value"),
     ("\x00\x01", "application/vnd.apache.parquet", 400, "BAD_REQUEST", "not a valid Parquet"),
     ("a=1", "application/x-www-form-urlencoded", 415, "UNSUPPORTED_MEDIA_TYPE",
      "Unsupported content type"),
@@ -171,6 +186,27 @@ def test_custom_model_with_params_and_a_failing_model(
     assert status == 400
     assert body["message"] == "Invalid value 'x' for param 'unused': expected long"
     assert _post(server, '{"inputs": {"a": [1.0]}}')[0] == 200
+
+
+def test_a_column_of_only_nulls_is_scored_as_missing_values(
+    tmp_path: Path, start_server: Callable[..., Server]
+) -> None:
+    def count_missing(data: pd.DataFrame) -> Any:
+        return data.isna().sum(axis=1).to_numpy()
+
+    example = pd.DataFrame({"a": [1.0], "when": pd.to_datetime(["2024-01-01"]), "b": [1]})
+    save_model(python_model=count_missing, path=tmp_path / "nulls",
+               signature=infer_signature(example))
+    server = start_server(str(tmp_path / "nulls"))
+    split = {"columns": ["a", "when", "b"], "data": [[None, None, 1], [None, None, 2]]}
+    assert _post(server, json.dumps({"dataframe_split": split})) == (200, {"predictions": [2, 2]})
+    records = [{"a": None, "when": "2024-01-01", "b": 3}]
+    assert _post(server, json.dumps({"dataframe_records": records})) == (
+        200, {"predictions": [1]}
+    )
+    status, body = _post(server, json.dumps({"inputs": {"a": [1.0], "when": [None],
+                                                        "b": [None]}}))
+    assert status == 400 and "column 'b': it holds only nulls" in body["message"]
 
 
 def test_serving_a_model_from_a_run(

@@ -3,13 +3,14 @@
 | route | reply |
 |---|---|
 | ``GET /ping``, ``GET /health`` | 200 (the model is loaded before the app exists) |
-| ``GET /version`` | the flowml version |
+| ``GET /version`` | the flowml version as a bare string (MLflow's shape and content type) |
 | ``POST /invocations`` | ``{"predictions": [...]}``; 400/415 with ``{"error_code", "message"}`` |
+|  | 413 for a body over the limit, 408 for a body that stalls (see `limits`) |
 
 The app is plain ASGI on purpose: the 1-row request is the hot path, and a framework's
-routing, middleware and request objects cost more than the model's own ``predict``. Small
-bodies are scored inline on the event loop; large ones go to a worker thread so health
-checks stay answered during a big batch.
+routing, middleware and request objects cost more than the model's own ``predict``. Every
+request is parsed and scored on a bounded pool of worker threads, so a slow model never
+stalls the event loop: ``/ping`` and other clients keep being answered while it computes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import orjson
 from flowml.exceptions import BadRequest, FlowMLError
 from flowml.models.mlmodel import flowml_version
 from flowml.models.pyfunc import PyFuncModel
+from flowml.models.serving.limits import ServingLimits
 from flowml.models.serving.parsing import (
     parse_csv,
     parse_json,
@@ -40,13 +42,25 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-INLINE_BODY_LIMIT = 64 * 1024
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv"
 PARQUET_TYPE = "application/vnd.apache.parquet"
 CONTENT_TYPES = (JSON_TYPE, CSV_TYPE, PARQUET_TYPE)
 _JSON_HEADERS = [(b"content-type", b"application/json")]
-_TEXT_HEADERS = [(b"content-type", b"text/plain; charset=utf-8")]
+_CLOSE_HEADERS = [*_JSON_HEADERS, (b"connection", b"close")]
+
+
+class _BodyRefused(Exception):
+    """The request body cannot be read: the reply to send, then the connection closes."""
+
+    def __init__(self, status: int, error_code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.payload = orjson.dumps({"error_code": error_code, "message": message})
+
+
+class _ClientGone(Exception):
+    """The client disconnected before its body arrived: nobody is left to answer."""
 
 
 def _error(exc: FlowMLError) -> tuple[int, bytes]:
@@ -77,12 +91,16 @@ class ScoringApp:
 
     Args:
         model: The model, loaded once before serving starts.
+        limits: Body size, body timeout and prediction threads (defaults when omitted).
     """
 
-    def __init__(self, model: PyFuncModel) -> None:
+    def __init__(self, model: PyFuncModel, limits: ServingLimits | None = None) -> None:
         self.model = model
+        self.limits = limits or ServingLimits()
         self._schema = model.metadata.get_input_schema()
         self._version = flowml_version().encode()
+        # Made on the first request: an anyio limiter belongs to the server's running loop.
+        self._limiter: Any = None
 
     def score(self, body: bytes, content_type: str) -> tuple[int, bytes]:
         """Status and JSON body for one ``/invocations`` request (never raises)."""
@@ -120,37 +138,81 @@ class ScoringApp:
                 await self._reply(send, 405, b'{"error_code": "BAD_REQUEST", '
                                   b'"message": "Use POST for /invocations"}', _JSON_HEADERS)
                 return
-            body = await self._body(receive)
-            content_type = ""
-            for name, value in scope["headers"]:
-                if name == b"content-type":
-                    content_type = value.decode("latin-1")
-                    break
-            if len(body) <= INLINE_BODY_LIMIT:
-                status, payload = self.score(body, content_type)
-            else:
-                import anyio.to_thread
-
-                status, payload = await anyio.to_thread.run_sync(self.score, body, content_type)
-            await self._reply(send, status, payload, _JSON_HEADERS)
+            await self._invocations(scope, receive, send)
         elif path in ("/ping", "/health") and method in ("GET", "HEAD"):
             await self._reply(send, 200, b"\n", _JSON_HEADERS)
         elif path == "/version" and method in ("GET", "HEAD"):
-            await self._reply(send, 200, self._version, _TEXT_HEADERS)
+            # MLflow's server answers its bare version string under this same content type.
+            await self._reply(send, 200, self._version, _JSON_HEADERS)
         else:
             message = orjson.dumps(
                 {"error_code": "RESOURCE_DOES_NOT_EXIST", "message": f"No route {method} {path}"}
             )
             await self._reply(send, 404, message, _JSON_HEADERS)
 
-    @staticmethod
-    async def _body(receive: Receive) -> bytes:
+    async def _invocations(self, scope: Scope, receive: Receive, send: Send) -> None:
+        import anyio.to_thread
+
+        content_type = ""
+        length: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                length = value
+        try:
+            body = await self._body(receive, length)
+        except _BodyRefused as refused:
+            await self._reply(send, refused.status, refused.payload, _CLOSE_HEADERS)
+            return
+        except _ClientGone:
+            return
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.limits.predict_threads)
+        status, payload = await anyio.to_thread.run_sync(
+            self.score, body, content_type, limiter=self._limiter
+        )
+        await self._reply(send, status, payload, _JSON_HEADERS)
+
+    def _too_large(self) -> _BodyRefused:
+        limit = self.limits.max_body_bytes
+        return _BodyRefused(
+            413,
+            "INVALID_PARAMETER_VALUE",
+            f"The request body is larger than this server's limit of {limit} bytes: send "
+            "smaller batches, or raise the limit (flowml models serve --max-body-size, "
+            "FLOWML_SERVING_MAX_BODY_BYTES)",
+        )
+
+    async def _body(self, receive: Receive, length: bytes | None) -> bytes:
+        import anyio
+
+        limit, timeout = self.limits.max_body_bytes, self.limits.body_timeout
+        # A declared length over the limit is refused before a byte of the body is read
+        # (uvicorn sends "100 Continue" only on the first receive, so the client never uploads).
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise self._too_large()
         chunks: list[bytes] = []
+        size = 0
         while True:
-            message = await receive()
+            # Timed per piece: a slow but steady upload is fine, a stalled one is not.
+            with anyio.move_on_after(timeout) as scope:
+                message = await receive()
+            if scope.cancelled_caught:
+                raise _BodyRefused(
+                    408,
+                    "BAD_REQUEST",
+                    f"The request body stopped arriving for {timeout:g} s, so the server gave "
+                    "up on it; send the whole body promptly (the wait is --body-timeout, "
+                    "FLOWML_SERVING_BODY_TIMEOUT)",
+                )
             if message["type"] == "http.disconnect":
-                break
-            chunks.append(message.get("body", b""))
+                raise _ClientGone
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:  # a chunked body (no Content-Length) is counted as it arrives
+                raise self._too_large()
+            chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -179,6 +241,11 @@ class ScoringApp:
                 return
 
 
-def create_app(model: PyFuncModel) -> ScoringApp:
-    """The ASGI scoring app for `model` (serve it with any ASGI server)."""
-    return ScoringApp(model)
+def create_app(model: PyFuncModel, limits: ServingLimits | None = None) -> ScoringApp:
+    """The ASGI scoring app for `model` (serve it with any ASGI server).
+
+    Args:
+        model: The loaded model.
+        limits: Body size, body timeout and prediction threads (defaults when omitted).
+    """
+    return ScoringApp(model, limits)

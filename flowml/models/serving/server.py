@@ -15,6 +15,7 @@ from flowml.exceptions import InvalidParameter
 from flowml.models.api import load_model
 from flowml.models.pyfunc import load_pyfunc
 from flowml.models.serving.app import ScoringApp, create_app
+from flowml.models.serving.limits import ServingLimits, limits_from_env
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "app_from_env", "serve"]
 
@@ -31,11 +32,14 @@ def _freeze_heap() -> None:
 
 
 def app_from_env() -> ScoringApp:
-    """The app for a uvicorn worker process: loads the model at ``$FLOWML_SERVE_MODEL_PATH``."""
+    """The app for a uvicorn worker process: loads the model at ``$FLOWML_SERVE_MODEL_PATH``.
+
+    Its limits come from the ``FLOWML_SERVING_*`` variables `serve` sets for the workers.
+    """
     path = os.environ.get(MODEL_PATH_ENV)
     if not path:
         raise InvalidParameter(f"{MODEL_PATH_ENV} is not set: start workers with `serve`")
-    app = create_app(load_pyfunc(path))
+    app = create_app(load_pyfunc(path), limits_from_env())
     _freeze_heap()
     return app
 
@@ -46,6 +50,7 @@ def serve(
     port: int = DEFAULT_PORT,
     workers: int = 1,
     log_level: str = "warning",
+    limits: ServingLimits | None = None,
     **uvicorn_options: Any,
 ) -> None:
     """Load the model at `model_uri` and serve it until interrupted.
@@ -56,11 +61,13 @@ def serve(
         port: TCP port.
         workers: Worker processes; each holds its own copy of the model.
         log_level: uvicorn's log level.
+        limits: Body size, body timeout and prediction threads; by default from the
+            ``FLOWML_SERVING_*`` variables, else `flowml.models.serving.limits`' defaults.
         **uvicorn_options: Passed to ``uvicorn.run``.
 
     Raises:
         ResourceNotFound: nothing loadable at `model_uri` (raised before binding).
-        InvalidParameter: a bad URI, port or worker count.
+        InvalidParameter: a bad URI, port, worker count or limit.
 
     Example:
         >>> serve("runs:/0123abcd/model", port=5001)  # doctest: +SKIP
@@ -69,6 +76,7 @@ def serve(
         raise InvalidParameter(f"workers must be at least 1, got {workers}")
     if not 0 <= port <= 65535:
         raise InvalidParameter(f"port must be between 0 and 65535, got {port}")
+    limits = limits if limits is not None else limits_from_env()
     model = load_model(model_uri)
     import uvicorn
 
@@ -80,11 +88,12 @@ def serve(
         **uvicorn_options,
     }
     if workers == 1:
-        app = create_app(model)
+        app = create_app(model, limits)
         _freeze_heap()
         uvicorn.run(app, **options)
         return
     os.environ[MODEL_PATH_ENV] = str(model.path)
+    os.environ.update(limits.to_env())
     uvicorn.run(
         "flowml.models.serving.server:app_from_env", factory=True, workers=workers, **options
     )
