@@ -191,3 +191,23 @@ def test_workers_get_the_limits_too(tmp_path: Path, start_server: Callable[..., 
     server = start_server(_doubling_model(tmp_path / "m"), 2, "--max-body-size", "1000")
     assert _post_json(server, {"inputs": {"a": [1.0] * 400}})[0] == 413
     assert _post_json(server, {"inputs": {"a": [1.0]}}) == (200, {"predictions": [2.0]})
+
+
+def test_a_stalled_request_head_gets_408_and_other_clients_are_served(
+    small_limits: Server,
+) -> None:
+    # Half a head, then a byte now and then: the deadline is counted from the connection's
+    # start, so trickling does not extend it.
+    stalled = _raw(small_limits, b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    stalled.sendall(b"Content-")
+    assert _get(small_limits, "/ping")[0] == 200
+    reply = _read_reply(stalled)  # returns once the server closes
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head.lower()
+    assert json.loads(body)["error_code"] == "BAD_REQUEST"
+    assert _post_json(small_limits, {"inputs": {"a": [2.0]}}) == (200, {"predictions": [4.0]})
+
+
+def test_a_connection_that_sends_nothing_is_closed(small_limits: Server) -> None:
+    silent = socket.create_connection(("127.0.0.1", small_limits.port), timeout=GENEROUS)
+    assert _read_reply(silent) == b""  # closed by the server, not by our timeout

@@ -16,6 +16,7 @@ from flowml.models.api import load_model
 from flowml.models.pyfunc import load_pyfunc
 from flowml.models.serving.app import ScoringApp, create_app
 from flowml.models.serving.limits import ServingLimits, limits_from_env
+from flowml.models.serving.protocol import protocol_with_head_timeout
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "app_from_env", "serve"]
 
@@ -85,6 +86,8 @@ def serve(
         "port": port,
         "log_level": log_level,
         "access_log": False,
+        # Request heads get a deadline too (uvicorn waits forever for a partial one).
+        "http": protocol_with_head_timeout(limits.body_timeout),
         **uvicorn_options,
     }
     if workers == 1:
