@@ -6,13 +6,16 @@ builds SQL, so a hostile filter costs milliseconds of CPU and no database time.
 | bound | value | why |
 |---|---|---|
 | filter length | 50,000 characters | room for ``run_id IN (...)`` with 1,000 run ids |
-| parentheses nesting | 50 levels | keeps the parser and SQL compiler far from Python's recursion limit |
-| comparisons in a filter | 200 | each is a subquery probed per candidate row; SQLite's expression depth is 1000 |
+| parentheses nesting | 50 levels | far from Python's recursion limit |
+| comparisons in a filter | 200 | each is a subquery per candidate row (1) |
 | values in one ``IN`` list | 1,000 | one bind parameter each |
 | values in a filter | 10,000 | the filter's bind parameters, all lists together |
 | ``order_by`` items | 20 | each metric/param/tag item is one more join |
-| ``order_by`` item length | 1,000 characters | a 250-character key, quoted, with a direction |
+| ``order_by`` item length | 1,000 characters | a 250-character key, quoted, and a direction |
 | experiments in a run search | 10,000 | one bind parameter each |
+
+(1) and SQLite refuses expressions more than 1,000 levels deep: ``a OR b OR ...``
+nests one level per term.
 
 Bind parameters of one statement therefore stay near 20,000 at worst, below
 SQLite's 32,766 (``SQLITE_MAX_VARIABLE_NUMBER``) and PostgreSQL's 65,535.

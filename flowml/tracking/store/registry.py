@@ -15,10 +15,10 @@ from flowml.exceptions import InvalidParameter
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
 from flowml.tracking.store.base import AbstractStore
 
-# factory(uri, default_artifact_root, *, search_timeout_seconds)
+# Called as factory(uri, default_artifact_root, *, search_timeout_seconds).
 StoreFactory = Callable[..., AbstractStore]
 
-# scheme -> "module:attribute" of a factory taking (uri, default_artifact_root, *, search_timeout_seconds)
+# scheme -> "module:attribute" of a StoreFactory
 _BUILTIN: dict[str, str] = {
     "sqlite": "flowml.tracking.store.sql:SqlStore",
     "postgresql": "flowml.tracking.store.sql:SqlStore",
