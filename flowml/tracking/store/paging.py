@@ -194,6 +194,7 @@ def select_page(
 
 # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout (query_canceled).
 _QUERY_CANCELED = "57014"
+_POSTGRES_MAX_TIMEOUT_MS = 2_147_483_647
 # SQLite calls the progress handler every this many virtual-machine instructions:
 # often enough to stop within a millisecond or so, rarely enough to cost nothing.
 _SQLITE_PROGRESS_STEPS = 10_000
@@ -234,7 +235,7 @@ def search_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
                 ) from None
             raise
         finally:
-            if conn.dialect.name == "sqlite" and timeout_s > 0:
+            if conn.dialect.name == "sqlite" and timeout_s > 0 and not conn.invalidated:
                 conn.connection.dbapi_connection.set_progress_handler(None, 0)  # type: ignore[union-attr]
 
 
@@ -249,8 +250,9 @@ def _apply_timeout(conn: Connection, timeout_s: float) -> Callable[[], bool]:
     if timeout_s <= 0:
         return lambda: False
     if conn.dialect.name == "postgresql":
-        # At least 1 ms: PostgreSQL reads 0 as "no timeout".
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, round(timeout_s * 1000))}")
+        # At least 1 ms (PostgreSQL reads 0 as "no timeout"), at most its largest value.
+        ms = min(max(1, round(timeout_s * 1000)), _POSTGRES_MAX_TIMEOUT_MS)
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
         return lambda: False
     if conn.dialect.name != "sqlite":
         return lambda: False
