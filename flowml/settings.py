@@ -6,6 +6,7 @@
 | ``FLOWML_TRACKING_URI`` | ``sqlite:///$FLOWML_HOME/flowml.db`` |
 | ``FLOWML_ARTIFACT_ROOT`` | ``$FLOWML_HOME/artifacts`` (any fsspec URL) |
 | ``FLOWML_REGISTRY_URI`` | the tracking URI |
+| ``FLOWML_SEARCH_TIMEOUT_SECONDS`` | ``60`` (``0``: no limit) |
 
 Stores never read the environment: the edges (fluent API, CLI, servers) call
 `get_settings()` and pass the values down.
@@ -17,8 +18,10 @@ import functools
 import os
 from pathlib import Path
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
 
 DEFAULT_HOME = "~/.flowml"
 DEFAULT_DB_FILENAME = "flowml.db"
@@ -36,6 +39,10 @@ class Settings(BaseSettings):
     registry_uri: str | None = None
     run_id: str | None = None
     experiment_id: str | None = None
+    # How long one search statement may run before it is cancelled (0: no limit).
+    search_timeout_seconds: float = Field(
+        default=DEFAULT_SEARCH_TIMEOUT_SECONDS, ge=0, allow_inf_nan=False
+    )
 
     @field_validator("home", mode="after")
     @classmethod

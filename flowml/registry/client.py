@@ -47,14 +47,18 @@ class RegistryClient:
         from flowml.tracking import fluent
 
         self.tracking_uri = tracking_uri or fluent.get_tracking_uri()
-        self.registry_uri = registry_uri or get_settings().registry_uri or self.tracking_uri
+        settings = get_settings()
+        self.registry_uri = registry_uri or settings.registry_uri or self.tracking_uri
+        self.search_timeout_seconds = settings.search_timeout_seconds
         self._store: AbstractRegistryStore | None = None
         self._tracking: Any = None
 
     @property
     def store(self) -> AbstractRegistryStore:
         if self._store is None:
-            self._store = get_registry_store(self.registry_uri)
+            self._store = get_registry_store(
+                self.registry_uri, search_timeout_seconds=self.search_timeout_seconds
+            )
         return self._store
 
     @property

@@ -59,6 +59,7 @@ class TrackingClient:
         settings = get_settings()
         self.tracking_uri = tracking_uri or settings.resolved_tracking_uri
         self.artifact_root = artifact_root or settings.resolved_artifact_root
+        self.search_timeout_seconds = settings.search_timeout_seconds
         self._store: AbstractStore | None = None
         self._buffer: BatchBuffer | None = None
         self._init_lock = threading.Lock()
@@ -68,7 +69,11 @@ class TrackingClient:
         if self._store is None:
             with self._init_lock:
                 if self._store is None:
-                    self._store = get_store(self.tracking_uri, _absolute(self.artifact_root))
+                    self._store = get_store(
+                        self.tracking_uri,
+                        _absolute(self.artifact_root),
+                        search_timeout_seconds=self.search_timeout_seconds,
+                    )
         return self._store
 
     @property

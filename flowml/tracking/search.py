@@ -14,6 +14,10 @@ keywords are case-insensitive)::
     identifier  := prefix "." key | attribute
     order_item  := identifier ["ASC" | "DESC"]
 
+Every filter and order_by is bounded (`flowml.tracking.search_limits`): its length,
+parentheses nesting, number of comparisons and of values; a request past a bound is
+refused with `InvalidParameter` before any recursion or SQL.
+
 ``prefix`` is ``metrics``, ``params``, ``tags`` or ``attributes`` (and MLflow's other
 spellings); a key with spaces or symbols is written in backquotes or double quotes
 (``metrics.`my metric```, ``tags."a b"``). Which prefixes and attributes exist, and
@@ -35,6 +39,15 @@ from dataclasses import dataclass
 
 from flowml.exceptions import InvalidParameter
 from flowml.tracking.search_lexer import Token, TokenType, syntax_error, tokenize
+from flowml.tracking.search_limits import (
+    MAX_FILTER_LENGTH,
+    MAX_FILTER_TERMS,
+    MAX_FILTER_VALUES,
+    MAX_IN_VALUES,
+    MAX_NESTING_DEPTH,
+    MAX_ORDER_BY_ITEM_LENGTH,
+    MAX_ORDER_BY_ITEMS,
+)
 from flowml.tracking.search_spec import (
     ATTRIBUTE,
     EXPERIMENT_SEARCH,
@@ -119,8 +132,9 @@ def parse_filter(filter_string: str | None, spec: EntitySpec = RUN_SEARCH) -> No
         The AST root, or ``None`` for an empty filter.
 
     Raises:
-        InvalidParameter: the filter is malformed; the message names the 1-based
-            position and the offending token.
+        InvalidParameter: the filter is malformed or exceeds a bound of
+            `flowml.tracking.search_limits`; the message names the 1-based position
+            and the offending token or the bound.
 
     Example:
         >>> parse_filter("status = 'FINISHED'")
@@ -130,6 +144,15 @@ def parse_filter(filter_string: str | None, spec: EntitySpec = RUN_SEARCH) -> No
         return None
     if not isinstance(filter_string, str):
         raise InvalidParameter(f"A filter must be a string, got {type(filter_string).__name__}")
+    if len(filter_string) > MAX_FILTER_LENGTH:
+        # Checked before tokenizing: a megabyte of parentheses must cost nothing.
+        raise syntax_error(
+            "filter",
+            filter_string,
+            f"it is {len(filter_string):,} characters long, over the limit of "
+            f"{MAX_FILTER_LENGTH:,} (position {MAX_FILTER_LENGTH + 1} onwards); "
+            "split the search into several, or use IN lists instead of many OR terms",
+        )
     if not filter_string.strip():
         return None
     return _Parser(filter_string, spec, "filter").parse_filter()
@@ -149,7 +172,8 @@ def parse_order_by(
 
     Raises:
         InvalidParameter: an item is malformed, names an unknown or unorderable
-            field, or a field appears twice.
+            field, or a field appears twice; more than `MAX_ORDER_BY_ITEMS` items, or
+            an item longer than `MAX_ORDER_BY_ITEM_LENGTH` characters.
 
     Example:
         >>> parse_order_by(["metrics.acc DESC", "start_time"])
@@ -159,12 +183,24 @@ def parse_order_by(
         return ()
     if isinstance(items, str) or not isinstance(items, Sequence):
         raise InvalidParameter(f"order_by must be a list of strings, got {type(items).__name__}")
+    if len(items) > MAX_ORDER_BY_ITEMS:
+        raise InvalidParameter(
+            f"Invalid order_by: {len(items):,} items, over the limit of {MAX_ORDER_BY_ITEMS} "
+            f"(item {MAX_ORDER_BY_ITEMS + 1} onwards); order by fewer fields"
+        )
     parsed: list[OrderBy] = []
     seen: set[tuple[str, str]] = set()
     for item in items:
         if not isinstance(item, str):
             raise InvalidParameter(
                 f"order_by items must be strings, got {type(item).__name__}: {item!r}"
+            )
+        if len(item) > MAX_ORDER_BY_ITEM_LENGTH:
+            raise syntax_error(
+                "order_by",
+                item,
+                f"it is {len(item):,} characters long, over the limit of "
+                f"{MAX_ORDER_BY_ITEM_LENGTH:,} (position {MAX_ORDER_BY_ITEM_LENGTH + 1} onwards)",
             )
         order = _Parser(item, spec, "order_by").parse_order_item()
         if (order.kind, order.key) in seen:
@@ -190,6 +226,10 @@ class _Parser:
         self.label = label
         self.tokens = tokenize(source, label)
         self.index = 0
+        # Counted as the parse goes, so a bound fails before it is passed (not after).
+        self.depth = 0
+        self.terms = 0
+        self.values = 0
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -236,15 +276,29 @@ class _Parser:
 
     def primary(self) -> Node:
         if self.current.type is TokenType.LPAREN:
+            if self.depth >= MAX_NESTING_DEPTH:
+                # Before recursing: the depth of the Python stack is what this bounds.
+                raise self.fail(
+                    f"parentheses nested more than {MAX_NESTING_DEPTH} levels deep at "
+                    f"position {self.current.position}; remove redundant parentheses"
+                )
+            self.depth += 1
             self.advance()
             node = self.or_expr()
             if self.current.type is not TokenType.RPAREN:
                 raise self.unexpected("AND, OR or ')'")
             self.advance()
+            self.depth -= 1
             return node
         return self.comparison()
 
     def comparison(self) -> Comparison:
+        self.terms += 1
+        if self.terms > MAX_FILTER_TERMS:
+            raise self.fail(
+                f"more than {MAX_FILTER_TERMS} comparisons (comparison {self.terms} starts at "
+                f"position {self.current.position}); use IN lists or split the search"
+            )
         kind, key, attribute = self.identifier()
         op_token = self.current
         op = self.operator()
@@ -292,6 +346,12 @@ class _Parser:
 
     def value(self, kind: str, key: str, attribute: Attribute | None) -> str | int | float:
         token = self.current
+        self.values += 1
+        if self.values > MAX_FILTER_VALUES:
+            raise self.fail(
+                f"more than {MAX_FILTER_VALUES:,} values in the filter (value "
+                f"{self.values:,} at position {token.position}); split the search"
+            )
         numeric = kind == METRIC or (attribute is not None and attribute.numeric)
         what = f"attribute {key}" if kind == ATTRIBUTE else f"{plural(kind)}.{key}"
         if token.type is TokenType.NUMBER:
@@ -324,6 +384,12 @@ class _Parser:
         values = [self.value(kind, key, attribute)]
         while self.current.type is TokenType.COMMA:
             self.advance()
+            if len(values) >= MAX_IN_VALUES:
+                raise self.fail(
+                    f"more than {MAX_IN_VALUES:,} values in one IN list (value "
+                    f"{len(values) + 1:,} at position {self.current.position}); split the list "
+                    "over several searches"
+                )
             values.append(self.value(kind, key, attribute))
         if self.current.type is not TokenType.RPAREN:
             raise self.unexpected("',' or ')'")

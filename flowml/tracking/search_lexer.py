@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from flowml.exceptions import InvalidParameter
+from flowml.tracking.search_limits import shown
 
 __all__ = ["KEYWORDS", "Token", "TokenType", "describe_source", "syntax_error", "tokenize"]
 
@@ -76,8 +77,11 @@ _QUOTES = {"'": TokenType.STRING, '"': TokenType.DOUBLE_QUOTED, "`": TokenType.B
 
 
 def describe_source(label: str, source: str) -> str:
-    """The common message prefix, e.g. ``Invalid filter 'metrics.acc >> 1'``."""
-    return f"Invalid {label} '{source}'"
+    """The common message prefix, e.g. ``Invalid filter 'metrics.acc >> 1'``.
+
+    A long source is cut short: the message names a position anyway.
+    """
+    return f"Invalid {label} '{shown(source)}'"
 
 
 def syntax_error(label: str, source: str, problem: str) -> InvalidParameter:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flowml.exceptions import InvalidParameter
 from flowml.registry.store.base import AbstractRegistryStore
+from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
 
 __all__ = [
     "AbstractRegistryStore",
@@ -22,7 +23,8 @@ __all__ = [
     "register_registry_store",
 ]
 
-RegistryStoreFactory = Callable[[str], AbstractRegistryStore]
+# factory(uri, *, search_timeout_seconds)
+RegistryStoreFactory = Callable[..., AbstractRegistryStore]
 
 _BUILTIN = {
     "sqlite": "flowml.registry.store.sql:SqlRegistryStore",
@@ -30,12 +32,12 @@ _BUILTIN = {
     "postgres": "flowml.registry.store.sql:SqlRegistryStore",
 }
 _registered: dict[str, RegistryStoreFactory] = {}
-_cache: dict[str, AbstractRegistryStore] = {}
+_cache: dict[tuple[str, float], AbstractRegistryStore] = {}
 _lock = threading.Lock()
 
 
 def register_registry_store(scheme: str, factory: RegistryStoreFactory) -> None:
-    """Make ``scheme://`` registry URIs open with ``factory(uri)``."""
+    """Make ``scheme://`` registry URIs open with ``factory(uri, *, search_timeout_seconds)``."""
     _registered[scheme] = factory
 
 
@@ -43,17 +45,20 @@ def known_schemes() -> list[str]:
     return sorted(set(_BUILTIN) | set(_registered))
 
 
-def get_registry_store(uri: str) -> AbstractRegistryStore:
-    """The registry store for ``uri``, opened once per process.
+def get_registry_store(
+    uri: str, *, search_timeout_seconds: float = DEFAULT_SEARCH_TIMEOUT_SECONDS
+) -> AbstractRegistryStore:
+    """The registry store for ``uri``, opened once per process and search timeout.
 
     Raises:
         InvalidParameter: no store handles the URI's scheme.
     """
+    key = (uri, search_timeout_seconds)
     with _lock:
-        store = _cache.get(uri)
+        store = _cache.get(key)
         if store is None:
-            store = _factory(uri)(uri)
-            _cache[uri] = store
+            store = _factory(uri)(uri, search_timeout_seconds=search_timeout_seconds)
+            _cache[key] = store
         return store
 
 

@@ -46,6 +46,7 @@ from flowml.registry.store.base import (
 )
 from flowml.registry.store.sql_audit import insert_audit, read_audit, read_entry
 from flowml.tracking.entities import PagedList, now_ms
+from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
 from flowml.tracking.store import migrate
 from flowml.tracking.store.engine import get_engine, write_transaction
 
@@ -66,12 +67,17 @@ class SqlRegistryStore(AbstractRegistryStore):
 
     Args:
         uri: a SQLAlchemy database URI; usually the tracking URI.
+        search_timeout_seconds: how long one search statement may run before it is
+            cancelled with `InvalidParameter` (``0``: no limit).
     """
 
-    def __init__(self, uri: str) -> None:
+    def __init__(
+        self, uri: str, *, search_timeout_seconds: float = DEFAULT_SEARCH_TIMEOUT_SECONDS
+    ) -> None:
         # Registering the tables on the shared MetaData happens by importing the schema.
         self.uri = uri
         self.engine = get_engine(uri)
+        self.search_timeout_seconds = search_timeout_seconds
         migrate.upgrade(self.engine)
 
     # -- registered models -------------------------------------------------------------------
@@ -647,8 +653,9 @@ class SqlRegistryStore(AbstractRegistryStore):
     ) -> PagedList[T]:
         # Imported on first search: the filter grammar is not needed to open a store.
         from flowml.registry.store.sql_search import select_registry_page
+        from flowml.tracking.store.paging import search_connection
 
-        with self.engine.connect() as conn:
+        with search_connection(self.engine, self.search_timeout_seconds) as conn:
             rows, token = select_registry_page(
                 conn, entity, filter_string, max_results, order_by, page_token, limit
             )

@@ -8,14 +8,22 @@ Pagination is ``OFFSET``-based but stable under concurrent inserts: the first pa
 fixes a high-water mark of the table's insertion sequence and every later page of
 that search only sees rows at or below it. Offset and mark travel in the opaque page
 token (`flowml.tracking.store.page_token`), bound to the search it was issued for.
+
+Every search reads through `search_connection`, which bounds its database time with
+a statement timeout (PostgreSQL's ``statement_timeout``, a progress handler on SQLite)
+that writes never get.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, FromClause, Row, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, FromClause, Row, func, select
+from sqlalchemy.exc import DBAPIError
 
 from flowml.exceptions import InvalidParameter
 from flowml.tracking.search import Node, OrderBy, parse_filter, parse_order_by
@@ -27,6 +35,7 @@ from flowml.tracking.store.sql_filter import SearchTarget, compile_filter, compi
 __all__ = [
     "PagedTable",
     "parse_search",
+    "search_connection",
     "select_page",
     "validate_max_results",
     "with_tie_breakers",
@@ -181,6 +190,84 @@ def select_page(
     if len(rows) > max_results:
         return list(rows[:max_results]), encode_page_token(offset + max_results, mark, query)
     return list(rows), None
+
+
+# PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout (query_canceled).
+_QUERY_CANCELED = "57014"
+_POSTGRES_MAX_TIMEOUT_MS = 2_147_483_647
+# SQLite calls the progress handler every this many virtual-machine instructions:
+# often enough to stop within a millisecond or so, rarely enough to cost nothing.
+_SQLITE_PROGRESS_STEPS = 10_000
+
+
+@contextlib.contextmanager
+def search_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
+    """A connection for one search, whose statements are cancelled after ``timeout_s``.
+
+    On PostgreSQL the timeout is ``SET LOCAL statement_timeout``: it lasts until this
+    read transaction ends, so pooled connections and write transactions keep the
+    server's default. On SQLite a progress handler aborts a statement running past
+    the deadline, and is removed before the connection goes back to the pool.
+
+    Args:
+        engine: the store's engine.
+        timeout_s: the longest a statement of this search may run, in seconds;
+            ``0`` means no limit.
+
+    Yields:
+        An open connection; its transaction is rolled back on exit.
+
+    Raises:
+        InvalidParameter: a statement ran past the timeout (narrow the search).
+    """
+    with engine.connect() as conn:
+        timed_out = _apply_timeout(conn, timeout_s)
+        try:
+            yield conn
+        except Exception as exc:
+            # Driver-level fast paths raise the driver's own errors, unwrapped.
+            orig = exc.orig if isinstance(exc, DBAPIError) else exc
+            if _cancelled(orig) or (timed_out() and isinstance(orig, sqlite3.OperationalError)):
+                raise InvalidParameter(
+                    f"The search was cancelled after the search timeout of {timeout_s:g} s "
+                    "(FLOWML_SEARCH_TIMEOUT_SECONDS); narrow the filter (fewer OR terms, "
+                    "fewer experiments, a time range) or use smaller pages"
+                ) from None
+            raise
+        finally:
+            if conn.dialect.name == "sqlite" and timeout_s > 0 and not conn.invalidated:
+                conn.connection.dbapi_connection.set_progress_handler(None, 0)  # type: ignore[union-attr]
+
+
+def _cancelled(error: BaseException) -> bool:
+    # psycopg 3 names the SQLSTATE ``sqlstate``, psycopg2 ``pgcode``.
+    code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+    return code == _QUERY_CANCELED
+
+
+def _apply_timeout(conn: Connection, timeout_s: float) -> Callable[[], bool]:
+    """Start the timeout on ``conn``; returns whether it has fired (SQLite) so far."""
+    if timeout_s <= 0:
+        return lambda: False
+    if conn.dialect.name == "postgresql":
+        # At least 1 ms (PostgreSQL reads 0 as "no timeout"), at most its largest value.
+        ms = min(max(1, round(timeout_s * 1000)), _POSTGRES_MAX_TIMEOUT_MS)
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+        return lambda: False
+    if conn.dialect.name != "sqlite":
+        return lambda: False
+    deadline = time.monotonic() + timeout_s
+    fired = False
+
+    def past_deadline() -> bool:
+        nonlocal fired
+        fired = fired or time.monotonic() > deadline
+        return fired  # a true value makes SQLite abort the statement ("interrupted")
+
+    conn.connection.dbapi_connection.set_progress_handler(  # type: ignore[union-attr]
+        past_deadline, _SQLITE_PROGRESS_STEPS
+    )
+    return lambda: fired
 
 
 def _resume(page_token: str | None, query: str) -> tuple[int, int | None]:

@@ -12,23 +12,26 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flowml.exceptions import InvalidParameter
+from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
 from flowml.tracking.store.base import AbstractStore
 
-StoreFactory = Callable[[str, str], AbstractStore]
+# Called as factory(uri, default_artifact_root, *, search_timeout_seconds).
+StoreFactory = Callable[..., AbstractStore]
 
-# scheme -> "module:attribute" of a factory taking (uri, default_artifact_root)
+# scheme -> "module:attribute" of a StoreFactory
 _BUILTIN: dict[str, str] = {
     "sqlite": "flowml.tracking.store.sql:SqlStore",
     "postgresql": "flowml.tracking.store.sql:SqlStore",
     "postgres": "flowml.tracking.store.sql:SqlStore",
 }
 _registered: dict[str, StoreFactory] = {}
-_cache: dict[tuple[str, str], AbstractStore] = {}
+_cache: dict[tuple[str, str, float], AbstractStore] = {}
 _lock = threading.Lock()
 
 
 def register_store(scheme: str, factory: StoreFactory) -> None:
-    """Make ``scheme://`` URIs open with ``factory(uri, default_artifact_root)``."""
+    """Make ``scheme://`` URIs open with ``factory(uri, default_artifact_root, *,
+    search_timeout_seconds)``."""
     _registered[scheme] = factory
 
 
@@ -55,13 +58,20 @@ def _factory(uri: str) -> StoreFactory:
     return getattr(importlib.import_module(module), attr)
 
 
-def get_store(uri: str, default_artifact_root: str) -> AbstractStore:
-    """The store for ``uri``, opened once per process and artifact root."""
-    key = (uri, default_artifact_root)
+def get_store(
+    uri: str,
+    default_artifact_root: str,
+    *,
+    search_timeout_seconds: float = DEFAULT_SEARCH_TIMEOUT_SECONDS,
+) -> AbstractStore:
+    """The store for ``uri``, opened once per process, artifact root and search timeout."""
+    key = (uri, default_artifact_root, search_timeout_seconds)
     with _lock:
         store = _cache.get(key)
         if store is None:
-            store = _factory(uri)(uri, default_artifact_root)
+            store = _factory(uri)(
+                uri, default_artifact_root, search_timeout_seconds=search_timeout_seconds
+            )
             _cache[key] = store
         return store
 

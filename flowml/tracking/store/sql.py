@@ -39,6 +39,7 @@ from flowml.tracking.entities import (
     now_ms,
 )
 from flowml.tracking.lineage import DIRECTIONS, OUTPUT, LineageEntry, validate_entries
+from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
 from flowml.tracking.store import migrate
 from flowml.tracking.store.base import (
     DEFAULT_EXPERIMENT_NAME,
@@ -67,11 +68,20 @@ class SqlStore(AbstractStore):
     Args:
         uri: a SQLAlchemy URI (``sqlite:///path.db``, ``postgresql://user@host/db``).
         default_artifact_root: where new experiments put their artifacts (any fsspec URL).
+        search_timeout_seconds: how long one search statement may run before it is
+            cancelled with `InvalidParameter` (``0``: no limit).
     """
 
-    def __init__(self, uri: str, default_artifact_root: str) -> None:
+    def __init__(
+        self,
+        uri: str,
+        default_artifact_root: str,
+        *,
+        search_timeout_seconds: float = DEFAULT_SEARCH_TIMEOUT_SECONDS,
+    ) -> None:
         self.uri = uri
         self.engine = get_engine(uri)
+        self.search_timeout_seconds = search_timeout_seconds
         self.default_artifact_root = default_artifact_root.rstrip("/")
         migrate.upgrade(self.engine)
         self._ensure_default_experiment()
@@ -167,9 +177,10 @@ class SqlStore(AbstractStore):
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Experiment]:
+        from flowml.tracking.store.paging import search_connection
         from flowml.tracking.store.sql_search import select_experiment_page
 
-        with self.engine.connect() as conn:
+        with search_connection(self.engine, self.search_timeout_seconds) as conn:
             rows, token = select_experiment_page(
                 conn, ViewType.stages(view_type), filter_string, max_results, order_by, page_token
             )
@@ -531,10 +542,11 @@ class SqlStore(AbstractStore):
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Run]:
+        from flowml.tracking.store.paging import search_connection
         from flowml.tracking.store.sql_search import select_run_page
 
         ids = [str(_experiment_id(e)) for e in experiment_ids]
-        with self.engine.connect() as conn:
+        with search_connection(self.engine, self.search_timeout_seconds) as conn:
             rows, token = select_run_page(
                 conn, ids, filter_string, ViewType.stages(run_view_type), max_results, order_by, page_token
             )

@@ -22,6 +22,7 @@ from flowml.tracking.search import (
     TAG,
     OrderBy,
 )
+from flowml.tracking.search_limits import MAX_SEARCH_EXPERIMENTS
 from flowml.tracking.store.page_token import query_fingerprint
 from flowml.tracking.store.paging import (
     PagedTable,
@@ -118,10 +119,18 @@ def select_run_page(
 
     Raises:
         InvalidParameter: a malformed filter, order_by, page token, experiment id or
-            max_results; nothing is read or written then.
+            max_results, or more than `MAX_SEARCH_EXPERIMENTS` experiments; nothing is
+            read or written then.
     """
     node, orders = parse_search(RUN_SEARCH, filter_string, order_by, max_results)
-    ids = sorted({_experiment_id(value) for value in _sequence(experiment_ids, "experiment_ids")})
+    given = _sequence(experiment_ids, "experiment_ids")
+    if len(given) > MAX_SEARCH_EXPERIMENTS:
+        # One bind parameter each: a huge list would break the database's parameter limit.
+        raise InvalidParameter(
+            f"Invalid experiment_ids: {len(given):,} experiments, over the limit of "
+            f"{MAX_SEARCH_EXPERIMENTS:,} for one search; search them in batches"
+        )
+    ids = sorted({_experiment_id(value) for value in given})
     stages = sorted(set(_strings(lifecycle_stages, "lifecycle_stages")))
     tie_breakers: list[ColumnElement[object]] = []
     if (ATTRIBUTE, "start_time") not in {(o.kind, o.key) for o in orders}:
