@@ -131,13 +131,12 @@ def check_location(location: object, what: str = "model location") -> str:
     """
     if not isinstance(location, str) or not location.strip():
         raise InvalidParameter(f"A {what} must be a non-empty string, got {location!r}")
-    if location.startswith(RUNS_SCHEME):
-        parse_runs_uri(location)
-        return location
-    path = _SCHEME_PREFIX.sub("", location, count=1).lstrip("/")
     try:
-        safe_artifact_path(path)
-    except ArtifactPathError as exc:
+        if location.startswith(RUNS_SCHEME):
+            parse_runs_uri(location)
+        else:
+            safe_artifact_path(_SCHEME_PREFIX.sub("", location, count=1).lstrip("/"))
+    except InvalidParameter as exc:
         raise InvalidParameter(
             f"Refusing {what} {location!r}: it could point outside the directory it names "
             f"({exc.message}). Register the model again from runs:/<run_id>/<path> or from "
