@@ -21,7 +21,7 @@ import flowml
 from flowml.exceptions import InvalidParameter
 from flowml.models import load_model
 from flowml.models.input_example import load_input_example
-from flowml.models.mlmodel import Model, model_file
+from flowml.models.mlmodel import Model
 
 from .helpers import bomb_pickle, edit_mlmodel
 
@@ -177,6 +177,8 @@ def test_honest_models_still_load(
         assert sys.path[0] == str((with_code / "code").resolve())
     finally:
         sys.path[:] = before
+    from flowml.models.mlmodel import model_file
+
     inside = model_file(py_model, "python_model.pkl", "k")
     assert inside == (py_model / "python_model.pkl").resolve()
     assert not outside["marker"].exists()
