@@ -26,6 +26,7 @@ import yaml
 
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.models.schema import ModelSignature, ParamSchema, Schema
+from flowml.tracking.artifacts import safe_artifact_path
 
 __all__ = ["MLMODEL_FILE_NAME", "PYFUNC_FLAVOR", "Model", "ModelInfo", "model_file"]
 
@@ -67,8 +68,6 @@ def model_file(root: str | os.PathLike[str], entry: object, key: str) -> Path:
             backslash or an encoded dot or slash, or reaches outside `root` through a
             symbolic link.
     """
-    from flowml.tracking.artifacts import safe_artifact_path
-
     if not isinstance(entry, str):
         raise InvalidParameter(
             f"MLmodel entry {key} must be a path inside the model directory, got {entry!r}"
