@@ -374,6 +374,12 @@ def log_model(
 def load_model(model_uri: str, dst_path: str | None = None) -> PyFuncModel:
     """Load any flowml or MLflow model as a `PyFuncModel`.
 
+    Loading a model runs pickle, which can execute any code the model's author put in
+    it (and puts the model's ``code`` directory first on ``sys.path``): load only models
+    you trust, as with MLflow. The URI and every file the MLmodel names are confined to
+    the run's (or model's) artifacts, but a trusted location does not make the pickle
+    inside it safe.
+
     Args:
         model_uri: A local path, any fsspec URL, ``runs:/<run_id>/<path>`` or (with the
             registry) ``models:/<name>/<version|stage>`` / ``models:/<name>@<alias>``.
@@ -384,7 +390,10 @@ def load_model(model_uri: str, dst_path: str | None = None) -> PyFuncModel:
 
     Raises:
         ResourceNotFound: nothing at the URI, no MLmodel file, or no flavor that loads it.
-        InvalidParameter: a malformed URI or MLmodel file.
+        InvalidParameter: a malformed URI or MLmodel file; a ``runs:/`` or ``models:/``
+            URI, or an MLmodel entry (``data``, ``pickled_model``, ``python_model``,
+            ``code``, ``artifacts``), that points outside the run's or the model's files.
+            These are checked before any file is read.
 
     Example:
         >>> model = flowml.load_model("runs:/0123abcd/model")  # doctest: +SKIP
@@ -396,10 +405,15 @@ def load_model(model_uri: str, dst_path: str | None = None) -> PyFuncModel:
 def load_native(model_uri: str, flavor_name: str, dst_path: str | None = None) -> Any:
     """The native object of flavor `flavor_name` saved at `model_uri`.
 
+    Loading a model runs pickle, which can execute any code: load only models you trust.
+
     Raises:
         ResourceNotFound: the model has no such flavor, or nothing is at the URI.
+        InvalidParameter: the URI or an MLmodel entry points outside the run's or the
+            model's files (checked before anything is read).
     """
     local = Path(download_to_local(model_uri, dst_path))
     mlmodel = Model.load(local)
+    mlmodel.check_paths(local)
     mlmodel.flavor(flavor_name)
     return get_flavor(flavor_name).load(local, mlmodel)

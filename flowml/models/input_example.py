@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flowml.exceptions import InvalidParameter
+from flowml.models.mlmodel import model_file
 
 __all__ = [
     "INPUT_EXAMPLE_FILE",
@@ -117,7 +118,7 @@ def load_input_example(path: str | Path, info: dict[str, Any] | None) -> Any:
     """
     if not info or "artifact_path" not in info:
         return None
-    target = Path(path) / str(info["artifact_path"])
+    target = model_file(path, info["artifact_path"], "saved_input_example_info.artifact_path")
     if not target.is_file():
         return None
     data = json.loads(target.read_text(encoding="utf-8"))

@@ -4,6 +4,11 @@ flowml writes the keys MLflow 3 reads (``flavors``, ``model_uuid``, ``utc_time_c
 ``signature``, ``saved_input_example_info``, ``model_size_bytes``, ``run_id``,
 ``artifact_path``) plus ``flowml_version``. Keys written by other tools (``mlflow_version``,
 ``model_id``, ...) are kept verbatim, so loading and re-saving never loses information.
+
+Every file an MLmodel names (``data``, ``pickled_model``, ``python_model``, ``code``,
+``artifacts``...) must live inside the model directory: `model_file` is the one way to
+turn such an entry into a path, and `Model.check_paths` checks them all before a flavor
+reads anything.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ import yaml
 
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.models.schema import ModelSignature, ParamSchema, Schema
+from flowml.tracking.artifacts import safe_artifact_path
 
-__all__ = ["MLMODEL_FILE_NAME", "PYFUNC_FLAVOR", "Model", "ModelInfo"]
+__all__ = ["MLMODEL_FILE_NAME", "PYFUNC_FLAVOR", "Model", "ModelInfo", "model_file"]
 
 MLMODEL_FILE_NAME = "MLmodel"
 PYFUNC_FLAVOR = "python_function"
@@ -40,6 +46,47 @@ _KNOWN_KEYS = frozenset(
         "utc_time_created",
     }
 )
+
+
+# Flavor keys that name a file or directory of the model (MLflow's flavors use these).
+_PATH_KEYS = ("code", "data", "model_data", "model_path", "pickled_model", "python_model")
+
+
+def model_file(root: str | os.PathLike[str], entry: object, key: str) -> Path:
+    """The file or directory MLmodel entry `key` names, confined to model directory `root`.
+
+    Args:
+        root: the local model directory.
+        entry: the entry's value, a path relative to `root`.
+        key: the entry's name (``flavors.sklearn.pickled_model``), for the error message.
+
+    Returns:
+        The resolved path, inside `root`.
+
+    Raises:
+        InvalidParameter: the entry is not a string, is absolute, holds ``..``, a
+            backslash or an encoded dot or slash, or reaches outside `root` through a
+            symbolic link.
+    """
+    if not isinstance(entry, str):
+        raise InvalidParameter(
+            f"MLmodel entry {key} must be a path inside the model directory, got {entry!r}"
+        )
+    try:
+        rel = safe_artifact_path(entry)
+    except InvalidParameter as exc:
+        raise InvalidParameter(
+            f"Refusing to load the model: MLmodel entry {key} = {entry!r} points outside the "
+            f"model directory ({exc.message}); a model's files must live inside its directory"
+        ) from None
+    base = Path(root).resolve()
+    target = (base / rel).resolve()
+    if not target.is_relative_to(base):
+        raise InvalidParameter(
+            f"Refusing to load the model: MLmodel entry {key} = {entry!r} leads outside the "
+            "model directory through a symbolic link"
+        )
+    return target
 
 
 def _utc_now() -> str:
@@ -95,6 +142,32 @@ class Model:
                 f"The model has no {name!r} flavor; it has {sorted(self.flavors)}"
             )
         return self.flavors[name]
+
+    def check_paths(self, root: str | os.PathLike[str]) -> None:
+        """Check that every file this MLmodel names lies inside model directory `root`.
+
+        Called before a flavor reads anything, so a crafted MLmodel (``pickled_model:
+        ../../elsewhere.pkl``, ``code: /tmp/evil``) fails without a byte being read.
+
+        Raises:
+            InvalidParameter: an entry is absolute, holds ``..`` or similar, or leads
+                outside `root` (see `model_file`).
+        """
+        for name, conf in self.flavors.items():
+            for key in _PATH_KEYS:
+                if conf.get(key) is not None:
+                    model_file(root, conf[key], f"flavors.{name}.{key}")
+            artifacts = conf.get("artifacts")
+            if artifacts is None:
+                continue
+            if not isinstance(artifacts, dict):
+                raise InvalidParameter(f"MLmodel entry flavors.{name}.artifacts must be a mapping")
+            for artifact, info in artifacts.items():
+                where = f"flavors.{name}.artifacts.{artifact}.path"
+                model_file(root, info.get("path") if isinstance(info, dict) else info, where)
+        example = self.saved_input_example_info
+        if isinstance(example, dict) and example.get("artifact_path") is not None:
+            model_file(root, example["artifact_path"], "saved_input_example_info.artifact_path")
 
     def get_input_schema(self) -> Schema | None:
         return self.signature.inputs if self.signature is not None else None

@@ -13,7 +13,7 @@ from typing import Any
 from flowml.models.enforce import enforce_params, enforce_schema
 from flowml.models.flavors.base import Predictor
 from flowml.models.flavors.registry import flavor_for_loader_module
-from flowml.models.mlmodel import PYFUNC_FLAVOR, Model
+from flowml.models.mlmodel import PYFUNC_FLAVOR, Model, model_file
 
 __all__ = ["PyFuncModel", "load_pyfunc"]
 
@@ -78,7 +78,7 @@ def _add_code_path(path: Path, conf: dict[str, Any]) -> None:
     code = conf.get("code")
     if code:
         # MLflow's convention: the model's code directory goes first on sys.path.
-        target = str((path / str(code)).resolve())
+        target = str(model_file(path, code, f"flavors.{PYFUNC_FLAVOR}.code"))
         if target not in sys.path:
             sys.path.insert(0, target)
 
@@ -86,12 +86,18 @@ def _add_code_path(path: Path, conf: dict[str, Any]) -> None:
 def load_pyfunc(path: str | Path, metadata: Model | None = None) -> PyFuncModel:
     """Load the model directory at local `path` as a `PyFuncModel`.
 
+    Loading runs the model's pickle (and puts its ``code`` directory on ``sys.path``):
+    load only models you trust.
+
     Raises:
         ResourceNotFound: no MLmodel file, no ``python_function`` flavor, or no flavor
             that reads its ``loader_module``.
+        InvalidParameter: the MLmodel names a file outside the model directory (checked
+            before anything is read).
     """
     root = Path(path)
     mlmodel = metadata or Model.load(root)
+    mlmodel.check_paths(root)
     conf = mlmodel.flavor(PYFUNC_FLAVOR)
     flavor = flavor_for_loader_module(str(conf.get("loader_module")))
     _add_code_path(root, conf)

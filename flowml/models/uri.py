@@ -14,6 +14,7 @@ import importlib
 from typing import Any
 
 from flowml.exceptions import InvalidParameter, InvalidState, ResourceNotFound
+from flowml.tracking.run_uri import RUNS_SCHEME, parse_runs_uri, resolve_runs_uri
 
 __all__ = [
     "download_to_local",
@@ -21,21 +22,7 @@ __all__ = [
     "resolve_model_uri",
 ]
 
-RUNS_SCHEME = "runs:"
 MODELS_SCHEME = "models:"
-
-
-def parse_runs_uri(uri: str) -> tuple[str, str]:
-    """Split ``runs:/<run_id>/<path>`` into the run id and the artifact path.
-
-    Raises:
-        InvalidParameter: the URI is not of that form.
-    """
-    rest = uri[len(RUNS_SCHEME) :].lstrip("/")
-    run_id, _, path = rest.partition("/")
-    if not uri.startswith(RUNS_SCHEME) or not run_id:
-        raise InvalidParameter(f"Not a runs URI: {uri!r}; expected runs:/<run_id>/<path>")
-    return run_id, path.strip("/")
 
 
 def _resolve_models_uri(uri: str) -> str:
@@ -58,10 +45,13 @@ def resolve_model_uri(uri: str) -> str:
     """The storage URI (local path or fsspec URL) of the model directory at `uri`.
 
     ``runs:/`` URIs become ``<artifact root>/<path>``; ``models:/`` URIs go through the
-    registry (and may resolve to a ``runs:/`` URI, resolved in turn).
+    registry (and may resolve to a ``runs:/`` URI, resolved in turn). Both stay inside
+    the run's (or the registered version's) artifacts: a path with ``..``, an absolute
+    path, a backslash or a percent-encoded dot or slash is refused before anything is read.
 
     Raises:
-        InvalidParameter: the URI is empty or malformed.
+        InvalidParameter: the URI is empty or malformed, or its location could leave the
+            run's or the model version's artifacts.
         ResourceNotFound: the run or registered model does not exist.
         InvalidState: a ``models:/`` URI without a registry.
     """
@@ -73,9 +63,7 @@ def resolve_model_uri(uri: str) -> str:
     if uri.startswith(RUNS_SCHEME):
         from flowml.tracking.fluent import get_client
 
-        run_id, path = parse_runs_uri(uri)
-        root = get_client().get_run(run_id).info.artifact_uri.rstrip("/")
-        return f"{root}/{path}" if path else root
+        return resolve_runs_uri(uri, get_client())
     return uri
 
 
@@ -86,6 +74,7 @@ def download_to_local(uri: str, dst_path: str | None = None) -> str:
     temporary directory when None).
 
     Raises:
+        InvalidParameter: see `resolve_model_uri` (checked before anything is read).
         ResourceNotFound: nothing exists at the URI.
     """
     from flowml.tracking.artifacts import download_uri

@@ -28,6 +28,7 @@ from flowml.registry.store.base import (
 )
 from flowml.registry.validation import validate_model_name
 from flowml.tracking.entities import PagedList
+from flowml.tracking.run_uri import RUNS_SCHEME, check_location, parse_runs_uri, resolve_runs_uri
 
 __all__ = ["RegistryClient"]
 
@@ -165,7 +166,7 @@ class RegistryClient:
         """
         validate_model_name(name)
         source, storage, source_run_id = self._resolve_source(model_uri)
-        if isinstance(model_uri, str) and model_uri.startswith("runs:"):
+        if isinstance(model_uri, str) and model_uri.startswith(RUNS_SCHEME):
             self._require_mlmodel(model_uri, storage)
         try:
             self.create_registered_model(name, reason=reason)
@@ -249,8 +250,14 @@ class RegistryClient:
         self.store.delete_model_version(name, version, audit=_info(reason))
 
     def get_model_version_download_uri(self, name: str, version: int | str) -> str:
-        """Where the version's files are (a local path or an fsspec URL)."""
-        return self.store.get_model_version_download_uri(name, version)
+        """Where the version's files are (a local path or an fsspec URL).
+
+        Raises:
+            InvalidParameter: the stored location could point outside the version's files.
+        """
+        from flowml.registry.uri import version_location
+
+        return version_location(self.store.get_model_version(name, version))
 
     def search_model_versions(
         self,
@@ -328,21 +335,21 @@ class RegistryClient:
         """``(source, storage_location, run_id)`` for a model URI, as MLflow stores them.
 
         ``runs:/`` URIs become the run's artifact location (MLflow does the same), so a
-        version stays readable whatever the tracking URI of its reader.
+        version stays readable whatever the tracking URI of its reader. Every form is
+        confined: a ``runs:/`` path stays inside the run's artifacts, and no location may
+        hold ``..`` or encoded dots and slashes (`flowml.tracking.run_uri`).
         """
         if not isinstance(model_uri, str) or not model_uri.strip():
             raise InvalidParameter(f"A model URI must be a non-empty string, got {model_uri!r}")
-        if model_uri.startswith("runs:"):
-            run_id, path = _parse_runs_uri(model_uri)
-            root = self.tracking.get_run(run_id).info.artifact_uri.rstrip("/")
-            location = f"{root}/{path}" if path else root
-            return location, location, run_id
+        if model_uri.startswith(RUNS_SCHEME):
+            location = resolve_runs_uri(model_uri, self.tracking)
+            return location, location, parse_runs_uri(model_uri)[0]
         if model_uri.startswith("models:"):
-            from flowml.registry.uri import resolve_model_version
+            from flowml.registry.uri import resolve_model_version, version_location
 
             version = resolve_model_version(model_uri, self)
-            return model_uri, version.storage_location, version.run_id
-        return model_uri, model_uri, None
+            return model_uri, version_location(version), version.run_id
+        return model_uri, check_location(model_uri, "model source"), None
 
     def _record_lineage(self, version: ModelVersion) -> None:
         """Record ``models:/<name>/<version>`` as an output of its source run.
@@ -377,14 +384,6 @@ class RegistryClient:
             raise ResourceNotFound(
                 f"No model logged at {model_uri!r}: {location}/MLmodel does not exist"
             )
-
-
-def _parse_runs_uri(uri: str) -> tuple[str, str]:
-    rest = uri[len("runs:") :].lstrip("/")
-    run_id, _, path = rest.partition("/")
-    if not run_id:
-        raise InvalidParameter(f"Not a runs URI: {uri!r}; expected runs:/<run_id>/<path>")
-    return run_id, path.strip("/")
 
 
 def _info(reason: str | None) -> AuditInfo:

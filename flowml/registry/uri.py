@@ -20,11 +20,18 @@ from urllib.parse import urlsplit
 from flowml.exceptions import InvalidParameter
 from flowml.registry.entities import ModelVersion, canonical_stage
 from flowml.registry.validation import RESERVED_ALIAS_LATEST, validate_alias, validate_model_name
+from flowml.tracking.run_uri import check_location
 
 if TYPE_CHECKING:
     from flowml.registry.client import RegistryClient
 
-__all__ = ["ParsedModelUri", "parse_models_uri", "resolve_model_version", "resolve_models_uri"]
+__all__ = [
+    "ParsedModelUri",
+    "parse_models_uri",
+    "resolve_model_version",
+    "resolve_models_uri",
+    "version_location",
+]
 
 SCHEME = "models"
 
@@ -145,11 +152,25 @@ def resolve_models_uri(uri: str, client: RegistryClient | None = None) -> str:
         A local path or fsspec URL (never another ``models:/`` URI).
 
     Raises:
-        InvalidParameter: a malformed URI.
+        InvalidParameter: a malformed URI, or a stored location that could point outside
+            the version's files (``..``, encoded dots or slashes: a row written before
+            locations were checked); nothing is read from it.
         ResourceNotFound: no such model, version or alias, or no version in that stage.
 
     Example:
         >>> resolve_models_uri("models:/churn@champion")
         '/home/me/.flowml/artifacts/1/4f.../artifacts/model'
     """
-    return resolve_model_version(uri, client).storage_location
+    return version_location(resolve_model_version(uri, client))
+
+
+def version_location(version: ModelVersion) -> str:
+    """A version's storage location, once checked to point nowhere outside its files.
+
+    Raises:
+        InvalidParameter: the stored location holds ``..``, a backslash or an encoded dot
+            or slash (a row written before locations were checked at registration).
+    """
+    return check_location(
+        version.storage_location, f"stored location of {version.name!r} v{version.version}"
+    )

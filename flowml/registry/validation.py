@@ -10,6 +10,7 @@ import posixpath
 import re
 
 from flowml.exceptions import InvalidParameter
+from flowml.tracking.run_uri import check_location
 from flowml.tracking.validation import MAX_KEY_LENGTH, validate_key
 
 __all__ = [
@@ -174,6 +175,8 @@ def validate_description(description: object) -> str | None:
 def validate_source(source: object) -> str:
     """A model source URI or path: a non-empty string of at most 2000 characters.
 
+    Its path may not climb out of where it points (see `flowml.tracking.run_uri`).
+
     Raises:
         InvalidParameter: otherwise.
     """
@@ -184,4 +187,6 @@ def validate_source(source: object) -> str:
             f"Model version source is {len(source)} characters long; "
             f"the limit is {MAX_SOURCE_LENGTH}"
         )
-    return source
+    # The store is the last gate before a row exists: a location that climbs out of its
+    # directory ('..', encoded dots or slashes) never gets stored, whoever calls.
+    return check_location(source, "model version source")

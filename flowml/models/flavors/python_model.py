@@ -18,7 +18,7 @@ from typing import Any
 
 from flowml.exceptions import InvalidParameter
 from flowml.models.flavors.base import Flavor, Predictor
-from flowml.models.mlmodel import PYFUNC_FLAVOR, Model
+from flowml.models.mlmodel import PYFUNC_FLAVOR, Model, model_file
 from flowml.models.python_model import PythonModel, PythonModelContext, _FunctionModel
 
 __all__ = ["PythonModelFlavor"]
@@ -136,7 +136,8 @@ class PythonModelFlavor(Flavor):
                 "This custom model was saved from code (no python_model pickle); flowml loads "
                 "pickled custom models only"
             )
-        with open(path / str(conf["python_model"]), "rb") as handle:
+        pickled = model_file(path, conf["python_model"], f"flavors.{PYFUNC_FLAVOR}.python_model")
+        with open(pickled, "rb") as handle:
             try:
                 return pickle.load(handle)
             except ModuleNotFoundError as exc:
@@ -148,7 +149,11 @@ class PythonModelFlavor(Flavor):
     def predictor(self, native: Any, path: Path | None, mlmodel: Model) -> Predictor:
         conf = mlmodel.flavors.get(PYFUNC_FLAVOR, {})
         artifacts = {
-            name: str((path / info["path"]).resolve()) if path is not None else info["uri"]
+            name: (
+                str(model_file(path, info["path"], f"flavors.{PYFUNC_FLAVOR}.artifacts.{name}"))
+                if path is not None
+                else info["uri"]
+            )
             for name, info in (conf.get("artifacts") or {}).items()
         }
         context = PythonModelContext(artifacts, conf.get("config"))

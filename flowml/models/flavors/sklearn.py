@@ -23,7 +23,7 @@ from typing import Any
 
 from flowml.exceptions import InvalidParameter
 from flowml.models.flavors.base import Flavor, Predictor
-from flowml.models.mlmodel import PYFUNC_FLAVOR, Model
+from flowml.models.mlmodel import PYFUNC_FLAVOR, Model, model_file
 
 __all__ = ["SklearnFlavor", "load_model", "log_model", "save_model"]
 
@@ -111,13 +111,15 @@ class SklearnFlavor(Flavor):
 
     def load(self, path: Path, mlmodel: Model) -> Any:
         conf = mlmodel.flavor(FLAVOR_NAME)
-        model_file = path / str(conf.get("pickled_model", MODEL_FILE))
+        pickled = model_file(
+            path, conf.get("pickled_model", MODEL_FILE), f"flavors.{FLAVOR_NAME}.pickled_model"
+        )
         fmt = conf.get("serialization_format", "cloudpickle")
         if fmt == "skops":
-            return _load_skops(model_file, conf)
+            return _load_skops(pickled, conf)
         if fmt not in SERIALIZATION_FORMATS:
             raise InvalidParameter(f"Unsupported sklearn serialization_format {fmt!r}")
-        with open(model_file, "rb") as handle:
+        with open(pickled, "rb") as handle:
             return pickle.load(handle)
 
     def predictor(self, native: Any, path: Path | None, mlmodel: Model) -> Predictor:
