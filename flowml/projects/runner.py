@@ -40,7 +40,6 @@ __all__ = ["ProjectRun", "as_flow", "run"]
 PROJECT_ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 PROJECT_ENV_TAG = "mlflow.project.env"
 PROJECT_BACKEND_TAG = "mlflow.project.backend"
-PREFECT_FLOW_RUN_ID_TAG = "flowml.prefect.flowRunId"
 # Tracking stores take at most this many params per batch (MLflow's limit).
 _PARAMS_PER_BATCH = 100
 _BANNED_FLOW_NAME_CHARS = "/%&><"
@@ -324,7 +323,7 @@ def _start_run(
         PROJECT_ENTRY_POINT_TAG: entry.name,
         PROJECT_ENV_TAG: env_manager,
         PROJECT_BACKEND_TAG: "prefect",
-        PREFECT_FLOW_RUN_ID_TAG: flow_run_id,
+        systags.PREFECT_FLOW_RUN_ID: flow_run_id,
     }
     if source.git_commit:
         tags[systags.GIT_COMMIT] = source.git_commit

@@ -19,6 +19,7 @@ import pytest
 import flowml.projects
 from flowml.exceptions import InvalidParameter
 from flowml.projects.errors import EnvironmentUnavailable, ProjectRunFailed
+from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 
@@ -119,7 +120,7 @@ def test_run_from_directory_tracks_params_metrics_tags_and_logs(project: Path) -
     assert tags["mlflow.source.name"] == str(project.resolve())
     assert tags["mlflow.project.entryPoint"] == "main"
     assert tags["mlflow.project.env"] == "local"
-    assert tags["flowml.prefect.flowRunId"] == result.flow_run_id
+    assert tags[systags.PREFECT_FLOW_RUN_ID] == result.flow_run_id
     assert "mlflow.source.git.commit" not in tags  # not a git project
 
     flow_run = prefect_flow_run(result.flow_run_id)
@@ -171,7 +172,7 @@ def test_failing_command_gives_a_failed_run(project: Path) -> None:
     assert info.value.exit_code == 3
     run = TrackingClient().get_run(info.value.run_id)
     assert run.info.status == "FAILED"
-    flow_run_id = run.data.tags["flowml.prefect.flowRunId"]
+    flow_run_id = run.data.tags[systags.PREFECT_FLOW_RUN_ID]
     state = prefect_flow_run(flow_run_id).state
     assert state is not None and state.is_failed()
     assert "about to fail" in prefect_logs(flow_run_id)
