@@ -246,15 +246,16 @@ def _execute(config: _Config, parameters: dict[str, Any]) -> ProjectRun:
             try:
                 environment = manager.prepare(project, logger.info)
                 command = build_command(entry, resolved)
-                logger.info("Running: %s", command)
+                logger.info("Running: %s", command.display)
                 child_env = {
                     **os.environ,
+                    **command.env,  # the parameter values the command refers to
                     "FLOWML_TRACKING_URI": tracking_uri,
                     "FLOWML_RUN_ID": run_id,
                     "FLOWML_EXPERIMENT_ID": experiment_id,
                     "PYTHONUNBUFFERED": "1",  # so the output streams line by line
                 }
-                launch = environment.launch(command, source.work_dir, child_env)
+                launch = environment.launch(command.command, source.work_dir, child_env)
                 code = run_streaming(launch, logger.info)
                 status = RunStatus.FINISHED if code == 0 else RunStatus.FAILED
             except Exception:
