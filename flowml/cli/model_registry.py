@@ -320,16 +320,15 @@ def lineage(
 
 def _prefect_tags() -> tuple[tuple[str, str], ...]:
     """(label, run tag) pairs naming the Prefect runs behind a tracked run."""
+    from flowml.tracking import tags as systags
+
+    # The run ids come from the tracking layer: project runs write them too.
+    ids = (("flow run", systags.PREFECT_FLOW_RUN_ID), ("task run", systags.PREFECT_TASK_RUN_ID))
     try:
         from flowml.tasks import tags as ptags
-    except ImportError:  # no Prefect integration installed: nothing to show
-        return ()
-    return (
-        ("flow run", ptags.FLOW_RUN_ID),
-        ("flow", ptags.FLOW_NAME),
-        ("task run", ptags.TASK_RUN_ID),
-        ("deployment", ptags.DEPLOYMENT_ID),
-    )
+    except ImportError:  # no Prefect integration installed: the ids are all there is to show
+        return ids
+    return (ids[0], ("flow", ptags.FLOW_NAME), ids[1], ("deployment", ptags.DEPLOYMENT_ID))
 
 
 def _run_lineage(client: Any, run_id: str, depth: int) -> Any:

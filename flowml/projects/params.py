@@ -1,7 +1,8 @@
 """Entry-point parameters: validation, conversion, path resolution and the shell command.
 
-Every value reaching the shell is quoted with POSIX single quotes, so a parameter is always
-exactly one argument: ``"; rm -rf /"`` arrives in the script as that literal string.
+No value is ever part of the command's text: the command refers to environment variables
+holding the values (see `flowml.projects.template`), so ``"; rm -rf /"`` or ``$(id)`` arrive
+in the script as those literal strings, whether the placeholder is bare or inside quotes.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flowml.exceptions import FlowMLError, InvalidParameter, ResourceNotFound
+from flowml.projects.errors import ProjectSpecError
 from flowml.projects.spec import EntryPoint, ParameterSpec, Scalar
+from flowml.projects.template import TemplateError, scan, variable_name
 
 __all__ = [
     "ResolvedParameters",
+    "ShellCommand",
     "build_command",
     "parse_key_values",
     "quote",
@@ -45,6 +49,21 @@ class ResolvedParameters:
     declared: dict[str, Scalar] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)
     logged: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ShellCommand:
+    """An entry point's command, ready for ``bash -c``.
+
+    Attributes:
+        command: The command text; every value is a quoted variable reference.
+        env: The variables the command refers to, holding the values; give them to the shell.
+        display: The command with each value shell-quoted in place, for logs only.
+    """
+
+    command: str
+    env: dict[str, str]
+    display: str
 
 
 def parse_key_values(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
@@ -157,20 +176,58 @@ def resolve_parameters(
     return ResolvedParameters(declared=resolved, extra=extra, logged=logged)
 
 
-def build_command(entry_point: EntryPoint, parameters: ResolvedParameters) -> str:
-    """The shell command for ``entry_point``, every substituted value quoted.
+def build_command(entry_point: EntryPoint, parameters: ResolvedParameters) -> ShellCommand:
+    """The shell command for ``entry_point``: values in variables, never in the text.
 
     Args:
         entry_point: The entry point whose command template is filled in.
         parameters: Resolved parameters (see `resolve_parameters`).
 
     Returns:
-        The command, with undeclared parameters appended as ``--key value``.
+        The command and its variables, with undeclared parameters appended as
+        ``--key value``.
+
+    Raises:
+        ProjectSpecError: The template puts a placeholder where its value could run.
+        InvalidParameter: A value holds a NUL character, or undeclared parameters are given
+            but the template ends inside a comment, a quote or a here-document.
     """
-    quoted = {name: quote(str(value)) for name, value in parameters.declared.items()}
-    parts = [entry_point.command.format(**quoted)]
-    parts.extend(f"--{quote(key)} {quote(value)}" for key, value in parameters.extra.items())
-    return " ".join(parts)
+    numeric = {name: spec.type in ("int", "float") for name, spec in entry_point.parameters.items()}
+    try:
+        pieces, clean_end = scan(entry_point.command, numeric)
+    except TemplateError as exc:
+        raise ProjectSpecError(f"Entry point {entry_point.name!r}: {exc}.") from exc
+    index = {name: i for i, name in enumerate(entry_point.parameters)}
+    env: dict[str, str] = {}
+    text: list[str] = []
+    shown: list[str] = []
+    for literal, slot in pieces:
+        text.append(literal)
+        shown.append(literal)
+        if slot is not None:
+            value = _shell_value(slot.name, str(parameters.declared[slot.name]))
+            variable = variable_name(index[slot.name])
+            env[variable] = value
+            text.append(slot.reference(variable))
+            shown.append(quote(value))
+    if parameters.extra and not clean_end:
+        raise InvalidParameter(
+            f"Entry point {entry_point.name!r} takes no undeclared parameters: its command ends "
+            "inside a comment, a quote or a here-document, where --key value cannot be "
+            f"appended ({', '.join(map(repr, parameters.extra))} given)."
+        )
+    for number, (key, value) in enumerate(parameters.extra.items()):
+        key_var, value_var = f"FLOWML_EXTRA_KEY_{number}", f"FLOWML_EXTRA_VALUE_{number}"
+        env[key_var], env[value_var] = _shell_value(key, key), _shell_value(key, value)
+        text.append(f' --"${{{key_var}}}" "${{{value_var}}}"')
+        shown.append(f" --{quote(key)} {quote(value)}")
+    return ShellCommand(command="".join(text), env=env, display="".join(shown))
+
+
+def _shell_value(name: str, value: str) -> str:
+    if "\0" in value:
+        raise InvalidParameter(f"Parameter {name!r} holds a NUL character, which no argument can.")
+    return value
 
 
 def _describe(entry_point: EntryPoint) -> str:

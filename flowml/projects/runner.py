@@ -41,7 +41,6 @@ __all__ = ["ProjectRun", "as_flow", "run"]
 PROJECT_ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 PROJECT_ENV_TAG = "mlflow.project.env"
 PROJECT_BACKEND_TAG = "mlflow.project.backend"
-PREFECT_FLOW_RUN_ID_TAG = "flowml.prefect.flowRunId"
 # Tracking stores take at most this many params per batch (MLflow's limit).
 _PARAMS_PER_BATCH = 100
 _BANNED_FLOW_NAME_CHARS = "/%&><"
@@ -250,15 +249,16 @@ def _execute(config: _Config, parameters: dict[str, Any]) -> ProjectRun:
             try:
                 environment = manager.prepare(project, logger.info)
                 command = build_command(entry, resolved)
-                logger.info("Running: %s", command)
+                logger.info("Running: %s", command.display)
                 child_env = {
                     **os.environ,
+                    **command.env,  # the parameter values the command refers to
                     "FLOWML_TRACKING_URI": tracking_uri,
                     "FLOWML_RUN_ID": run_id,
                     "FLOWML_EXPERIMENT_ID": experiment_id,
                     "PYTHONUNBUFFERED": "1",  # so the output streams line by line
                 }
-                launch = environment.launch(command, source.work_dir, child_env)
+                launch = environment.launch(command.command, source.work_dir, child_env)
                 code = run_streaming(launch, logger.info)
                 status = RunStatus.FINISHED if code == 0 else RunStatus.FAILED
             except Exception:
@@ -327,7 +327,7 @@ def _start_run(
         PROJECT_ENTRY_POINT_TAG: entry.name,
         PROJECT_ENV_TAG: env_manager,
         PROJECT_BACKEND_TAG: "prefect",
-        PREFECT_FLOW_RUN_ID_TAG: flow_run_id,
+        systags.PREFECT_FLOW_RUN_ID: flow_run_id,
     }
     if source.git_commit:
         tags[systags.GIT_COMMIT] = source.git_commit

@@ -3,6 +3,11 @@
 A URI may end in ``#sub/dir`` to run the project in that subdirectory, and a ``version``
 (branch, tag or commit) checks a git project out at that point into a temporary clone, which
 `fetch_project` removes when its block ends. A plain local directory runs in place.
+
+Nothing the caller gives reaches git as an option: a URL, version or subdirectory starting
+with ``-`` is refused, positional arguments follow ``--``, and git itself may only speak the
+``file``, ``https``, ``ssh`` and ``git`` transports (never ``ext::``, whose "URL" is a command),
+also for submodules.
 """
 
 from __future__ import annotations
@@ -20,7 +25,23 @@ from pathlib import Path, PurePosixPath
 from flowml.exceptions import InvalidParameter
 from flowml.projects.errors import EnvironmentUnavailable, ExecutionError
 
-__all__ = ["ProjectSource", "absolute_uri", "fetch_project", "is_local_uri", "split_uri"]
+__all__ = [
+    "ALLOWED_URL_SCHEMES",
+    "ProjectSource",
+    "absolute_uri",
+    "fetch_project",
+    "is_local_uri",
+    "split_uri",
+]
+
+#: The only git transports a project may be fetched over (plus scp-like ``user@host:repo``).
+ALLOWED_URL_SCHEMES = ("file", "https", "ssh", "git")
+# Given to every git call, so submodules and redirects obey the same list: git passes ``-c``
+# settings on to the git processes it starts.
+_PROTOCOL_CONFIG = (
+    "-c", "protocol.allow=never",
+    *(arg for scheme in ALLOWED_URL_SCHEMES for arg in ("-c", f"protocol.{scheme}.allow=always")),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -55,7 +76,8 @@ def split_uri(uri: str) -> tuple[str, str]:
         ``(base, subdirectory)``; the subdirectory is ``""`` when absent.
 
     Raises:
-        InvalidParameter: The subdirectory is absolute or climbs out with ``..``.
+        InvalidParameter: The subdirectory climbs out with ``..``, starts with ``-`` or holds
+            a control character.
     """
     base, _, subdirectory = uri.strip().strip("'\"").partition("#")
     subdirectory = subdirectory.strip("/")
@@ -63,6 +85,11 @@ def split_uri(uri: str) -> tuple[str, str]:
     if ".." in parts or subdirectory.startswith("/"):
         raise InvalidParameter(
             f"Project subdirectory {subdirectory!r} must stay inside the project (no '..')."
+        )
+    if subdirectory.startswith("-") or _has_control_chars(subdirectory):
+        raise InvalidParameter(
+            f"Project subdirectory {subdirectory!r} must not start with '-' or contain control "
+            "characters."
         )
     return base, subdirectory
 
@@ -101,21 +128,21 @@ def fetch_project(uri: str, version: str | None = None) -> Iterator[ProjectSourc
         The fetched project.
 
     Raises:
-        InvalidParameter: A version for a directory outside git, a missing subdirectory, or a
-            local path that does not exist and is no URL.
+        InvalidParameter: A version for a directory outside git, a missing subdirectory, a
+            local path that does not exist and is no URL, a URL of another transport than
+            ``file``, ``https``, ``ssh`` or ``git``, or a URL or version starting with ``-``.
         ExecutionError: Cloning or checking out failed.
         EnvironmentUnavailable: ``git`` is needed but not installed.
     """
     base, subdirectory = split_uri(uri)
+    if version is not None:
+        _check_version(version)
     local = _local_path(base)
     if local is not None and version is None:
         yield _in_place(local, subdirectory)
         return
-    if local is None and "://" not in base and not _looks_like_scp(base):
-        raise InvalidParameter(
-            f"Project {uri!r} is neither an existing directory nor a git URL "
-            "(https://..., ssh://..., file://..., git@host:repo)."
-        )
+    if local is None:
+        _check_url(uri, base)
     with tempfile.TemporaryDirectory(prefix="flowml-project-") as scratch:
         if local is not None:
             toplevel = _git_toplevel(local)
@@ -176,6 +203,45 @@ def _subdirectory(root: Path, subdirectory: str, uri: str) -> Path:
     return work_dir
 
 
+def _check_version(version: str) -> None:
+    if not version or version.startswith("-") or _has_control_chars(version) or " " in version:
+        raise InvalidParameter(
+            f"Version {version!r} is not a branch, tag or commit: it must be non-empty and must "
+            "not start with '-' or contain spaces or control characters."
+        )
+
+
+def _check_url(uri: str, base: str) -> None:
+    """Refuse anything but a git URL of an allowed transport whose parts cannot be options."""
+    if "://" not in base and not _looks_like_scp(base):
+        raise InvalidParameter(
+            f"Project {uri!r} is neither an existing directory nor a git URL "
+            "(https://..., ssh://..., git://..., file://..., git@host:repo)."
+        )
+    scheme = base.partition("://")[0].lower() if "://" in base else "ssh"
+    if scheme not in ALLOWED_URL_SCHEMES or "::" in base.partition("://")[0]:
+        raise InvalidParameter(
+            f"Project URL {base!r} uses the transport {scheme!r}; git projects are fetched over "
+            f"{', '.join(ALLOWED_URL_SCHEMES)} only."
+        )
+    # A host or user such as ``-oProxyCommand=...`` would reach ssh as an option.
+    authority = base.partition("://")[2] if "://" in base else base.partition(":")[0]
+    host_part = authority.split("/", 1)[0]
+    if (
+        base.startswith("-")
+        or any(piece.startswith("-") for piece in host_part.replace("@", " ").split())
+        or _has_control_chars(base)
+    ):
+        raise InvalidParameter(
+            f"Project URL {base!r} is refused: its user or host starts with '-' or it holds "
+            "control characters."
+        )
+
+
+def _has_control_chars(text: str) -> bool:
+    return any(ord(char) < 32 or ord(char) == 127 for char in text)
+
+
 def _local_path(base: str) -> Path | None:
     path_text = base
     if base.startswith("file://"):
@@ -207,21 +273,24 @@ def _clone(url: str, version: str | None, dest: Path) -> None:
     else:
         dest.mkdir(parents=True)
         _run_git(dest, "init", "--quiet", what="git init")
-        _run_git(dest, "remote", "add", "origin", url, what="git remote add")
+        _run_git(dest, "remote", "add", "--", "origin", url, what="git remote add")
         try:
             # A shallow fetch of just the wanted ref is enough for branches, tags and (on
             # servers that allow it) commits; otherwise fall back to the full history.
-            _run_git(dest, "fetch", "--quiet", "--depth", "1", "origin", version, what="fetch")
+            _run_git(
+                dest, "fetch", "--quiet", "--depth", "1", "--", "origin", version, what="fetch"
+            )
             target = "FETCH_HEAD"
         except ExecutionError:
             _run_git(
                 dest,
-                "fetch", "--quiet", "--tags", "origin", "+refs/heads/*:refs/remotes/origin/*",
+                "fetch", "--quiet", "--tags", "--", "origin", "+refs/heads/*:refs/remotes/origin/*",
                 what=f"fetch {url}",
             )  # fmt: skip
             target = version
         try:
-            _run_git(dest, "checkout", "--quiet", target, what="checkout")
+            # The trailing ``--`` makes git read ``target`` as a revision, never as a path.
+            _run_git(dest, "checkout", "--quiet", target, "--", what="checkout")
         except ExecutionError as exc:
             raise ExecutionError(
                 f"Cannot check out version {version!r} of {url}: is it a branch, tag or commit "
@@ -231,7 +300,7 @@ def _clone(url: str, version: str | None, dest: Path) -> None:
 
 
 def _is_branch(repo: Path, version: str) -> bool:
-    out = _git_or_none(repo, "ls-remote", "--heads", "origin", f"refs/heads/{version}")
+    out = _git_or_none(repo, "ls-remote", "--heads", "--", "origin", f"refs/heads/{version}")
     return bool(out)
 
 
@@ -261,7 +330,7 @@ def _run_git(cwd: Path | None, *args: str, what: str) -> str:
         raise EnvironmentUnavailable("Running a git project needs `git` on PATH; none was found.")
     # Never wait on a credential prompt: a scheduled run has nobody to answer it.
     env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
-    command = [git, *(["-C", str(cwd)] if cwd is not None else []), *args]
+    command = [git, *_PROTOCOL_CONFIG, *(["-C", str(cwd)] if cwd is not None else []), *args]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()

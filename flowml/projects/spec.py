@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flowml.exceptions import InvalidParameter
 from flowml.projects.errors import ProjectSpecError
+from flowml.projects.template import TemplateError, scan
 
 __all__ = [
     "PARAMETER_TYPES",
@@ -397,6 +398,11 @@ def _check_placeholders(context: str, command: str, parameters: dict[str, Parame
                 f"{context}: the command uses {{{field}}} but declares no such parameter "
                 f"(declared: {declared}); write literal braces as {{{{ and }}}}."
             )
+    numeric = {name: spec.type in ("int", "float") for name, spec in parameters.items()}
+    try:
+        scan(command, numeric)
+    except TemplateError as exc:
+        raise ProjectSpecError(f"{context}: {exc}.") from exc
 
 
 def _type_error(name: str, type_name: str, value: object) -> InvalidParameter:

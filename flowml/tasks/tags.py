@@ -6,14 +6,15 @@ MLflow's own tags (run name, parent run, source, git commit) come from
 
 from __future__ import annotations
 
+from flowml.tracking import tags as systags
 from flowml.tracking.lineage import flow_run_uri, task_run_uri
 
 FLOW_NAME = "flowml.prefect.flow_name"
-FLOW_RUN_ID = "flowml.prefect.flow_run_id"
+FLOW_RUN_ID = systags.PREFECT_FLOW_RUN_ID
 FLOW_RUN_NAME = "flowml.prefect.flow_run_name"
 FLOW_VERSION = "flowml.prefect.flow_version"
 TASK_NAME = "flowml.prefect.task_name"
-TASK_RUN_ID = "flowml.prefect.task_run_id"
+TASK_RUN_ID = systags.PREFECT_TASK_RUN_ID
 DEPLOYMENT_ID = "flowml.prefect.deployment_id"
 UI_URL = "flowml.prefect.ui_url"
 ATTEMPT = "flowml.prefect.attempt"

@@ -17,3 +17,9 @@ NOTE = "mlflow.note.content"
 SOURCE_TYPE_LOCAL = "LOCAL"
 SOURCE_TYPE_PROJECT = "PROJECT"
 SOURCE_TYPE_JOB = "JOB"
+
+# The Prefect runs behind a tracked run. Written by the Prefect integration (flowml.tasks) and
+# by project runs (flowml.projects), read by `flowml models lineage` and `flowml runs gc`: one
+# spelling, here, so a reader never misses a writer.
+PREFECT_FLOW_RUN_ID = "flowml.prefect.flow_run_id"
+PREFECT_TASK_RUN_ID = "flowml.prefect.task_run_id"

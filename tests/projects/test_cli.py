@@ -5,7 +5,10 @@ from pathlib import Path
 
 import pytest
 
+import flowml.projects
 from flowml.cli import main
+from flowml.registry.client import RegistryClient
+from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 
@@ -72,3 +75,24 @@ def test_projects_show(project: Path, capsys: pytest.CaptureFixture[str]) -> Non
         "description": None,
     }
     assert params["epochs"]["default"] is None
+
+
+def test_models_lineage_shows_the_flow_run_behind_a_project_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A project whose entry point logs a model: the registered version's lineage must name
+    # the Prefect flow run that ran the project, under the same tag tracked tasks use.
+    script = 'import flowml\nflowml.log_text("artifact_path: model\\n", "model/MLmodel")\n'
+    mlproject = "name: modeller\nentry_points: {main: {command: 'python fit.py'}}\n"
+    project = write(tmp_path / "modeller", {"MLproject": mlproject, "fit.py": script})
+    result = flowml.projects.run(str(project), "main")
+    run = TrackingClient().get_run(result.run_id)
+    assert run.data.tags[systags.PREFECT_FLOW_RUN_ID] == result.flow_run_id
+    RegistryClient().register_model(f"runs:/{result.run_id}/model", "churn")
+
+    assert main(["models", "lineage", "churn", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "flow run" in table and result.flow_run_id in table
+    assert main(["models", "lineage", "churn", "1", "-o", "json"]) == 0
+    chain = json.loads(capsys.readouterr().out)
+    assert chain["run"]["data"]["tags"][systags.PREFECT_FLOW_RUN_ID] == result.flow_run_id

@@ -14,6 +14,7 @@ import pytest
 
 import flowml.projects
 from flowml.exceptions import InvalidParameter
+from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 
@@ -142,7 +143,7 @@ def test_served_deployment_runs_and_cancellation_kills_the_command(
         assert final.is_cancelled(), final
         assert not alive(child)
         (run,) = TrackingClient().search_runs([DEFAULT_EXPERIMENT_ID])
-        assert run.data.tags["flowml.prefect.flowRunId"] == str(flow_run.id)
+        assert run.data.tags[systags.PREFECT_FLOW_RUN_ID] == str(flow_run.id)
         assert run.info.status == "KILLED"
     except BaseException:
         print(log.read_text())  # the serving process's own account, shown on failure

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from flowml.exceptions import InvalidParameter
 from flowml.projects.params import (
+    ShellCommand,
     build_command,
     parse_key_values,
     resolve_parameters,
@@ -65,10 +67,28 @@ def test_parse_key_values() -> None:
             parse_key_values(bad)
 
 
-def test_command_quotes_every_value_and_appends_extras() -> None:
+def run_shell(command: ShellCommand) -> list[str]:
+    """Run ``command`` with bash as the runner does, returning the argv the program got."""
+    done = subprocess.run(
+        ["bash", "-c", command.command],
+        env={**os.environ, **command.env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def test_command_refers_to_values_and_appends_extras(tmp_path: Path) -> None:
     resolved = resolve_parameters(TYPED, {"alpha": 0.5, "name": "a b", "lr": "0.1", "x y": "z"})
     command = build_command(TYPED, resolved)
-    assert command == "train 0.5 3 'a b' --lr 0.1 --'x y' z"
+    assert command.display == "train 0.5 3 'a b' --lr 0.1 --'x y' z"
+    assert "a b" not in command.command and "0.5" not in command.command
+    script = tmp_path / "argv.py"
+    script.write_text("import sys, json; print(json.dumps(sys.argv[1:]))\n")
+    ep = TYPED.model_copy(update={"command": f"{sys.executable} {script} {{alpha}} {{n}} {{name}}"})
+    argv = run_shell(build_command(ep, resolved))
+    assert argv == ["0.5", "3", "a b", "--lr", "0.1", "--x y", "z"]
 
 
 @pytest.mark.parametrize(
@@ -82,10 +102,8 @@ def test_no_parameter_can_inject_a_command(tmp_path: Path, payload: str) -> None
         f"{sys.executable} {script} {{name}}", name=ParameterSpec(name="name", type="string")
     )
     resolved = resolve_parameters(ep, {"name": payload, payload: payload})
-    command = build_command(ep, resolved)
-    out = subprocess.run(["bash", "-c", command], capture_output=True, text=True, check=True)
     # Exactly three arguments, byte for byte: nothing was expanded, split or executed.
-    assert json.loads(out.stdout) == [payload, f"--{payload}", payload]
+    assert run_shell(build_command(ep, resolved)) == [payload, f"--{payload}", payload]
 
 
 def test_path_parameters_are_resolved_to_absolute_paths(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ import pytest
 import flowml.projects
 from flowml.exceptions import InvalidParameter
 from flowml.projects.errors import EnvironmentUnavailable, ProjectRunFailed
+from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 
@@ -119,7 +120,7 @@ def test_run_from_directory_tracks_params_metrics_tags_and_logs(project: Path) -
     assert tags["mlflow.source.name"] == str(project.resolve())
     assert tags["mlflow.project.entryPoint"] == "main"
     assert tags["mlflow.project.env"] == "local"
-    assert tags["flowml.prefect.flowRunId"] == result.flow_run_id
+    assert tags[systags.PREFECT_FLOW_RUN_ID] == result.flow_run_id
     assert "mlflow.source.git.commit" not in tags  # not a git project
 
     flow_run = prefect_flow_run(result.flow_run_id)
@@ -165,13 +166,53 @@ def test_run_from_a_local_git_repository_at_a_commit_and_subdirectory(tmp_path: 
     assert TrackingClient().get_run(latest.run_id).data.metrics["version"] == 2.0
 
 
+QUOTING = r"""
+name: quoting
+entry_points:
+  main:
+    parameters: {out: uri, bare: string, single: string, double: string, text: string}
+    command: "python argv.py {out} {bare} '{single}' \"{double}\" \"say {text} now\" --b={bare}"
+"""
+
+
+def test_no_parameter_value_runs_through_the_runner_in_any_quoting(tmp_path: Path) -> None:
+    marker = tmp_path / "MARKER"
+    project = write(
+        tmp_path / "quoting",
+        {
+            "MLproject": QUOTING,
+            "argv.py": "import json, sys\nopen(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))\n",
+        },
+    )
+    values = {
+        "bare": f"$(touch {marker})",
+        "single": f"'; touch {marker}; '",
+        "double": f'"; touch {marker}; "',
+        "text": f"`touch {marker}`\n$(touch {marker})",
+        "extra": f"x\ntouch {marker} #",
+    }
+    out = tmp_path / "argv.json"
+    result = flowml.projects.run(str(project), "main", {"out": str(out), **values})
+    assert result.status == "FINISHED"
+    assert json.loads(out.read_text()) == [
+        values["bare"],
+        values["single"],
+        values["double"],
+        f"say {values['text']} now",
+        f"--b={values['bare']}",
+        "--extra",
+        values["extra"],
+    ]
+    assert not marker.exists()
+
+
 def test_failing_command_gives_a_failed_run(project: Path) -> None:
     with pytest.raises(ProjectRunFailed, match="exited with code 3") as info:
         flowml.projects.run(str(project), "fail")
     assert info.value.exit_code == 3
     run = TrackingClient().get_run(info.value.run_id)
     assert run.info.status == "FAILED"
-    flow_run_id = run.data.tags["flowml.prefect.flowRunId"]
+    flow_run_id = run.data.tags[systags.PREFECT_FLOW_RUN_ID]
     state = prefect_flow_run(flow_run_id).state
     assert state is not None and state.is_failed()
     assert "about to fail" in prefect_logs(flow_run_id)

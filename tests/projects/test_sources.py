@@ -119,3 +119,105 @@ def test_errors(tmp_path: Path, repo: tuple[Path, dict[str, str]]) -> None:
     with pytest.raises(ExecutionError, match="git clone"):
         with fetch_project((tmp_path / "not-a-repo.git").as_uri() + "x"):
             pass
+
+
+# --- nothing the caller gives reaches git as an option or picks a command-running transport ---
+
+
+@pytest.fixture
+def permissive_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user git configuration that allows every transport, ``ext::`` included: flowml's own
+    limits must hold whatever the machine's git is configured to accept."""
+    config = tmp_path / "gitconfig"
+    config.write_text("[protocol]\n\tallow = always\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+
+
+@pytest.mark.parametrize("option", ["--upload-pack=touch {marker}", "-u touch {marker}"])
+def test_version_is_never_a_git_option(
+    tmp_path: Path, repo: tuple[Path, dict[str, str]], option: str
+) -> None:
+    root, _ = repo
+    marker = tmp_path / "MARKER"
+    for uri in (str(root), root.resolve().as_uri() + "x", root.resolve().as_uri()):
+        with pytest.raises(InvalidParameter, match="must not start with '-'"):
+            with fetch_project(uri, version=option.format(marker=marker)):
+                pass
+    assert not marker.exists()
+
+
+def test_version_with_spaces_is_refused(tmp_path: Path, repo: tuple[Path, dict[str, str]]) -> None:
+    root, _ = repo
+    with pytest.raises(InvalidParameter, match="spaces or control characters"):
+        with fetch_project(str(root), version="main\n--upload-pack=x"):
+            pass
+
+
+@pytest.mark.usefixtures("permissive_git")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ext::sh -c touch% {marker} x://y",  # git's ext transport runs its "URL"
+        "git@ext::sh -c touch% {marker}",
+        "fd::3://x",
+        "http://example.invalid/repo.git",  # plain http: not an allowed transport
+        "ssh://-oProxyCommand=touch%20{marker}/repo.git",
+        "ssh://git@-oProxyCommand=x/repo.git",
+        "-oProxyCommand=touch@host:repo",
+        "--upload-pack=touch {marker}@host:repo",
+    ],
+)
+def test_url_transport_and_options_are_refused(tmp_path: Path, url: str) -> None:
+    marker = tmp_path / "MARKER"
+    with pytest.raises(InvalidParameter):
+        with fetch_project(url.format(marker=marker)):
+            pass
+    with pytest.raises(InvalidParameter):
+        with fetch_project(url.format(marker=marker), version="main"):
+            pass
+    assert not marker.exists()
+
+
+@pytest.mark.usefixtures("permissive_git")
+def test_git_itself_refuses_ext_for_submodules(tmp_path: Path) -> None:
+    # A repository whose .gitmodules points a submodule at an ext:: "URL" (a command): the
+    # URL check cannot see it, git's protocol.allow given on every call must stop it.
+    marker = tmp_path / "MARKER"
+    root = init_repo(tmp_path / "evil")
+    write(root, {"MLproject": "name: evil\n"})
+    first = commit_all(root, "first")
+    git(root, "update-index", "--add", "--cacheinfo", f"160000,{first},lib")  # a gitlink
+    write(
+        root,
+        {".gitmodules": f'[submodule "lib"]\n\tpath = lib\n\turl = ext::sh -c touch% {marker}\n'},
+    )
+    git(root, "add", ".gitmodules")  # not `add -A`: it would drop the unpopulated gitlink
+    git(root, "commit", "--quiet", "-m", "add a submodule")
+    with pytest.raises(ExecutionError, match="git submodules failed"):
+        with fetch_project(root.resolve().as_uri(), version="main"):
+            pass
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("subdirectory", ["-x", "../repo", "a/../../etc", "sub\nx"])
+def test_subdirectory_is_confined(
+    tmp_path: Path, repo: tuple[Path, dict[str, str]], subdirectory: str
+) -> None:
+    root, _ = repo
+    with pytest.raises(InvalidParameter):
+        with fetch_project(f"{root}#{subdirectory}", version="main"):
+            pass
+
+
+def test_subdirectory_symlink_out_of_the_checkout_is_refused(
+    tmp_path: Path, repo: tuple[Path, dict[str, str]]
+) -> None:
+    root, _ = repo
+    (tmp_path / "outside").mkdir()
+    (root / "escape").symlink_to(tmp_path / "outside")
+    commit_all(root, "a symlink out")
+    for version in (None, "main"):
+        with pytest.raises(InvalidParameter, match="no subdirectory 'escape'"):
+            with fetch_project(f"{root}#escape", version=version):
+                pass
