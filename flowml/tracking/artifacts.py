@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from flowml.exceptions import ArtifactPathError, ResourceNotFound
 from flowml.tracking import artifacts_local as local_fs
@@ -233,11 +233,9 @@ class ArtifactRepository:
 
     def _put(self, local_file: str, rel: str) -> None:
         if self._local:
-            def fill(fh: BinaryIO) -> None:
-                with open(local_file, "rb") as src:
-                    shutil.copyfileobj(src, fh)
-
-            local_fs.write_file(self.root, rel, fill)
+            # Opened first, so an unreadable source is reported as such, not as a store fault.
+            with open(local_file, "rb") as src:
+                local_fs.write_file(self.root, rel, lambda fh: shutil.copyfileobj(src, fh))
         else:
             # Atomic on object stores: s3fs sends one PUT, or a multipart upload that is
             # completed only once every part arrived (and aborted on failure).

@@ -75,20 +75,22 @@ def list_files(
     out: list[tuple[str, str]] = []
 
     def visit(real_dir: str, rel_dir: str, ancestors: frozenset[str]) -> None:
-        with os.scandir(real_dir) as entries:
-            names = sorted(e.name for e in entries)
-        for name in names:
-            if artifacts and is_partial(name):
+        with os.scandir(real_dir) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        for entry in entries:
+            if artifacts and is_partial(entry.name):
                 continue
-            rel = f"{rel_dir}/{name}" if rel_dir else name
-            real = os.path.realpath(os.path.join(real_dir, name))
-            if not os.path.exists(real):
-                continue
-            if not is_inside(real, bound):
-                raise ArtifactPathError(
-                    f"{shown(rel)} is a symlink leading outside {shown('')}; nothing was "
-                    "copied. Replace the link by the file itself, or remove it"
-                )
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            real = entry.path  # ``real_dir`` is resolved: only a symlink can lead elsewhere
+            if entry.is_symlink():
+                real = os.path.realpath(real)
+                if not os.path.exists(real):
+                    continue
+                if not is_inside(real, bound):
+                    raise ArtifactPathError(
+                        f"{shown(rel)} is a symlink leading outside {shown('')}; nothing was "
+                        "copied. Replace the link by the file itself, or remove it"
+                    )
             if os.path.isdir(real):
                 if real not in ancestors:
                     visit(real, rel, ancestors | {real})
