@@ -3,7 +3,9 @@
 `ArtifactRepository` is confined to its root: every artifact path is checked
 before it reaches the filesystem, and a path that could escape the root
 (``..``, absolute paths, backslashes, percent-encoded dots or slashes) is
-refused with `ArtifactPathError`.
+refused with `ArtifactPathError`. On local disk, paths are also confined by where
+they really lead (symlinks included) and files are written atomically; see
+`flowml.tracking.artifacts_local`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flowml.exceptions import ArtifactPathError, ResourceNotFound
+from flowml.tracking import artifacts_local as local_fs
 
 __all__ = ["ArtifactRepository", "FileInfo", "download_uri", "safe_artifact_path"]
 
@@ -100,37 +104,45 @@ class ArtifactRepository:
         local = Path(local_file)
         if not local.is_file():
             raise ResourceNotFound(f"No local file {str(local)!r} to log")
-        rel = posixpath.join(safe_artifact_path(artifact_path), local.name).lstrip("/")
-        dest = self._full(rel)
-        self._makedirs(posixpath.dirname(dest))
-        self.fs.put_file(str(local), dest)
+        rel = safe_artifact_path(posixpath.join(safe_artifact_path(artifact_path), local.name))
+        self._put(str(local), rel)
         return rel
 
     def log_artifacts(
         self, local_dir: str | os.PathLike[str], artifact_path: str | None = None
     ) -> str:
-        """Copy a local directory tree under ``artifact_path``."""
+        """Copy a local directory tree under ``artifact_path``.
+
+        Every file is checked before any is copied: a name that is not a valid artifact
+        path, or a symlink leading out of ``local_dir``, refuses the whole call.
+
+        Raises:
+            ArtifactPathError: naming the offending file; nothing was copied.
+        """
         local = Path(local_dir)
         if not local.is_dir():
             raise ResourceNotFound(f"No local directory {str(local)!r} to log")
         base = safe_artifact_path(artifact_path)
-        for file in sorted(p for p in local.rglob("*") if p.is_file()):
-            rel = file.relative_to(local).as_posix()
-            dest = self._full(posixpath.join(base, rel) if base else rel)
-            self._makedirs(posixpath.dirname(dest))
-            self.fs.put_file(str(file), dest)
+        files = local_fs.list_files(str(local), str(local), lambda rel: repr(str(local / rel)))
+        plan = [(src, safe_artifact_path(posixpath.join(base, rel))) for src, rel in files]
+        for src, rel in plan:
+            self._put(src, rel)
         return base
 
     def write_bytes(self, artifact_path: str, data: bytes) -> None:
-        dest = self._full(artifact_path)
-        if not safe_artifact_path(artifact_path):
+        rel = safe_artifact_path(artifact_path)
+        if not rel:
             raise ArtifactPathError("An artifact needs a file name")
-        self._makedirs(posixpath.dirname(dest))
-        with self.fs.open(dest, "wb") as fh:
-            fh.write(data)
+        if self._local:
+            local_fs.write_file(self.root, rel, lambda fh: fh.write(data))
+        else:
+            # One PUT: an object store shows the old object or the whole new one.
+            self.fs.pipe_file(self._full(rel), data)
 
     def read_bytes(self, artifact_path: str) -> bytes:
         src = self._full(artifact_path)
+        if self._local:
+            src = local_fs.check_inside(src, self.root, safe_artifact_path(artifact_path))
         try:
             with self.fs.open(src, "rb") as fh:
                 return fh.read()
@@ -138,12 +150,17 @@ class ArtifactRepository:
             raise ResourceNotFound(f"No artifact {artifact_path!r} under {self.root_uri}") from None
 
     def exists(self, artifact_path: str | None = None) -> bool:
-        return bool(self.fs.exists(self._full(artifact_path)))
+        full = self._full(artifact_path)
+        if self._local:
+            full = local_fs.check_inside(full, self.root, safe_artifact_path(artifact_path))
+        return bool(self.fs.exists(full))
 
     def list_artifacts(self, path: str | None = None) -> list[FileInfo]:
         """The direct children of ``path`` (the root by default), sorted by path."""
         rel = safe_artifact_path(path)
         full = self._full(rel)
+        if self._local:
+            full = local_fs.check_inside(full, self.root, rel)
         try:
             entries = self.fs.ls(full, detail=True)
         except FileNotFoundError:
@@ -152,8 +169,8 @@ class ArtifactRepository:
         for entry in entries:
             name = entry["name"].rstrip("/")
             child = name.rsplit("/", 1)[-1]
-            if name == full.rstrip("/"):
-                continue  # ls of a file returns the file itself
+            if name == full.rstrip("/") or (self._local and local_fs.is_partial(child)):
+                continue  # ls of a file returns the file itself; partial writes are not artifacts
             is_dir = entry.get("type") == "directory"
             out.append(
                 FileInfo(
@@ -167,30 +184,62 @@ class ArtifactRepository:
     def download_artifacts(
         self, artifact_path: str | None = "", dst_path: str | os.PathLike[str] | None = None
     ) -> str:
-        """Copy an artifact file or directory to a local directory; returns the local path."""
+        """Copy an artifact file or directory to a local directory; returns the local path.
+
+        Raises:
+            ResourceNotFound: nothing at ``artifact_path``.
+            ArtifactPathError: on local disk, a symlink under it leads out of the root
+                (checked before anything is copied).
+        """
         rel = safe_artifact_path(artifact_path)
         src = self._full(rel)
+        if self._local:
+            src = local_fs.check_inside(src, self.root, rel)
         if not self.fs.exists(src):
             raise ResourceNotFound(f"No artifact {rel or '/'!r} under {self.root_uri}")
+        local_files = None
+        if self._local and os.path.isdir(src):
+            local_files = local_fs.list_files(
+                src, self.root, lambda sub: repr(posixpath.join(rel, sub)), artifacts=True
+            )
         dst_root = (
             Path(dst_path) if dst_path is not None else Path(tempfile.mkdtemp(prefix="flowml-"))
         )
         dst_root.mkdir(parents=True, exist_ok=True)
         target = dst_root / (rel.rsplit("/", 1)[-1] if rel else "")
-        if self.fs.isdir(src):
+        if local_files is not None:
+            target.mkdir(parents=True, exist_ok=True)
+            for file, sub in local_files:
+                (target / sub).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(file, target / sub)
+        elif self.fs.isdir(src):
             _copy_tree(self.fs, src, target)
         else:
             self.fs.get_file(src, str(target))
         return str(target.resolve())
 
     def delete_artifacts(self, artifact_path: str | None = None) -> None:
-        full = self._full(artifact_path)
+        rel = safe_artifact_path(artifact_path)
+        full = self._full(rel)
+        if self._local and rel:
+            # The entry itself may be a symlink (then the link goes, not its target); the
+            # directories leading to it must stay inside the root.
+            local_fs.check_inside(posixpath.dirname(full), self.root, posixpath.dirname(rel))
+            if os.path.islink(full):
+                os.unlink(full)
+                return
         if self.fs.exists(full):
             self.fs.rm(full, recursive=True)
 
-    def _makedirs(self, path: str) -> None:
-        if self._local and path:
-            self.fs.makedirs(path, exist_ok=True)
+    def _put(self, local_file: str, rel: str) -> None:
+        if self._local:
+            # Opened first, so an unreadable source is reported as such, not as a store fault.
+            with open(local_file, "rb") as src:
+                local_fs.write_file(self.root, rel, lambda fh: shutil.copyfileobj(src, fh))
+        else:
+            # Atomic on object stores: s3fs sends one PUT, or a multipart upload that is
+            # completed only once every part arrived (and aborted on failure).
+            self.fs.put_file(local_file, self._full(rel))
 
 
 def _copy_tree(fs: Any, src: str, target: Path) -> None:

@@ -4,27 +4,36 @@ SQLite: WAL journal, ``synchronous=NORMAL``, a busy timeout, foreign keys on, an
 write transactions opened with ``BEGIN IMMEDIATE`` so that concurrent writers
 queue on the busy timeout instead of failing with "database is locked" when a
 read lock would have to be upgraded.
+
+A SQLite database whose directory this process cannot write (a read-only mount, a
+directory without write permission) is opened read-only: reads work, and
+`write_transaction` refuses writes with a `StoreError` before touching anything.
+Driver faults (full disk, damaged file...) become `StoreError` through `faults`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from flowml.exceptions import InvalidParameter
+from flowml.exceptions import InvalidParameter, StoreError
+from flowml.tracking.store import faults
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 _WRITE_OPTION = "flowml_write"
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 _writers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+_read_only: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 def normalize_uri(uri: str) -> str:
@@ -69,11 +78,23 @@ def dispose_all() -> None:
 os.register_at_fork(after_in_child=_forget_after_fork)
 
 
+def is_read_only(engine: Engine) -> bool:
+    """Whether ``engine`` was opened read-only (a SQLite file in an unwritable directory)."""
+    return engine in _read_only
+
+
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain BEGIN elsewhere."""
+    """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain BEGIN elsewhere.
+
+    Raises:
+        StoreError: the database was opened read-only (nothing is attempted).
+    """
     writer = _writers.get(engine)
     if writer is None:
+        # Checked only here, off the per-transaction path: a read-only engine never gets a writer.
+        if engine in _read_only:
+            raise faults.store_error("read_only", faults.describe(engine))
         writer = _writers[engine] = engine.execution_options(**{_WRITE_OPTION: True})
     with writer.begin() as conn:
         yield conn
@@ -85,25 +106,41 @@ def _create(uri: str) -> Engine:
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
         raise InvalidParameter(f"Invalid database URI {uri!r}: {exc}") from exc
     if url.get_backend_name() == "sqlite":
-        return _create_sqlite(uri, url.database)
-    return create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = _create_sqlite(uri, url.database)
+    else:
+        engine = create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    faults.install(engine)
+    return engine
 
 
 def _create_sqlite(uri: str, database: str | None) -> Engine:
     in_memory = not database or database == ":memory:"
+    creator = None
     if not in_memory:
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"Cannot create the directory of the tracking database {uri} ({exc.strerror}): "
+                "create it, or point the tracking URI at a writable location"
+            ) from exc
+        creator = _read_only_creator(path)
+    read_only = creator is not None
     engine = create_engine(
         uri,
         connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        **({"creator": creator} if creator else {}),
     )
+    if read_only:
+        _read_only.add(engine)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         # Take transaction control away from the sqlite3 module so BEGIN is ours.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        if not in_memory:
+        if not in_memory and not read_only:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
@@ -115,9 +152,39 @@ def _create_sqlite(uri: str, database: str | None) -> Engine:
         # Straight to the driver: this runs for every transaction, and SQLAlchemy's
         # statement pipeline costs more than the BEGIN itself.
         dbapi = conn.connection.dbapi_connection
-        if conn.get_execution_options().get(_WRITE_OPTION):
-            dbapi.execute("BEGIN IMMEDIATE")
-        else:
-            dbapi.execute("BEGIN")
+        try:
+            if conn.get_execution_options().get(_WRITE_OPTION):
+                dbapi.execute("BEGIN IMMEDIATE")
+            else:
+                dbapi.execute("BEGIN")
+        except Exception as exc:  # SQLAlchemy's error hook does not see this call
+            faults.raise_for(conn, exc)
+            raise
 
     return engine
+
+
+def _read_only_creator(path: Path) -> Callable[[], sqlite3.Connection] | None:
+    """A read-only connect function when ``path`` exists in a directory we cannot write.
+
+    SQLite reads a WAL database through a shared-memory index (``-shm``) created next to
+    it, so in an unwritable directory even a read fails with "unable to open database
+    file". When a writer elsewhere has the database open, its ``-wal``/``-shm`` files
+    exist and a ``mode=ro`` connection shares them. When they are absent nobody has the
+    database open, so it is opened ``immutable``: SQLite then reads the file without
+    locks or index, which is exact on a read-only mount; a writer that starts later
+    (possible only where someone else may write the directory) is not seen by this
+    process until it reopens the store.
+    """
+    if not path.is_file() or os.access(path.parent, os.W_OK):
+        return None
+    resolved = path.resolve()
+    in_use = any(resolved.with_name(resolved.name + s).exists() for s in ("-wal", "-shm"))
+    target = f"file:{quote(str(resolved))}?mode=ro" + ("" if in_use else "&immutable=1")
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(
+            target, uri=True, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+        )
+
+    return connect

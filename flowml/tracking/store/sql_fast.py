@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.sql import Executable
 
+from flowml.tracking.store import faults
 from flowml.tracking.store.schema import experiments, latest_metrics, runs
 from flowml.tracking.store.schema import metrics as metric_segments
 from flowml.tracking.store.schema import params as params_table
@@ -106,7 +107,11 @@ def run(conn: Connection, name: str, params: dict[str, Any]) -> Any:
     """Execute one named statement with one parameter set; returns the DBAPI cursor."""
     sql, order = _sql(conn, name)
     cursor = conn.connection.dbapi_connection.cursor()
-    cursor.execute(sql, tuple(params[n] for n in order) if order is not None else params)
+    try:
+        cursor.execute(sql, tuple(params[n] for n in order) if order is not None else params)
+    except Exception as exc:  # a full disk, a read-only file...: as StoreError
+        faults.raise_for(conn, exc)
+        raise
     return cursor
 
 
@@ -116,10 +121,14 @@ def run_many(conn: Connection, name: str, rows: Sequence[dict[str, Any]]) -> Non
         return
     sql, order = _sql(conn, name)
     cursor = conn.connection.dbapi_connection.cursor()
-    if order is not None:
-        cursor.executemany(sql, [tuple(row[n] for n in order) for row in rows])
-    else:
-        cursor.executemany(sql, rows)
+    try:
+        if order is not None:
+            cursor.executemany(sql, [tuple(row[n] for n in order) for row in rows])
+        else:
+            cursor.executemany(sql, rows)
+    except Exception as exc:  # a full disk, a read-only file...: as StoreError
+        faults.raise_for(conn, exc)
+        raise
     cursor.close()
 
 
@@ -138,7 +147,11 @@ def select_children(conn: Connection, table: str, run_ids: Sequence[str]) -> lis
         f"WHERE run_uuid IN ({', '.join([mark] * len(run_ids))})"
     )
     cursor = conn.connection.dbapi_connection.cursor()
-    cursor.execute(sql, tuple(run_ids))
-    found = cursor.fetchall()
+    try:
+        cursor.execute(sql, tuple(run_ids))
+        found = cursor.fetchall()
+    except Exception as exc:  # a damaged file, an I/O error...: as StoreError
+        faults.raise_for(conn, exc)
+        raise
     cursor.close()
     return found
