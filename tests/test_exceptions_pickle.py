@@ -115,3 +115,16 @@ def test_a_process_pool_worker_raises_the_real_error():
     assert (info.value.name, info.value.version, info.value.comment) == (
         "churn", 3, "not this week"
     )
+
+
+def test_a_buffered_write_error_with_an_unpicklable_cause_still_crosses():
+    from flowml.exceptions import StoreError
+    from flowml.tracking.buffer import BufferedWriteError
+
+    class DriverError(Exception):  # defined locally: pickle cannot find it by name
+        pass
+
+    error = BufferedWriteError("abc", DriverError("connection reset"), 0, kept=12)
+    back = pickle.loads(pickle.dumps(error))
+    assert (back.run_id, back.kept, str(back)) == ("abc", 12, str(error))
+    assert isinstance(back.cause, StoreError) and "connection reset" in str(back.cause)
