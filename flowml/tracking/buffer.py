@@ -155,8 +155,12 @@ class BatchBuffer:
         self.raise_errors()
         for m in metrics:
             v.validate_metric(v.validate_key("Metric", m.key), m.value, m.timestamp, m.step)
-        texts = [(v.validate_key("Param", p.key), v.validate_param_value(p.key, p.value))
-                 for p in params]
+        texts = (
+            [(v.validate_key("Param", p.key), v.validate_param_value(p.key, p.value))
+             for p in params]
+            if params
+            else ()
+        )
         for t in tags:
             v.validate_tag_value(v.validate_key("Tag", t.key), t.value)
         with self._lock:
