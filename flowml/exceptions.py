@@ -13,7 +13,8 @@ MLflow-style `error_code` string, which maps to an HTTP status for servers::
     └── StoreError                   INTERNAL_ERROR           500
 
 `InvalidParameter` also derives from `ValueError` and `ResourceNotFound` from
-`LookupError`, so generic handlers keep working.
+`LookupError`, so generic handlers keep working. Every error survives pickling with its
+type, message, code and attributes, so it crosses process-pool and Dask workers as itself.
 """
 
 from __future__ import annotations
@@ -51,6 +52,12 @@ class FlowMLError(Exception):
         self.message = message
         if error_code is not None:
             self.error_code = error_code
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take their facts as keyword-only arguments, which Exception's default
+        # reduction (``cls(*args)``) cannot replay: rebuild without calling __init__, then
+        # restore the attributes (message, error_code and each subclass's own).
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
     @property
     def http_status(self) -> int:
@@ -99,6 +106,12 @@ class StoreError(FlowMLError):
     """The backing store failed in a way the caller cannot fix by changing arguments."""
 
     error_code = "INTERNAL_ERROR"
+
+
+def _rebuild(cls: type[FlowMLError], args: tuple[object, ...]) -> FlowMLError:
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
 
 
 def http_status_for(error_code: str) -> int:

@@ -44,7 +44,7 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         except Exception:
             pass
     fluent._clients.clear()
-    fluent._auto_started.clear()
+    fluent._open_runs.clear()
     fluent._tracking_uri = None
     fluent._experiment_id = None
 

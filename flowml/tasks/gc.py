@@ -1,14 +1,15 @@
-"""``flowml runs gc``: close runs left RUNNING by flow and task runs that are over.
+"""``flowml runs gc``: close runs left RUNNING by flow and task runs that are over, and by
+processes that died.
 
-A tracked run is closed by a Prefect state hook. When that hook never ran — the process was
-killed, the machine lost, or a tracked task ran in a process-pool worker of a plain ``@flow``
-— the run stays RUNNING. A run is collected when:
+A tracked run is closed by a Prefect state hook, a plain run by ``end_run`` or at interpreter
+exit. When neither happened — the process was killed, the machine lost, or a tracked task ran
+in a process-pool worker of a plain ``@flow`` — the run stays RUNNING. A run is collected when:
 
 - its Prefect flow or task run is in a terminal state (the run gets the matching status:
   COMPLETED -> FINISHED, FAILED -> FAILED, CRASHED and CANCELLED -> KILLED);
 - its Prefect flow or task run no longer exists (KILLED);
-- it was started on this host by a process that is gone, while Prefect (if it knows the run
-  at all) still shows it running (KILLED).
+- it is owned (``flowml.owner``, recorded on every run) by a process of this host that is
+  gone, while Prefect (if it knows the run at all) still shows it running (KILLED).
 
 Runs of a live process whose Prefect run is still running are left alone. The reason is kept
 in the ``flowml.gc.reason`` tag.
@@ -16,15 +17,14 @@ in the ``flowml.gc.reason`` tag.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from flowml.tasks import identity
 from flowml.tasks import tags as ptags
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.entities import Run, RunStatus, RunTag, ViewType, now_ms
+from flowml.tracking.owner import is_gone, parse_owner
 
 __all__ = ["Collected", "collect_orphans"]
 
@@ -133,25 +133,11 @@ def _verdict(run: Run, states: _PrefectStates) -> tuple[str, str] | None:
         if state in _TERMINAL:
             return _TERMINAL[state], f"its Prefect flow run is {state}"
         prefect_running = state is not None
-    host, _, pid_text = tags.get(ptags.OWNER, "").rpartition(":")
-    if host == identity.hostname() and pid_text.isdigit():
-        pid = int(pid_text)
-        if not _alive(pid):
-            where = " while Prefect shows it running" if prefect_running else ""
-            return RunStatus.KILLED, f"its process {pid} is gone{where}"
+    owner = parse_owner(tags.get(ptags.OWNER))
+    if owner is not None and is_gone(owner):
+        where = " while Prefect shows it running" if prefect_running else ""
+        return RunStatus.KILLED, f"its process {owner.pid} is gone{where}"
     return None
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
 
 
 class _PrefectStates:

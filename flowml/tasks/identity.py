@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import socket
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ from flowml.tracking.client import TrackingClient
 from flowml.tracking.context import current_user, git_info
 from flowml.tracking.entities import Run, RunStatus
 from flowml.tracking.lineage import OUTPUT, task_run_uri
+from flowml.tracking.owner import current_owner, hostname  # noqa: F401 - hostname re-exported
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -217,7 +217,7 @@ def child_tags(flow_tags: dict[str, str]) -> dict[str, str]:
 
 def owner_tags() -> dict[str, str]:
     """Which process owns the run (for `flowml runs gc`)."""
-    return {ptags.OWNER: f"{hostname()}:{os.getpid()}"}
+    return {ptags.OWNER: current_owner()}
 
 
 def ui_url(kind: str, obj_id: object) -> str | None:
@@ -251,16 +251,6 @@ def _source_file(fn: Any) -> str | None:
         return inspect.getsourcefile(fn)
     except (TypeError, OSError):
         return None
-
-
-_host: str | None = None
-
-
-def hostname() -> str:
-    global _host
-    if _host is None:
-        _host = socket.gethostname()
-    return _host
 
 
 def parent_flow_run_id(flow_run: FlowRun) -> str | None:

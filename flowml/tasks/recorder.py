@@ -18,6 +18,7 @@ crashed, cancelled), never on a task's.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
@@ -120,8 +121,14 @@ def finish(
             record.run_id, status, now, metrics=metrics, params=params, tags=tags, lineage=lineage
         )
     except FlowMLError as exc:
-        # Refused values (a param re-logged with another value...) must not leave the run
-        # RUNNING forever: it ends FAILED, saying why, and the error goes to the caller.
+        # Refused values (a param another writer set to another value...) must not leave the
+        # run RUNNING forever, nor cost the values the store accepts: those are written
+        # (the buffer drops only what is refused), the run ends FAILED, saying why, and the
+        # error goes to the caller.
+        if metrics or params or tags:
+            with contextlib.suppress(FlowMLError):
+                record.client.buffer.add(record.run_id, metrics=metrics, params=params, tags=tags)
+                record.client.flush(record.run_id)
         store.finish_run(
             record.run_id,
             RunStatus.FAILED,

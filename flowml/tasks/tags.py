@@ -20,9 +20,8 @@ UI_URL = "flowml.prefect.ui_url"
 ATTEMPT = "flowml.prefect.attempt"
 STATE = "flowml.prefect.state"
 RUN_KIND = "flowml.prefect.kind"  # "flow" or "task"
-# ``<host>:<pid>`` of the process that owns the run, so `flowml runs gc` can tell a dead
-# process from a slow one.
-OWNER = "flowml.owner"
+# The process that owns the run (every run records it; see `flowml.tracking.owner`).
+OWNER = systags.OWNER
 
 RUN_KIND_FLOW = "flow"
 RUN_KIND_TASK = "task"

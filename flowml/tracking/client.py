@@ -25,7 +25,7 @@ from flowml.exceptions import InvalidParameter
 from flowml.settings import get_settings
 from flowml.tracking import tags as systags
 from flowml.tracking.artifacts import ArtifactRepository, FileInfo, safe_artifact_path
-from flowml.tracking.buffer import BatchBuffer
+from flowml.tracking.buffer import BatchBuffer, BufferedWriteError, is_store_fault
 from flowml.tracking.context import current_user
 from flowml.tracking.entities import (
     Experiment,
@@ -39,6 +39,7 @@ from flowml.tracking.entities import (
     ViewType,
     now_ms,
 )
+from flowml.tracking.owner import current_owner
 from flowml.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, AbstractStore
 from flowml.tracking.store.registry import get_store
 
@@ -146,12 +147,15 @@ class TrackingClient:
         Args:
             experiment_id: the experiment to create it in.
             start_time: epoch ms; now by default.
-            tags: extra tags; ``mlflow.user`` is added when missing.
+            tags: extra tags; ``mlflow.user`` and ``flowml.owner`` (this process) are added
+                when missing.
             run_name: a name; a memorable one is generated when omitted.
             parent_run_id: make this a nested run of that run.
             run_key: an idempotency key: a second call with the same key returns the first run.
         """
-        all_tags = {systags.USER: current_user()}
+        # Every run records the process that owns it, so `flowml runs gc` can end it should
+        # that process die; a caller acting for another process passes its own owner tag.
+        all_tags = {systags.USER: current_user(), systags.OWNER: current_owner()}
         all_tags.update({k: str(val) for k, val in (tags or {}).items()})
         if parent_run_id is not None:
             all_tags[systags.PARENT_RUN_ID] = parent_run_id
@@ -178,14 +182,52 @@ class TrackingClient:
 
     def set_terminated(
         self, run_id: str, status: str = RunStatus.FINISHED, end_time: int | None = None
-    ) -> RunInfo:
-        """Flush the run's queued writes, then mark it ended with ``status``."""
+    ) -> RunInfo | None:
+        """Write the run's queued values, then end it with ``status``.
+
+        The run never stays RUNNING because of its queued values: when some were refused,
+        it ends FAILED with the reason in the ``flowml.tracking_error`` tag; when the store
+        fails, the values and the end stay queued, in that order, and are retried (every
+        second, on the next flush, at exit). Either way the error is raised.
+
+        Returns:
+            The run's info once ended.
+
+        Raises:
+            BufferedWriteError: queued values were refused (the run ended FAILED) or could
+                not be written yet (the end is queued behind them).
+        """
         if status not in RunStatus.ALL:
             raise InvalidParameter(
                 f"Unknown run status {status!r}; expected one of {RunStatus.ALL}"
             )
-        self.flush(run_id)
-        return self.store.update_run_info(run_id, status=status, end_time=end_time or now_ms())
+        end_time = end_time or now_ms()
+        try:
+            self.flush(run_id)
+        except BufferedWriteError as exc:
+            if exc.kept:
+                self.buffer.end_later(run_id, status, end_time)
+            else:
+                self._end_failed(run_id, end_time, str(exc))
+            raise
+        try:
+            info = self.store.update_run_info(run_id, status=status, end_time=end_time)
+        except Exception as exc:
+            if is_store_fault(exc):  # written with the next flush of the buffer
+                self.buffer.end_later(run_id, status, end_time)
+            raise
+        if self._buffer is not None:
+            self._buffer.forget(run_id)
+        return info
+
+    def _end_failed(self, run_id: str, end_time: int, reason: str) -> None:
+        tags = [RunTag(systags.TRACKING_ERROR, reason[:500])]
+        try:
+            self.store.finish_run(run_id, RunStatus.FAILED, end_time, tags=tags)
+        except Exception as exc:  # the caller gets the first error; this one is retried
+            if not is_store_fault(exc):
+                raise
+            self.buffer.end_later(run_id, RunStatus.FAILED, end_time, reason)
 
     def delete_run(self, run_id: str) -> None:
         self.flush(run_id)

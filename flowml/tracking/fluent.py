@@ -11,6 +11,8 @@ from __future__ import annotations
 import atexit
 import contextlib
 import contextvars
+import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -31,6 +33,8 @@ from flowml.tracking.entities import (
     ViewType,
     now_ms,
 )
+from flowml.tracking.owner import current_owner
+from flowml.tracking.signals import install_sigterm_flush, sigterm_received
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID, SEARCH_MAX_RESULTS_DEFAULT
 
 _run_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextVar(
@@ -217,11 +221,11 @@ def start_run(
             raise InvalidState(f"Run {run_id} is deleted; restore it before resuming it")
         if run.info.status != RunStatus.RUNNING:
             client.update_run(run_id, status=RunStatus.RUNNING)
-        extra = dict(tags or {})
+        # The resuming process owns the run now: `flowml runs gc` watches this one.
+        extra = {**(tags or {}), systags.OWNER: current_owner()}
         if run_name:
             client.update_run(run_id, name=run_name)
-        if extra:
-            client.log_batch(run_id, tags=[RunTag(k, str(val)) for k, val in extra.items()])
+        client.log_batch(run_id, tags=[RunTag(k, str(val)) for k, val in extra.items()])
         run = client.get_run(run_id)
     else:
         all_tags: dict[str, Any] = system_tags() if log_system_tags else {}
@@ -238,6 +242,9 @@ def start_run(
         )
     active = ActiveRun(run, client)
     _run_stack.set((*stack, active))
+    with _open_lock:
+        _open_runs[run.info.run_id] = active
+    install_sigterm_flush()
     return active
 
 
@@ -275,6 +282,8 @@ def _end(run: ActiveRun, status: str) -> None:
     stack = _run_stack.get()
     if run in stack:
         _run_stack.set(tuple(r for r in stack if r is not run))
+    with _open_lock:
+        _open_runs.pop(run.info.run_id, None)
     run.client.set_terminated(run.info.run_id, status)
 
 
@@ -288,22 +297,50 @@ def _run_id_for_logging() -> tuple[str, TrackingClient]:
     run = active_run()
     if run is None:
         run = start_run()
-        _auto_started.append(run)
     return run.info.run_id, run.client
 
 
-_auto_started: list[ActiveRun] = []
+# Runs this process started (or resumed) with `start_run` and has not ended, from any thread:
+# ended when the interpreter exits, as MLflow does, so a script that forgets `end_run` (or
+# logs without starting a run) does not leave its run RUNNING.
+_open_runs: dict[str, ActiveRun] = {}
+_open_lock = threading.Lock()
+
+
+def end_open_runs(status: str) -> None:
+    """End every run this process started and has not ended, innermost first."""
+    with _open_lock:
+        runs = list(_open_runs.values())[::-1]
+        _open_runs.clear()
+    for run in runs:
+        try:
+            run.client.set_terminated(run.info.run_id, status)
+        except Exception as exc:  # the process is ending: report, don't raise
+            print(f"flowml: could not end run {run.info.run_id}: {exc}", file=sys.stderr)
 
 
 @atexit.register
-def _end_auto_started_runs() -> None:
-    for run in _auto_started:
-        try:
-            run.client.set_terminated(run.info.run_id, RunStatus.FINISHED)
-        except Exception as exc:  # the process is ending: report, don't raise
-            import sys
+def _end_open_runs_at_exit() -> None:
+    # An uncaught exception ended the program (the interpreter keeps it in sys.last_value):
+    # its runs failed; after a SIGTERM or Ctrl-C they were killed; otherwise they finished.
+    last = getattr(sys, "last_value", None)
+    if sigterm_received() or isinstance(last, KeyboardInterrupt):
+        status = RunStatus.KILLED
+    elif last is not None:
+        status = RunStatus.FAILED
+    else:
+        status = RunStatus.FINISHED
+    end_open_runs(status)
 
-            print(f"flowml: could not end run {run.info.run_id}: {exc}", file=sys.stderr)
+
+def _forget_open_runs_after_fork() -> None:
+    # A forked child must not end its parent's runs when it exits.
+    global _open_lock
+    _open_lock = threading.Lock()
+    _open_runs.clear()
+
+
+os.register_at_fork(after_in_child=_forget_open_runs_after_fork)
 
 
 # -- logging -------------------------------------------------------------------------------

@@ -14,6 +14,12 @@ GIT_BRANCH = "mlflow.source.git.branch"
 LOGGED_MODELS = "mlflow.log-model.history"
 NOTE = "mlflow.note.content"
 
+# Why a run ended FAILED although its code did not fail: tracked values were lost.
+TRACKING_ERROR = "flowml.tracking_error"
+# ``<host>:<pid>:<start>`` of the process that owns a RUNNING run (see `flowml.tracking.owner`),
+# so `flowml runs gc` can tell a dead process from a slow one.
+OWNER = "flowml.owner"
+
 SOURCE_TYPE_LOCAL = "LOCAL"
 SOURCE_TYPE_PROJECT = "PROJECT"
 SOURCE_TYPE_JOB = "JOB"

@@ -1,14 +1,19 @@
 """MLflow's validation rules for names, values and batch sizes.
 
 Every check raises `InvalidParameter` with a message naming the offending
-key and the rule, before anything reaches a store.
+key and the rule, before anything reaches a store. The rules are complete: a value
+that passes them can only fail to be written for a fault of the store itself, and
+every store gives the same answer (text with NUL, which PostgreSQL refuses, or with
+a lone surrogate, which no UTF-8 database can hold, is refused everywhere).
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 import posixpath
 import re
+import sys
 from collections.abc import Iterable
 
 from flowml.exceptions import InvalidParameter
@@ -66,6 +71,30 @@ def validate_key(kind: str, key: object) -> str:
     return key
 
 
+def validate_text(what: str, text: str) -> str:
+    """Refuse text a store cannot hold as given; returns it unchanged.
+
+    Raises:
+        InvalidParameter: ``text`` holds a NUL character or a lone surrogate.
+    """
+    if not text.isascii():  # the common case skips the encode
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidParameter(
+                f"{what} holds the lone surrogate {text[exc.start]!r} at position {exc.start}, "
+                "which cannot be stored as UTF-8; decode the source text properly (or drop "
+                "the character)"
+            ) from None
+    at = text.find("\x00")
+    if at >= 0:
+        raise InvalidParameter(
+            f"{what} holds a NUL character at position {at}; "
+            "remove it (databases cannot store NUL in text)"
+        )
+    return text
+
+
 def validate_param_value(key: str, value: object) -> str:
     text = value if isinstance(value, str) else str(value)
     if len(text) > MAX_PARAM_VALUE_LENGTH:
@@ -73,7 +102,7 @@ def validate_param_value(key: str, value: object) -> str:
             f"Param {key!r} value is {len(text)} characters long; "
             f"the limit is {MAX_PARAM_VALUE_LENGTH}"
         )
-    return text
+    return validate_text(f"Param {key!r} value", text)
 
 
 def validate_tag_value(key: str, value: object) -> str:
@@ -82,11 +111,27 @@ def validate_tag_value(key: str, value: object) -> str:
         raise InvalidParameter(
             f"Tag {key!r} value is {len(text)} characters long; the limit is {MAX_TAG_VALUE_LENGTH}"
         )
-    return text
+    return validate_text(f"Tag {key!r} value", text)
+
+
+def validate_run_name(name: object) -> str:
+    """A run name is stored in a column and as the ``mlflow.runName`` tag."""
+    if not isinstance(name, str):
+        raise InvalidParameter(f"Run name must be a string, got {type(name).__name__}: {name!r}")
+    if len(name) > MAX_KEY_LENGTH:
+        raise InvalidParameter(
+            f"Run name is {len(name)} characters long; the limit is {MAX_KEY_LENGTH}"
+        )
+    return validate_text("Run name", name)
 
 
 def validate_metric(key: str, value: object, timestamp: object, step: object) -> float:
-    """Check a metric point; returns the value as a float (NaN and ±inf allowed)."""
+    """Check a metric point; returns the value as a float (NaN and ±inf allowed).
+
+    Raises:
+        InvalidParameter: the value is not a real number or does not fit a float64 (an int
+            beyond ±1.8e308), or the step or timestamp is not a 64-bit integer.
+    """
     # The common case (a float or int value, int timestamp and step) skips the abstract
     # `numbers` checks, which cost more than the rest of logging a point.
     if (
@@ -96,7 +141,7 @@ def validate_metric(key: str, value: object, timestamp: object, step: object) ->
         and INT64_MIN <= step <= INT64_MAX
         and INT64_MIN <= timestamp <= INT64_MAX
     ):
-        return float(value)
+        return value if type(value) is float else _as_float(key, value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise InvalidParameter(
             f"Metric {key!r} value must be a real number, got {type(value).__name__}: {value!r}"
@@ -107,7 +152,33 @@ def validate_metric(key: str, value: object, timestamp: object, step: object) ->
         raise InvalidParameter(f"Metric {key!r} step must be an integer, got {step!r}")
     if not (-(2**63) <= int(step) < 2**63 and -(2**63) <= int(timestamp) < 2**63):
         raise InvalidParameter(f"Metric {key!r} step and timestamp must fit in 64 bits")
-    return float(value)
+    return _as_float(key, value)
+
+
+def _as_float(key: str, value: numbers.Real) -> float:
+    try:
+        as_float = float(value)
+    except (OverflowError, ValueError, TypeError):
+        as_float = None
+    # A value too large for a float64 either raises or (numpy's long double) quietly
+    # becomes infinite: both are refused, only a value that *is* infinite may be stored so.
+    if as_float is None or (
+        as_float in (math.inf, -math.inf) and not _is_infinite(value)
+    ):
+        text = repr(value)
+        shown = text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+        raise InvalidParameter(
+            f"Metric {key!r} value {shown} does not fit a 64-bit float "
+            f"(|value| <= {sys.float_info.max:.4g}); scale it or log its logarithm"
+        )
+    return as_float
+
+
+def _is_infinite(value: numbers.Real) -> bool:
+    try:
+        return bool(value == math.inf or value == -math.inf)
+    except Exception:  # an exotic Real that cannot compare with a float: not infinite
+        return False
 
 
 def validate_batch_sizes(n_metrics: int, n_params: int, n_tags: int) -> None:
@@ -148,7 +219,7 @@ def validate_experiment_name(name: object) -> str:
             f"Experiment name is {len(name)} characters long; "
             f"the limit is {MAX_EXPERIMENT_NAME_LENGTH}"
         )
-    return name
+    return validate_text("Experiment name", name)
 
 
 def validate_run_id(run_id: object) -> str:

@@ -15,7 +15,7 @@ import pytest
 import flowml
 from flowml.tasks import tags as ptags
 from flowml.tasks.identity import run_for_flow_run
-from flowml.tracking.entities import RunStatus
+from flowml.tracking.entities import Param, RunStatus
 
 from .helpers import children, runs_of
 
@@ -173,8 +173,13 @@ def test_a_flow_tracking_into_a_deleted_experiment_fails_clearly(client):
 
 @flowml.tracked_task
 def relogs(lr: float) -> float:
-    flowml.flush()  # the argument's param is written now...
-    flowml.log_param("lr", lr * 2)  # ...so this conflict only shows when the run is closed
+    flowml.flush()  # the argument's param is written now
+    run_id = flowml.active_run().info.run_id
+    # Another writer sets a param this process never saw: the conflict shows only when the
+    # run is closed (a conflict with this process's own values fails at the call site).
+    flowml.tracking.fluent.get_client().store.log_batch(run_id, params=[Param("seed", "1")])
+    flowml.log_param("seed", 2)
+    flowml.log_metric("kept", 1.0)
     return lr
 
 
@@ -195,4 +200,5 @@ def test_refused_values_fail_the_task_and_end_its_run_failed(client):
     assert task_run.info.status == RunStatus.FAILED
     assert task_run.data.tags[ptags.STATE] == "TrackingError"
     assert "write-once" in task_run.data.tags["flowml.tracking_error"]
-    assert task_run.data.params == {"lr": "0.1"}
+    assert task_run.data.params == {"lr": "0.1", "seed": "1"}
+    assert task_run.data.metrics["kept"] == 1.0  # only the refused value was dropped

@@ -15,6 +15,7 @@ import flowml
 from flowml.tasks import tags as ptags
 from flowml.tasks.identity import run_for_flow_run, run_for_task_run
 from flowml.tracking.entities import RunStatus
+from flowml.tracking.owner import parse_owner
 from flowml.tracking.tags import PARENT_RUN_ID
 
 from .helpers import by_name, children, runs_of, settle
@@ -106,8 +107,8 @@ def test_process_pool_tasks_find_their_parent_and_store_without_configuration(
     parent = run_for_flow_run(other, state.state_details.flow_run_id)
     kids = children(runs, parent)
     assert len(kids) == 4
-    owners = [k.data.tags[ptags.OWNER].rsplit(":", 1) for k in kids]
-    assert {int(pid) for _, pid in owners} == worker_pids
+    owners = [parse_owner(k.data.tags[ptags.OWNER]) for k in kids]
+    assert {owner.pid for owner in owners if owner} == worker_pids
     assert {k.info.status for k in kids} == {RunStatus.FINISHED}
     assert {int(k.data.metrics["pid"]) for k in kids} == worker_pids
     assert parent.info.status == RunStatus.FINISHED

@@ -158,8 +158,9 @@ def test_failed_background_write_is_raised_at_the_next_call():
                 flowml.log_metric("later", 1.0)
                 time.sleep(0.05)
         assert info.value.error_code == "INVALID_PARAMETER_VALUE"
-    # the rejected batch wrote nothing, including the metric queued with it
-    assert TrackingClient().get_metric_history(rid, "kept") == []
+        assert info.value.lost == 1
+    # only the refused param was dropped: the metric queued with it was written
+    assert [m.value for m in TrackingClient().get_metric_history(rid, "kept")] == [1.0]
     assert flowml.get_run(rid).data.params == {"lr": "0.1"}
 
 
@@ -167,8 +168,14 @@ def test_failed_write_is_raised_at_end_run():
     run = flowml.start_run()
     TrackingClient().log_param(run.info.run_id, "lr", "0.1")
     flowml.log_param("lr", "0.2")
+    flowml.log_metric("m", 1.0)
     with pytest.raises(FlowMLError, match="write-once"):
         flowml.end_run()
+    # the run is not left RUNNING: it ended FAILED, saying which values were lost
+    ended = TrackingClient().get_run(run.info.run_id)
+    assert ended.info.status == "FAILED" and ended.info.end_time is not None
+    assert "'lr'" in ended.data.tags["flowml.tracking_error"]
+    assert ended.data.metrics == {"m": 1.0}
 
 
 def test_queued_writes_are_flushed_at_interpreter_exit(tmp_path: Path):

@@ -281,8 +281,7 @@ class SqlStore(AbstractStore):
             raise InvalidParameter(f"Unknown run status {status!r}; expected one of {RunStatus.ALL}")
         tag_values = _validated_tags(tags)
         run_name = run_name or tag_values.get(RUN_NAME) or _generate_run_name()
-        if len(run_name) > v.MAX_KEY_LENGTH:
-            raise InvalidParameter(f"Run name is longer than {v.MAX_KEY_LENGTH} characters")
+        run_name = v.validate_run_name(run_name)
         tag_values[RUN_NAME] = run_name
         run_uuid = uuid.uuid4().hex
         with write_transaction(self.engine) as conn:
@@ -372,9 +371,7 @@ class SqlStore(AbstractStore):
         if end_time is not None:
             values["end_time"] = end_time
         if run_name is not None:
-            if len(run_name) > v.MAX_KEY_LENGTH:
-                raise InvalidParameter(f"Run name is longer than {v.MAX_KEY_LENGTH} characters")
-            values["name"] = run_name
+            values["name"] = v.validate_run_name(run_name)
         with write_transaction(self.engine) as conn:
             # One statement in the common case; the precise error only when it matched nothing.
             if run_name is None and status is not None and end_time is not None:

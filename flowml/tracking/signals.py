@@ -1,0 +1,109 @@
+"""Write queued tracking data when the process is asked to stop with SIGTERM.
+
+SIGTERM is what Kubernetes, systemd, Docker and Prefect's workers send before killing a
+process. Its default action ends the process at once, without ``atexit``: the values still
+queued in a buffer would be lost and the runs left RUNNING. The handler installed here
+writes the queues, then behaves exactly as the process would have without it:
+
+- a handler that was there before (the user's own) is called next;
+- the default action: the process's active runs are ended KILLED and the signal is raised
+  again with the default action, so the process still dies of SIGTERM.
+
+It is installed only from the main thread, and never over an ignored signal or over
+Prefect's own handler (Prefect checks that its handler is the one installed to accept a
+cancellation; while a flow runs, Prefect's handler turns SIGTERM into an exception that
+unwinds the run, and the queues are written at exit).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+__all__ = ["install_sigterm_flush", "sigterm_received"]
+
+# How long the handler waits for the queues to be written. Bounded because a main thread
+# interrupted while holding a buffer's lock would block the writer (the values queued then
+# are lost, the process still stops); process managers allow ~10-30 s before SIGKILL.
+SIGTERM_FLUSH_TIMEOUT_S = 10.0
+
+_lock = threading.Lock()
+_installed = False
+_previous: Callable[[int, FrameType | None], Any] | int | None = None
+_received = threading.Event()
+
+
+def sigterm_received() -> bool:
+    """Whether this process was sent SIGTERM (then runs still open at exit end KILLED)."""
+    return _received.is_set()
+
+
+def install_sigterm_flush() -> bool:
+    """Install the handler (once per process); returns whether it is installed."""
+    global _installed, _previous
+    if _installed:
+        return True
+    if threading.current_thread() is not threading.main_thread():
+        return False  # signal.signal works only there; a later call from it installs
+    with _lock:
+        if _installed:
+            return True
+        try:
+            current = signal.getsignal(signal.SIGTERM)
+        except (ValueError, AttributeError):  # not the main interpreter / no SIGTERM
+            return False
+        if current is None or current == signal.SIG_IGN or _is_prefect_handler(current):
+            return False
+        try:
+            signal.signal(signal.SIGTERM, _on_sigterm)
+        except ValueError:
+            return False
+        _previous = current
+        _installed = True
+        return True
+
+
+def _is_prefect_handler(handler: object) -> bool:
+    return str(getattr(handler, "__module__", "")).startswith("prefect")
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _received.set()
+    previous = _previous
+    ends_process = previous == signal.SIG_DFL
+    # The writes run in a thread so a main thread interrupted inside a buffer's lock cannot
+    # deadlock the handler: after the timeout the process goes on stopping.
+    writer = threading.Thread(
+        target=_write_out, args=(ends_process,), name="flowml-sigterm", daemon=True
+    )
+    writer.start()
+    writer.join(SIGTERM_FLUSH_TIMEOUT_S)
+    if callable(previous):
+        previous(signum, frame)
+    elif ends_process:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
+def _write_out(ends_process: bool) -> None:
+    from flowml.tracking.buffer import flush_all
+
+    flush_all("on SIGTERM")
+    fluent = sys.modules.get("flowml.tracking.fluent")
+    if ends_process and fluent is not None:
+        fluent.end_open_runs("KILLED")
+
+
+def _forget_after_fork() -> None:
+    # A forked child keeps the handler (it flushes the child's own buffers) but not the
+    # parent's "received" mark.
+    global _received
+    _received = threading.Event()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
