@@ -19,6 +19,8 @@ UI_URL = "flowml.prefect.ui_url"
 ATTEMPT = "flowml.prefect.attempt"
 STATE = "flowml.prefect.state"
 RUN_KIND = "flowml.prefect.kind"  # "flow" or "task"
+# The Prefect run's tags, sorted and comma-separated (``tags.`flowml.prefect.tags` LIKE ...``).
+PREFECT_TAGS = "flowml.prefect.tags"
 # ``<host>:<pid>`` of the process that owns the run, so `flowml runs gc` can tell a dead
 # process from a slow one.
 OWNER = "flowml.owner"

@@ -17,3 +17,7 @@ NOTE = "mlflow.note.content"
 SOURCE_TYPE_LOCAL = "LOCAL"
 SOURCE_TYPE_PROJECT = "PROJECT"
 SOURCE_TYPE_JOB = "JOB"
+
+# Why a run failed: the exception's type and message (set when a run ends FAILED).
+ERROR_TYPE = "flowml.error.type"
+ERROR_MESSAGE = "flowml.error.message"

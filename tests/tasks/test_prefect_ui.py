@@ -59,13 +59,13 @@ def test_each_tracked_run_publishes_a_table_and_a_summary(client):
     }
     assert set(task_artifacts) == {"table", "markdown", "progress"}
     table = task_artifacts["table"]
-    assert table.key == "flowml-ui-flow-v2-score-table"
+    assert table.key == "flowml-ui-flow-v2-score-0-table"
     rows = json.loads(table.data)
     assert {"type": "param", "name": "name", "value": name} in rows
     assert {"type": "metric", "name": "accuracy", "value": 0.75} in rows
     assert {"type": "metric", "name": "loss", "value": None} in rows  # NaN is not JSON
     summary = task_artifacts["markdown"]
-    assert summary.key == "flowml-ui-flow-v2-score-summary"
+    assert summary.key == "flowml-ui-flow-v2-score-0-summary"
     assert task_run.info.run_id in summary.data and "FINISHED" in summary.data
     assert f"score-{name}" in summary.data
     assert task_artifacts["progress"].data == 100.0
