@@ -152,7 +152,10 @@ def publish_finished(
                     "prefect.resource.id": f"flowml.experiment.{experiment.experiment_id}",
                     "prefect.resource.role": "experiment",
                     "prefect.resource.name": experiment.name,
-                }
+                },
+                # Named here too: a run closed by a cancellation hook in Prefect's runner has
+                # no run context to take them from.
+                *_run_resources(flow_run_id, task_run_id),
             ],
             payload={
                 "run_id": run_id,
@@ -252,6 +255,15 @@ def _create(
             task_run_id=UUID(task_run_id) if task_run_id else None,
         )
     )
+
+
+def _run_resources(flow_run_id: str | None, task_run_id: str | None) -> list[dict[str, str]]:
+    ids = (("flow-run", flow_run_id), ("task-run", task_run_id))
+    return [
+        {"prefect.resource.id": f"prefect.{role}.{run_id}", "prefect.resource.role": role}
+        for role, run_id in ids
+        if run_id
+    ]
 
 
 def _error_payload(run: Run) -> dict[str, str]:
