@@ -22,8 +22,8 @@ from typing import Any
 
 from flowml.exceptions import InvalidParameter
 from flowml.tasks import publisher
-from flowml.tasks.prefect_ui import artifact_key, index_of, slugify
-from flowml.tasks.recorder import open_tasks
+from flowml.tasks.prefect_ui import artifact_key, index_of, run_reference, slugify
+from flowml.tasks.recorder import open_flows, open_tasks
 
 __all__ = ["Progress", "progress"]
 
@@ -50,6 +50,10 @@ class Progress:
         self.description = description
         self.min_interval = min_interval
         self.key, self._flow_run_id, self._task_run_id = _context_ids(key)
+        record = open_tasks.get(str(self._task_run_id)) or open_flows.get(str(self._flow_run_id))
+        if record is not None:  # the bar names the tracked run it belongs to
+            reference = run_reference(record.run_id)
+            self.description = f"{description} — {reference}" if description else reference
         self._artifact_id: Any = None
         self._last_sent: float | None = None
         self._last_percent: float | None = None

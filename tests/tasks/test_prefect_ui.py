@@ -69,6 +69,8 @@ def test_each_tracked_run_publishes_a_table_and_a_summary(client):
     assert task_run.info.run_id in summary.data and "FINISHED" in summary.data
     assert f"score-{name}" in summary.data
     assert task_artifacts["progress"].data == 100.0
+    assert task_artifacts["progress"].description.startswith("epochs — ")
+    assert f"flowml runs show {task_run.info.run_id}" in task_artifacts["progress"].description
 
     flow_artifacts = {
         a.key: a
