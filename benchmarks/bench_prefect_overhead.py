@@ -223,16 +223,16 @@ def _time_publisher(publisher: Any) -> dict[str, float]:
     """Accumulate the time the Prefect publisher thread spends on its jobs."""
     busy = {"s": 0.0}
     worker = publisher._publisher
-    run_one = worker._run_one
+    run_batch = worker._run_batch
 
-    def timed_run_one(item: Any) -> None:
+    def timed_run_batch(batch: Any) -> None:
         start = time.perf_counter()
         try:
-            run_one(item)
+            run_batch(batch)
         finally:
             busy["s"] += time.perf_counter() - start
 
-    worker._run_one = timed_run_one
+    worker._run_batch = timed_run_batch
     return busy
 
 

@@ -6,9 +6,12 @@ gates when it wins (a refused promotion is recorded, not an error of the retrain
 
     python flows/retrain_scheduled.py                          # every day at 03:00
     python flows/retrain_scheduled.py --cron "*/30 * * * *"    # every 30 minutes
+    python flows/retrain_scheduled.py --concurrency-limit 2    # allow overlapping runs
 
 This process serves the deployment: it stays up and runs the flow at each scheduled time (or
-when triggered: ``prefect deployment run 'train-wine/retrain-wine'``). Every run is tracked
+when triggered: ``prefect deployment run 'train-wine/retrain-wine'``). One run at a time by
+default (Prefect's deployment concurrency limit): a retraining that outlasts its interval
+makes the next one wait instead of training twice at once. Every run is tracked
 like a manual run, with the deployment id in its tags. Serving needs a Prefect server to
 hold the schedule: ``prefect server start`` and ``PREFECT_API_URL`` pointing at it.
 """
@@ -30,6 +33,7 @@ except ImportError:  # imported from the repository root
 
 DEFAULT_NAME = "retrain-wine"
 DEFAULT_CRON = "0 3 * * *"
+DEFAULT_CONCURRENCY_LIMIT = 1
 
 
 @flowml.tracked_flow(name="retrain-and-promote", experiment=EXPERIMENT)
@@ -57,6 +61,7 @@ def build_deployment(
     name: str = DEFAULT_NAME,
     cron: str = DEFAULT_CRON,
     parameters: dict[str, Any] | None = None,
+    concurrency_limit: int | None = DEFAULT_CONCURRENCY_LIMIT,
 ) -> Any:
     """The deployment of `retrain_and_promote` with a cron schedule (not started).
 
@@ -64,6 +69,7 @@ def build_deployment(
         name: the deployment name.
         cron: when to retrain, as a cron expression.
         parameters: flow parameters for the scheduled runs (defaults otherwise).
+        concurrency_limit: at most this many runs at once (``None``: no limit).
 
     Returns:
         A ``prefect.deployments.runner.RunnerDeployment``; ``prefect.serve(it)`` runs it.
@@ -74,6 +80,7 @@ def build_deployment(
         parameters=parameters or {},
         tags=["flowml", "retrain"],
         description="Retrain the wine model and promote it when it beats the champion.",
+        concurrency_limit=concurrency_limit,
     )
 
 
@@ -82,10 +89,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default=DEFAULT_NAME)
     parser.add_argument("--cron", default=DEFAULT_CRON)
     parser.add_argument("--n-estimators", type=int, default=100)
+    parser.add_argument(
+        "--concurrency-limit",
+        type=int,
+        default=DEFAULT_CONCURRENCY_LIMIT,
+        help="at most this many runs at once; later ones wait (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
+    if args.concurrency_limit < 1:
+        parser.error("--concurrency-limit must be >= 1")
     from prefect import serve
 
-    serve(build_deployment(args.name, args.cron, {"n_estimators": args.n_estimators}))
+    parameters = {"n_estimators": args.n_estimators}
+    serve(build_deployment(args.name, args.cron, parameters, args.concurrency_limit))
 
 
 if __name__ == "__main__":

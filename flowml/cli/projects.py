@@ -121,6 +121,9 @@ def deploy(
     tag: Annotated[
         list[str] | None, Parameter(help="Prefect tag; repeat for more.", negative=())
     ] = None,
+    concurrency_limit: Annotated[
+        int | None, Parameter(help="At most this many runs at once (later runs wait).")
+    ] = None,
 ) -> None:
     """Serve a project's entry point as a scheduled Prefect deployment (blocks until Ctrl-C).
 
@@ -145,4 +148,5 @@ def deploy(
         experiment=experiment_name,
         experiment_id=experiment_id,
         tags=tag,
+        concurrency_limit=concurrency_limit,
     )

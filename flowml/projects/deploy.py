@@ -43,6 +43,7 @@ def to_deployment(
     tracking_uri: str | None = None,
     tags: Iterable[str] | None = None,
     description: str | None = None,
+    concurrency_limit: int | None = None,
 ) -> RunnerDeployment:
     """A Prefect deployment of a project's entry point, with an optional schedule.
 
@@ -62,6 +63,8 @@ def to_deployment(
         tracking_uri: The tracking store.
         tags: Prefect tags of the deployment.
         description: Shown in Prefect (default: the flow's description).
+        concurrency_limit: At most this many of the deployment's runs at once (Prefect's
+            deployment concurrency limit; later runs wait). ``None``: no limit.
 
     Returns:
         The deployment, to pass to `prefect.serve` (or use `serve`).
@@ -76,6 +79,8 @@ def to_deployment(
     """
     from flowml.exceptions import InvalidParameter
 
+    if concurrency_limit is not None and concurrency_limit < 1:
+        raise InvalidParameter(f"concurrency_limit must be >= 1, got {concurrency_limit}.")
     if cron is not None and interval is not None:
         raise InvalidParameter("A deployment takes a cron or an interval schedule, not both.")
     flow = as_flow(
@@ -111,6 +116,7 @@ def to_deployment(
             parameters=defaults,
             tags=list(tags or []),
             description=description,
+            concurrency_limit=concurrency_limit,
             **schedule,
         )
     except ValueError as exc:  # a bad cron string, time zone or deployment name

@@ -1,17 +1,20 @@
 """Run a project's entry point as a Prefect flow run, tracked as one flowml run.
 
-The flow is named after the project and each flow run after the entry point. Its body
+The flow is named after the project and each flow run ``<entry point>-<two words>``, a name
+its tracked run shares (with the flow run's Prefect tags and deployment). Its body
 fetches the project, resolves the parameters, creates the tracked run (parameters logged,
 MLflow's project tags set), prepares the environment and runs the command, streaming every
 output line into the Prefect run logs. The command gets ``FLOWML_TRACKING_URI``,
 ``FLOWML_RUN_ID`` and ``FLOWML_EXPERIMENT_ID``, so ``flowml.log_metric`` in the script logs
 into that run. Exit code 0 ends the run FINISHED, any other FAILED (and the flow run fails);
 an interruption (Ctrl-C, the Prefect runner's cancellation signal) stops the command's whole
-process group and ends the run KILLED.
+process group and ends the run KILLED. The run then publishes the ``flowml.run.finished``
+event and artifacts of a tracked flow (`flowml.projects.monitor`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from collections.abc import Mapping
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowml._prefect_local import allow_slow_local_start
+from flowml.projects import monitor
 from flowml.projects.envs import get_env_manager
 from flowml.projects.errors import ProjectRunFailed
 from flowml.projects.params import build_command, resolve_parameters
@@ -33,6 +37,7 @@ from flowml.tracking.entities import Param, RunStatus
 
 if TYPE_CHECKING:
     from prefect import Flow
+    from prefect.client.schemas.objects import FlowRun
 
     from flowml.tracking.client import TrackingClient
 
@@ -205,14 +210,16 @@ def _build_flow(project: Project, entry: EntryPoint, config: _Config) -> Flow[..
 
     summary = f"Run entry point {entry.name!r} of the project {project.name!r} ({config.uri})."
     function = typed_function(entry, body, name=f"{flow_name(project)}_{entry.name}", doc=summary)
-    # Braces would be read as parameter placeholders by Prefect's run-name template.
-    run_name = entry.name.replace("{", "{{").replace("}", "}}")
+    # The hooks close a run whose process was killed: they run in Prefect's runner.
+    killed = [functools.partial(monitor.on_killed, tracking_uri=config.tracking_uri)]
     return flow(
         function,
         name=flow_name(project),
-        flow_run_name=run_name,
+        flow_run_name=monitor.RunName(entry.name),
         description=summary,
         validate_parameters=True,
+        on_cancellation=killed,
+        on_crashed=killed,
     )
 
 
@@ -223,7 +230,9 @@ def _execute(config: _Config, parameters: dict[str, Any]) -> ProjectRun:
     from flowml.tracking.client import TrackingClient
 
     logger = get_run_logger()
-    flow_run_id = str(get_run_context().flow_run.id)  # type: ignore[union-attr]
+    flow_run = get_run_context().flow_run  # type: ignore[union-attr]
+    assert flow_run is not None
+    flow_run_id = str(flow_run.id)
     settings = get_settings()
     tracking_uri = config.tracking_uri or settings.resolved_tracking_uri
     with (
@@ -239,7 +248,7 @@ def _execute(config: _Config, parameters: dict[str, Any]) -> ProjectRun:
         client = TrackingClient(tracking_uri)
         try:
             experiment_id = _experiment_id(client, config)
-            run_id = _start_run(client, experiment_id, source, entry, manager.name, flow_run_id)
+            run_id = _start_run(client, experiment_id, source, entry, manager.name, flow_run)
             params = [Param(k, v) for k, v in resolved.logged.items()]
             for start in range(0, len(params), _PARAMS_PER_BATCH):
                 client.log_batch(run_id, params=params[start : start + _PARAMS_PER_BATCH])
@@ -261,8 +270,12 @@ def _execute(config: _Config, parameters: dict[str, Any]) -> ProjectRun:
                 launch = environment.launch(command.command, source.work_dir, child_env)
                 code = run_streaming(launch, logger.info)
                 status = RunStatus.FINISHED if code == 0 else RunStatus.FAILED
-            except Exception:
+                if code != 0:
+                    message = f"Entry point {entry.name!r} exited with code {code}"
+                    client.log_batch(run_id, tags=monitor.error_tags("ProjectRunFailed", message))
+            except Exception as exc:
                 status = RunStatus.FAILED
+                client.log_batch(run_id, tags=monitor.error_tags(type(exc).__name__, str(exc)))
                 raise
             except BaseException:
                 # Ctrl-C, Prefect's termination signal, a cancelled task: the command was
@@ -272,6 +285,7 @@ def _execute(config: _Config, parameters: dict[str, Any]) -> ProjectRun:
                 raise
             finally:
                 client.set_terminated(run_id, status)
+                monitor.publish_end(client, run_id, flow_name(project), flow_run_id)
         finally:
             client.close()
     if code != 0:
@@ -317,7 +331,7 @@ def _start_run(
     source: ProjectSource,
     entry: EntryPoint,
     env_manager: str,
-    flow_run_id: str,
+    flow_run: FlowRun,
 ) -> str:
     from flowml.tracking.fluent import active_run
 
@@ -327,7 +341,8 @@ def _start_run(
         PROJECT_ENTRY_POINT_TAG: entry.name,
         PROJECT_ENV_TAG: env_manager,
         PROJECT_BACKEND_TAG: "prefect",
-        systags.PREFECT_FLOW_RUN_ID: flow_run_id,
+        systags.PREFECT_FLOW_RUN_ID: str(flow_run.id),
+        **monitor.run_tags(flow_run),
     }
     if source.git_commit:
         tags[systags.GIT_COMMIT] = source.git_commit
@@ -343,10 +358,10 @@ def _start_run(
     run = client.create_run(
         experiment_id,
         tags=tags,
-        run_name=entry.name,
+        run_name=flow_run.name,
         parent_run_id=parent_id,
         # A retried flow run resumes its tracked run instead of starting another.
-        run_key=f"flowml.project:{flow_run_id}",
+        run_key=monitor.run_key(flow_run.id),
     )
     if run.info.status != RunStatus.RUNNING:
         client.update_run(run.info.run_id, status=RunStatus.RUNNING)

@@ -1,6 +1,11 @@
 """Tracked runs of Prefect flow runs: opened by the flow's wrapper (or, for a plain ``@flow``,
 by its first tracked task), closed by the flow's terminal-state hooks.
 
+Prefect runs some of those hooks in another process than the flow's: a deployment run that
+is cancelled (or whose process crashes) has its hooks run by the runner of ``.serve()`` or by
+the worker, which killed the flow's process. There the hook finds the flow run's tracked run
+in the store by its run key and closes it, with every run under it left RUNNING.
+
 A subflow's run nests under its parent flow's run; the experiment is the one named on the
 decorator, else the parent flow's, else the one chosen with ``flowml.set_experiment``, else
 one named after the flow.
@@ -9,6 +14,7 @@ one named after the flow.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -19,14 +25,16 @@ from flowml.tasks.identity import FlowRunBinding
 from flowml.tasks.recorder import (
     Record,
     RunOptions,
+    error_tags,
     finish,
     open_flows,
     queue_result_metrics,
     registry_lock,
     status_for,
 )
+from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
-from flowml.tracking.entities import RunTag
+from flowml.tracking.entities import Run, RunStatus, RunTag, now_ms
 from flowml.tracking.fluent import activate_run
 from flowml.tracking.inputs import defer_lineage, take_deferred
 
@@ -35,7 +43,38 @@ if TYPE_CHECKING:
     from prefect.context import FlowRunContext
     from prefect.flows import Flow
 
-__all__ = ["FlowAttempt", "attach_flow_hooks", "on_flow_final", "open_flow_run"]
+__all__ = [
+    "FlowAttempt",
+    "attach_flow_hooks",
+    "call_index",
+    "on_flow_final",
+    "open_flow_run",
+    "prefect_tags",
+]
+
+MAX_PREFECT_TAGS_LENGTH = 5000
+
+
+# How many runs of each task a flow run has opened in this process (for artifact keys).
+_calls: dict[str, dict[str, itertools.count[int]]] = {}
+
+
+def call_index(flow_run_id: str | None, task_name: str, task_run_id: str) -> str:
+    """What tells apart two runs of one task in a flow run, in artifact keys: the task's
+    call count in the flow run (``0``, ``1``...: stable from one flow run to the next, so a
+    call's artifacts form a versioned collection), or where calls are not counted here (a
+    process-pool worker, no flow), the start of the task run id."""
+    counts = _calls.get(flow_run_id) if flow_run_id else None
+    if counts is None:
+        return prefect_ui.index_of(task_run_id)
+    return str(next(counts.setdefault(task_name, itertools.count())))
+
+
+def prefect_tags(tags: list[str] | set[str] | tuple[str, ...]) -> dict[str, str]:
+    """A Prefect run's tags as one tracked-run tag (sorted, comma-separated), or nothing."""
+    if not tags:
+        return {}
+    return {ptags.PREFECT_TAGS: ",".join(sorted(set(tags)))[:MAX_PREFECT_TAGS_LENGTH]}
 
 
 def open_flow_run(ctx: FlowRunContext, options: RunOptions, attach_hooks: bool) -> Record:
@@ -52,6 +91,7 @@ def open_flow_run(ctx: FlowRunContext, options: RunOptions, attach_hooks: bool) 
             return record
         record = _open_flow_run(flow, flow_run, ctx.parameters or {}, options)
         open_flows[key] = record
+        _calls[key] = {}
     if attach_hooks and not ctx.detached:
         attach_flow_hooks(flow)
     prefect_ui.emit_started(record.run, ptags.RUN_KIND_FLOW)
@@ -75,6 +115,7 @@ def _open_flow_run(
     tags = {
         **inherited,
         **identity.owner_tags(),
+        **prefect_tags(flow_run.tags),
         ptags.RUN_KIND: ptags.RUN_KIND_FLOW,
     }
     url = identity.ui_url("flow-run", flow_run.id)
@@ -122,7 +163,9 @@ def _parent_binding(client: TrackingClient, flow_run: FlowRun) -> FlowRunBinding
 
 
 logger = logging.getLogger("flowml.tasks")
-FLOW_END_PUBLISH_TIMEOUT_S = 30.0
+# What the outermost flow run waits for its artifacts at its end, at most: publishing goes
+# on in the background (and is completed before the program exits).
+FLOW_END_PUBLISH_WAIT_S = 0.2
 
 
 class FlowAttempt:
@@ -172,8 +215,10 @@ def on_flow_final(flow: Flow[Any, Any], flow_run: FlowRun, state: State) -> None
     key = str(flow_run.id)
     with registry_lock:
         record = open_flows.pop(key, None)
+        _calls.pop(key, None)
     identity.forget_binding(flow, key)
     if record is None:
+        _close_from_store(flow_run, state)
         return
     # The flow run's own URI is its run's key: nothing to add for it.
     finish(record, status_for(state), state, flow_run.run_count or 1, take_deferred(record.run_id))
@@ -188,8 +233,70 @@ def on_flow_final(flow: Flow[Any, Any], flow_run: FlowRun, state: State) -> None
         artifacts=record.options.artifacts,
     )
     if flow_run.parent_task_run_id is None:
-        # The outermost flow is done: publish its runs' artifacts and events now, while the
-        # Prefect API and events worker are up. At interpreter exit Prefect can no longer
-        # start its events worker, so nothing may be left for then.
-        if not publisher.flush(FLOW_END_PUBLISH_TIMEOUT_S):
-            logger.warning("flowml: some Prefect artifacts were still being published")
+        # The outermost flow is done: publish its runs' artifacts now rather than after the
+        # next burst, but do not hold the flow's return for them.
+        publisher.flush(FLOW_END_PUBLISH_WAIT_S)
+
+
+def _close_from_store(flow_run: FlowRun, state: State) -> None:
+    """Close a flow run's tracked run that this process did not open (the hook runs in the
+    runner or worker that cancelled the flow run), with every run under it still RUNNING."""
+    client = identity.client_for(*identity.current_store())
+    run = identity.run_for_flow_run(client, flow_run.id)
+    if run is None or run.info.status != RunStatus.RUNNING:
+        return  # not tracked, or closed by its own process
+    status = status_for(state)
+    tags = [RunTag(ptags.STATE, state.name or status), *error_tags(state)]
+    # Deepest runs first, so no run is closed while a run under it is still open.
+    for open_run in [*reversed(_open_descendants(client, run)), run]:
+        client.store.finish_run(open_run.info.run_id, status, now_ms(), tags=tags)
+        run_tags = open_run.data.tags
+        task_run_id = run_tags.get(ptags.TASK_RUN_ID)
+        if task_run_id is not None:
+            key_parts = (
+                run_tags.get(ptags.FLOW_NAME),
+                run_tags.get(ptags.TASK_NAME),
+                prefect_ui.index_of(task_run_id),  # its call count died with its process
+            )
+            kind = ptags.RUN_KIND_TASK
+        else:
+            key_parts, kind = (run_tags.get(ptags.FLOW_NAME),), ptags.RUN_KIND_FLOW
+        prefect_ui.publish_finished(
+            client,
+            open_run.info.run_id,
+            kind=kind,
+            key_parts=key_parts,
+            flow_run_id=run_tags.get(ptags.FLOW_RUN_ID),
+            task_run_id=task_run_id,
+        )
+    logger.info("flowml: closed %s run %s of flow run %s", status, run.info.run_id, flow_run.id)
+    publisher.hurry()
+
+
+def _open_descendants(client: TrackingClient, root: Run) -> list[Run]:
+    """The RUNNING runs under ``root`` (task runs, subflows and theirs), parents first."""
+    running: list[Run] = []
+    token = None
+    while True:
+        page = client.search_runs(
+            [root.info.experiment_id],
+            "attributes.status = 'RUNNING'",
+            max_results=1000,
+            page_token=token,
+        )
+        running.extend(page)
+        token = page.token
+        if not token:
+            break
+    children: dict[str, list[Run]] = {}
+    for found in running:
+        parent = found.data.tags.get(systags.PARENT_RUN_ID)
+        if parent:
+            children.setdefault(parent, []).append(found)
+    out: list[Run] = []
+    level = [root.info.run_id]
+    while level:
+        below = [child for run_id in level for child in children.get(run_id, [])]
+        out.extend(below)
+        level = [child.info.run_id for child in below]
+    return out

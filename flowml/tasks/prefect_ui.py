@@ -2,15 +2,18 @@
 
 When a tracked flow or task run ends, two artifacts are published on its Prefect run:
 
-- a table of its params and final metrics (key ``flowml-<flow>-<task>-table``),
-- a markdown summary: status, duration, attempts, lineage in words, links
-  (key ``flowml-<flow>-<task>-summary``).
+- a table of its params and final metrics (key ``flowml-<flow>-table`` for a flow run,
+  ``flowml-<flow>-<task>-<n>-table`` for the n-th call of a task in its flow run),
+- a markdown summary: status, duration, attempts, the error of a failed run, lineage in
+  words, links (key ``...-summary``).
 
-Keys are slugs of the flow and task names, so the runs of one flow form a versioned
-artifact collection in the UI. Events ``flowml.run.started`` and ``flowml.run.finished``
-(run id, experiment, status, key metrics in the payload; resource ``flowml.run.<run id>``)
-let automations react to a training run. Publication happens in the background
-(`flowml.tasks.publisher`), off the task's critical path.
+Keys are slugs of the flow and task names plus the task's call count in its flow run, so
+two calls of one task in a flow run never share a key, while the same call in the flow's
+next run adds a version to the same collection in the UI. Every artifact names its tracked
+run (run id and ``flowml runs show`` command). Events ``flowml.run.started`` and
+``flowml.run.finished`` (run id, experiment, status, key metrics in the payload; resource
+``flowml.run.<run id>``) let automations react to a training run. Publication happens in the
+background (`flowml.tasks.publisher`), off the task's critical path.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ __all__ = [
     "EVENT_STARTED",
     "artifact_key",
     "emit_started",
+    "index_of",
     "publish_cache_hit",
     "publish_finished",
     "slugify",
@@ -58,6 +62,24 @@ def artifact_key(*parts: str | None, suffix: str) -> str:
     return "-".join(w for w in ("flowml", body, suffix) if w)
 
 
+def index_of(task_run_id: object) -> str:
+    """A task run's artifact-key index when its call count is unknown: the start of its id."""
+    return slugify(str(task_run_id))[:8] or "0"
+
+
+def run_artifact_key(key_parts: tuple[str | None, ...], suffix: str) -> str:
+    """The key of a run's artifact: ``key_parts`` is ``(flow,)`` for a flow run and
+    ``(flow, task, index)`` for a task run (the index survives any truncation)."""
+    if len(key_parts) > 2 and key_parts[2]:
+        return artifact_key(*key_parts[:2], suffix=f"{slugify(key_parts[2])}-{suffix}")
+    return artifact_key(*key_parts[:2], suffix=suffix)
+
+
+def run_reference(run_id: str) -> str:
+    """How an artifact points at its tracked run (shown in its description)."""
+    return f"flowml run `{run_id}` (`flowml runs show {run_id}`)"
+
+
 def _resource(run_id: str, run_name: str, experiment_id: str, kind: str) -> dict[str, str]:
     return {
         "prefect.resource.id": f"flowml.run.{run_id}",
@@ -79,7 +101,7 @@ def emit_started(run: Run, kind: str, background: bool = False) -> None:
     info = run.info
     occurred = datetime.datetime.fromtimestamp(info.start_time / 1000, datetime.timezone.utc)
 
-    def emit(_client: Any = None) -> None:
+    def emit() -> None:
         from prefect.events import emit_event
 
         emit_event(
@@ -113,7 +135,7 @@ def publish_finished(
 ) -> None:
     """Queue the ``flowml.run.finished`` event and the run's artifacts."""
 
-    def job(prefect_client: Any) -> None:
+    def job() -> list[publisher.Send]:
         from prefect.events import emit_event
 
         run = client.get_run(run_id)
@@ -130,7 +152,10 @@ def publish_finished(
                     "prefect.resource.id": f"flowml.experiment.{experiment.experiment_id}",
                     "prefect.resource.role": "experiment",
                     "prefect.resource.name": experiment.name,
-                }
+                },
+                # Named here too: a run closed by a cancellation hook in Prefect's runner has
+                # no run context to take them from.
+                *_run_resources(flow_run_id, task_run_id),
             ],
             payload={
                 "run_id": run_id,
@@ -141,30 +166,32 @@ def publish_finished(
                 "status": run.info.status,
                 "metrics": {k: _json_number(v) for k, v in metrics.items()},
                 "params": dict(sorted(run.data.params.items())[:MAX_EVENT_METRICS]),
+                **_error_payload(run),
             },
         )
         if not artifacts:
-            return
+            return []
         entries = client.store.search_lineage(run_ids=[run_id])
         children = _children(client, run) if kind == ptags.RUN_KIND_FLOW else []
-        _create(
-            prefect_client,
-            "table",
-            artifact_key(*key_parts, suffix="table"),
-            json.dumps(_table(run)),
-            f"flowml run {run.info.run_name}: params and final metrics ({run.info.status})",
-            flow_run_id,
-            task_run_id,
-        )
-        _create(
-            prefect_client,
-            "markdown",
-            artifact_key(*key_parts, suffix="summary"),
-            _markdown(client, run, experiment.name, entries, children),
-            f"flowml run {run.info.run_name} ({run.info.status})",
-            flow_run_id,
-            task_run_id,
-        )
+        reference = run_reference(run_id)
+        return [
+            _create(
+                "table",
+                run_artifact_key(key_parts, "table"),
+                json.dumps(_table(run)),
+                f"Params and final metrics of {reference}: {run.info.status}",
+                flow_run_id,
+                task_run_id,
+            ),
+            _create(
+                "markdown",
+                run_artifact_key(key_parts, "summary"),
+                _markdown(client, run, experiment.name, entries, children),
+                f"Summary of {reference}: {run.info.status}",
+                flow_run_id,
+                task_run_id,
+            ),
+        ]
 
     publisher.submit(job)
 
@@ -181,16 +208,17 @@ def publish_cache_hit(
         f"`flowml runs show {info.run_id}`\n"
     )
 
-    def job(prefect_client: Any) -> None:
-        _create(
-            prefect_client,
-            "markdown",
-            artifact_key(*key_parts, suffix="summary"),
-            text,
-            f"cached: computed by flowml run {info.run_name}",
-            flow_run_id,
-            task_run_id,
-        )
+    def job() -> list[publisher.Send]:
+        return [
+            _create(
+                "markdown",
+                run_artifact_key(key_parts, "summary"),
+                text,
+                f"Cached: computed by {run_reference(info.run_id)}",
+                flow_run_id,
+                task_run_id,
+            )
+        ]
 
     publisher.submit(job)
 
@@ -208,18 +236,17 @@ def _experiment(client: TrackingClient, experiment_id: str) -> Experiment:
 
 
 def _create(
-    prefect_client: Any,
     kind: str,
     key: str,
     data: str,
     description: str,
     flow_run_id: str | None,
     task_run_id: str | None,
-) -> None:
+) -> publisher.Send:
     from prefect.client.schemas.actions import ArtifactCreate
 
-    prefect_client.create_artifact(
-        artifact=ArtifactCreate(
+    return publisher.artifact(
+        ArtifactCreate(
             type=kind,
             key=key,
             data=data,
@@ -228,6 +255,24 @@ def _create(
             task_run_id=UUID(task_run_id) if task_run_id else None,
         )
     )
+
+
+def _run_resources(flow_run_id: str | None, task_run_id: str | None) -> list[dict[str, str]]:
+    ids = (("flow-run", flow_run_id), ("task-run", task_run_id))
+    return [
+        {"prefect.resource.id": f"prefect.{role}.{run_id}", "prefect.resource.role": role}
+        for role, run_id in ids
+        if run_id
+    ]
+
+
+def _error_payload(run: Run) -> dict[str, str]:
+    tags = run.data.tags
+    return {
+        name: tags[tag]
+        for name, tag in (("error_type", systags.ERROR_TYPE), ("error", systags.ERROR_MESSAGE))
+        if tag in tags
+    }
 
 
 def _json_number(value: float) -> float | None:
@@ -284,6 +329,11 @@ def _markdown(
         lines.append(f"| attempts | {int(attempts)} |")
     if tags.get(systags.GIT_COMMIT):
         lines.append(f"| git commit | `{tags[systags.GIT_COMMIT][:12]}` |")
+    if tags.get(ptags.PREFECT_TAGS):
+        lines.append(f"| Prefect tags | {_cell(tags[ptags.PREFECT_TAGS])} |")
+    if tags.get(systags.ERROR_TYPE) or tags.get(systags.ERROR_MESSAGE):
+        error = f"`{_cell(tags.get(systags.ERROR_TYPE, 'error'))}`"
+        lines.append(f"| error | {error}: {_cell(tags.get(systags.ERROR_MESSAGE, ''))[:1000]} |")
     lines.append(f"| artifacts | `{_cell(info.artifact_uri)}` |")
     lines += ["", "**Lineage**: " + _lineage_words(client, entries), ""]
     if children:

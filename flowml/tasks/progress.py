@@ -22,7 +22,8 @@ from typing import Any
 
 from flowml.exceptions import InvalidParameter
 from flowml.tasks import publisher
-from flowml.tasks.prefect_ui import artifact_key, slugify
+from flowml.tasks.prefect_ui import artifact_key, index_of, run_reference, slugify
+from flowml.tasks.recorder import open_flows, open_tasks
 
 __all__ = ["Progress", "progress"]
 
@@ -49,10 +50,15 @@ class Progress:
         self.description = description
         self.min_interval = min_interval
         self.key, self._flow_run_id, self._task_run_id = _context_ids(key)
+        record = open_tasks.get(str(self._task_run_id)) or open_flows.get(str(self._flow_run_id))
+        if record is not None:  # the bar names the tracked run it belongs to
+            reference = run_reference(record.run_id)
+            self.description = f"{description} — {reference}" if description else reference
         self._artifact_id: Any = None
         self._last_sent: float | None = None
         self._last_percent: float | None = None
         self._lock = threading.Lock()
+        self._send_lock: Any = None
 
     @property
     def percent(self) -> float:
@@ -95,28 +101,34 @@ class Progress:
         if percent == self._last_percent:
             return
         self._last_sent, self._last_percent = now, percent
-        publisher.submit(lambda client: self._publish(client, percent))
+        publisher.submit(lambda: [lambda client: self._publish(client, percent)])
 
-    def _publish(self, client: Any, percent: float) -> None:
-        # Jobs run in order on one thread: the create always precedes the updates.
+    async def _publish(self, client: Any, percent: float) -> None:
+        import asyncio
+
         from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
 
-        if self._artifact_id is None:
-            created = client.create_artifact(
-                artifact=ArtifactCreate(
-                    type="progress",
-                    key=self.key,
-                    data=percent,
-                    description=self.description,
-                    flow_run_id=self._flow_run_id,
-                    task_run_id=self._task_run_id,
+        # Sends of one batch run concurrently on the publisher's one event loop; this lock
+        # (created there, on first use) keeps the bar's create before its updates, in order.
+        if self._send_lock is None:
+            self._send_lock = asyncio.Lock()
+        async with self._send_lock:
+            if self._artifact_id is None:
+                created = await client.create_artifact(
+                    artifact=ArtifactCreate(
+                        type="progress",
+                        key=self.key,
+                        data=percent,
+                        description=self.description,
+                        flow_run_id=self._flow_run_id,
+                        task_run_id=self._task_run_id,
+                    )
                 )
-            )
-            self._artifact_id = created.id
-        else:
-            client.update_artifact(
-                artifact_id=self._artifact_id, artifact=ArtifactUpdate(data=percent)
-            )
+                self._artifact_id = created.id
+            else:
+                await client.update_artifact(
+                    artifact_id=self._artifact_id, artifact=ArtifactUpdate(data=percent)
+                )
 
 
 def progress(
@@ -158,5 +170,10 @@ def _context_ids(key: str | None) -> tuple[str, Any, Any]:
     flow_name = getattr(getattr(flow_ctx, "flow", None), "name", None)
     task_name = getattr(getattr(task_ctx, "task", None), "name", None)
     flow_run_id = getattr(flow_run, "id", None) or getattr(task_run, "flow_run_id", None)
-    chosen = slugify(key) if key else artifact_key(flow_name, task_name, suffix="progress")
+    suffix = "progress"
+    if task_run is not None:  # two calls of one task in a flow run get a bar each
+        record = open_tasks.get(str(task_run.id))
+        index = record.key_parts[2] if record is not None else index_of(task_run.id)
+        suffix = f"{index}-progress"
+    chosen = slugify(key) if key else artifact_key(flow_name, task_name, suffix=suffix)
     return chosen, flow_run_id, getattr(task_run, "id", None)

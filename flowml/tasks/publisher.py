@@ -1,59 +1,81 @@
-"""A background worker that publishes to the Prefect API off the task's critical path.
+"""A background worker that publishes to the Prefect API off the flow's critical path.
 
-Creating one Prefect artifact is an HTTP round trip of several milliseconds, more than a
-tracked task may cost in all; so artifacts (and the events that need a read of the final
-run) are queued here and sent by one daemon thread, in order. Each job runs in a copy of
-the context it was queued from, so it talks to the same Prefect API with the same settings
-and its events carry the same related flow and task runs.
+Creating one Prefect artifact is an HTTP round trip of tens of milliseconds on a busy
+server, more than a tracked task may cost in all; so artifacts (and the events that need a
+read of the final run) are queued here and published by one daemon thread:
+
+- a *job* runs on that thread in a copy of the context it was queued from (so it talks to
+  the same Prefect API, and its events carry the same related flow and task runs); it reads
+  what it needs, emits its events and returns its *sends*: coroutines taking a Prefect client;
+- jobs are taken in batches of up to `BATCH_SIZE`, and the batch's sends run concurrently
+  (at most `CONCURRENT_SENDS` at once) on the thread's own event loop and client, so the
+  server's latency is paid once per batch, not once per artifact;
+- the queue holds at most `MAX_QUEUED_JOBS`; beyond that `submit` waits for room (a bound on
+  memory when the server is slower than the flow) rather than dropping anything.
 
 Jobs wait up to `PUBLISH_DELAY_S` before the worker starts on them, so a burst of short
-tasks is published after the burst rather than competing with it for the interpreter; a
-long run's artifacts still appear within about a second. The queue is drained at once by
-`flush`: when the outermost flow run ends (so a flow run's monitoring surface is complete
-when it returns, while Prefect's events worker can still start), at the end of a task run in
-a process-pool worker (whose process may not outlive the task), by ``flowml.testing``, and as
-a last resort at interpreter exit.
+tasks is published after the burst rather than competing with it for the interpreter. A flow
+never waits for publication: the outermost flow run hurries the queue and returns. What is
+still queued when the program ends is published before Prefect shuts down: the exit hook is
+a *threading* exit hook (run before non-daemon threads are joined, hence before ``atexit``
+handlers), kept after Prefect's own (so it runs before them: they run last-registered
+first), while Prefect's events worker and API client still work. An ``atexit`` hook would
+run too late: Prefect can no longer start anything then ("can't register atexit after
+shutdown") and whatever was left is lost.
 """
 
 from __future__ import annotations
 
-import atexit
+import asyncio
 import contextvars
 import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-__all__ = ["flush", "submit"]
+__all__ = ["Job", "Send", "artifact", "flush", "stats", "submit"]
 
 logger = logging.getLogger("flowml.tasks")
 
-EXIT_FLUSH_TIMEOUT_S = 30.0
+BATCH_SIZE = 200
+CONCURRENT_SENDS = 8
+MAX_QUEUED_JOBS = 20_000
 PUBLISH_DELAY_S = 1.0
+# At exit the queue is drained for as long as it makes progress: a server that answers
+# nothing for this long is taken as gone.
+EXIT_STALL_TIMEOUT_S = 60.0
+FULL_QUEUE_TIMEOUT_S = 120.0
 
-Job = Callable[[Any], None]  # receives a SyncPrefectClient
+Send = Callable[[Any], Awaitable[Any]]  # receives an async PrefectClient
+Job = Callable[[], Iterable[Send] | None]
+
+
+def artifact(create: Any) -> Send:
+    """The send that creates one artifact (a ``prefect...ArtifactCreate``)."""
+
+    async def send(client: Any) -> None:
+        await client.create_artifact(artifact=create)
+
+    return send
 
 
 class _Publisher:
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[contextvars.Context, Job] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[contextvars.Context, Job]] = queue.Queue(MAX_QUEUED_JOBS)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._clients: dict[tuple[Any, Any], Any] = {}
-        self._pending = 0
         self._idle = threading.Condition(self._lock)
         self._hurry = threading.Event()
+        self._pending = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._clients: dict[tuple[Any, Any], Any] = {}
+        self.sent = 0
+        self.failed = 0
 
     def submit(self, job: Job) -> None:
-        global _exit_hook_registered
-        if not _exit_hook_registered:
-            # Registered on first use, so after Prefect's own exit handlers (its local
-            # server, its events worker): handlers run last-registered first, and the
-            # queue must drain while those are still up.
-            _exit_hook_registered = True
-            atexit.register(_flush_at_exit)
+        _keep_exit_hook_first()
         with self._lock:
             self._pending += 1
             if self._thread is None or not self._thread.is_alive():
@@ -61,7 +83,12 @@ class _Publisher:
                     target=self._work, name="flowml-prefect-publisher", daemon=True
                 )
                 self._thread.start()
-        self._queue.put((contextvars.copy_context(), job))
+        try:
+            self._queue.put((contextvars.copy_context(), job), timeout=FULL_QUEUE_TIMEOUT_S)
+        except queue.Full:  # the server has not taken anything for minutes: give up on this
+            self._done(1)
+            self.failed += 1
+            logger.warning("flowml: the Prefect API is not keeping up; an artifact was dropped")
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every queued job ran; False when ``timeout`` passed first."""
@@ -69,70 +96,106 @@ class _Publisher:
         with self._idle:
             return self._idle.wait_for(lambda: self._pending == 0, timeout)
 
+    def hurry(self) -> None:
+        """Start on what is queued now instead of waiting for the burst to end."""
+        self._hurry.set()
+
+    def drain_while_progressing(self, stall_s: float) -> bool:
+        """Flush for as long as jobs keep completing; False if none did for ``stall_s``."""
+        self._hurry.set()
+        with self._idle:
+            while self._pending:
+                before = self._pending
+                if not self._idle.wait_for(lambda b=before: self._pending < b, stall_s):
+                    return False
+                self._hurry.set()  # the queue may hold more than one batch
+            return True
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    def _done(self, count: int) -> None:
+        with self._idle:
+            self._pending -= count
+            if self._pending == 0:
+                self._hurry.clear()
+            self._idle.notify_all()  # flush waits for zero; the exit hook, for progress
+
     def _work(self) -> None:
+        self._loop = asyncio.new_event_loop()
         while True:
-            item = self._queue.get()
-            if item is None:
-                return
-            self._hurry.wait(PUBLISH_DELAY_S)
-            self._run_one(item)
-            while True:  # everything that arrived meanwhile, without waiting again
+            first = self._queue.get()
+            if self._queue.qsize() < BATCH_SIZE - 1:
+                self._hurry.wait(PUBLISH_DELAY_S)  # let a burst of short tasks finish first
+            batch = [first]
+            while len(batch) < BATCH_SIZE:
                 try:
-                    item = self._queue.get_nowait()
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-                if item is None:
-                    return
-                self._run_one(item)
-            with self._lock:
-                if self._pending == 0:
-                    self._hurry.clear()
+            try:
+                self._run_batch(batch)
+            finally:
+                self._done(len(batch))
+            _keep_exit_hook_first(from_worker=True)
 
-    def _run_one(self, item: tuple[contextvars.Context, Job]) -> None:
-        context, job = item
-        try:
-            context.run(self._run, job)
-        except Exception:  # monitoring must never break the work it monitors
-            logger.warning("flowml could not publish to Prefect", exc_info=True)
-        finally:
-            with self._idle:
-                self._pending -= 1
-                if self._pending == 0:
-                    self._idle.notify_all()
+    def _run_batch(self, batch: list[tuple[contextvars.Context, Job]]) -> None:
+        groups: dict[tuple[Any, Any], tuple[contextvars.Context, list[Send]]] = {}
+        for context, job in batch:
+            try:
+                sends = list(context.run(job) or ())
+                api = context.run(_api_key)
+            except Exception:  # monitoring must never break the work it monitors
+                self.failed += 1
+                logger.warning("flowml could not publish to Prefect", exc_info=True)
+                continue
+            if sends:
+                groups.setdefault(api, (context, []))[1].extend(sends)
+        for api, (context, sends) in groups.items():
+            assert self._loop is not None
+            # In the first job's context, so the client is built with that job's settings.
+            context.run(self._loop.run_until_complete, self._send_all(api, sends))
 
-    def _run(self, job: Job) -> None:
-        job(self._client())
+    async def _send_all(self, api: tuple[Any, Any], sends: list[Send]) -> None:
+        client = await self._client(api)
+        limit = asyncio.Semaphore(CONCURRENT_SENDS)
 
-    def _client(self) -> Any:
-        from prefect.client.orchestration import get_client
-        from prefect.context import SyncClientContext
-        from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL
+        async def one(send: Send) -> None:
+            async with limit:
+                try:
+                    await send(client)
+                    self.sent += 1
+                except Exception:  # one refused artifact must not stop the others
+                    self.failed += 1
+                    logger.warning("flowml could not publish to Prefect", exc_info=True)
 
-        key = (PREFECT_API_URL.value(), PREFECT_API_KEY.value())
-        client = self._clients.get(key)
+        await asyncio.gather(*(one(send) for send in sends))
+
+    async def _client(self, api: tuple[Any, Any]) -> Any:
+        client = self._clients.get(api)
         if client is None:
-            # The job's context is a copy of the run's, whose client closes with the run:
-            # this thread keeps a client of its own (the change stays in the copy).
-            SyncClientContext.__var__.set(None)  # type: ignore[arg-type]
-            client = get_client(sync_client=True)
-            client.__enter__()
-            self._clients[key] = client
+            from prefect.client.orchestration import get_client
+
+            # Bound to this thread's loop, open for the thread's life (one connection pool).
+            client = get_client()
+            await client.__aenter__()
+            self._clients[api] = client
         return client
 
-    def close(self) -> None:
-        for client in self._clients.values():
-            try:
-                client.__exit__(None, None, None)
-            except Exception:  # the server may be gone already
-                pass
-        self._clients.clear()
+
+def _api_key() -> tuple[Any, Any]:
+    from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL
+
+    return PREFECT_API_URL.value(), PREFECT_API_KEY.value()
 
 
 _publisher = _Publisher()
 
 
 def submit(job: Job) -> None:
-    """Queue ``job(prefect_client)`` to run in the background, in the caller's context."""
+    """Queue ``job`` to run in the background, in the caller's context; its returned sends
+    are then run with an async Prefect client."""
     _publisher.submit(job)
 
 
@@ -141,13 +204,54 @@ def flush(timeout: float | None = None) -> bool:
     return _publisher.flush(timeout)
 
 
-_exit_hook_registered = False
+def hurry() -> None:
+    """Publish what is queued without waiting for more (does not wait for it)."""
+    _publisher.hurry()
+
+
+def stats() -> dict[str, int]:
+    """How many sends succeeded and failed in this process, and how many jobs are queued."""
+    return {"sent": _publisher.sent, "failed": _publisher.failed, "pending": _publisher.pending}
 
 
 def _flush_at_exit() -> None:
-    if not _publisher.flush(EXIT_FLUSH_TIMEOUT_S):
-        logger.warning("flowml: some Prefect artifacts were not published before exit")
-    _publisher.close()
+    if _publisher.pending == 0:
+        return
+    logger.info("flowml: publishing %d queued Prefect jobs before exit", _publisher.pending)
+    if not _publisher.drain_while_progressing(EXIT_STALL_TIMEOUT_S):
+        logger.warning(
+            "flowml: the Prefect API stopped answering; %d publication jobs were not sent",
+            _publisher.pending,
+        )
+
+
+def _keep_exit_hook_first(from_worker: bool = False) -> None:
+    """Keep `_flush_at_exit` the last registered threading exit hook, so it runs first.
+
+    Prefect's events worker registers its own hook (which drains and stops it) when it
+    starts, possibly after ours; our hook must run before it, while events can still be sent.
+    Cheap when nothing changed: one list look-up.
+    """
+    hooks = threading._threading_atexits  # type: ignore[attr-defined]
+    if hooks and getattr(hooks[-1], "func", None) is _flush_at_exit:
+        return
+    if not from_worker:
+        _start_events_worker()  # so its hook comes before ours
+    try:
+        # CPython's hook for exactly this (concurrent.futures and Prefect use it too).
+        threading._register_atexit(_flush_at_exit)  # type: ignore[attr-defined]
+    except RuntimeError:  # the interpreter is already shutting down
+        pass
+
+
+def _start_events_worker() -> None:
+    try:
+        from prefect.events.worker import EventsWorker, should_emit_events
+
+        if should_emit_events():
+            EventsWorker.instance()
+    except Exception:  # no Prefect API configured: events are not sent anyway
+        logger.debug("flowml: Prefect's events worker did not start", exc_info=True)
 
 
 def _reset_after_fork() -> None:

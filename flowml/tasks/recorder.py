@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from flowml.exceptions import FlowMLError
 from flowml.tasks import tags as ptags
 from flowml.tasks.summarize import ParamPolicy, result_metrics, to_metrics
+from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.entities import Run, RunStatus, RunTag, now_ms
 from flowml.tracking.lineage import LineageEntry
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Record",
     "RunOptions",
+    "error_tags",
     "finish",
     "in_worker_process",
     "is_interruption",
@@ -108,7 +110,7 @@ def finish(
     metrics = [*metrics, *to_metrics(auto, now)]
     if status != RunStatus.FINISHED:
         name = state_name or (state.name if state is not None else None) or status
-        tags = [*tags, RunTag(ptags.STATE, name)]
+        tags = [*tags, RunTag(ptags.STATE, name), *error_tags(state)]
     store = record.client.store
     try:
         if not _fits_one_batch(metrics, params, tags):
@@ -153,6 +155,26 @@ def queue_result_metrics(record: Record, result: Any) -> None:
         values = result_metrics(result, name)
         if values:
             record.client.buffer.add(record.run_id, metrics=to_metrics(values, now_ms()))
+
+
+MAX_ERROR_MESSAGE = 4000
+
+
+def error_tags(state: State | None) -> list[RunTag]:
+    """The type and message of the exception that failed (or crashed) a run, as tags."""
+    if state is None or not (state.is_failed() or state.is_crashed()):
+        return []
+    from prefect.results import ResultRecord
+
+    error = state.data.result if isinstance(state.data, ResultRecord) else state.data
+    if isinstance(error, BaseException):
+        kind, message = type(error).__name__, str(error) or repr(error)
+    else:  # the exception is not at hand (a crash seen from another process)
+        kind, message = state.name or state.type.value, state.message or ""
+    return [
+        RunTag(systags.ERROR_TYPE, kind[:250]),
+        RunTag(systags.ERROR_MESSAGE, message[:MAX_ERROR_MESSAGE]),
+    ]
 
 
 def status_for(state: State) -> str:

@@ -20,6 +20,8 @@ UI_URL = "flowml.prefect.ui_url"
 ATTEMPT = "flowml.prefect.attempt"
 STATE = "flowml.prefect.state"
 RUN_KIND = "flowml.prefect.kind"  # "flow" or "task"
+# The Prefect run's tags, sorted and comma-separated (``tags.`flowml.prefect.tags` LIKE ...``).
+PREFECT_TAGS = "flowml.prefect.tags"
 # The process that owns the run (every run records it; see `flowml.tracking.owner`).
 OWNER = systags.OWNER
 

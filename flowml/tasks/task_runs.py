@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowml.tasks import identity, prefect_ui, publisher
 from flowml.tasks import tags as ptags
-from flowml.tasks.flow_runs import open_flow_run
+from flowml.tasks.flow_runs import call_index, open_flow_run, prefect_tags
 from flowml.tasks.identity import FlowRunBinding
 from flowml.tasks.recorder import (
     Record,
@@ -74,6 +74,8 @@ def open_task_run(ctx: TaskRunContext, options: RunOptions) -> Record:
     }
     if not inherited:
         tags.update(identity.child_tags(identity.code_tags(ctx.task.fn)))
+    if task_run.tags:
+        tags.update(prefect_tags(task_run.tags))
     url = identity.ui_url("task-run", task_run.id)
     if url:
         tags[ptags.UI_URL] = url
@@ -85,9 +87,9 @@ def open_task_run(ctx: TaskRunContext, options: RunOptions) -> Record:
         run_key=ptags.task_run_key(key),
     )
     identity.resume(client, run)  # a retry after a failed close finds its run ended
-    record = Record(
-        run, client, options, time.perf_counter(), (flow_name, ctx.task.name), _upstream(task_run)
-    )
+    flow_run_id = str(task_run.flow_run_id) if task_run.flow_run_id else None
+    key_parts = (flow_name, ctx.task.name, call_index(flow_run_id, ctx.task.name, key))
+    record = Record(run, client, options, time.perf_counter(), key_parts, _upstream(task_run))
     defer_lineage(run.info.run_id)
     client.buffer.add(run.info.run_id, params=options.params.params(ctx.parameters))
     with registry_lock:
@@ -300,7 +302,11 @@ def _on_cache_hit(task: Task[Any, Any], task_run: TaskRun, state: State) -> None
     )
     prefect_ui.publish_cache_hit(
         producer,
-        key_parts=(flow_name, task.name),
+        key_parts=(
+            flow_name,
+            task.name,
+            call_index(str(task_run.flow_run_id), task.name, str(task_run.id)),
+        ),
         flow_run_id=str(task_run.flow_run_id) if task_run.flow_run_id else None,
         task_run_id=str(task_run.id),
     )

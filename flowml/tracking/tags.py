@@ -29,3 +29,6 @@ SOURCE_TYPE_JOB = "JOB"
 # spelling, here, so a reader never misses a writer.
 PREFECT_FLOW_RUN_ID = "flowml.prefect.flow_run_id"
 PREFECT_TASK_RUN_ID = "flowml.prefect.task_run_id"
+# Why a run failed: the exception's type and message (set when a run ends FAILED).
+ERROR_TYPE = "flowml.error.type"
+ERROR_MESSAGE = "flowml.error.message"

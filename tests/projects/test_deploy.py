@@ -18,7 +18,7 @@ from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 
-from .helpers import alive, write
+from .helpers import alive, project_summary, write
 from .test_runner import MLPROJECT, SLEEPER, TRAIN
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -54,9 +54,12 @@ def test_deployment_has_schedule_schema_and_defaults(project: Path) -> None:
     assert namespace[attribute].name == "demo"
     assert namespace[attribute].parameters == deployment._parameter_openapi_schema
 
-    every = flowml.projects.to_deployment(str(project), "fail", name="hourly", interval=3600)
+    every = flowml.projects.to_deployment(
+        str(project), "fail", name="hourly", interval=3600, concurrency_limit=2
+    )
     assert every.schedules[0].schedule.interval.total_seconds() == 3600
     assert every.parameters == {}
+    assert every.concurrency_limit == 2 and deployment.concurrency_limit is None
 
 
 @pytest.mark.parametrize(
@@ -66,6 +69,7 @@ def test_deployment_has_schedule_schema_and_defaults(project: Path) -> None:
         ({"cron": "0 3 * * *", "interval": 60}, "not both"),
         ({"parameters": {"epochs": "many"}}, "expects an int"),
         ({"name": "bad/name"}, "Cannot build deployment"),
+        ({"concurrency_limit": 0}, "concurrency_limit must be >= 1"),
     ],
 )
 def test_invalid_deployments(project: Path, options: dict, message: str) -> None:
@@ -110,7 +114,7 @@ def test_served_deployment_runs_and_cancellation_kills_the_command(
     argv = [
         sys.executable, "-c", "import sys; from flowml.cli import main; sys.exit(main())",
         "projects", "deploy", str(project), "-e", "sleep", "--name", "sleepy",
-        "--cron", "0 3 * * *",
+        "--cron", "0 3 * * *", "--tag", "nightly", "--concurrency-limit", "1",
     ]  # fmt: skip
     log = tmp_path / "serve.log"
     server = subprocess.Popen(argv, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
@@ -140,11 +144,19 @@ def test_served_deployment_runs_and_cancellation_kills_the_command(
                 return state if state is not None and state.is_final() else None
 
             final = wait_for("the cancelled flow run", terminal)
+            name = client.read_flow_run(flow_run.id).name  # given when the run started
         assert final.is_cancelled(), final
         assert not alive(child)
         (run,) = TrackingClient().search_runs([DEFAULT_EXPERIMENT_ID])
         assert run.data.tags[systags.PREFECT_FLOW_RUN_ID] == str(flow_run.id)
         assert run.info.status == "KILLED"
+        # Named like its flow run (not after the entry point), with its deployment and tags.
+        assert run.info.run_name == name and name.startswith("sleep-")
+        assert run.data.tags["flowml.prefect.deployment_id"] == str(served.id)
+        assert run.data.tags["flowml.prefect.tags"] == "nightly"
+        assert served.global_concurrency_limit.limit == 1  # --concurrency-limit
+        summary = wait_for("the run's summary artifact", lambda: project_summary(flow_run.id))
+        assert run.info.run_id in summary.description and "KILLED" in summary.data
     except BaseException:
         print(log.read_text())  # the serving process's own account, shown on failure
         raise

@@ -23,7 +23,7 @@ from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 
-from .helpers import alive, commit_all, init_repo, write
+from .helpers import alive, commit_all, init_repo, project_summary, write
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -124,7 +124,9 @@ def test_run_from_directory_tracks_params_metrics_tags_and_logs(project: Path) -
     assert "mlflow.source.git.commit" not in tags  # not a git project
 
     flow_run = prefect_flow_run(result.flow_run_id)
-    assert flow_run.name == "main"
+    assert flow_run.name.startswith("main-")  # readable, and one name per run
+    assert run.info.run_name == flow_run.name
+    assert "flowml.prefect.deployment_id" not in tags  # not a deployment's run
     assert flow_run.state is not None and flow_run.state.is_completed()
     assert flow_run.parameters["epochs"] == 3 and flow_run.parameters["alpha"] == 0.5
     assert flow_run.parameters["extra_parameters"] == {"seed": "7"}
@@ -160,7 +162,7 @@ def test_run_from_a_local_git_repository_at_a_commit_and_subdirectory(tmp_path: 
     assert run.data.tags["mlflow.source.git.commit"] == first
     assert run.data.tags["mlflow.source.git.repoURL"] == repo.resolve().as_uri()
     assert run.data.tags["mlflow.source.name"] == f"{repo.resolve().as_uri()}#models/iris"
-    assert prefect_flow_run(result.flow_run_id).name == "main"
+    assert prefect_flow_run(result.flow_run_id).name.startswith("main-")
 
     latest = flowml.projects.run(repo.resolve().as_uri() + "#models/iris")  # a git URL
     assert TrackingClient().get_run(latest.run_id).data.metrics["version"] == 2.0
@@ -216,6 +218,15 @@ def test_failing_command_gives_a_failed_run(project: Path) -> None:
     state = prefect_flow_run(flow_run_id).state
     assert state is not None and state.is_failed()
     assert "about to fail" in prefect_logs(flow_run_id)
+    assert run.data.tags["flowml.error.type"] == "ProjectRunFailed"
+    assert run.data.tags["flowml.error.message"] == "Entry point 'fail' exited with code 3"
+    # Published like a tracked flow's run: a summary naming the run and its error.
+    from flowml.tasks import publisher
+
+    publisher.flush()
+    summary = project_summary(flow_run_id)
+    assert run.info.run_id in summary.description and "flowml runs show" in summary.description
+    assert "FAILED" in summary.data and "exited with code 3" in summary.data
 
 
 @pytest.mark.parametrize(

@@ -93,3 +93,4 @@ def test_the_scheduled_retraining_is_a_cron_deployment_of_the_retraining_flow(ex
     assert schedule.schedule.cron == "*/30 * * * *"
     assert deployment.parameters == {"n_estimators": 50}
     assert "retrain" in deployment.tags
+    assert deployment.concurrency_limit == 1  # a slow retraining makes the next one wait

@@ -15,6 +15,7 @@ import pytest
 import flowml
 from flowml.tasks import tags as ptags
 from flowml.tasks.identity import run_for_flow_run
+from flowml.tracking import tags as systags
 from flowml.tracking.entities import Param, RunStatus
 
 from .helpers import children, runs_of
@@ -49,6 +50,10 @@ def test_a_failing_task_fails_its_flow_and_each_run_gets_its_own_status(client):
     assert kids["broken"].info.status == RunStatus.FAILED
     assert kids["broken"].data.tags[ptags.STATE] == "Failed"
     assert all(k.info.end_time is not None for k in kids.values())
+    # Why it failed is on the run, not only in Prefect's logs.
+    assert kids["broken"].data.tags[systags.ERROR_TYPE] == "ValueError"
+    assert kids["broken"].data.tags[systags.ERROR_MESSAGE] == "cannot handle 2"
+    assert systags.ERROR_TYPE not in kids["fine"].data.tags
 
 
 @flowml.tracked_flow(experiment="failures")
@@ -64,6 +69,8 @@ def test_a_flow_failing_after_its_tasks_is_failed_and_its_tasks_finished(client)
     parent = run_for_flow_run(client, state.state_details.flow_run_id)
     assert parent.info.status == RunStatus.FAILED
     assert [k.info.status for k in children(runs, parent)] == [RunStatus.FINISHED]
+    assert parent.data.tags[systags.ERROR_TYPE] == "RuntimeError"
+    assert parent.data.tags[systags.ERROR_MESSAGE] == "the flow body fails"
 
 
 _flow_calls: Counter[str] = Counter()

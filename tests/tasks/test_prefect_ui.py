@@ -59,16 +59,18 @@ def test_each_tracked_run_publishes_a_table_and_a_summary(client):
     }
     assert set(task_artifacts) == {"table", "markdown", "progress"}
     table = task_artifacts["table"]
-    assert table.key == "flowml-ui-flow-v2-score-table"
+    assert table.key == "flowml-ui-flow-v2-score-0-table"
     rows = json.loads(table.data)
     assert {"type": "param", "name": "name", "value": name} in rows
     assert {"type": "metric", "name": "accuracy", "value": 0.75} in rows
     assert {"type": "metric", "name": "loss", "value": None} in rows  # NaN is not JSON
     summary = task_artifacts["markdown"]
-    assert summary.key == "flowml-ui-flow-v2-score-summary"
+    assert summary.key == "flowml-ui-flow-v2-score-0-summary"
     assert task_run.info.run_id in summary.data and "FINISHED" in summary.data
     assert f"score-{name}" in summary.data
     assert task_artifacts["progress"].data == 100.0
+    assert task_artifacts["progress"].description.startswith("epochs — ")
+    assert f"flowml runs show {task_run.info.run_id}" in task_artifacts["progress"].description
 
     flow_artifacts = {
         a.key: a
@@ -142,3 +144,42 @@ def test_progress_refuses_bad_totals():
         flowml.progress(total=0)
     with pytest.raises(InvalidParameter, match="min_interval"):
         flowml.progress(total=3, min_interval=-1)
+
+
+@flowml.tracked_task(tags=["gpu"])
+def evaluate(split: str) -> float:
+    return 0.5 if split == "a" else 0.25
+
+
+@flowml.tracked_flow(name="two evaluations", experiment="ui-keys")
+def two_evaluations() -> float:
+    return evaluate("a") + evaluate("b")
+
+
+def test_two_calls_of_a_task_keep_their_own_artifacts_which_name_their_runs(client):
+    from prefect import tags
+
+    with tags("nightly"):
+        state = two_evaluations(return_state=True)
+    settle(client)
+    flow_run_id = str(state.state_details.flow_run_id)
+    parent = run_for_flow_run(client, flow_run_id)
+    kids = {k.data.params["split"]: k for k in children(runs_of(client, "ui-keys"), parent)}
+    artifacts = _artifacts(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+    by_key = {a.key: a for a in artifacts}
+    assert len(by_key) == len(artifacts) == 6  # nothing published twice, nothing overwritten
+    first = by_key["flowml-two-evaluations-evaluate-0-table"]
+    second = by_key["flowml-two-evaluations-evaluate-1-table"]
+    assert {"type": "metric", "name": "result", "value": 0.5} in json.loads(first.data)
+    assert {"type": "metric", "name": "result", "value": 0.25} in json.loads(second.data)
+    assert str(first.task_run_id) == kids["a"].data.tags[ptags.TASK_RUN_ID]
+    for artifact in artifacts:
+        run_id = parent.info.run_id if artifact.task_run_id is None else next(
+            k.info.run_id
+            for k in kids.values()
+            if k.data.tags[ptags.TASK_RUN_ID] == str(artifact.task_run_id)
+        )
+        assert f"flowml runs show {run_id}" in artifact.description
+    # Prefect's tags are copied onto the runs (the flow's, and each task run's own).
+    assert parent.data.tags[ptags.PREFECT_TAGS] == "nightly"
+    assert kids["a"].data.tags[ptags.PREFECT_TAGS] == "gpu,nightly"
