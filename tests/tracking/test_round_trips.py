@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from flowml.exceptions import InvalidParameter, InvalidState, ResourceNotFound
+from flowml.exceptions import InvalidState, ResourceNotFound
 from flowml.tracking.entities import Metric, Param, RunTag
 from flowml.tracking.lineage import OUTPUT, LineageEntry
 from flowml.tracking.store.sql import SqlStore
