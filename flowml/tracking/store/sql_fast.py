@@ -64,7 +64,6 @@ def _statements(dialect_name: str) -> dict[str, Executable]:
         "params_of_run": select(params_table.c.key, params_table.c.value).where(
             params_table.c.run_uuid == bindparam("run_uuid")
         ),
-        "insert_run": insert(runs),
         "insert_params": insert(params_table),
         "insert_tags": insert(tags_table),
         "upsert_tags": upsert_tag.on_conflict_do_update(
@@ -110,7 +109,7 @@ def _checked_statements(insert: Callable[..., Any]) -> dict[str, Executable]:
     create_run = (
         insert(runs)
         .from_select(
-            [c for c in _COLUMNS["insert_run"]],
+            list(_RUN_COLUMNS),
             select(
                 run_uuid,
                 _bound(r.run_key),
@@ -167,8 +166,8 @@ def _checked_statements(insert: Callable[..., Any]) -> dict[str, Executable]:
     }
 
 
+_RUN_COLUMNS = tuple(c.name for c in runs.c if c.name != "id")
 _COLUMNS = {
-    "insert_run": tuple(c.name for c in runs.c if c.name != "id"),
     "insert_params": ("run_uuid", "key", "value"),
     "insert_tags": ("run_uuid", "key", "value"),
     "upsert_tags": ("run_uuid", "key", "value"),
