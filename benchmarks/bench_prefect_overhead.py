@@ -21,15 +21,24 @@ and ``flowml.run.*`` events happens in a background thread; the time that thread
 separately (off the task's path; the outermost flow run waits for it when it ends, so its
 monitoring surface is complete when it returns).
 
+With ``--server`` the same comparison runs where it matters most: a real ``prefect server``
+subprocess backed by PostgreSQL (see ``_prefect_server.py``) and tracking on PostgreSQL (a
+fresh schema; ``--store sqlite`` keeps a SQLite file instead). Round trips are then the
+requests psycopg waits on (``Connection.wait``: one per statement, commit or pipeline sync)
+and the HTTP requests to the Prefect API (plain vs tracked, per task). It also times one long
+flow (``--long`` tasks, default 500) plain vs tracked, whole flow call against whole flow call.
+
 Usage:
     python benchmarks/bench_prefect_overhead.py            # 11 rounds
     python benchmarks/bench_prefect_overhead.py --quick    # 2 rounds, a smoke run
     python benchmarks/bench_prefect_overhead.py --json --check   # exit 1 on a missed target
+    python benchmarks/bench_prefect_overhead.py --server   # real server, PostgreSQL tracking
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -45,6 +54,9 @@ from typing import Any
 
 TASKS = 50
 TARGET_MS = 2.0
+LONG_TASKS = 500
+LONG_ROUNDS = 3
+LONG_TARGET_RATIO = 1.2
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,15 +66,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=int, default=200, help="extra points per task")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--server", action="store_true", help="a real prefect server on PostgreSQL"
+    )
+    parser.add_argument(
+        "--store", choices=("sqlite", "postgresql"), help="tracking store (default: sqlite, "
+        "postgresql with --server)"
+    )
+    parser.add_argument("--long", type=int, help="tasks of the long flow (0: skip)")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
+    store = args.store or ("postgresql" if args.server else "sqlite")
+    long_tasks = args.long if args.long is not None else (0 if args.quick else LONG_TASKS)
 
-    with tempfile.TemporaryDirectory(prefix="flowml-bench-") as home:
+    with contextlib.ExitStack() as stack:
+        home = stack.enter_context(tempfile.TemporaryDirectory(prefix="flowml-bench-"))
         os.environ["FLOWML_HOME"] = home
         for var in ("FLOWML_TRACKING_URI", "FLOWML_ARTIFACT_ROOT", "FLOWML_EXPERIMENT_ID"):
             os.environ.pop(var, None)
-        report = _run(rounds, args.metrics)
+        if args.server or store == "postgresql":
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            import _prefect_server
+
+            if store == "postgresql":
+                os.environ["FLOWML_TRACKING_URI"] = stack.enter_context(
+                    _prefect_server.postgres_schema()
+                )
+            if args.server:
+                # Before Prefect is imported: its settings are read then.
+                os.environ["PREFECT_API_URL"] = stack.enter_context(
+                    _prefect_server.prefect_server()
+                )
+        report = _run(rounds, args.metrics, args.server, long_tasks)
     report["quick"] = args.quick
+    report["server"] = args.server
+    report["store"] = store
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -70,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if args.check and not report["passed"] else 0
 
 
-def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
+def _run(rounds: int, extra_metrics: int, server: bool, long_tasks: int) -> dict[str, Any]:
     _count_driver_calls()  # before the tracking store opens its first connection
+    _count_http_requests()
     # Keep Prefect's per-task console logging out of the measurement's noise.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     from prefect import flow, task
@@ -117,7 +156,10 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
         inner = fn(n)
         return inner, time.perf_counter() - start
 
-    with prefect_test_harness(server_startup_timeout=120):
+    harness = (
+        contextlib.nullcontext() if server else prefect_test_harness(server_startup_timeout=120)
+    )
+    with harness:
         plain_flow(2)  # warm up Prefect, the store and both code paths
         tracked_light(2)
         tracked_heavy(2)
@@ -141,6 +183,8 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
                 side: round((total[side] - flow_only[side]) / TASKS, 2) for side in total
             }
             trips[label]["flow"] = sum(flow_only.values())
+        http = _http_per_task(plain_flow, tracked_light, publisher)
+        long_flow = _long_flow(plain_flow, tracked_light, publisher, long_tasks)
 
     plain_ms = statistics.median(p[0] for p in plain) * 1000 / TASKS
     tracked_ms = statistics.median(t[0] for t in tracked) * 1000 / TASKS
@@ -167,7 +211,59 @@ def _run(rounds: int, extra_metrics: int) -> dict[str, Any]:
         "extra_metrics_heavy": extra_metrics,
         "round_trips_bounded": bounded,
         "background_publishing_ms_per_task": round(statistics.median(published) * 1000 / TASKS, 3),
-        "passed": overhead <= TARGET_MS and bounded,
+        "http_requests_per_task": http,
+        "long_flow": long_flow,
+        "passed": overhead <= TARGET_MS
+        and bounded
+        and (not long_flow or long_flow["ratio"] <= LONG_TARGET_RATIO),
+    }
+
+
+def _http_per_task(plain_flow: Any, tracked_flow: Any, publisher: Any) -> dict[str, float]:
+    """HTTP requests to the Prefect API per task: plain, tracked, and tracked counting the
+    background publisher's (artifacts), each net of a flow run without tasks."""
+
+    def per_task(fn: Any, wait: bool) -> dict[str, float]:
+        def call(n: int) -> None:
+            fn(n)
+            if wait:
+                publisher.flush()
+
+        base = _count_http(lambda: call(0))
+        total = _count_http(lambda: call(TASKS))
+        return {side: (total[side] - base[side]) / TASKS for side in total}
+
+    plain = per_task(plain_flow, False)
+    tracked = per_task(tracked_flow, True)
+    return {
+        "plain": round(plain["foreground"] + plain["background"], 2),
+        "tracked_on_task_path": round(tracked["foreground"], 2),
+        "tracked_in_publisher": round(tracked["background"], 2),
+    }
+
+
+def _long_flow(plain_flow: Any, tracked_flow: Any, publisher: Any, n: int) -> dict[str, Any]:
+    """One long flow, plain vs tracked, whole calls (a tracked flow returns once its runs'
+    artifacts are published); paired rounds, the median ratio."""
+    if n <= 0:
+        return {}
+    ratios, plain_s, tracked_s = [], [], []
+    for _ in range(LONG_ROUNDS):
+        start = time.perf_counter()
+        plain_flow(n)
+        plain_s.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        tracked_flow(n)
+        publisher.flush()
+        tracked_s.append(time.perf_counter() - start)
+        ratios.append(tracked_s[-1] / plain_s[-1])
+    return {
+        "tasks": n,
+        "rounds": LONG_ROUNDS,
+        "plain_s": round(statistics.median(plain_s), 2),
+        "tracked_s": round(statistics.median(tracked_s), 2),
+        "ratio": round(statistics.median(ratios), 3),
+        "target_ratio": LONG_TARGET_RATIO,
     }
 
 
@@ -217,6 +313,69 @@ def _count_driver_calls() -> None:
         return connect(*args, **kwargs)
 
     sqlite3.connect = sqlite3.dbapi2.connect = counting_connect  # type: ignore[assignment]
+    _count_driver_calls_pg()
+
+
+def _count_driver_calls_pg() -> None:
+    """Count the server answers psycopg waits for: each statement, commit or pipeline sync
+    whose result is not there yet asks ``Connection.wait`` to wait for a readable socket (a
+    statement queued in pipeline mode does not: it is answered with the pipeline's sync)."""
+    try:
+        import psycopg
+        from psycopg.waiting import Wait
+    except ImportError:
+        return
+
+    def counted(gen: Any) -> Any:
+        waited = False
+        try:
+            state = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        while True:
+            if state == Wait.R and not waited:
+                waited = True
+                _tally()
+            try:
+                state = gen.send((yield state))
+            except StopIteration as stop:
+                return stop.value
+
+    wait = psycopg.Connection.wait
+
+    def counting_wait(self: Any, gen: Any, *args: Any, **kwargs: Any) -> Any:
+        return wait(self, counted(gen), *args, **kwargs)
+
+    psycopg.Connection.wait = counting_wait  # type: ignore[method-assign]
+
+
+_http = {"foreground": 0, "background": 0, "on": False}
+
+
+def _count_http_requests() -> None:
+    """Count the HTTP requests sent by httpx clients (Prefect's API client), by thread."""
+    import httpx
+
+    def counting(send: Any) -> Any:
+        def wrapped(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if _http["on"]:
+                name = threading.current_thread().name
+                _http["background" if name.startswith("flowml-") else "foreground"] += 1
+            return send(self, *args, **kwargs)
+
+        return wrapped
+
+    httpx.Client.send = counting(httpx.Client.send)  # type: ignore[method-assign]
+    httpx.AsyncClient.send = counting(httpx.AsyncClient.send)  # type: ignore[method-assign]
+
+
+def _count_http(action: Any) -> dict[str, int]:
+    _http.update(foreground=0, background=0, on=True)
+    try:
+        action()
+    finally:
+        _http["on"] = False
+    return {"foreground": _http["foreground"], "background": _http["background"]}
 
 
 def _time_publisher(publisher: Any) -> dict[str, float]:
@@ -250,6 +409,9 @@ def _print(report: dict[str, Any]) -> None:
     lines = [
         f"Prefect task tracking overhead ({report['machine']}, {report['tasks']} tasks, "
         f"median of {report['rounds']} rounds)",
+        "  setup: "
+        + ("a real prefect server on PostgreSQL" if report["server"] else "Prefect's test harness")
+        + f", tracking on {report['store']}",
         f"  plain @task            {report['plain_ms_per_task']:8.3f} ms/task",
         f"  @flowml.tracked_task   {report['tracked_ms_per_task']:8.3f} ms/task",
         f"  overhead               {report['overhead_ms_per_task']:8.3f} ms/task "
@@ -267,6 +429,20 @@ def _print(report: dict[str, Any]) -> None:
         "(2 artifacts and 2 events per run, in the publisher thread, which the outermost\n"
         "                                           flow run waits for when it ends)",
     ]
+    http = report["http_requests_per_task"]
+    lines.append(
+        f"  Prefect API requests   plain {http['plain']:g}/task; tracked: "
+        f"+{http['tracked_on_task_path']:g}/task outside the publisher, "
+        f"{http['tracked_in_publisher']:g}/task in it"
+    )
+    long_flow = report["long_flow"]
+    if long_flow:
+        lines.append(
+            f"  {long_flow['tasks']}-task flow         plain {long_flow['plain_s']:.2f} s, "
+            f"tracked {long_flow['tracked_s']:.2f} s: x{long_flow['ratio']:.3f} "
+            f"(target <= x{long_flow['target_ratio']}) "
+            f"{'PASS' if long_flow['ratio'] <= long_flow['target_ratio'] else 'FAIL'}"
+        )
     print("\n".join(lines))
 
 

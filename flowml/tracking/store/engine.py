@@ -9,6 +9,10 @@ A SQLite database whose directory this process cannot write (a read-only mount, 
 directory without write permission) is opened read-only: reads work, and
 `write_transaction` refuses writes with a `StoreError` before touching anything.
 Driver faults (full disk, damaged file...) become `StoreError` through `faults`.
+
+PostgreSQL: a pooled connection is pinged before use only when it sat idle for a while
+(a ping per checkout is a network round trip on every write), and `one_round_trip` sends
+a group of statements as one atomic unit in a single round trip (psycopg's pipeline mode).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,11 +29,15 @@ from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 
 from flowml.exceptions import InvalidParameter, StoreError
 from flowml.tracking.store import faults
 
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+# A pooled PostgreSQL connection idle for longer is pinged before reuse (a server restart or
+# an idle timeout may have closed it); one used more recently is trusted.
+PING_AFTER_IDLE_S = 5.0
 _WRITE_OPTION = "flowml_write"
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -83,6 +92,48 @@ def is_read_only(engine: Engine) -> bool:
     return engine in _read_only
 
 
+def pipelines(engine: Engine) -> bool:
+    """Whether `one_round_trip` sends its statements in one round trip on this engine."""
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        return False
+    import psycopg
+
+    return psycopg.Pipeline.is_supported()
+
+
+@contextlib.contextmanager
+def one_round_trip(engine: Engine) -> Iterator[Connection]:
+    """Statements run as one atomic unit, in a single network round trip where possible.
+
+    On PostgreSQL through psycopg they are queued in pipeline mode, outside any explicit
+    transaction: the server runs everything up to the pipeline's one sync message as an
+    implicit transaction, so a failing statement rolls back all of them. Results (cursor
+    rows, ``rowcount``) are read after the block. Elsewhere this is `write_transaction`.
+
+    The block must only queue statements (build parameters before entering it): if it
+    raises, the connection is dropped before the sync, which discards what was queued.
+    """
+    if not pipelines(engine):
+        with write_transaction(engine) as conn:
+            yield conn
+        return
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        dbapi.autocommit = True  # local to psycopg: no statement is sent
+        pipeline = dbapi.pipeline()
+        pipeline.__enter__()
+        try:
+            yield conn
+        except BaseException:
+            conn.invalidate()  # closed before the sync: the server never commits it
+            raise
+        try:
+            pipeline.__exit__(None, None, None)  # the sync: the one round trip
+        finally:
+            if not dbapi.closed:
+                dbapi.autocommit = False
+
+
 @contextlib.contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that will write: ``BEGIN IMMEDIATE`` on SQLite, plain BEGIN elsewhere.
@@ -108,9 +159,33 @@ def _create(uri: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         engine = _create_sqlite(uri, url.database)
     else:
-        engine = create_engine(uri, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        engine = create_engine(uri, pool_size=5, max_overflow=10)
+        event.listen(engine, "checkin", _stamp_checkin)
+        event.listen(engine, "checkout", _ping_if_idle)
     faults.install(engine)
     return engine
+
+
+def _stamp_checkin(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+    record.info["flowml_checked_in"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+    """SQLAlchemy's documented pessimistic ping, skipped for a connection used moments ago."""
+    last = record.info.get("flowml_checked_in")
+    if last is None or time.monotonic() - last < PING_AFTER_IDLE_S:
+        return  # a new connection, or one that just worked
+    try:
+        autocommit = dbapi_conn.autocommit
+        dbapi_conn.autocommit = True  # no BEGIN for the ping
+        try:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        finally:
+            dbapi_conn.autocommit = autocommit
+    except Exception as exc:  # any failure means the connection is unusable: get another
+        raise DisconnectionError() from exc
 
 
 def _create_sqlite(uri: str, database: str | None) -> Engine:

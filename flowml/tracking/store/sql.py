@@ -40,16 +40,18 @@ from flowml.tracking.entities import (
 )
 from flowml.tracking.lineage import DIRECTIONS, OUTPUT, LineageEntry, validate_entries
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
-from flowml.tracking.store import migrate
+from flowml.tracking.store import migrate, sql_fast
 from flowml.tracking.store.base import (
     DEFAULT_EXPERIMENT_NAME,
     SEARCH_MAX_RESULTS_DEFAULT,
     AbstractStore,
 )
-from flowml.tracking.store.engine import get_engine, write_transaction
-from flowml.tracking.store import sql_fast
-from flowml.tracking.store.sql_metrics import read_history
-from flowml.tracking.store.sql_write import require_active_run, validated_batch, write_batch
+from flowml.tracking.store.engine import (
+    get_engine,
+    one_round_trip,
+    pipelines,
+    write_transaction,
+)
 from flowml.tracking.store.schema import (
     experiment_tags,
     experiments,
@@ -57,6 +59,14 @@ from flowml.tracking.store.schema import (
     runs,
 )
 from flowml.tracking.store.schema import tags as tags_table
+from flowml.tracking.store.sql_metrics import read_history, segment_rows
+from flowml.tracking.store.sql_write import (
+    MetricGroups,
+    latest_rows,
+    require_active_run,
+    validated_batch,
+    write_batch,
+)
 from flowml.tracking.tags import PARENT_RUN_ID, RUN_NAME
 
 __all__ = ["SqlStore"]
@@ -284,50 +294,30 @@ class SqlStore(AbstractStore):
         run_name = v.validate_run_name(run_name)
         tag_values[RUN_NAME] = run_name
         run_uuid = uuid.uuid4().hex
-        with write_transaction(self.engine) as conn:
-            if run_key is not None:
-                existing = conn.execute(select(runs.c.run_uuid).where(runs.c.run_key == run_key)).scalar()
-                if existing is not None:
-                    return self._get_run(conn, existing)
-            row = sql_fast.run(conn, "experiment_of_run", {"experiment_id": exp_id}).fetchone()
-            if row is None:
-                raise ResourceNotFound(f"No experiment with id {experiment_id!r}")
-            artifact_location, stage = row
-            if stage != LifecycleStage.ACTIVE:
-                raise InvalidState(f"Experiment {experiment_id!r} is deleted; restore it first")
-            values = {
-                "run_uuid": run_uuid,
-                "run_key": run_key,
-                "name": run_name,
-                "experiment_id": exp_id,
-                "user_id": user_id,
-                "status": status,
-                "start_time": start_time if start_time is not None else now_ms(),
-                "end_time": None,
-                "artifact_uri": f"{artifact_location.rstrip('/')}/{run_uuid}/artifacts",
-                "lifecycle_stage": LifecycleStage.ACTIVE,
-                "deleted_time": None,
-                "parent_run_uuid": tag_values.get(PARENT_RUN_ID),
-            }
-            try:
-                if run_key is not None and conn.dialect.name == "postgresql":
-                    with conn.begin_nested():  # a lost race must not abort the transaction
-                        conn.execute(insert(runs), values)
-                elif run_key is not None:
-                    conn.execute(insert(runs), values)  # SQLite: BEGIN IMMEDIATE already serialises
-                else:
-                    sql_fast.run(conn, "insert_run", values)
-            except IntegrityError:
-                if run_key is None:
-                    raise
-                # Lost a get-or-create race (PostgreSQL): the winner's run is the answer.
-                existing = conn.execute(select(runs.c.run_uuid).where(runs.c.run_key == run_key)).scalar_one()
-                return self._get_run(conn, existing)
-            sql_fast.run_many(
-                conn,
-                "insert_tags",
-                [{"run_uuid": run_uuid, "key": k, "value": val} for k, val in tag_values.items()],
-            )
+        values = {
+            "run_uuid": run_uuid,
+            "run_key": run_key,
+            "name": run_name,
+            "experiment_id": exp_id,
+            "user_id": user_id,
+            "status": status,
+            "start_time": start_time if start_time is not None else now_ms(),
+            "parent_run_uuid": tag_values.get(PARENT_RUN_ID),
+        }
+        tag_rows = [{"run_uuid": run_uuid, "key": k, "value": val} for k, val in tag_values.items()]
+        # One round trip: a get-or-create that checks the experiment itself, and the tags of
+        # the run if it was created. Nothing returned: the key exists or the experiment is
+        # missing or deleted, which the checked path below tells apart.
+        piped = pipelines(self.engine)
+        with one_round_trip(self.engine) as conn:
+            created = sql_fast.run(conn, "create_run", values)
+            sql_fast.run_many(conn, "insert_tags_of_new_run", tag_rows)
+            row = None if piped else created.fetchone()
+        if piped:
+            row = created.fetchone()
+        if row is None:
+            return self._create_run_checked(exp_id, experiment_id, values, tag_rows)
+        values["artifact_uri"] = row[0]
         info = RunInfo(
             run_id=run_uuid,
             experiment_id=str(exp_id),
@@ -339,6 +329,49 @@ class SqlStore(AbstractStore):
             artifact_uri=values["artifact_uri"],
         )
         return Run(info=info, data=RunData(tags=tag_values))
+
+    def _create_run_checked(
+        self,
+        exp_id: int,
+        experiment_id: str,
+        values: dict[str, Any],
+        tag_rows: list[dict[str, Any]],
+    ) -> Run:
+        """Get-or-create with a read first: the run of an existing key, or a precise error
+        for a missing or deleted experiment (or a new run, after a lost race)."""
+        run_key, run_uuid = values["run_key"], values["run_uuid"]
+        with write_transaction(self.engine) as conn:
+            if run_key is not None:
+                existing = conn.execute(_run_of_key(run_key)).scalar()
+                if existing is not None:
+                    return self._get_run(conn, existing)
+            row = sql_fast.run(conn, "experiment_of_run", {"experiment_id": exp_id}).fetchone()
+            if row is None:
+                raise ResourceNotFound(f"No experiment with id {experiment_id!r}")
+            artifact_location, stage = row
+            if stage != LifecycleStage.ACTIVE:
+                raise InvalidState(f"Experiment {experiment_id!r} is deleted; restore it first")
+            values = {
+                **values,
+                "end_time": None,
+                "artifact_uri": f"{artifact_location.rstrip('/')}/{run_uuid}/artifacts",
+                "lifecycle_stage": LifecycleStage.ACTIVE,
+                "deleted_time": None,
+            }
+            try:
+                if run_key is not None and conn.dialect.name == "postgresql":
+                    with conn.begin_nested():  # a lost race must not abort the transaction
+                        conn.execute(insert(runs), values)
+                else:
+                    conn.execute(insert(runs), values)
+            except IntegrityError:
+                if run_key is None:
+                    raise
+                # Lost a get-or-create race (PostgreSQL): the winner's run is the answer.
+                existing = conn.execute(_run_of_key(run_key)).scalar_one()
+                return self._get_run(conn, existing)
+            sql_fast.run_many(conn, "insert_tags", tag_rows)
+            return self._get_run(conn, run_uuid)
 
     def get_run(self, run_id: str) -> Run:
         with self.engine.connect() as conn:
@@ -465,14 +498,56 @@ class SqlStore(AbstractStore):
         tags: Sequence[RunTag] = (),
         lineage: Sequence[LineageEntry] = (),
     ) -> None:
-        # One transaction for what `log_batch`, `log_lineage` and `update_run_info` would
-        # each write in their own: the end of a tracked task is a single round of statements.
+        # One atomic unit for what `log_batch`, `log_lineage` and `update_run_info` would
+        # each write in their own, sent in one round trip: the end of a tracked task.
         if status not in RunStatus.ALL:
             raise InvalidParameter(
                 f"Unknown run status {status!r}; expected one of {RunStatus.ALL}"
             )
         metric_rows, param_rows, tag_rows = validated_batch(run_id, metrics, params, tags)
         lineage_rows = _lineage_rows(run_id, validate_entries(lineage))
+        if any(r["key"] in (RUN_NAME, PARENT_RUN_ID) for r in tag_rows):
+            # Tags mirrored in run columns: the general path keeps both equal.
+            self._finish_run_checked(run_id, status, end_time, metric_rows, param_rows,
+                                     tag_rows, lineage_rows)
+            return
+        segments, latest = segment_rows(run_id, metric_rows), latest_rows(run_id, metric_rows)
+        piped = pipelines(self.engine)
+        dbapi = self.engine.dialect.loaded_dbapi
+        try:
+            with one_round_trip(self.engine) as conn:
+                ended = sql_fast.run(
+                    conn,
+                    "finish_run",
+                    {"status": status, "end_time": end_time, "b_run_uuid": run_id},
+                )
+                if piped:
+                    # Nothing can be read before the sync: a missing or deleted run makes
+                    # this fail, which rolls back everything sent with it.
+                    sql_fast.run(conn, "assert_active_run", {"run_uuid": run_id})
+                elif ended.rowcount == 0:
+                    raise _Refused
+                sql_fast.run_many(conn, "insert_params_once", param_rows)
+                sql_fast.run_many(conn, "upsert_tags", tag_rows)
+                sql_fast.run_many(conn, "insert_segments", segments)
+                sql_fast.run_many(conn, "upsert_latest", latest)
+                sql_fast.run_many(conn, "insert_lineage", lineage_rows)
+        except (_Refused, dbapi.IntegrityError, dbapi.DataError):
+            # Rolled back, nothing written: a changed param, a missing or deleted run. The
+            # checked path names the problem (or writes it all, after a lost race).
+            self._finish_run_checked(run_id, status, end_time, metric_rows, param_rows,
+                                     tag_rows, lineage_rows)
+
+    def _finish_run_checked(
+        self,
+        run_id: str,
+        status: str,
+        end_time: int,
+        metric_rows: MetricGroups,
+        param_rows: list[dict[str, Any]],
+        tag_rows: list[dict[str, Any]],
+        lineage_rows: list[dict[str, Any]],
+    ) -> None:
         with write_transaction(self.engine) as conn:
             # The status update doubles as the existence check: one statement fewer.
             ended = conn.execute(
@@ -596,6 +671,14 @@ def _upsert_statement(dialect_name: str, table, keys: tuple[str, ...], columns: 
     return ins.on_conflict_do_update(
         index_elements=list(keys), set_={c: getattr(ins.excluded, c) for c in columns}
     )
+
+
+def _run_of_key(run_key: str):
+    return select(runs.c.run_uuid).where(runs.c.run_key == run_key)
+
+
+class _Refused(Exception):
+    """The one-round-trip path declined a write (SQLite: the run was not active)."""
 
 
 # A driver-level row of the runs table, readable by column name like a SQLAlchemy Row.

@@ -14,11 +14,22 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    null,
+    select,
+    update,
+)
 from sqlalchemy.sql import Executable
 
+from flowml.tracking.entities import LifecycleStage
 from flowml.tracking.store import faults
-from flowml.tracking.store.schema import experiments, latest_metrics, runs
+from flowml.tracking.store.schema import experiments, latest_metrics, run_lineage, runs
 from flowml.tracking.store.schema import metrics as metric_segments
 from flowml.tracking.store.schema import params as params_table
 from flowml.tracking.store.schema import tags as tags_table
@@ -46,6 +57,7 @@ def _statements(dialect_name: str) -> dict[str, Executable]:
     )
     upsert_tag = insert(tags_table)
     return {
+        **_checked_statements(insert),
         "experiment_of_run": select(
             experiments.c.artifact_location, experiments.c.lifecycle_stage
         ).where(experiments.c.experiment_id == bindparam("experiment_id")),
@@ -53,13 +65,15 @@ def _statements(dialect_name: str) -> dict[str, Executable]:
         "params_of_run": select(params_table.c.key, params_table.c.value).where(
             params_table.c.run_uuid == bindparam("run_uuid")
         ),
-        "insert_run": insert(runs),
         "insert_params": insert(params_table),
         "insert_tags": insert(tags_table),
         "upsert_tags": upsert_tag.on_conflict_do_update(
             index_elements=["run_uuid", "key"], set_={"value": upsert_tag.excluded.value}
         ),
         "insert_segments": insert(metric_segments),
+        "insert_lineage": insert(run_lineage).on_conflict_do_nothing(
+            index_elements=["run_uuid", "direction", "kind", "uri"]
+        ),
         "upsert_latest": upsert_latest.on_conflict_do_update(
             index_elements=["run_uuid", "key"],
             set_={
@@ -79,12 +93,87 @@ def _statements(dialect_name: str) -> dict[str, Executable]:
     }
 
 
+def _bound(column: Any, name: str | None = None) -> Any:
+    return bindparam(name or column.name, type_=column.type)
+
+
+def _checked_statements(insert: Callable[..., Any]) -> dict[str, Executable]:
+    """Statements that check their own preconditions, so a group of them can be sent in
+    one round trip without reading anything first (see `engine.one_round_trip`)."""
+    r, p = runs.c, params_table.c
+    run_uuid = _bound(r.run_uuid)
+    # Constants inlined in the SQL, so every bound parameter is one the caller names.
+    active = literal_column(f"'{LifecycleStage.ACTIVE}'")
+    slash, suffix = literal_column("'/'"), literal_column("'/artifacts'")
+    # Get-or-create in one statement: inserts nothing (and returns no row) when the run
+    # key exists already or the experiment is missing or deleted; the caller then reads.
+    create_run = (
+        insert(runs)
+        .from_select(
+            list(_RUN_COLUMNS),
+            select(
+                run_uuid,
+                _bound(r.run_key),
+                _bound(r.name),
+                experiments.c.experiment_id,
+                _bound(r.user_id),
+                _bound(r.status),
+                _bound(r.start_time),
+                null(),
+                func.rtrim(experiments.c.artifact_location, slash, type_=String)
+                + slash
+                + run_uuid
+                + suffix,
+                active,
+                null(),
+                _bound(r.parent_run_uuid),
+            ).where(
+                experiments.c.experiment_id == _bound(experiments.c.experiment_id),
+                experiments.c.lifecycle_stage == active,
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["run_key"], index_where=r.run_key.is_not(None))
+        .returning(r.artifact_uri)
+    )
+    t = tags_table.c
+    tag_values = (_bound(t.run_uuid), _bound(t.key), _bound(t.value))
+    return {
+        "create_run": create_run,
+        # The tags of a run `create_run` just inserted (none when it inserted nothing).
+        "insert_tags_of_new_run": insert(tags_table).from_select(
+            ["run_uuid", "key", "value"],
+            select(*tag_values).where(exists().where(r.run_uuid == _bound(r.run_uuid))),
+        ),
+        "finish_run": update(runs)
+        .where(r.run_uuid == bindparam("b_run_uuid"), r.lifecycle_stage == active)
+        .values(status=bindparam("status"), end_time=bindparam("end_time")),
+        # Fails (division by zero: PostgreSQL only) unless the run exists and is active, so
+        # that the statements sent with it are rolled back without a read first.
+        "assert_active_run": select(literal_column("1") / func.count()).where(
+            r.run_uuid == _bound(r.run_uuid), r.lifecycle_stage == active
+        ),
+        # Write-once params without a read: a key already holding another value breaks the
+        # primary key, an equal value is skipped.
+        "insert_params_once": insert(params_table).from_select(
+            ["run_uuid", "key", "value"],
+            select(_bound(p.run_uuid), _bound(p.key), _bound(p.value)).where(
+                ~exists().where(
+                    p.run_uuid == _bound(p.run_uuid),
+                    p.key == _bound(p.key),
+                    p.value == _bound(p.value),
+                )
+            ),
+        ),
+    }
+
+
+_RUN_COLUMNS = tuple(c.name for c in runs.c if c.name != "id")
 _COLUMNS = {
-    "insert_run": tuple(c.name for c in runs.c if c.name != "id"),
     "insert_params": ("run_uuid", "key", "value"),
     "insert_tags": ("run_uuid", "key", "value"),
     "upsert_tags": ("run_uuid", "key", "value"),
     "insert_segments": ("run_uuid", "key", "n", "step_min", "step_max", "points"),
+    "insert_lineage": ("run_uuid", "direction", "kind", "uri", "name", "digest", "timestamp"),
     "upsert_latest": ("run_uuid", "key", "value", "timestamp", "step"),
 }
 

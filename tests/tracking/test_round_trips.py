@@ -1,0 +1,114 @@
+"""Opening and closing a run each cost one round trip on PostgreSQL, and the one-round-trip
+paths refuse exactly what the checked paths refuse, writing nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowml.exceptions import InvalidState, ResourceNotFound
+from flowml.tracking.entities import Metric, Param, RunTag
+from flowml.tracking.lineage import OUTPUT, LineageEntry
+from flowml.tracking.store.sql import SqlStore
+
+
+@pytest.fixture
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Count the server answers psycopg waits for: a generator that asks to wait for the
+    socket to become readable is a request whose result is not there yet."""
+    import psycopg
+    from psycopg.waiting import Wait
+
+    seen = {"n": 0}
+    wait = psycopg.Connection.wait
+
+    def counted(gen: Iterator) -> Iterator:
+        waited = False
+        try:
+            state = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        while True:
+            if state == Wait.R and not waited:
+                waited = True
+                seen["n"] += 1
+            try:
+                state = gen.send((yield state))
+            except StopIteration as stop:
+                return stop.value
+
+    monkeypatch.setattr(
+        psycopg.Connection, "wait", lambda self, gen, *a, **k: wait(self, counted(gen), *a, **k)
+    )
+    return seen
+
+
+def test_a_run_opens_and_closes_in_one_round_trip_each(
+    pg_url: str, tmp_path: Path, round_trips: dict[str, int]
+):
+    store = SqlStore(pg_url, str(tmp_path / "artifacts"))
+    exp_id = store.create_experiment("rt")
+    round_trips["n"] = 0
+    run = store.create_run(
+        exp_id, "u", tags=[RunTag(f"t{i}", "v") for i in range(8)], run_key="prefect-task-run:1"
+    )
+    assert round_trips["n"] == 1
+    round_trips["n"] = 0
+    store.finish_run(
+        run.info.run_id,
+        "FINISHED",
+        5,
+        metrics=[Metric("m", 1.0, 1, 0), Metric("n", 2.0, 1, 0)],
+        params=[Param("a", "1"), Param("b", "2")],
+        tags=[RunTag("x", "y")],
+        lineage=[LineageEntry(OUTPUT, "model", "models:/m/1")],
+    )
+    assert round_trips["n"] == 1
+    done = store.get_run(run.info.run_id)
+    assert (done.info.status, done.info.end_time) == ("FINISHED", 5)
+    assert done.data.params == {"a": "1", "b": "2"}
+    assert done.data.metrics == {"m": 1.0, "n": 2.0}
+    assert done.data.tags["t7"] == "v" and done.data.tags["x"] == "y"
+    assert done.info.artifact_uri.endswith(f"/{exp_id}/{run.info.run_id}/artifacts")
+
+
+def test_get_or_create_returns_the_existing_run_with_its_data(store: SqlStore):
+    exp_id = store.create_experiment("alpha")
+    first = store.create_run(exp_id, "u", tags=[RunTag("k", "1")], run_key="key:1")
+    store.log_batch(first.info.run_id, params=[Param("p", "v")])
+    again = store.create_run(exp_id, "u", tags=[RunTag("k", "2")], run_key="key:1")
+    assert again.info.run_id == first.info.run_id
+    assert again.data.tags["k"] == "1" and again.data.params == {"p": "v"}
+
+
+def test_a_run_in_a_deleted_experiment_is_refused(store: SqlStore):
+    exp_id = store.create_experiment("alpha")
+    store.delete_experiment(exp_id)
+    with pytest.raises(InvalidState, match="restore"):
+        store.create_run(exp_id, "u", run_key="key:2")
+    assert store.get_run_by_key("key:2") is None
+
+
+def test_finishing_a_deleted_or_unknown_run_writes_nothing(store: SqlStore):
+    exp_id = store.create_experiment("alpha")
+    run_id = store.create_run(exp_id, "u").info.run_id
+    store.delete_run(run_id)
+    with pytest.raises(InvalidState):
+        store.finish_run(
+            run_id, "FINISHED", 5, metrics=[Metric("m", 1.0, 1, 0)], params=[Param("p", "v")]
+        )
+    store.restore_run(run_id)
+    run = store.get_run(run_id)
+    assert run.info.status == "RUNNING" and run.data.metrics == {} and run.data.params == {}
+    with pytest.raises(ResourceNotFound):
+        store.finish_run("f" * 32, "FINISHED", 5, params=[Param("p", "v")])
+
+
+def test_finish_skips_a_param_logged_earlier_with_the_same_value(store: SqlStore):
+    exp_id = store.create_experiment("alpha")
+    run_id = store.create_run(exp_id, "u").info.run_id
+    store.log_batch(run_id, params=[Param("p", "v")])
+    store.finish_run(run_id, "FINISHED", 5, params=[Param("p", "v"), Param("q", "w")])
+    assert store.get_run(run_id).data.params == {"p": "v", "q": "w"}
