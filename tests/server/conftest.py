@@ -26,19 +26,26 @@ def free_port() -> int:
 class FlowmlServer:
     """A `flowml server` subprocess on a free loopback port."""
 
-    def __init__(self, store_uri: str, destination: Path, cwd: Path, workers: int = 1) -> None:
+    def __init__(
+        self, store_uri: str | None, destination: Path | None, cwd: Path, workers: int = 1
+    ) -> None:
         self.store_uri = store_uri
         self.destination = destination
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = cwd / f"server-{self.port}.log"
+        options = ["--port", str(self.port), "--workers", str(workers)]
+        if store_uri is not None:  # None: the settings' defaults
+            options += ["--backend-store-uri", store_uri]
+        if destination is not None:
+            options += ["--artifacts-destination", str(destination)]
         with open(self.log, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "flowml.cli", "server",
-                 "--backend-store-uri", store_uri,
-                 "--artifacts-destination", str(destination),
-                 "--port", str(self.port), "--workers", str(workers)],
-                cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ),
+                [sys.executable, "-m", "flowml.cli", "server", *options],
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ),
             )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -62,9 +69,13 @@ class FlowmlServer:
             self.proc.wait(5)
 
 
-def start_server(store_uri: str, root: Path, workers: int = 1) -> FlowmlServer:
+def start_server(
+    store_uri: str | None, root: Path, workers: int = 1, *, defaults: bool = False
+) -> FlowmlServer:
+    """A ready server; with ``defaults``, no store or destination options are passed."""
     root.mkdir(parents=True, exist_ok=True)
-    server = FlowmlServer(store_uri, root / "artifacts", root, workers)
+    destination = None if defaults else root / "artifacts"
+    server = FlowmlServer(store_uri, destination, root, workers)
     try:
         server.wait_ready()
     except BaseException:
@@ -87,8 +98,10 @@ def server_factory() -> Iterator[Callable[..., FlowmlServer]]:
     """Start servers on given stores; each is stopped at the end of the test."""
     started: list[FlowmlServer] = []
 
-    def start(store_uri: str, root: Path, workers: int = 1) -> FlowmlServer:
-        srv = start_server(store_uri, root, workers)
+    def start(
+        store_uri: str | None, root: Path, workers: int = 1, *, defaults: bool = False
+    ) -> FlowmlServer:
+        srv = start_server(store_uri, root, workers, defaults=defaults)
         started.append(srv)
         return srv
 
@@ -127,8 +140,13 @@ def run_mlflow_against(
         path.write_text(script, encoding="utf-8")
         child_env = {**env, "MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
         done = subprocess.run(
-            [str(python), str(path), *args], capture_output=True, text=True, env=child_env,
-            cwd=tmp_path, timeout=300, check=False,
+            [str(python), str(path), *args],
+            capture_output=True,
+            text=True,
+            env=child_env,
+            cwd=tmp_path,
+            timeout=300,
+            check=False,
         )
         assert done.returncode == 0, f"MLflow script failed:\n{done.stderr[-6000:]}"
         return done.stdout
