@@ -6,6 +6,7 @@
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
+| ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
 
 Unknown paths answer 404 and wrong methods 405, both with MLflow's ``ENDPOINT_NOT_FOUND``
 error body (its client falls back to another endpoint on that code).
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from flowml.server import artifacts, experiments, runs
+from flowml.server import artifacts, experiments, logged_models, runs
 from flowml.server.api import json_endpoint, json_response
 from flowml.server.context import ServerContext
 from flowml.server.locations import ArtifactLocations, normalize_destination
@@ -32,7 +33,12 @@ from flowml.tracking.store.registry import get_store
 __all__ = ["API_PREFIXES", "ServerConfig", "create_app"]
 
 API_PREFIXES = ("/api/2.0", "/ajax-api/2.0")
-_JSON_GROUPS = (experiments.ENDPOINTS, runs.ENDPOINTS, artifacts.ENDPOINTS)
+_JSON_GROUPS = (
+    experiments.ENDPOINTS,
+    runs.ENDPOINTS,
+    artifacts.ENDPOINTS,
+    logged_models.ENDPOINTS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +75,8 @@ def _routes() -> list[Route]:
         Route("/health", _health, methods=["GET"]),
         Route("/version", _version, methods=["GET"]),
     ]
+    for prefix in ("/api/3.0", "/ajax-api/3.0"):
+        routes.append(Route(f"{prefix}/mlflow/server-info", _server_info, methods=["GET"]))
     for prefix in API_PREFIXES:
         for group in _JSON_GROUPS:
             for endpoint in group:
@@ -98,6 +106,23 @@ async def _version(request: Request) -> Response:
     from flowml import __version__
 
     return PlainTextResponse(__version__)
+
+
+# MLflow 3's client asks before large uploads and downloads; nothing here is optional yet.
+_SERVER_INFO = {
+    "store_type": None,
+    "workspaces_enabled": False,
+    "trace_archival_enabled": False,
+    "multipart_uploads_enabled": False,
+    "multipart_downloads_enabled": False,
+    "presigned_upload_run_id_supported": False,
+    "presigned_upload_model_id_supported": False,
+    "features_enabled": {},
+}
+
+
+async def _server_info(request: Request) -> Response:
+    return json_response(_SERVER_INFO)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -40,11 +40,13 @@ def _run(http: httpx.Client, experiment_id: str, **fields: object) -> dict:
     return _ok(reply)["run"]
 
 
-def test_health_and_version(http: httpx.Client):
+def test_health_version_and_server_info(http: httpx.Client):
     from flowml import __version__
 
     assert http.get("/health").text == "OK"
     assert http.get("/version").text == __version__
+    info = _ok(http.get("/api/3.0/mlflow/server-info"))
+    assert info["multipart_uploads_enabled"] is False  # MLflow's client then sends one PUT
 
 
 def test_experiment_shapes_and_lifecycle(http: httpx.Client):
