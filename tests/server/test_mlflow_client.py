@@ -93,7 +93,9 @@ nested = mlflow.search_runs(
     output_format="list",
 )
 assert [r.info.run_id for r in nested] == [child_id]
-found = mlflow.search_runs(experiment_names=["compat"], filter_string="attributes.run_name = 'parent'")
+found = mlflow.search_runs(
+    experiment_names=["compat"], filter_string="attributes.run_name = 'parent'"
+)
 assert list(found["run_id"]) == [parent_id]
 
 # Artifacts through the proxy.
