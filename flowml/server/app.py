@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from flowml.server import artifacts, experiments, logged_models, runs
+from flowml.server import artifacts, experiments, inputs, logged_models, runs
 from flowml.server.api import json_endpoint, json_response
 from flowml.server.context import ServerContext
 from flowml.server.locations import ArtifactLocations, normalize_destination
@@ -36,6 +36,7 @@ API_PREFIXES = ("/api/2.0", "/ajax-api/2.0")
 _JSON_GROUPS = (
     experiments.ENDPOINTS,
     runs.ENDPOINTS,
+    inputs.ENDPOINTS,
     artifacts.ENDPOINTS,
     logged_models.ENDPOINTS,
 )

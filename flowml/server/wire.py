@@ -155,6 +155,13 @@ class Fields:
             )
         return [Fields(v) for v in value]
 
+    def messages_one(self, name: str) -> Fields:
+        """A required message field."""
+        value = self._data.get(name)
+        if not isinstance(value, dict):
+            raise InvalidParameter(f"Missing or invalid object for parameter '{name}'")
+        return Fields(value)
+
 
 def _double(name: str, value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):

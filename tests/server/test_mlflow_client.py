@@ -140,14 +140,21 @@ client.delete_experiment(other)
 assert client.get_experiment(other).lifecycle_stage == "deleted"
 assert client.get_experiment_by_name("renamed").experiment_id == other
 client.restore_experiment(other)
-print("RESULT", experiment_id, parent_id)
+# Dataset inputs become flowml lineage.
+import pandas as pd
+
+with mlflow.start_run(run_name="with-data") as data_run:
+    frame = pd.DataFrame({"a": [1, 2, 3]})
+    dataset = mlflow.data.from_pandas(frame, source=os.path.abspath("wine.csv"), name="wine")
+    mlflow.log_input(dataset, context="training")
+print("RESULT", experiment_id, parent_id, data_run.info.run_id, dataset.digest)
 """
 
 
 def test_mlflow_client_tracks_through_flowml_server(server_factory, run_mlflow_against, tmp_path):
     srv = server_factory(f"sqlite:///{tmp_path / 'flowml.db'}", tmp_path / "srv")
     out = run_mlflow_against(srv.url, TRACKING_SCRIPT)
-    _, experiment_id, parent_id = out.strip().splitlines()[-1].split()
+    _, experiment_id, parent_id, data_run_id, digest = out.strip().splitlines()[-1].split()
 
     # flowml's own client reads what MLflow's client wrote, and the bytes sit at the
     # run's real location under the destination.
@@ -161,5 +168,8 @@ def test_mlflow_client_tracks_through_flowml_server(server_factory, run_mlflow_a
         assert root == srv.destination / experiment_id / parent_id / "artifacts"
         assert (root / "inputs" / "data.txt").read_text() == "hello artifacts"
         assert client.get_experiment(experiment_id).tags["owner"] == "team-a"
+        inputs = client.store.search_lineage(run_ids=[data_run_id])
+        assert [(e.kind, e.name, e.digest) for e in inputs] == [("dataset", "wine", digest)]
+        assert inputs[0].uri.endswith("wine.csv")
     finally:
         client.close()

@@ -379,3 +379,35 @@ def test_postgres_backend(pg_url: str, tmp_path, server_factory):
             404,
             "RESOURCE_DOES_NOT_EXIST",
         )
+
+
+def test_log_inputs_records_dataset_lineage(http: httpx.Client, server):
+    run_id = _run(http, _experiment(http))["info"]["run_id"]
+    dataset = {
+        "name": "wine",
+        "digest": "abc123",
+        "source_type": "local",
+        "source": '{"uri": "/data/wine.csv"}',
+    }
+    request = {
+        "run_id": run_id,
+        "datasets": [
+            {"tags": [{"key": "mlflow.data.context", "value": "training"}], "dataset": dataset},
+            {"dataset": {"name": "inline", "digest": "d1", "source": "{}"}},
+        ],
+    }
+    _ok(http.post(f"{API}/runs/log-inputs", json=request))
+    _ok(http.post(f"{API}/runs/log-inputs", json=request))  # a retry records nothing new
+    from flowml.tracking.store.registry import get_store
+
+    store = get_store(server.store_uri, str(server.destination))
+    entries = store.search_lineage(run_ids=[run_id])
+    assert sorted((e.kind, e.uri, e.name, e.digest) for e in entries) == [
+        ("dataset", "/data/wine.csv", "wine", "abc123"),
+        ("dataset", "mlflow-dataset:inline@d1", "inline", "d1"),
+    ]
+    _error(
+        http.post(f"{API}/runs/log-inputs", json={"run_id": run_id, "datasets": [{"tags": []}]}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
