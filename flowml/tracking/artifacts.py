@@ -149,6 +149,25 @@ class ArtifactRepository:
         except (FileNotFoundError, IsADirectoryError):
             raise ResourceNotFound(f"No artifact {artifact_path!r} under {self.root_uri}") from None
 
+    def open_artifact(self, artifact_path: str) -> Any:
+        """A binary file object reading one artifact, confined like `read_bytes` (for
+        streaming it without holding it in memory; the caller closes it).
+
+        Raises:
+            ResourceNotFound: no file at ``artifact_path`` (or it is a directory).
+            ArtifactPathError: the path could leave the root.
+        """
+        rel = safe_artifact_path(artifact_path)
+        src = self._full(rel)
+        if self._local:
+            src = local_fs.check_inside(src, self.root, rel)
+        try:
+            if not rel or self.fs.isdir(src):
+                raise IsADirectoryError(src)
+            return self.fs.open(src, "rb")
+        except (FileNotFoundError, IsADirectoryError):
+            raise ResourceNotFound(f"No artifact {rel or '/'!r} under {self.root_uri}") from None
+
     def exists(self, artifact_path: str | None = None) -> bool:
         full = self._full(artifact_path)
         if self._local:

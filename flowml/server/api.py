@@ -1,0 +1,115 @@
+"""The plumbing every JSON endpoint shares: read fields, call a handler, answer JSON.
+
+A router module declares `Endpoint`s: a path below ``/api/2.0/mlflow``, an HTTP method
+and a plain synchronous handler ``handler(ctx, fields) -> dict``. The handler talks to the
+store (blocking I/O), so it runs on Starlette's worker threads, never on the event loop.
+Errors become MLflow's ``{"error_code", "message"}`` bodies with the code's HTTP status;
+an unexpected exception is logged with its traceback and answered ``INTERNAL_ERROR``
+without internals.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from flowml.exceptions import BadRequest, FlowMLError
+from flowml.server.context import ServerContext
+from flowml.server.wire import Fields
+
+__all__ = [
+    "MAX_JSON_BODY_BYTES",
+    "Endpoint",
+    "Handler",
+    "error_response",
+    "internal_error",
+    "json_endpoint",
+    "json_response",
+]
+
+_log = logging.getLogger("flowml.server")
+
+# A log-batch at MLflow's limits is well under 1 MiB; far larger JSON is a mistake or abuse.
+MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
+
+Handler = Callable[[ServerContext, Fields], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One MLflow REST method: ``path`` below the API prefix, ``method``, ``handler``."""
+
+    path: str
+    method: str
+    handler: Handler
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def error_response(exc: FlowMLError) -> Response:
+    return json_response(exc.to_dict(), exc.http_status)
+
+
+def internal_error(exc: BaseException) -> Response:
+    _log.error("Unexpected error while answering a request", exc_info=exc)
+    return json_response(
+        {"error_code": "INTERNAL_ERROR", "message": "Internal error; see the server's log"}, 500
+    )
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BODY_BYTES:
+            raise BadRequest(f"Request body is larger than {MAX_JSON_BODY_BYTES} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    if not body.strip():
+        return {}
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            # Python clients may send NaN/Infinity as bare tokens, which only json accepts.
+            data = json.loads(body)
+        except ValueError:
+            raise BadRequest("Request body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("Request body must be a JSON object")
+    return data
+
+
+async def read_fields(request: Request) -> Fields:
+    """Query parameters for GET, the JSON body otherwise (MLflow's convention)."""
+    if request.method in ("GET", "HEAD"):
+        return Fields.from_query(request.query_params.multi_items())
+    return Fields(await _json_body(request))
+
+
+def json_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint running ``handler`` on a worker thread."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            fields = await read_fields(request)
+            result = await run_in_threadpool(handler, request.app.state.ctx, fields)
+        except FlowMLError as exc:
+            return error_response(exc)
+        except Exception as exc:  # any other fault: logged, answered without internals
+            return internal_error(exc)
+        return json_response(result)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint

@@ -1,0 +1,143 @@
+"""Artifacts: ``/api/2.0/mlflow/artifacts/list`` and the ``mlflow-artifacts`` proxy.
+
+The proxy (``/api/2.0/mlflow-artifacts/artifacts/<path>``: GET streams a file down, PUT
+streams one up, DELETE removes one; ``GET .../artifacts?path=<dir>`` lists) reads and writes
+only through the destination's `ArtifactRepository`, so every path a client sends is
+checked by `safe_artifact_path` (``..``, absolute paths, backslashes, percent-encoded dots
+and slashes, NUL) and, on local disk, by where it really leads, before any byte moves.
+The server serves nothing outside its destination: a run whose artifacts live elsewhere
+is refused by ``artifacts/list`` (its client reads that location itself).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import posixpath
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from flowml.exceptions import ArtifactPathError, FlowMLError, InvalidParameter
+from flowml.server.api import Endpoint, error_response, internal_error, json_response
+from flowml.server.context import ServerContext
+from flowml.server.wire import Fields
+from flowml.tracking.artifacts import FileInfo, safe_artifact_path
+
+__all__ = ["ENDPOINTS", "delete_artifact", "download", "list_proxied", "upload"]
+
+_CHUNK = 1024 * 1024
+
+
+def _file_json(info: FileInfo, path: str) -> dict[str, Any]:
+    entry: dict[str, Any] = {"path": path, "is_dir": info.is_dir}
+    if info.file_size is not None:
+        entry["file_size"] = info.file_size
+    return entry
+
+
+def list_run_artifacts(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    run = ctx.store.get_run(fields.required("run_id", "run_uuid"))
+    root_uri = run.info.artifact_uri
+    root = ctx.locations.relative(root_uri)
+    if root is None:
+        raise InvalidParameter(
+            f"The artifacts of run {run.info.run_id!r} live at {root_uri!r}, outside this "
+            "server's artifact destination: read them from there directly"
+        )
+    rel = safe_artifact_path(fields.string("path"))
+    listed = ctx.artifacts.list_artifacts(posixpath.join(root, rel) if rel else root)
+    prefix = root + "/" if root else ""
+    return {
+        "root_uri": ctx.locations.to_wire(root_uri),
+        "files": [_file_json(f, f.path[len(prefix) :]) for f in listed],
+    }
+
+
+ENDPOINTS = (Endpoint("/artifacts/list", "GET", list_run_artifacts),)
+
+
+def _proxy_path(request: Request) -> str:
+    return safe_artifact_path(request.path_params.get("artifact_path", ""))
+
+
+async def list_proxied(request: Request) -> Response:
+    """``GET .../mlflow-artifacts/artifacts?path=<dir>``: the directory's entries, by name."""
+    ctx: ServerContext = request.app.state.ctx
+    try:
+        rel = safe_artifact_path(request.query_params.get("path"))
+        listed = await run_in_threadpool(ctx.artifacts.list_artifacts, rel)
+    except FlowMLError as exc:
+        return error_response(exc)
+    except Exception as exc:  # any other fault: logged, answered without internals
+        return internal_error(exc)
+    return json_response({"files": [_file_json(f, posixpath.basename(f.path)) for f in listed]})
+
+
+def _chunks(handle: Any) -> Iterator[bytes]:
+    try:
+        while chunk := handle.read(_CHUNK):
+            yield chunk
+    finally:
+        handle.close()
+
+
+async def download(request: Request) -> Response:
+    """``GET .../mlflow-artifacts/artifacts/<path>``: the file, streamed."""
+    ctx: ServerContext = request.app.state.ctx
+    try:
+        rel = _proxy_path(request)
+        handle = await run_in_threadpool(ctx.artifacts.open_artifact, rel)
+    except FlowMLError as exc:
+        return error_response(exc)
+    except Exception as exc:  # any other fault: logged, answered without internals
+        return internal_error(exc)
+    media_type = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+    # A sync iterator: Starlette reads it on a worker thread, chunk by chunk.
+    return StreamingResponse(_chunks(handle), media_type=media_type)
+
+
+async def upload(request: Request) -> Response:
+    """``PUT .../mlflow-artifacts/artifacts/<path>``: store the body as that file.
+
+    The body is spooled to a private temporary file first and then written through the
+    repository (atomically on local disk, one PUT or a completed multipart upload on object
+    stores), so a client that disconnects midway leaves no partial artifact.
+    """
+    ctx: ServerContext = request.app.state.ctx
+    try:
+        rel = _proxy_path(request)
+        if not rel:
+            raise ArtifactPathError("An artifact upload needs a file path")
+        directory, name = posixpath.split(rel)
+        with tempfile.TemporaryDirectory(prefix="flowml-upload-") as spool:
+            local = os.path.join(spool, name)
+            with open(local, "wb") as out:
+                async for chunk in request.stream():
+                    out.write(chunk)
+            await run_in_threadpool(ctx.artifacts.log_artifact, local, directory or None)
+    except FlowMLError as exc:
+        return error_response(exc)
+    except Exception as exc:  # any other fault: logged, answered without internals
+        return internal_error(exc)
+    return json_response({})
+
+
+async def delete_artifact(request: Request) -> Response:
+    """``DELETE .../mlflow-artifacts/artifacts/<path>``: remove that file or directory."""
+    ctx: ServerContext = request.app.state.ctx
+    try:
+        rel = _proxy_path(request)
+        if not rel:
+            # Deleting the destination itself would erase every run's artifacts.
+            raise ArtifactPathError("Refusing to delete the whole artifact destination")
+        await run_in_threadpool(ctx.artifacts.delete_artifacts, rel)
+    except FlowMLError as exc:
+        return error_response(exc)
+    except Exception as exc:  # any other fault: logged, answered without internals
+        return internal_error(exc)
+    return json_response({})

@@ -1,0 +1,154 @@
+"""Fixtures for the tracking server tests: a real `flowml server` on a loopback port."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FlowmlServer:
+    """A `flowml server` subprocess on a free loopback port."""
+
+    def __init__(
+        self, store_uri: str | None, destination: Path | None, cwd: Path, workers: int = 1
+    ) -> None:
+        self.store_uri = store_uri
+        self.destination = destination
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = cwd / f"server-{self.port}.log"
+        options = ["--port", str(self.port), "--workers", str(workers)]
+        if store_uri is not None:  # None: the settings' defaults
+            options += ["--backend-store-uri", store_uri]
+        if destination is not None:
+            options += ["--artifacts-destination", str(destination)]
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flowml.cli", "server", *options],
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ),
+            )
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("server did not answer /health in time")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def start_server(
+    store_uri: str | None, root: Path, workers: int = 1, *, defaults: bool = False
+) -> FlowmlServer:
+    """A ready server; with ``defaults``, no store or destination options are passed."""
+    root.mkdir(parents=True, exist_ok=True)
+    destination = None if defaults else root / "artifacts"
+    server = FlowmlServer(store_uri, destination, root, workers)
+    try:
+        server.wait_ready()
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlowmlServer]:
+    """One server per test module, on a fresh SQLite store (tests use unique names)."""
+    root = tmp_path_factory.mktemp("server")
+    srv = start_server(f"sqlite:///{root / 'flowml.db'}", root)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def server_factory() -> Iterator[Callable[..., FlowmlServer]]:
+    """Start servers on given stores; each is stopped at the end of the test."""
+    started: list[FlowmlServer] = []
+
+    def start(
+        store_uri: str | None, root: Path, workers: int = 1, *, defaults: bool = False
+    ) -> FlowmlServer:
+        srv = start_server(store_uri, root, workers, defaults=defaults)
+        started.append(srv)
+        return srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+@pytest.fixture
+def http(server: FlowmlServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> tuple[Path, dict[str, str]]:
+    """MLflow 3.17's interpreter (its venv is created on first use) and its environment."""
+    spec = importlib.util.spec_from_file_location(
+        "_flowml_bench_mlflow_env", REPO_ROOT / "benchmarks" / "_mlflow_env.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Path(module.mlflow_python()), module.mlflow_env()
+
+
+@pytest.fixture
+def run_mlflow_against(
+    mlflow_python: tuple[Path, dict[str, str]], tmp_path: Path
+) -> Callable[..., str]:
+    """Run a script with MLflow's own client pointed at a server; returns its stdout."""
+    python, env = mlflow_python
+
+    def run(url: str, script: str, *args: str) -> str:
+        path = tmp_path / f"mlflow_client_{time.monotonic_ns()}.py"
+        path.write_text(script, encoding="utf-8")
+        child_env = {**env, "MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
+        done = subprocess.run(
+            [str(python), str(path), *args],
+            capture_output=True,
+            text=True,
+            env=child_env,
+            cwd=tmp_path,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, f"MLflow script failed:\n{done.stderr[-6000:]}"
+        return done.stdout
+
+    return run

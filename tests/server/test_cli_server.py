@@ -1,0 +1,91 @@
+"""``flowml server``: loopback only (no auth yet), defaults from settings, several workers."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from flowml.exceptions import InvalidParameter
+from flowml.server.serve import check_host
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "::1", "[::1]", "localhost"])
+def test_loopback_hosts_are_accepted(host: str):
+    check_host(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com", ""])
+def test_other_hosts_are_refused(host: str):
+    with pytest.raises(InvalidParameter, match="no authentication yet"):
+        check_host(host)
+
+
+def test_cli_refuses_a_public_bind_before_opening_anything(tmp_path: Path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    db = tmp_path / "never.db"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flowml.cli",
+            "server",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            f"sqlite:///{db}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no authentication yet" in done.stderr
+    assert not db.exists()  # refused before the store was opened
+
+
+def test_defaults_come_from_settings_and_workers_share_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server_factory
+):
+    """No options: the SQLite store and artifact root under FLOWML_HOME; two workers."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("FLOWML_HOME", str(home))
+    srv = server_factory(None, tmp_path / "cwd", workers=2, defaults=True)
+    api = f"{srv.url}/api/2.0/mlflow"
+    with httpx.Client(timeout=30) as http:
+        exp_id = http.post(f"{api}/experiments/create", json={"name": "via-server"}).json()[
+            "experiment_id"
+        ]
+        run = http.post(f"{api}/runs/create", json={"experiment_id": exp_id}).json()["run"]
+        root = run["info"]["artifact_uri"].removeprefix("mlflow-artifacts:/")
+        assert (
+            http.put(
+                f"{srv.url}/api/2.0/mlflow-artifacts/artifacts/{root}/a.txt", content=b"a"
+            ).status_code
+            == 200
+        )
+        # Every request, whichever worker answers it, sees the same store.
+        for _ in range(6):
+            got = http.get(
+                f"{api}/experiments/get-by-name", params={"experiment_name": "via-server"}
+            )
+            assert got.json()["experiment"]["experiment_id"] == exp_id
+    assert (home / "flowml.db").exists()
+    assert (home / "artifacts" / root / "a.txt").read_bytes() == b"a"
+
+    # The library sees what the server wrote, at the real location.
+    from flowml.tracking.client import TrackingClient
+
+    client = TrackingClient()
+    stored = client.get_run(run["info"]["run_id"])
+    assert stored.info.artifact_uri == str(home / "artifacts" / root)
+    client.close()
