@@ -130,3 +130,28 @@ def test_a_killed_flowml_run_takes_its_command_tree_along_and_gc_ends_the_run(
 
 def _read_pid(path: Path) -> int | None:
     return int(path.read_text()) if path.exists() else None
+
+
+def test_a_resumed_project_run_is_owned_by_the_resuming_process(tmp_path: Path) -> None:
+    # A retried flow run resumes its tracked run (same run key): the dead process that
+    # started it must not stay its owner, or `flowml runs gc` would end the live retry.
+    from flowml.projects.runner import _start_run
+    from flowml.projects.sources import fetch_project
+    from flowml.projects.spec import load_project
+    from flowml.tracking.owner import current_owner, hostname
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    client = TrackingClient()
+    flow_run_id = "8c1d9e36-6a53-4a8e-9b4e-0a0b5f0f9d11"
+    first = client.create_run(
+        DEFAULT_EXPERIMENT_ID,
+        tags={systags.OWNER: f"{hostname()}:{dead.pid}"},
+        run_key=f"flowml.project:{flow_run_id}",
+    ).info.run_id
+    project = write(tmp_path / "looper", {"MLproject": MLPROJECT, "worker.py": WORKER})
+    with fetch_project(str(project), None) as source:
+        entry = load_project(source.work_dir).get_entry_point("main")
+        resumed = _start_run(client, DEFAULT_EXPERIMENT_ID, source, entry, "local", flow_run_id)
+    assert resumed == first
+    assert client.get_run(first).data.tags[systags.OWNER] == current_owner()
