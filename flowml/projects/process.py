@@ -3,6 +3,10 @@
 The command starts in its own session (process group) so that stopping it reaches the
 shell *and* whatever the shell started, and so that a terminal's Ctrl-C reaches flowml
 first, which then stops the group and records the run as KILLED.
+
+The group is led by a small supervisor (`flowml.projects._supervisor`) that runs the command
+and stops the group when this process dies without doing so itself (SIGKILL, the
+out-of-memory killer), so no part of the command outlives it as an orphan.
 """
 
 from __future__ import annotations
@@ -10,17 +14,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["STOP_GRACE_S", "Launch", "run_streaming", "stop_process_group"]
+__all__ = ["STOP_GRACE_S", "Launch", "run_streaming", "stop_process_group", "supervised"]
 
 # Time the command gets to exit after SIGTERM before SIGKILL.
 STOP_GRACE_S = 10.0
 # How often the waiting loop wakes up: signals (Ctrl-C, SIGTERM) are handled between waits.
 _WAIT_SLICE_S = 0.2
+_SUPERVISOR = Path(__file__).with_name("_supervisor.py")
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ def run_streaming(
         The exit code (negative when ended by a signal).
     """
     process = subprocess.Popen(
-        launch.argv,
+        supervised(launch.argv),
         cwd=launch.cwd,
         env=launch.env,
         stdin=subprocess.DEVNULL,
@@ -84,6 +90,18 @@ def run_streaming(
         _signal_group(process.pid, signal.SIGKILL)
         pump.join()
     return code
+
+
+def supervised(argv: list[str], grace: float = STOP_GRACE_S) -> list[str]:
+    """``argv`` run by the supervisor, which stops its group when this process dies.
+
+    The caller must start it in a new session (the supervisor signals its own group) and
+    keep the starting thread alive while it runs: on Linux the kernel reports the death of
+    that thread.
+    """
+    if not sys.executable:  # an embedded interpreter: no Python to run the supervisor with
+        return list(argv)
+    return [sys.executable, "-I", str(_SUPERVISOR), str(os.getpid()), str(grace), "--", *argv]
 
 
 def stop_process_group(process: subprocess.Popen[str], grace: float = STOP_GRACE_S) -> None:

@@ -34,6 +34,7 @@ from flowml.projects.spec import EntryPoint, Project, load_project
 from flowml.settings import get_settings
 from flowml.tracking import tags as systags
 from flowml.tracking.entities import Param, RunStatus
+from flowml.tracking.owner import current_owner
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -365,4 +366,8 @@ def _start_run(
     )
     if run.info.status != RunStatus.RUNNING:
         client.update_run(run.info.run_id, status=RunStatus.RUNNING)
+    if run.data.tags.get(systags.OWNER) != current_owner():
+        # A resumed run belongs to this process now, not to the one that started it (and
+        # may have died): `flowml runs gc` must watch this one.
+        client.set_tag(run.info.run_id, systags.OWNER, current_owner())
     return run.info.run_id
