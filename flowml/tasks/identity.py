@@ -288,7 +288,12 @@ def run_for_task_run(client: TrackingClient, task_run_id: object) -> Run | None:
 
 def resume(client: TrackingClient, run: Run) -> Run:
     """A run found by its key is reopened when an earlier attempt already closed it (a flow
-    run retried from the Prefect UI, or one ``flowml runs gc`` had marked)."""
+    run retried from the Prefect UI, or one ``flowml runs gc`` had marked). A run opened
+    earlier by another process (a retry on another worker) becomes this process's, so
+    ``flowml runs gc`` judges it by the process now running it."""
+    owner = current_owner()
+    if run.data.tags.get(systags.OWNER, owner) != owner:
+        client.set_tag(run.info.run_id, systags.OWNER, owner)
     if run.info.status != RunStatus.RUNNING:
         client.update_run(run.info.run_id, status=RunStatus.RUNNING)
     return run

@@ -259,3 +259,20 @@ def test_runs_are_named_after_prefect_runs(client):
     parent = run_for_flow_run(client, state.state_details.flow_run_id)
     assert parent.info.run_name == parent.data.tags[ptags.FLOW_RUN_NAME]
     assert by_name(runs_of(client, "identity"))[parent.info.run_name] is not None
+
+
+def test_a_run_resumed_by_another_process_becomes_its_own(client):
+    """A retry on another worker resumes the run the first (dead) process opened: `runs gc`
+    must judge it by the process running it now, not close it for the dead one."""
+    from flowml.tasks.identity import resume
+    from flowml.tracking.owner import current_owner
+
+    experiment_id = client.create_experiment("resumed")
+    run = client.create_run(
+        experiment_id, tags={ptags.OWNER: "elsewhere:1:1"}, run_key=ptags.task_run_key("t-1")
+    )
+    client.set_terminated(run.info.run_id, RunStatus.FAILED)
+    resume(client, client.get_run(run.info.run_id))
+    resumed = client.get_run(run.info.run_id)
+    assert resumed.data.tags[ptags.OWNER] == current_owner()
+    assert resumed.info.status == RunStatus.RUNNING
