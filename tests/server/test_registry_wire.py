@@ -216,6 +216,23 @@ def test_search_registered_models_filters_and_pages(http: httpx.Client):
     )
 
 
+def test_search_registered_models_hides_prompts_as_mlflow_clients_ask(http: httpx.Client):
+    # MLflow 3's client appends this clause to every search: models without the tag match.
+    prefix = _name("prompts")
+    for suffix in ("plain", "prompt", "not-prompt"):
+        _ok(http.post(f"{RM}/create", json={"name": f"{prefix}-{suffix}"}))
+    tag = "mlflow.prompt.is_prompt"
+    _ok(http.post(f"{RM}/set-tag", json={"name": f"{prefix}-prompt", "key": tag, "value": "true"}))
+    body = {"name": f"{prefix}-not-prompt", "key": tag, "value": "false"}
+    _ok(http.post(f"{RM}/set-tag", json=body))
+    query = f"name LIKE '{prefix}%' AND tag.`{tag}` != 'true'"
+    found = _ok(http.get(f"{RM}/search", params={"filter": query, "order_by": "name"}))
+    assert [m["name"] for m in found["registered_models"]] == [
+        f"{prefix}-not-prompt",
+        f"{prefix}-plain",
+    ]
+
+
 @pytest.mark.parametrize(
     "source",
     [
