@@ -2,7 +2,7 @@
 
 | prefix | what |
 |---|---|
-| ``/api/2.0/mlflow/`` and ``/ajax-api/2.0/mlflow/`` | experiments, runs, metrics, artifacts/list |
+| ``/api/2.0/mlflow/`` (and ``/ajax-api/``) | experiments, runs, metrics, artifacts/list, registry |
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
@@ -22,9 +22,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from flowml.server import artifacts, experiments, inputs, logged_models, runs
+from flowml.registry.store import get_registry_store
+from flowml.server import artifacts, experiments, inputs, logged_models, registry, runs
 from flowml.server.api import json_endpoint, json_response
-from flowml.server.context import ServerContext
+from flowml.server.context import ServerContext, ServerRegistryClient
 from flowml.server.locations import ArtifactLocations, normalize_destination
 from flowml.tracking.artifacts import ArtifactRepository
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
@@ -39,6 +40,7 @@ _JSON_GROUPS = (
     inputs.ENDPOINTS,
     artifacts.ENDPOINTS,
     logged_models.ENDPOINTS,
+    registry.ENDPOINTS,
 )
 
 
@@ -66,8 +68,15 @@ def _context(config: ServerConfig) -> ServerContext:
         destination,
         search_timeout_seconds=config.search_timeout_seconds,
     )
+    # The registry lives in the tracking database, as with the library's defaults.
+    registry_store = get_registry_store(
+        config.backend_store_uri, search_timeout_seconds=config.search_timeout_seconds
+    )
     return ServerContext(
-        store=store, locations=ArtifactLocations(destination), artifacts=repository
+        store=store,
+        locations=ArtifactLocations(destination),
+        artifacts=repository,
+        registry=ServerRegistryClient(registry_store, store),
     )
 
 

@@ -134,6 +134,19 @@ class Fields:
             f"Invalid value {value!r} for parameter '{name}': expected one of {', '.join(names)}"
         )
 
+    def boolean(self, name: str, default: bool = False) -> bool:
+        """A bool: JSON ``true``/``false``, or ``"true"``/``"false"`` in a query string."""
+        value = self._scalar(name)
+        if value is None:
+            return default
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise InvalidParameter(
+            f"Invalid value {value!r} for parameter '{name}': expected true or false"
+        )
+
     def strings(self, name: str) -> list[str]:
         """A repeated string field (absent: empty)."""
         value = self._data.get(name)
