@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -135,6 +136,8 @@ def _read_pid(path: Path) -> int | None:
 def test_a_resumed_project_run_is_owned_by_the_resuming_process(tmp_path: Path) -> None:
     # A retried flow run resumes its tracked run (same run key): the dead process that
     # started it must not stay its owner, or `flowml runs gc` would end the live retry.
+    from prefect.client.schemas.objects import FlowRun
+
     from flowml.projects.runner import _start_run
     from flowml.projects.sources import fetch_project
     from flowml.projects.spec import load_project
@@ -144,6 +147,7 @@ def test_a_resumed_project_run_is_owned_by_the_resuming_process(tmp_path: Path) 
     dead.wait()
     client = TrackingClient()
     flow_run_id = "8c1d9e36-6a53-4a8e-9b4e-0a0b5f0f9d11"
+    flow_run = FlowRun(id=flow_run_id, name="main-retried", flow_id=uuid.uuid4())
     first = client.create_run(
         DEFAULT_EXPERIMENT_ID,
         tags={systags.OWNER: f"{hostname()}:{dead.pid}"},
@@ -152,6 +156,6 @@ def test_a_resumed_project_run_is_owned_by_the_resuming_process(tmp_path: Path) 
     project = write(tmp_path / "looper", {"MLproject": MLPROJECT, "worker.py": WORKER})
     with fetch_project(str(project), None) as source:
         entry = load_project(source.work_dir).get_entry_point("main")
-        resumed = _start_run(client, DEFAULT_EXPERIMENT_ID, source, entry, "local", flow_run_id)
+        resumed = _start_run(client, DEFAULT_EXPERIMENT_ID, source, entry, "local", flow_run)
     assert resumed == first
     assert client.get_run(first).data.tags[systags.OWNER] == current_owner()
