@@ -121,7 +121,11 @@ def test_search_filters_and_pages(http: httpx.Client):
     rest = _ok(
         http.post(
             search,
-            json={"experiment_ids": [exp], "max_results": 2, "page_token": first["next_page_token"]},
+            json={
+                "experiment_ids": [exp],
+                "max_results": 2,
+                "page_token": first["next_page_token"],
+            },
         )
     )
     assert "next_page_token" not in rest
