@@ -196,6 +196,8 @@ async def download_file(request: Request) -> Response:
         if not wanted:
             raise BadRequest("The artifact_file_path query parameter is required")
         rel = safe_artifact_path(wanted)
+        if not rel:
+            raise BadRequest("artifact_file_path must name a file inside the model")
         _, root = await run_in_threadpool(_model_root, ctx, request.path_params["model_id"])
         handle = await run_in_threadpool(ctx.artifacts.open_artifact, posixpath.join(root, rel))
     except FlowMLError as exc:

@@ -149,6 +149,7 @@ def test_model_files_through_the_proxy_and_listing(http: httpx.Client, server):
     got = http.get(files, params={"artifact_file_path": "MLmodel"})
     assert got.status_code == 200 and got.content == b"flavors: {}\n"
     _error(http.get(files), 400, "BAD_REQUEST")
+    _error(http.get(files, params={"artifact_file_path": "."}), 400, "BAD_REQUEST")
 
 
 @pytest.mark.parametrize(

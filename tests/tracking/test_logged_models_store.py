@@ -33,6 +33,11 @@ def test_lifecycle_and_location(store: SqlStore):
     assert got.tags == {"t": "2", "u": "3"} and got.params == {"C": "1", "D": "2"}  # no E
     found, more = models.search_logged_models([exp], f"source_run_id = '{run.info.run_id}'")
     assert [m.model_id for m in found] == [model.model_id] and not more
+    spaced = models.create_logged_model(exp, "a and b").model_id
+    found, _ = models.search_logged_models([exp], "name = 'a and b' AND status = 'PENDING'")
+    assert [m.model_id for m in found] == [spaced]
+    with pytest.raises(InvalidParameter):
+        models.search_logged_models([exp], "name = 'a' OR name = 'b'")
     models.delete_logged_model(model.model_id)
     with pytest.raises(ResourceNotFound):
         models.get_logged_model(model.model_id)

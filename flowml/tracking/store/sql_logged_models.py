@@ -46,7 +46,10 @@ _FILTER_FIELDS = {
     "model_type": logged_models.c.model_type,
     "model_id": logged_models.c.model_id,
 }
-_CLAUSE_RE = re.compile(r"^\s*(\w+)\s*(=|!=)\s*'([^']*)'\s*$")
+_CLAUSE = r"(\w+)\s*(!=|=)\s*'([^']*)'"
+_CLAUSE_RE = re.compile(_CLAUSE)
+# Split only between clauses, so a quoted value may itself contain " and ".
+_FILTER_RE = re.compile(rf"\s*{_CLAUSE}(?:\s+and\s+{_CLAUSE})*\s*", re.IGNORECASE)
 _MAX_RESULTS_LIMIT = 1000
 
 
@@ -89,14 +92,16 @@ def parse_filter(filter_string: str | None) -> list[object]:
     """
     if not filter_string or not filter_string.strip():
         return []
+    unsupported = InvalidParameter(
+        f"Unsupported logged model filter {filter_string!r}: use <field> = '<value>' (or !=) "
+        f"joined by AND, with field one of {', '.join(sorted(_FILTER_FIELDS))}"
+    )
+    if _FILTER_RE.fullmatch(filter_string) is None:
+        raise unsupported
     conditions: list[object] = []
-    for clause in re.split(r"\s+and\s+", filter_string.strip(), flags=re.IGNORECASE):
-        match = _CLAUSE_RE.match(clause)
-        if match is None or match.group(1) not in _FILTER_FIELDS:
-            raise InvalidParameter(
-                f"Unsupported logged model filter {clause!r}: use <field> = '<value>' (or !=) "
-                f"joined by AND, with field one of {', '.join(sorted(_FILTER_FIELDS))}"
-            )
+    for match in _CLAUSE_RE.finditer(filter_string):
+        if match.group(1) not in _FILTER_FIELDS:
+            raise unsupported
         column = _FILTER_FIELDS[match.group(1)]
         value = match.group(3)
         conditions.append(column == value if match.group(2) == "=" else column != value)
