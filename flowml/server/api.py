@@ -92,10 +92,13 @@ async def _json_body(request: Request) -> dict[str, Any]:
 
 
 async def read_fields(request: Request) -> Fields:
-    """Query parameters for GET, the JSON body otherwise (MLflow's convention)."""
+    """Query parameters for GET, the JSON body otherwise (MLflow's convention), and path ids."""
     if request.method in ("GET", "HEAD"):
-        return Fields.from_query(request.query_params.multi_items())
-    return Fields(await _json_body(request))
+        fields = Fields.from_query(request.query_params.multi_items())
+    else:
+        fields = Fields(await _json_body(request))
+    # Ids in the path (``logged-models/{model_id}``) win over the same names in the body.
+    return fields.with_values(request.path_params) if request.path_params else fields
 
 
 def json_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:

@@ -4,6 +4,7 @@
 |---|---|
 | ``/api/2.0/mlflow/`` (and ``/ajax-api/``) | experiments, runs, metrics, artifacts/list, registry |
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
+| ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
@@ -29,7 +30,9 @@ from flowml.server.context import ServerContext, ServerRegistryClient
 from flowml.server.locations import ArtifactLocations, normalize_destination
 from flowml.tracking.artifacts import ArtifactRepository
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
+from flowml.tracking.store.engine import get_engine
 from flowml.tracking.store.registry import get_store
+from flowml.tracking.store.sql_logged_models import SqlLoggedModelStore
 
 __all__ = ["API_PREFIXES", "ServerConfig", "create_app"]
 
@@ -77,6 +80,8 @@ def _context(config: ServerConfig) -> ServerContext:
         locations=ArtifactLocations(destination),
         artifacts=repository,
         registry=ServerRegistryClient(registry_store, store),
+        # Opened after the tracking store, which migrated the database.
+        logged_models=SqlLoggedModelStore(get_engine(config.backend_store_uri)),
     )
 
 
@@ -104,6 +109,11 @@ def _routes() -> list[Route]:
             Route(f"{proxy}/{{artifact_path:path}}", artifacts.download, methods=["GET"]),
             Route(f"{proxy}/{{artifact_path:path}}", artifacts.upload, methods=["PUT"]),
             Route(f"{proxy}/{{artifact_path:path}}", artifacts.delete_artifact, methods=["DELETE"]),
+            Route(
+                f"{prefix}/mlflow/logged-models/{{model_id}}/artifacts/files",
+                logged_models.download_file,
+                methods=["GET"],
+            ),
         ]
     return routes
 

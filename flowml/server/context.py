@@ -10,6 +10,7 @@ from flowml.registry.store import AbstractRegistryStore
 from flowml.server.locations import ArtifactLocations
 from flowml.tracking.artifacts import ArtifactRepository
 from flowml.tracking.store.base import AbstractStore
+from flowml.tracking.store.sql_logged_models import SqlLoggedModelStore
 
 __all__ = ["ServerContext", "ServerRegistryClient"]
 
@@ -58,9 +59,11 @@ class ServerContext:
         artifacts: the artifact destination, confined to its root: the proxy endpoints
             read and write only through it.
         registry: the model registry, in the same database as the tracking store.
+        logged_models: MLflow 3's logged models, in the same database.
     """
 
     store: AbstractStore
     locations: ArtifactLocations
     artifacts: ArtifactRepository
     registry: RegistryClient
+    logged_models: SqlLoggedModelStore

@@ -6,7 +6,8 @@ concurrency, the audit trail) is the library's. Versions travel as strings.
 
 A version's ``source`` is where its files are. MLflow clients send ``runs:/<run>/<path>``
 (resolved against the run's artifact location, as the library does), ``models:/...``
-(another version's files) or ``mlflow-artifacts:/<path>`` (stored as the real location
+(another version's files, or MLflow 3's logged model ``models:/<model_id>``, registered
+as that model's location) or ``mlflow-artifacts:/<path>`` (stored as the real location
 under the artifact destination and sent back in the proxied form). A remote URL
 (``s3://...``) is stored as given. A path on the server's own filesystem is accepted only
 inside the artifact destination: anywhere else would let a client point a version, and
@@ -15,6 +16,7 @@ whoever downloads it through this server's URIs, at arbitrary server files.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -41,6 +43,7 @@ _NOT_A_PROMPT = (
 )
 # Sources the registry resolves itself (each form confined by `flowml.tracking.run_uri`).
 _RESOLVED_SCHEMES = ("runs", "models")
+_LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]{32})/?$")
 
 
 def _tags(fields: Fields, what: str) -> dict[str, str]:
@@ -63,6 +66,10 @@ def _source(ctx: ServerContext, source: str) -> str:
         InvalidParameter: a local path outside the artifact destination, or any form
             whose path could climb out of where it points.
     """
+    logged = _LOGGED_MODEL_URI.match(source)
+    if logged:
+        # MLflow 3 registers a logged model as ``models:/<model_id>``: its files' location.
+        return ctx.logged_models.get_logged_model(logged.group(1)).artifact_location
     real = ctx.locations.from_wire(source)
     assert real is not None  # ``source`` is a required, non-empty field
     scheme = urlsplit(real).scheme.lower()

@@ -65,6 +65,10 @@ class Fields:
                 data[key] = value
         return cls(data)
 
+    def with_values(self, values: Mapping[str, Any]) -> Fields:
+        """These fields with ``values`` set over them."""
+        return Fields({**self._data, **values})
+
     def has(self, name: str) -> bool:
         return self._data.get(name) is not None
 

@@ -175,10 +175,64 @@ run_lineage = Table(
     Index("ix_run_lineage_uri", "uri"),
 )
 
+# MLflow 3's logged models: a model's files live at ``artifact_location`` (below its
+# experiment's, ``<experiment>/models/<id>/artifacts``); ``run_uuid`` is the run that
+# produced it. No foreign key on the run: a model outlives a deleted run, as in MLflow.
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("model_id", String(34), primary_key=True),
+    Column(
+        "experiment_id",
+        _ID,
+        ForeignKey("experiments.experiment_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("run_uuid", String(32), nullable=True),
+    Column("name", String(500), nullable=False),
+    Column("artifact_location", String(2000), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("status_message", Text, nullable=True),
+    Column("model_type", String(500), nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+    Index("ix_logged_models_experiment_id_name", "experiment_id", "name"),
+    Index("ix_logged_models_run_uuid", "run_uuid"),
+)
+
+logged_model_tags = Table(
+    "logged_model_tags",
+    metadata,
+    Column(
+        "model_id",
+        String(34),
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+logged_model_params = Table(
+    "logged_model_params",
+    metadata,
+    Column(
+        "model_id",
+        String(34),
+        ForeignKey("logged_models.model_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 __all__ = [
     "experiment_tags",
     "experiments",
     "latest_metrics",
+    "logged_model_params",
+    "logged_model_tags",
+    "logged_models",
     "metadata",
     "metrics",
     "params",
