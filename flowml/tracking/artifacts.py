@@ -269,15 +269,14 @@ class ArtifactRepository:
 
 
 def _proxy_fs(root_uri: str, proxy_url: str | None) -> tuple[Any, str]:
-    from flowml.tracking.artifacts_proxy import ProxyFileSystem, proxy_root
-    from flowml.tracking.store.rest_http import HttpTransport
+    from flowml.tracking.artifacts_proxy import proxy_filesystem, proxy_root
 
     if not proxy_url or not proxy_url.lower().startswith(("http://", "https://")):
         raise InvalidParameter(
             f"Artifact URI {root_uri!r} is served by a tracking server's artifact proxy: "
             "use an http(s):// tracking URI pointing at that server"
         )
-    return ProxyFileSystem(HttpTransport(proxy_url)), proxy_root(root_uri)
+    return proxy_filesystem(proxy_url.rstrip("/")), proxy_root(root_uri)
 
 
 def _copy_tree(fs: Any, src: str, target: Path) -> None:

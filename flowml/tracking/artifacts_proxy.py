@@ -9,6 +9,7 @@ checks every path again on its side.
 
 from __future__ import annotations
 
+import functools
 import posixpath
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,7 +18,7 @@ from urllib.parse import quote, urlsplit
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.tracking.store.rest_http import HttpTransport
 
-__all__ = ["PROXY_SCHEME", "ProxyFileSystem", "proxy_root"]
+__all__ = ["PROXY_SCHEME", "ProxyFileSystem", "proxy_filesystem", "proxy_root"]
 
 PROXY_SCHEME = "mlflow-artifacts"
 _PROXY = "/api/2.0/mlflow-artifacts/artifacts"
@@ -34,6 +35,12 @@ def proxy_root(uri: str) -> str:
             "the tracking server in use"
         )
     return safe_artifact_path(parts.path.lstrip("/"))
+
+
+@functools.lru_cache(maxsize=16)
+def proxy_filesystem(server_url: str) -> ProxyFileSystem:
+    """The proxy of the server at ``server_url``, one per process (its connections reused)."""
+    return ProxyFileSystem(HttpTransport(server_url))
 
 
 class ProxyFileSystem:
@@ -120,4 +127,3 @@ class ProxyFileSystem:
 
     def rm(self, path: str, recursive: bool = False) -> None:
         self.http.send("DELETE", self._url(path))
-

@@ -180,7 +180,9 @@ class RestStore(AbstractStore):
             reply = self._call("POST", "/runs/create", body)
         else:
             # MLflow's create has neither a key nor a status: flowml's extension does both.
-            reply = self._ext("POST", "/runs/create", {**body, "run_key": run_key, "status": status})
+            reply = self._ext(
+                "POST", "/runs/create", {**body, "run_key": run_key, "status": status}
+            )
         return w.run_from_json(reply["run"])
 
     def get_run(self, run_id: str) -> Run:

@@ -11,6 +11,7 @@ Retried writes are delivered at least once: a write whose reply was lost may be 
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -71,18 +72,21 @@ class HttpTransport:
         self.max_retry_seconds = max_retry_seconds
         self.timeout_seconds = timeout_seconds
         self._client: httpx.Client | None = None
+        self._pid = os.getpid()
         self._lock = threading.Lock()
 
     @property
     def client(self) -> httpx.Client:
-        if self._client is None:
+        # A forked child (a process-pool worker) must not share its parent's connections.
+        if self._client is None or self._pid != os.getpid():
             with self._lock:
-                if self._client is None:
+                if self._client is None or self._pid != os.getpid():
                     import httpx  # lazily: `import flowml` stays light
 
                     self._client = httpx.Client(
                         base_url=self.base_url, timeout=self.timeout_seconds
                     )
+                    self._pid = os.getpid()
         return self._client
 
     def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
