@@ -83,12 +83,13 @@ def test_logging_survives_a_server_outage(own_server: LoopbackServer) -> None:
     flowml.flush()
 
     own_server.kill()
-    for step in range(10, 30):
-        flowml.log_metric("m", float(step), step=step)  # queued, no crash
+    # More than one batch: a full queue tries to write, fails, and keeps everything queued.
+    for step in range(10, 1510):
+        flowml.log_metric("m", float(step), step=step)
     flowml.log_param("p", "kept")
     with pytest.raises(BufferedWriteError, match="StoreError.*did not answer") as failed:
         flowml.flush()
-    assert failed.value.kept == 21  # every value stays queued
+    assert failed.value.kept == 1501  # every value stays queued
 
     own_server.start()  # same port, same store
     flowml.flush()
@@ -96,7 +97,7 @@ def test_logging_survives_a_server_outage(own_server: LoopbackServer) -> None:
     got = flowml.get_run(run.info.run_id)
     assert got.info.status == "FINISHED" and got.data.params == {"p": "kept"}
     steps = [m.step for m in flowml.get_metric_history(run.info.run_id, "m")]
-    assert steps == list(range(30))
+    assert steps == list(range(1510))
 
 
 def test_an_unreachable_server_is_a_store_error() -> None:
