@@ -5,6 +5,7 @@
 | ``/api/2.0/mlflow/`` (and ``/ajax-api/``) | experiments, runs, metrics, artifacts/list, registry |
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
 | ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
+| ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
@@ -24,7 +25,15 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from flowml.registry.store import get_registry_store
-from flowml.server import artifacts, experiments, inputs, logged_models, registry, runs
+from flowml.server import (
+    artifacts,
+    experiments,
+    extension,
+    inputs,
+    logged_models,
+    registry,
+    runs,
+)
 from flowml.server.api import json_endpoint, json_response
 from flowml.server.context import ServerContext, ServerRegistryClient
 from flowml.server.locations import ArtifactLocations, normalize_destination
@@ -103,6 +112,14 @@ def _routes() -> list[Route]:
                         name=None,
                     )
                 )
+        for endpoint in extension.ENDPOINTS:  # flowml's own methods, for its REST store
+            routes.append(
+                Route(
+                    f"{prefix}/flowml{endpoint.path}",
+                    json_endpoint(endpoint.handler),
+                    methods=[endpoint.method],
+                )
+            )
         proxy = f"{prefix}/mlflow-artifacts/artifacts"
         routes += [
             Route(proxy, artifacts.list_proxied, methods=["GET"]),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flowml.exceptions import ArtifactPathError, ResourceNotFound
+from flowml.exceptions import ArtifactPathError, InvalidParameter, ResourceNotFound
 from flowml.tracking import artifacts_local as local_fs
 
 __all__ = ["ArtifactRepository", "FileInfo", "download_uri", "safe_artifact_path"]
@@ -73,13 +73,20 @@ class ArtifactRepository:
     """The artifacts under one root URI (a run's ``artifact_uri``).
 
     Args:
-        root_uri: a local path or any fsspec URL (``s3://bucket/prefix``, ``memory://x``).
+        root_uri: a local path or any fsspec URL (``s3://bucket/prefix``, ``memory://x``),
+            or ``mlflow-artifacts:/<path>`` with ``proxy_url``.
+        proxy_url: the tracking server whose artifact proxy serves ``mlflow-artifacts:``
+            URIs (its ``http(s)://`` tracking URI).
         storage_options: passed to fsspec (e.g. ``{"client_kwargs": {"endpoint_url": ...}}``).
     """
 
-    def __init__(self, root_uri: str, **storage_options: Any) -> None:
+    def __init__(
+        self, root_uri: str, *, proxy_url: str | None = None, **storage_options: Any
+    ) -> None:
         self.root_uri = root_uri.rstrip("/")
-        if storage_options:
+        if self.root_uri.lower().startswith("mlflow-artifacts:"):
+            self.fs, self.root = _proxy_fs(self.root_uri, proxy_url)
+        elif storage_options:
             from fsspec.core import url_to_fs
 
             self.fs, self.root = url_to_fs(self.root_uri, **storage_options)
@@ -259,6 +266,17 @@ class ArtifactRepository:
             # Atomic on object stores: s3fs sends one PUT, or a multipart upload that is
             # completed only once every part arrived (and aborted on failure).
             self.fs.put_file(local_file, self._full(rel))
+
+
+def _proxy_fs(root_uri: str, proxy_url: str | None) -> tuple[Any, str]:
+    from flowml.tracking.artifacts_proxy import proxy_filesystem, proxy_root
+
+    if not proxy_url or not proxy_url.lower().startswith(("http://", "https://")):
+        raise InvalidParameter(
+            f"Artifact URI {root_uri!r} is served by a tracking server's artifact proxy: "
+            "use an http(s):// tracking URI pointing at that server"
+        )
+    return proxy_filesystem(proxy_url.rstrip("/")), proxy_root(root_uri)
 
 
 def _copy_tree(fs: Any, src: str, target: Path) -> None:

@@ -135,6 +135,9 @@ class BatchBuffer:
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
+        # Set while the store fails (a fault kept values queued); a full queue then waits
+        # for the background thread instead of making every call wait out the store's retries.
+        self._store_down = False
         _live_buffers.add(self)
 
     # -- queueing ----------------------------------------------------------------------------
@@ -180,9 +183,16 @@ class BatchBuffer:
                 pending.params[key] = Param(key, text)
             for t in tags:
                 pending.tags[t.key] = RunTag(t.key, str(t.value))
-            full = pending.is_full()
+            full = pending.is_full() and not self._store_down
         if full:
-            self.flush(run_id)
+            try:
+                self.flush(run_id)
+            except BufferedWriteError as exc:
+                if not exc.kept:
+                    raise
+                # The store is unreachable: nothing was lost, so the caller goes on logging;
+                # the background thread (not each call) retries until it is back.
+                self._ensure_thread()
         else:
             self._ensure_thread()
 
@@ -214,6 +224,7 @@ class BatchBuffer:
                     taken = {run_id: one} if one is not None else {}
             for rid, pending in taken.items():
                 fault = self._write(rid, pending)
+                self._store_down = fault is not None
                 if fault is not None:
                     faults.append(BufferedWriteError(rid, fault, 0, kept=self.queued(rid)))
         self.raise_errors(run_id, faults)

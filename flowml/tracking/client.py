@@ -305,7 +305,9 @@ class TrackingClient:
     # -- artifacts ---------------------------------------------------------------------------
 
     def artifact_repo(self, run_id: str) -> ArtifactRepository:
-        return ArtifactRepository(self.store.get_run(run_id).info.artifact_uri)
+        uri = self.store.get_run(run_id).info.artifact_uri
+        # ``mlflow-artifacts:`` URIs (runs made through a server) go through its proxy.
+        return ArtifactRepository(uri, proxy_url=self.tracking_uri)
 
     def log_artifact(
         self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None

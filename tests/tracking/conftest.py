@@ -1,4 +1,10 @@
-"""Store fixtures: the same conformance tests run on SQLite and on PostgreSQL."""
+"""Store fixtures: the same conformance tests run on SQLite, PostgreSQL and over REST.
+
+The REST backend is a `RestStore` talking to a real ``flowml server`` subprocess on a
+loopback port, over a SQLite store. One server serves the whole session; each test starts
+from an empty store (every table emptied, the Default experiment recreated), and the test's
+row counts read that SQLite file directly.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +12,59 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from loopback_server import LoopbackServer
+from sqlalchemy import delete
 
+from flowml.tracking.store import schema
+from flowml.tracking.store.base import AbstractStore
+from flowml.tracking.store.rest import RestStore
 from flowml.tracking.store.sql import SqlStore
+
+
+@pytest.fixture(scope="session")
+def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackServer]:
+    server = LoopbackServer(tmp_path_factory.mktemp("rest-server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+class RestStoreUnderTest(RestStore):
+    """A REST store whose ``engine`` is the server's database, for the tests' row counts."""
+
+    def __init__(self, url: str, backing: SqlStore) -> None:
+        super().__init__(url, max_retry_seconds=5)
+        self.engine = backing.engine
+
+
+def _emptied(server: LoopbackServer) -> SqlStore:
+    backing = SqlStore(server.store_uri, str(server.destination))
+    with backing.engine.begin() as conn:
+        for table in reversed(schema.metadata.sorted_tables):
+            conn.execute(delete(table))
+    # A fresh Default experiment, as a new store has.
+    return SqlStore(server.store_uri, str(server.destination))
+
+
+def _sql_uri(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'store.db'}"
-    return request.getfixturevalue("pg_url")
+    """A SQL store's URI (tests that reach into the database itself)."""
+    return _sql_uri(request, request.param, tmp_path)
 
 
-@pytest.fixture
-def store(store_uri: str, tmp_path: Path) -> Iterator[SqlStore]:
-    yield SqlStore(store_uri, str(tmp_path / "artifacts"))
+@pytest.fixture(params=["sqlite", "postgresql", "rest"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AbstractStore]:
+    """A fresh store of each backend: SQLite, PostgreSQL, and REST to a loopback server."""
+    if request.param == "rest":
+        server: LoopbackServer = request.getfixturevalue("rest_server")
+        rest = RestStoreUnderTest(server.url, _emptied(server))
+        yield rest
+        rest.close()
+        return
+    yield SqlStore(_sql_uri(request, request.param, tmp_path), str(tmp_path / "artifacts"))

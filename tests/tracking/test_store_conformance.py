@@ -393,3 +393,28 @@ def test_history_is_stored_in_packed_segments_and_read_in_order(store):
     assert len(history) == 31 and math.isnan(history[0].value)
     assert store.get_metric_history(rid, "b") == [Metric("b", -math.inf, 5, 7)]
     assert store.get_metric_history(rid, "missing") == []
+
+
+def test_lineage_round_trip(store):
+    from flowml.tracking.lineage import INPUT, OUTPUT, LineageEntry
+
+    exp_id = store.create_experiment("lineage")
+    producer = store.create_run(exp_id, "u", run_key="prefect-task-run:p1").info.run_id
+    consumer = store.create_run(exp_id, "u").info.run_id
+    entry = LineageEntry(INPUT, "prefect-task-run", "prefect-task-run:p1", name="x", digest="d")
+    store.log_lineage(consumer, [entry])
+    store.log_lineage(consumer, [entry])  # the same fact again: a no-op
+    found = store.search_lineage(uris=["prefect-task-run:p1"])
+    assert sorted((e.run_id, e.direction) for e in found) == sorted(
+        [(producer, OUTPUT), (consumer, INPUT)]
+    )
+    mine = store.search_lineage(run_ids=[consumer], direction=INPUT)
+    assert [(e.kind, e.uri, e.name, e.digest) for e in mine] == [
+        ("prefect-task-run", "prefect-task-run:p1", "x", "d")
+    ]
+    assert mine[0].timestamp
+    assert store.search_lineage() == []
+    with pytest.raises(InvalidParameter, match="direction"):
+        store.log_lineage(consumer, [LineageEntry("sideways", "dataset", "s3://b/x")])
+    with pytest.raises(ResourceNotFound):
+        store.log_lineage("f" * 32, [entry])

@@ -23,6 +23,8 @@ _BUILTIN: dict[str, str] = {
     "sqlite": "flowml.tracking.store.sql:SqlStore",
     "postgresql": "flowml.tracking.store.sql:SqlStore",
     "postgres": "flowml.tracking.store.sql:SqlStore",
+    "http": "flowml.tracking.store.rest:RestStore",
+    "https": "flowml.tracking.store.rest:RestStore",
 }
 _registered: dict[str, StoreFactory] = {}
 _cache: dict[tuple[str, str, float], AbstractStore] = {}

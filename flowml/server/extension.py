@@ -1,0 +1,94 @@
+"""``/api/2.0/flowml/*``: what flowml's REST store needs beyond MLflow's API.
+
+MLflow's API has no run keys and no lineage, so `flowml.tracking.store.rest.RestStore`
+asks these few methods for them (MLflow's clients never call them):
+
+| method | path | what |
+|---|---|---|
+| POST | ``/runs/create`` | MLflow's create plus ``run_key`` (get-or-create) and ``status`` |
+| GET | ``/runs/get-by-key`` | the run created with ``run_key`` |
+| POST | ``/lineage/log`` | record a run's lineage entries |
+| POST | ``/lineage/search`` | entries by ``run_ids``, ``uris`` and ``direction`` |
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowml.exceptions import ResourceNotFound
+from flowml.server.api import Endpoint
+from flowml.server.context import ServerContext
+from flowml.server.wire import Fields, key_values, run_json
+from flowml.tracking.entities import RunStatus, RunTag
+from flowml.tracking.lineage import LineageEntry
+from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
+
+__all__ = ["ENDPOINTS"]
+
+
+def create_run(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    tags = [RunTag(k, v) for k, v in key_values(fields.messages("tags"), "run tag")]
+    run = ctx.store.create_run(
+        fields.string("experiment_id") or DEFAULT_EXPERIMENT_ID,
+        user_id=fields.string("user_id") or "",
+        start_time=fields.int64("start_time"),
+        tags=tags,
+        run_name=fields.string("run_name") or None,
+        run_key=fields.string("run_key"),
+        status=fields.string("status") or RunStatus.RUNNING,
+    )
+    return {"run": run_json(run, ctx.locations)}
+
+
+def get_run_by_key(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    key = fields.required("run_key")
+    run = ctx.store.get_run_by_key(key)
+    if run is None:
+        raise ResourceNotFound(f"No run has the run key {key!r}")
+    return {"run": run_json(run, ctx.locations)}
+
+
+def _entry(fields: Fields) -> LineageEntry:
+    return LineageEntry(
+        direction=fields.required("direction"),
+        kind=fields.required("kind"),
+        uri=fields.required("uri"),
+        name=fields.string("name"),
+        digest=fields.string("digest"),
+    )
+
+
+def _entry_json(entry: LineageEntry) -> dict[str, Any]:
+    data = {
+        "direction": entry.direction,
+        "kind": entry.kind,
+        "uri": entry.uri,
+        "name": entry.name,
+        "digest": entry.digest,
+        "run_id": entry.run_id,
+        "timestamp": entry.timestamp,
+    }
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def log_lineage(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    entries = [_entry(e) for e in fields.messages("entries")]
+    ctx.store.log_lineage(fields.required("run_id"), entries)
+    return {}
+
+
+def search_lineage(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    found = ctx.store.search_lineage(
+        run_ids=fields.strings("run_ids"),
+        uris=fields.strings("uris"),
+        direction=fields.string("direction"),
+    )
+    return {"entries": [_entry_json(e) for e in found]}
+
+
+ENDPOINTS = (
+    Endpoint("/runs/create", "POST", create_run),
+    Endpoint("/runs/get-by-key", "GET", get_run_by_key),
+    Endpoint("/lineage/log", "POST", log_lineage),
+    Endpoint("/lineage/search", "POST", search_lineage),
+)

@@ -1,0 +1,72 @@
+"""A real ``flowml server`` subprocess on a loopback port, for the REST store's tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+__all__ = ["LoopbackServer", "free_port"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LoopbackServer:
+    """A ``flowml server`` on 127.0.0.1, stoppable and restartable on the same port and store."""
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root = root
+        self.store_uri = f"sqlite:///{root / 'server.db'}"
+        self.destination = root / "artifacts"
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        options = ["--port", str(self.port), "--backend-store-uri", self.store_uri]
+        options += ["--artifacts-destination", str(self.destination)]
+        with open(self.root / "server.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "flowml.cli", "server", *options],
+                cwd=self.root,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ),
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError((self.root / "server.log").read_text()[-3000:])
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError("flowml server did not answer /health in time")
+
+    def kill(self) -> None:
+        """Stop abruptly (an outage), waiting until the port is closed."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(15)
+            self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+            self.proc = None
