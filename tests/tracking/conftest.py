@@ -68,3 +68,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AbstractSt
         rest.close()
         return
     yield SqlStore(_sql_uri(request, request.param, tmp_path), str(tmp_path / "artifacts"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> SqlStore:
+    """A fresh SQL store (tests of SQL-only parts, such as logged models' own store)."""
+    return SqlStore(_sql_uri(request, request.param, tmp_path), str(tmp_path / "artifacts"))

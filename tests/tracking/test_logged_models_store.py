@@ -14,7 +14,8 @@ from flowml.tracking.store.sql_logged_models import SqlLoggedModelStore
 TABLES = {"logged_models", "logged_model_tags", "logged_model_params"}
 
 
-def test_lifecycle_and_location(store: SqlStore):
+def test_lifecycle_and_location(sql_store: SqlStore):
+    store = sql_store
     exp = store.create_experiment("lm")
     run = store.create_run(exp, "ana")
     models = SqlLoggedModelStore(store.engine)
@@ -46,7 +47,8 @@ def test_lifecycle_and_location(store: SqlStore):
         models.create_logged_model(exp, "model")
 
 
-def test_downgrade_drops_and_upgrade_restores(store: SqlStore):
+def test_downgrade_drops_and_upgrade_restores(sql_store: SqlStore):
+    store = sql_store
     from alembic import command
     from alembic.config import Config
 
