@@ -1,7 +1,9 @@
 """The life cycle of the tracked run behind a Prefect flow run or task run.
 
-    open (first attempt)   get-or-create the run by its Prefect id (tags, parent, experiment),
-                           queue the arguments as params, announce ``flowml.run.started``
+    open (first attempt)   a new run under its Prefect id (tags, parent, experiment), returned
+                           at once and written in the background or with its end (a retry, a
+                           process-pool worker: get-or-create by that id, now); queue the
+                           arguments as params, announce ``flowml.run.started``
     each attempt           make the run active, so ``flowml.log_*`` in the body lands in it
     end                    one store transaction: what the attempts queued, duration and
                            attempt count, lineage, the final status; then artifacts and
@@ -14,6 +16,12 @@ leaves the run RUNNING; the hook closes it once no retry is left (or Prefect dec
 persisted result is closed by the completion hook, which can also tell a later cache hit
 which run computed it. A flow run closes on its own terminal state (completed, failed,
 crashed, cancelled), never on a task's.
+
+The end is written before the task returns, on purpose: values the store refuses at close
+(a param another writer set to another value, a run or experiment deleted meanwhile) end the
+run FAILED with the reason, and the error reaches the task. Validation at call time rules out
+every other refusal, not these, so the end cannot be left to a background writer without
+breaking that contract; it is one round trip (with the run's creation when still queued).
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ import pytest
 from prefect import flow
 
 import flowml
-from flowml.tasks import task_runs
 from flowml.tasks import tags as ptags
+from flowml.tasks import task_runs
 from flowml.tasks.identity import run_for_flow_run
 from flowml.tracking import opener as opener_module
 from flowml.tracking.entities import RunStatus
