@@ -217,6 +217,8 @@ class TrackingClient:
         return self.store.get_run(run_id)
 
     def get_run_by_key(self, run_key: str) -> Run | None:
+        if self._opener is not None:
+            self._opener.ensure()  # a run opened without waiting may hold the key
         return self.store.get_run_by_key(run_key)
 
     def update_run(

@@ -154,6 +154,9 @@ def test_reads_and_queued_values_of_a_run_opened_without_waiting_write_it_first(
     run = client.open_run(exp_id, tags={"k": "v"}, run_key="prefect-task-run:3")
     read = client.get_run(run.info.run_id)
     assert read.info.status == RunStatus.RUNNING and read.data.tags["k"] == "v"
+    keyed = client.open_run(exp_id, run_key="prefect-task-run:5")
+    found = client.get_run_by_key("prefect-task-run:5")
+    assert found is not None and found.info.run_id == keyed.info.run_id
     later = client.open_run(exp_id, run_key="prefect-task-run:4")
     client.log_metric(later.info.run_id, "m", 1.0, synchronous=False)
     client.flush()
