@@ -1,7 +1,9 @@
 """The life cycle of the tracked run behind a Prefect flow run or task run.
 
-    open (first attempt)   get-or-create the run by its Prefect id (tags, parent, experiment),
-                           queue the arguments as params, announce ``flowml.run.started``
+    open (first attempt)   a new run under its Prefect id (tags, parent, experiment), returned
+                           at once and written in the background or with its end (a retry, a
+                           process-pool worker: get-or-create by that id, now); queue the
+                           arguments as params, announce ``flowml.run.started``
     each attempt           make the run active, so ``flowml.log_*`` in the body lands in it
     end                    one store transaction: what the attempts queued, duration and
                            attempt count, lineage, the final status; then artifacts and
@@ -14,6 +16,12 @@ leaves the run RUNNING; the hook closes it once no retry is left (or Prefect dec
 persisted result is closed by the completion hook, which can also tell a later cache hit
 which run computed it. A flow run closes on its own terminal state (completed, failed,
 crashed, cancelled), never on a task's.
+
+The end is written before the task returns, on purpose: values the store refuses at close
+(a param another writer set to another value, a run or experiment deleted meanwhile) end the
+run FAILED with the reason, and the error reaches the task. Validation at call time rules out
+every other refusal, not these, so the end cannot be left to a background writer without
+breaking that contract; it is one round trip (with the run's creation when still queued).
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flowml.exceptions import FlowMLError
+from flowml.exceptions import FlowMLError, ResourceNotFound
+from flowml.tasks import identity
 from flowml.tasks import tags as ptags
 from flowml.tasks.summarize import ParamPolicy, result_metrics, to_metrics
 from flowml.tracking import tags as systags
@@ -76,6 +85,9 @@ class Record:
     started: float  # time.perf_counter() when the run was opened, for the duration metric
     key_parts: tuple[str | None, ...]
     upstream: list[LineageEntry] = field(default_factory=list)
+    # How the run was opened when it was opened without waiting (`TrackingClient.open_run`),
+    # to open it the checked way should its background creation have inserted nothing.
+    reopen: dict[str, Any] | None = None
 
     @property
     def run_id(self) -> str:
@@ -112,16 +124,35 @@ def finish(
         name = state_name or (state.name if state is not None else None) or status
         tags = [*tags, RunTag(ptags.STATE, name), *error_tags(state)]
     store = record.client.store
+    opener = record.client.opener if record.reopen is not None else None
+    # The run's creation when it is still queued goes with its end: one round trip for both.
+    opens = opener.take(record.run_id) if opener is not None else []
     try:
+        if opens and not _fits_one_batch(metrics, params, tags):
+            store.create_runs(opens)
+            opens = []
         if not _fits_one_batch(metrics, params, tags):
             # A task that queued more than a batch since the last timed flush: write the
             # excess first (one more statement group per thousand values).
             record.client.buffer.add(record.run_id, metrics=metrics, params=params, tags=tags)
             record.client.flush(record.run_id)
             metrics, params, tags = [], [], []
-        store.finish_run(
-            record.run_id, status, now, metrics=metrics, params=params, tags=tags, lineage=lineage
-        )
+        try:
+            store.finish_run(
+                record.run_id, status, now, metrics=metrics, params=params, tags=tags,
+                lineage=lineage, opens=opens,
+            )
+        except ResourceNotFound:
+            if record.reopen is None:
+                raise
+            # Its creation inserted nothing: another process holds the key (this task run
+            # was opened there), or the experiment went away. Open it the checked way
+            # (which raises what opening would have) and end that run.
+            _reopen(record)
+            store.finish_run(
+                record.run_id, status, now, metrics=metrics, params=params, tags=tags,
+                lineage=lineage,
+            )
     except FlowMLError as exc:
         # Refused values (a param another writer set to another value...) must not leave the
         # run RUNNING forever, nor cost the values the store accepts: those are written
@@ -138,6 +169,13 @@ def finish(
             tags=[RunTag(ptags.STATE, "TrackingError"), RunTag(TRACKING_ERROR_TAG, str(exc)[:500])],
         )
         raise
+
+
+def _reopen(record: Record) -> None:
+    assert record.reopen is not None
+    spec, record.reopen = record.reopen, None
+    record.run = record.client.create_run(**spec)
+    identity.resume(record.client, record.run)
 
 
 def _fits_one_batch(metrics: list[Any], params: list[Any], tags: list[Any]) -> bool:

@@ -79,17 +79,29 @@ def open_task_run(ctx: TaskRunContext, options: RunOptions) -> Record:
     url = identity.ui_url("task-run", task_run.id)
     if url:
         tags[ptags.UI_URL] = url
-    run = client.create_run(
-        experiment_id,
-        tags=tags,
-        run_name=task_run.name,
-        parent_run_id=parent_id,
-        run_key=ptags.task_run_key(key),
-    )
-    identity.resume(client, run)  # a retry after a failed close finds its run ended
+    spec = {
+        "experiment_id": experiment_id,
+        "tags": tags,
+        "run_name": task_run.name,
+        "parent_run_id": parent_id,
+        "run_key": ptags.task_run_key(key),
+    }
+    reopen: dict[str, Any] | None = None
+    if (task_run.run_count or 1) <= 1 and not in_worker_process():
+        # A first attempt has a new key: its run is returned at once and written in the
+        # background or with its end (one round trip in all for a short task). A retry, or
+        # a process-pool worker (whose process may end with the task), opens the checked
+        # way: get-or-create by key, now.
+        run = client.open_run(**spec)
+        reopen = spec
+    else:
+        run = client.create_run(**spec)
+        identity.resume(client, run)  # a retry after a failed close finds its run ended
     flow_run_id = str(task_run.flow_run_id) if task_run.flow_run_id else None
     key_parts = (flow_name, ctx.task.name, call_index(flow_run_id, ctx.task.name, key))
-    record = Record(run, client, options, time.perf_counter(), key_parts, _upstream(task_run))
+    record = Record(
+        run, client, options, time.perf_counter(), key_parts, _upstream(task_run), reopen
+    )
     defer_lineage(run.info.run_id)
     client.buffer.add(run.info.run_id, params=options.params.params(ctx.parameters))
     with registry_lock:

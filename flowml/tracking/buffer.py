@@ -19,6 +19,7 @@ import os
 import pickle
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from flowml.exceptions import (
@@ -134,6 +135,9 @@ class BatchBuffer:
         self._errors: list[BufferedWriteError] = []
         self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
+        # Called with a run id (None: every run) before that run's values are written: a
+        # client whose runs may not be in the store yet writes them first.
+        self.before_write: Callable[[str | None], None] | None = None
         self._pid = os.getpid()
         # Set while the store fails (a fault kept values queued); a full queue then waits
         # for the background thread instead of making every call wait out the store's retries.
@@ -215,6 +219,8 @@ class BatchBuffer:
                 stay queued (``kept``).
         """
         faults: list[BufferedWriteError] = []
+        if self.before_write is not None and run_id is None:
+            self.before_write(None)  # every run's own values are preceded by it in `_write`
         with self._write_lock:
             with self._lock:
                 if run_id is None:
@@ -253,6 +259,8 @@ class BatchBuffer:
     def _write(self, run_id: str, pending: _Pending) -> BaseException | None:
         """Write one run's queue; returns the store fault that stopped it (what was not
         written is queued again, ahead of anything queued meanwhile) or ``None``."""
+        if self.before_write is not None:
+            self.before_write(run_id)
         batches = pending.batches()
         refused: BufferedWriteError | None = None
         for i, (metrics, params, tags) in enumerate(batches):

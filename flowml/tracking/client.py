@@ -39,6 +39,7 @@ from flowml.tracking.entities import (
     ViewType,
     now_ms,
 )
+from flowml.tracking.opener import RunOpener
 from flowml.tracking.owner import current_owner
 from flowml.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, AbstractStore
 from flowml.tracking.store.registry import get_store
@@ -63,6 +64,7 @@ class TrackingClient:
         self.search_timeout_seconds = settings.search_timeout_seconds
         self._store: AbstractStore | None = None
         self._buffer: BatchBuffer | None = None
+        self._opener: RunOpener | None = None
         self._init_lock = threading.Lock()
 
     @property
@@ -85,8 +87,23 @@ class TrackingClient:
                     self._buffer = BatchBuffer(self.store)
         return self._buffer
 
+    @property
+    def opener(self) -> RunOpener | None:
+        """The queue of runs opened without waiting (None: the store cannot create a run
+        whose id the client chose)."""
+        if self._opener is None and self.store.supports_deferred_open:
+            buffer = self.buffer
+            with self._init_lock:
+                if self._opener is None:
+                    self._opener = RunOpener(self.store)
+                    # Queued values of a run are written after the run itself.
+                    buffer.before_write = self._opener.ensure
+        return self._opener
+
     def flush(self, run_id: str | None = None) -> None:
         """Write queued values now (for one run, or all); raise any failed queued write."""
+        if self._opener is not None:
+            self._opener.ensure(run_id)  # the run itself first, when opened without waiting
         if self._buffer is not None:
             self._buffer.flush(run_id)
 
@@ -153,12 +170,7 @@ class TrackingClient:
             parent_run_id: make this a nested run of that run.
             run_key: an idempotency key: a second call with the same key returns the first run.
         """
-        # Every run records the process that owns it, so `flowml runs gc` can end it should
-        # that process die; a caller acting for another process passes its own owner tag.
-        all_tags = {systags.USER: current_user(), systags.OWNER: current_owner()}
-        all_tags.update({k: str(val) for k, val in (tags or {}).items()})
-        if parent_run_id is not None:
-            all_tags[systags.PARENT_RUN_ID] = parent_run_id
+        all_tags = _run_tags(tags, parent_run_id)
         return self.store.create_run(
             str(experiment_id),
             user_id=all_tags[systags.USER],
@@ -168,16 +180,52 @@ class TrackingClient:
             run_key=run_key,
         )
 
+    def open_run(
+        self,
+        experiment_id: str,
+        tags: dict[str, Any] | None = None,
+        run_name: str | None = None,
+        *,
+        parent_run_id: str | None = None,
+        run_key: str | None = None,
+    ) -> Run:
+        """Create a new run (status RUNNING) without waiting for the store, when it can.
+
+        Like `create_run`, except that a ``run_key`` must be new: the run is validated and
+        returned at once, and written in the background (or with its first read, its
+        queued values or its end). A key that turns out to exist already is not detected
+        here: the run's end then fails with `ResourceNotFound`, and the caller opens the
+        run with `create_run`. Without a background opener this is `create_run`.
+        """
+        opener = self.opener
+        if opener is None:
+            return self.create_run(
+                experiment_id, tags=tags, run_name=run_name, parent_run_id=parent_run_id,
+                run_key=run_key,
+            )
+        all_tags = _run_tags(tags, parent_run_id)
+        return opener.open(
+            str(experiment_id),
+            all_tags[systags.USER],
+            [RunTag(k, val) for k, val in all_tags.items()],
+            run_name,
+            run_key,
+        )
+
     def get_run(self, run_id: str) -> Run:
         self.flush(run_id)
         return self.store.get_run(run_id)
 
     def get_run_by_key(self, run_key: str) -> Run | None:
+        if self._opener is not None:
+            self._opener.ensure()  # a run opened without waiting may hold the key
         return self.store.get_run_by_key(run_key)
 
     def update_run(
         self, run_id: str, status: str | None = None, name: str | None = None
     ) -> RunInfo:
+        if self._opener is not None:
+            self._opener.ensure(run_id)
         return self.store.update_run_info(run_id, status=status, run_name=name)
 
     def set_terminated(
@@ -305,6 +353,8 @@ class TrackingClient:
     # -- artifacts ---------------------------------------------------------------------------
 
     def artifact_repo(self, run_id: str) -> ArtifactRepository:
+        if self._opener is not None:
+            self._opener.ensure(run_id)
         uri = self.store.get_run(run_id).info.artifact_uri
         # ``mlflow-artifacts:`` URIs (runs made through a server) go through its proxy.
         return ArtifactRepository(uri, proxy_url=self.tracking_uri)
@@ -344,8 +394,20 @@ class TrackingClient:
         return self.artifact_repo(run_id).download_artifacts(path, dst_path)
 
     def close(self) -> None:
+        if self._opener is not None:
+            self._opener.ensure()
         if self._buffer is not None:
             self._buffer.close()
+
+
+def _run_tags(tags: dict[str, Any] | None, parent_run_id: str | None) -> dict[str, str]:
+    # Every run records the process that owns it, so `flowml runs gc` can end it should
+    # that process die; a caller acting for another process passes its own owner tag.
+    all_tags = {systags.USER: current_user(), systags.OWNER: current_owner()}
+    all_tags.update({k: str(val) for k, val in (tags or {}).items()})
+    if parent_run_id is not None:
+        all_tags[systags.PARENT_RUN_ID] = parent_run_id
+    return all_tags
 
 
 def _str(value: Any) -> str:

@@ -1,31 +1,37 @@
-"""Opening and closing a run each cost one round trip on PostgreSQL, and the one-round-trip
+"""Opening and closing a run each cost one round trip on PostgreSQL (a run opened without
+waiting costs none to open, and its creation goes with its end), and the one-round-trip
 paths refuse exactly what the checked paths refuse, writing nothing."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flowml.exceptions import InvalidState, ResourceNotFound
-from flowml.tracking.entities import Metric, Param, RunTag
+from flowml.tracking.client import TrackingClient
+from flowml.tracking.entities import Metric, Param, RunStatus, RunTag
 from flowml.tracking.lineage import OUTPUT, LineageEntry
+from flowml.tracking.opener import RunOpener
 from flowml.tracking.store.sql import SqlStore
 
 
 @pytest.fixture
 def round_trips(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Count the server answers psycopg waits for: a generator that asks to wait for the
-    socket to become readable is a request whose result is not there yet."""
+    """Count the server answers psycopg waits for on the test's thread (what a caller waits
+    for, not a background writer): a generator that asks to wait for the socket to become
+    readable is a request whose result is not there yet."""
     import psycopg
     from psycopg.waiting import Wait
 
     seen = {"n": 0}
     wait = psycopg.Connection.wait
+    caller = threading.get_ident()
 
     def counted(gen: Iterator) -> Iterator:
-        waited = False
+        waited = threading.get_ident() != caller
         try:
             state = next(gen)
         except StopIteration as stop:
@@ -112,3 +118,60 @@ def test_finish_skips_a_param_logged_earlier_with_the_same_value(store: SqlStore
     store.log_batch(run_id, params=[Param("p", "v")])
     store.finish_run(run_id, "FINISHED", 5, params=[Param("p", "v"), Param("q", "w")])
     assert store.get_run(run_id).data.params == {"p": "v", "q": "w"}
+
+
+def test_a_run_opened_without_waiting_costs_no_round_trip_and_is_created_with_its_end(
+    pg_url: str, tmp_path: Path, round_trips: dict[str, int]
+):
+    store = SqlStore(pg_url, str(tmp_path / "artifacts"))
+    exp_id = store.create_experiment("rt")
+    opener = RunOpener(store, linger=3600)  # the background writer never gets to it here
+    opener.open(exp_id, "u", [RunTag("warm", "up")])  # reads the experiment's location once
+    round_trips["n"] = 0
+    run = opener.open(exp_id, "u", [RunTag("t", "v")], "named", "prefect-task-run:2")
+    assert round_trips["n"] == 0
+    assert store.get_run_by_key("prefect-task-run:2") is None  # queued, not written
+    round_trips["n"] = 0
+    opens = opener.take(run.info.run_id)
+    store.finish_run(
+        run.info.run_id, "FINISHED", 5, params=[Param("a", "1")], tags=[RunTag("x", "y")],
+        opens=opens,
+    )
+    assert round_trips["n"] == 1 and len(opens) == 1
+    done = store.get_run_by_key("prefect-task-run:2")
+    assert done is not None and done.info.run_id == run.info.run_id
+    assert (done.info.status, done.info.run_name, done.info.end_time) == ("FINISHED", "named", 5)
+    assert done.info.artifact_uri == run.info.artifact_uri
+    assert done.data.tags["t"] == "v" and done.data.tags["x"] == "y"
+    assert done.data.params == {"a": "1"}
+
+
+def test_reads_and_queued_values_of_a_run_opened_without_waiting_write_it_first(
+    pg_url: str, tmp_path: Path
+):
+    client = TrackingClient(pg_url, str(tmp_path / "artifacts"))
+    exp_id = client.create_experiment("rt")
+    run = client.open_run(exp_id, tags={"k": "v"}, run_key="prefect-task-run:3")
+    read = client.get_run(run.info.run_id)
+    assert read.info.status == RunStatus.RUNNING and read.data.tags["k"] == "v"
+    keyed = client.open_run(exp_id, run_key="prefect-task-run:5")
+    found = client.get_run_by_key("prefect-task-run:5")
+    assert found is not None and found.info.run_id == keyed.info.run_id
+    later = client.open_run(exp_id, run_key="prefect-task-run:4")
+    client.log_metric(later.info.run_id, "m", 1.0, synchronous=False)
+    client.flush()
+    assert client.store.get_run(later.info.run_id).data.metrics == {"m": 1.0}
+    client.close()
+
+
+def test_a_run_opened_without_waiting_on_a_taken_key_is_not_created(store: SqlStore):
+    exp_id = store.create_experiment("alpha")
+    first = store.create_run(exp_id, "u", run_key="key:5")
+    opener = RunOpener(store, linger=3600)
+    run = opener.open(exp_id, "u", [], run_key="key:5")
+    with pytest.raises(ResourceNotFound):
+        store.finish_run(run.info.run_id, "FINISHED", 5, opens=opener.take(run.info.run_id))
+    again = store.get_run(first.info.run_id)
+    assert again.info.status == RunStatus.RUNNING  # the other run is untouched
+    with pytest.raises(ResourceNotFound):
+        store.get_run(run.info.run_id)

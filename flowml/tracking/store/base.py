@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from flowml.tracking.entities import (
     Experiment,
@@ -22,6 +24,17 @@ from flowml.tracking.entities import (
     now_ms,
 )
 from flowml.tracking.lineage import LineageEntry
+
+
+@dataclass
+class NewRun:
+    """A run whose creation was prepared (validated, id and artifact URI chosen) without
+    touching the store, to be written later: see `AbstractStore.prepare_run`."""
+
+    run: Run
+    values: dict[str, Any]  # the run's row
+    tag_rows: list[dict[str, Any]] = field(default_factory=list)
+
 
 DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
@@ -94,6 +107,27 @@ class AbstractStore(ABC):
     ) -> Run:
         """Create a run. With ``run_key``, return the existing run holding that key instead
         (idempotent get-or-create, safe under concurrent callers)."""
+
+    # A store that can create runs whose ids the caller chose sets this and implements
+    # `prepare_run` and `create_runs`; the client then opens runs without waiting for them.
+    supports_deferred_open = False
+
+    def prepare_run(
+        self,
+        experiment_id: str,
+        artifact_location: str,
+        user_id: str,
+        tags: Sequence[RunTag] = (),
+        run_name: str | None = None,
+        run_key: str | None = None,
+    ) -> NewRun:
+        """Validate a RUNNING run and choose its id and artifact URI, writing nothing."""
+        raise NotImplementedError
+
+    def create_runs(self, new_runs: Sequence[NewRun]) -> set[str]:
+        """Write prepared runs at once; returns the ids of those not created (their key
+        was taken, or their experiment is missing or deleted)."""
+        raise NotImplementedError
 
     @abstractmethod
     def get_run(self, run_id: str) -> Run:
@@ -215,13 +249,19 @@ class AbstractStore(ABC):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
         lineage: Sequence[LineageEntry] = (),
+        opens: Sequence[NewRun] = (),
     ) -> None:
         """Write a run's last values and lineage, then end it with ``status``.
+
+        ``opens`` are prepared runs not written yet (the run itself among them), created
+        first, in the same unit where the backend can.
 
         Derived here from `log_batch`, `log_lineage` and `update_run_info`; a backend may do
         it in one transaction (the SQL store does), which keeps a tracked Prefect task at a
         small, fixed number of round trips.
         """
+        if opens:
+            self.create_runs(opens)
         if metrics or params or tags:
             self.log_batch(run_id, metrics=metrics, params=params, tags=tags)
         if lineage:

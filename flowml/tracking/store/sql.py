@@ -45,6 +45,7 @@ from flowml.tracking.store.base import (
     DEFAULT_EXPERIMENT_NAME,
     SEARCH_MAX_RESULTS_DEFAULT,
     AbstractStore,
+    NewRun,
 )
 from flowml.tracking.store.engine import (
     get_engine,
@@ -286,25 +287,10 @@ class SqlStore(AbstractStore):
         run_key: str | None = None,
         status: str = RunStatus.RUNNING,
     ) -> Run:
-        exp_id = _experiment_id(experiment_id)
-        if status not in RunStatus.ALL:
-            raise InvalidParameter(f"Unknown run status {status!r}; expected one of {RunStatus.ALL}")
-        tag_values = _validated_tags(tags)
-        run_name = run_name or tag_values.get(RUN_NAME) or _generate_run_name()
-        run_name = v.validate_run_name(run_name)
-        tag_values[RUN_NAME] = run_name
-        run_uuid = uuid.uuid4().hex
-        values = {
-            "run_uuid": run_uuid,
-            "run_key": run_key,
-            "name": run_name,
-            "experiment_id": exp_id,
-            "user_id": user_id,
-            "status": status,
-            "start_time": start_time if start_time is not None else now_ms(),
-            "parent_run_uuid": tag_values.get(PARENT_RUN_ID),
-        }
-        tag_rows = [{"run_uuid": run_uuid, "key": k, "value": val} for k, val in tag_values.items()]
+        values, tag_rows, tag_values = _run_rows(
+            experiment_id, user_id, start_time, tags, run_name, run_key, status
+        )
+        exp_id, run_uuid, run_name = values["experiment_id"], values["run_uuid"], values["name"]
         # One round trip: a get-or-create that checks the experiment itself, and the tags of
         # the run if it was created. Nothing returned: the key exists or the experiment is
         # missing or deleted, which the checked path below tells apart.
@@ -329,6 +315,52 @@ class SqlStore(AbstractStore):
             artifact_uri=values["artifact_uri"],
         )
         return Run(info=info, data=RunData(tags=tag_values))
+
+    supports_deferred_open = True
+
+    def prepare_run(
+        self,
+        experiment_id: str,
+        artifact_location: str,
+        user_id: str,
+        tags: Sequence[RunTag] = (),
+        run_name: str | None = None,
+        run_key: str | None = None,
+    ) -> NewRun:
+        values, tag_rows, tag_values = _run_rows(
+            experiment_id, user_id, None, tags, run_name, run_key, RunStatus.RUNNING
+        )
+        # The URI `create_run` builds in SQL from the experiment's location, built here.
+        uri = f"{artifact_location.rstrip('/')}/{values['run_uuid']}/artifacts"
+        info = RunInfo(
+            run_id=values["run_uuid"],
+            experiment_id=str(values["experiment_id"]),
+            run_name=values["name"],
+            user_id=user_id,
+            status=RunStatus.RUNNING,
+            start_time=values["start_time"],
+            end_time=None,
+            artifact_uri=uri,
+        )
+        return NewRun(Run(info=info, data=RunData(tags=tag_values)), values, tag_rows)
+
+    def create_runs(self, new_runs: Sequence[NewRun]) -> set[str]:
+        if not new_runs:
+            return set()
+        piped = pipelines(self.engine)
+        created: list[Any] = []
+        with one_round_trip(self.engine) as conn:
+            for new in new_runs:
+                cursor = sql_fast.run(conn, "create_run", new.values)
+                # Read before the next statement where nothing is pipelined (SQLite).
+                created.append(cursor if piped else cursor.fetchone())
+            sql_fast.run_many(
+                conn, "insert_tags_of_new_run", [r for new in new_runs for r in new.tag_rows]
+            )
+        if piped:
+            created = [cursor.fetchone() for cursor in created]
+        pairs = zip(new_runs, created, strict=True)
+        return {new.run.info.run_id for new, row in pairs if row is None}
 
     def _create_run_checked(
         self,
@@ -497,9 +529,11 @@ class SqlStore(AbstractStore):
         params: Sequence[Param] = (),
         tags: Sequence[RunTag] = (),
         lineage: Sequence[LineageEntry] = (),
+        opens: Sequence[NewRun] = (),
     ) -> None:
-        # One atomic unit for what `log_batch`, `log_lineage` and `update_run_info` would
-        # each write in their own, sent in one round trip: the end of a tracked task.
+        # One atomic unit for what `create_runs` (the runs opened without waiting and not
+        # written yet), `log_batch`, `log_lineage` and `update_run_info` would each write in
+        # their own, sent in one round trip: the end of a tracked task.
         if status not in RunStatus.ALL:
             raise InvalidParameter(
                 f"Unknown run status {status!r}; expected one of {RunStatus.ALL}"
@@ -508,6 +542,7 @@ class SqlStore(AbstractStore):
         lineage_rows = _lineage_rows(run_id, validate_entries(lineage))
         if any(r["key"] in (RUN_NAME, PARENT_RUN_ID) for r in tag_rows):
             # Tags mirrored in run columns: the general path keeps both equal.
+            self.create_runs(opens)
             self._finish_run_checked(run_id, status, end_time, metric_rows, param_rows,
                                      tag_rows, lineage_rows)
             return
@@ -516,6 +551,11 @@ class SqlStore(AbstractStore):
         dbapi = self.engine.dialect.loaded_dbapi
         try:
             with one_round_trip(self.engine) as conn:
+                for new in opens:
+                    sql_fast.run(conn, "create_run", new.values)
+                sql_fast.run_many(
+                    conn, "insert_tags_of_new_run", [r for new in opens for r in new.tag_rows]
+                )
                 ended = sql_fast.run(
                     conn,
                     "finish_run",
@@ -533,8 +573,10 @@ class SqlStore(AbstractStore):
                 sql_fast.run_many(conn, "upsert_latest", latest)
                 sql_fast.run_many(conn, "insert_lineage", lineage_rows)
         except (_Refused, dbapi.IntegrityError, dbapi.DataError):
-            # Rolled back, nothing written: a changed param, a missing or deleted run. The
-            # checked path names the problem (or writes it all, after a lost race).
+            # Rolled back, nothing written: a changed param, a missing or deleted run (or
+            # one to open whose key was taken). The checked path names the problem (or
+            # writes it all, after a lost race).
+            self.create_runs(opens)
             self._finish_run_checked(run_id, status, end_time, metric_rows, param_rows,
                                      tag_rows, lineage_rows)
 
@@ -651,6 +693,40 @@ def _experiment_id(experiment_id: object) -> int:
         return int(str(experiment_id))
     except ValueError:
         raise InvalidParameter(f"Invalid experiment id {experiment_id!r}: ids are integers") from None
+
+
+def _run_rows(
+    experiment_id: str,
+    user_id: str,
+    start_time: int | None,
+    tags: Sequence[RunTag],
+    run_name: str | None,
+    run_key: str | None,
+    status: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]]:
+    """A new run's validated row, tag rows and tags (its id chosen here)."""
+    exp_id = _experiment_id(experiment_id)
+    if status not in RunStatus.ALL:
+        raise InvalidParameter(
+            f"Unknown run status {status!r}; expected one of {RunStatus.ALL}"
+        )
+    tag_values = _validated_tags(tags)
+    run_name = run_name or tag_values.get(RUN_NAME) or _generate_run_name()
+    run_name = v.validate_run_name(run_name)
+    tag_values[RUN_NAME] = run_name
+    run_uuid = uuid.uuid4().hex
+    values = {
+        "run_uuid": run_uuid,
+        "run_key": run_key,
+        "name": run_name,
+        "experiment_id": exp_id,
+        "user_id": user_id,
+        "status": status,
+        "start_time": start_time if start_time is not None else now_ms(),
+        "parent_run_uuid": tag_values.get(PARENT_RUN_ID),
+    }
+    tag_rows = [{"run_uuid": run_uuid, "key": k, "value": val} for k, val in tag_values.items()]
+    return values, tag_rows, tag_values
 
 
 def _validated_tags(run_tags: Sequence[RunTag]) -> dict[str, str]:
