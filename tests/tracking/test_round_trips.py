@@ -164,7 +164,8 @@ def test_reads_and_queued_values_of_a_run_opened_without_waiting_write_it_first(
     client.close()
 
 
-def test_a_run_opened_without_waiting_on_a_taken_key_is_not_created(store: SqlStore):
+def test_a_run_opened_without_waiting_on_a_taken_key_is_not_created(sql_store: SqlStore):
+    store = sql_store  # opening without waiting is a SQL store feature
     exp_id = store.create_experiment("alpha")
     first = store.create_run(exp_id, "u", run_key="key:5")
     opener = RunOpener(store, linger=3600)

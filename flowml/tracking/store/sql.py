@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from flowml.exceptions import (
@@ -38,9 +38,9 @@ from flowml.tracking.entities import (
     ViewType,
     now_ms,
 )
-from flowml.tracking.lineage import DIRECTIONS, OUTPUT, LineageEntry, validate_entries
+from flowml.tracking.lineage import DIRECTIONS, LineageEntry, validate_entries
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
-from flowml.tracking.store import migrate, sql_fast
+from flowml.tracking.store import migrate, sql_fast, sql_lineage
 from flowml.tracking.store.base import (
     DEFAULT_EXPERIMENT_NAME,
     SEARCH_MAX_RESULTS_DEFAULT,
@@ -56,7 +56,6 @@ from flowml.tracking.store.engine import (
 from flowml.tracking.store.schema import (
     experiment_tags,
     experiments,
-    run_lineage,
     runs,
 )
 from flowml.tracking.store.schema import tags as tags_table
@@ -513,12 +512,12 @@ class SqlStore(AbstractStore):
     # -- lineage -----------------------------------------------------------------------------
 
     def log_lineage(self, run_id: str, entries: Sequence[LineageEntry]) -> None:
-        rows = _lineage_rows(run_id, validate_entries(entries))
+        rows = sql_lineage.lineage_rows(run_id, validate_entries(entries))
         if not rows:
             return
         with write_transaction(self.engine) as conn:
             self._require_active_run(conn, run_id)
-            conn.execute(_lineage_insert_statement(conn.dialect.name), rows)
+            conn.execute(sql_lineage.insert_statement(conn.dialect.name), rows)
 
     def finish_run(
         self,
@@ -539,7 +538,7 @@ class SqlStore(AbstractStore):
                 f"Unknown run status {status!r}; expected one of {RunStatus.ALL}"
             )
         metric_rows, param_rows, tag_rows = validated_batch(run_id, metrics, params, tags)
-        lineage_rows = _lineage_rows(run_id, validate_entries(lineage))
+        lineage_rows = sql_lineage.lineage_rows(run_id, validate_entries(lineage))
         if any(r["key"] in (RUN_NAME, PARENT_RUN_ID) for r in tag_rows):
             # Tags mirrored in run columns: the general path keeps both equal.
             self.create_runs(opens)
@@ -599,7 +598,7 @@ class SqlStore(AbstractStore):
                 self._require_active_run(conn, run_id)  # raises the right error
             write_batch(conn, run_id, metric_rows, param_rows, tag_rows)
             if lineage_rows:
-                conn.execute(_lineage_insert_statement(conn.dialect.name), lineage_rows)
+                conn.execute(sql_lineage.insert_statement(conn.dialect.name), lineage_rows)
 
     def search_lineage(
         self,
@@ -614,36 +613,8 @@ class SqlStore(AbstractStore):
         run_ids, uris = list(run_ids), list(uris)
         if not run_ids and not uris:
             return []
-        found: list[LineageEntry] = []
         with self.engine.connect() as conn:
-            # Chunked so a wide graph never exceeds a driver's bound-parameter limit.
-            for ids_chunk, uris_chunk in _paired_chunks(run_ids, uris, 400):
-                if direction in (None, OUTPUT):
-                    found.extend(_key_entries(conn, ids_chunk, uris_chunk))
-                where = []
-                if ids_chunk:
-                    where.append(run_lineage.c.run_uuid.in_(ids_chunk))
-                if uris_chunk:
-                    where.append(run_lineage.c.uri.in_(uris_chunk))
-                query = select(run_lineage).where(or_(*where))
-                if direction is not None:
-                    query = query.where(run_lineage.c.direction == direction)
-                for r in conn.execute(query.order_by(run_lineage.c.id)):
-                    found.append(
-                        LineageEntry(
-                            direction=r.direction,
-                            kind=r.kind,
-                            uri=r.uri,
-                            name=r.name,
-                            digest=r.digest,
-                            run_id=r.run_uuid,
-                            timestamp=r.timestamp,
-                        )
-                    )
-        if len(run_ids) > 400 or len(uris) > 400:
-            # Chunks may overlap in what they match: keep each row once, in insertion order.
-            found = list(dict.fromkeys(found))
-        return found
+            return sql_lineage.search(conn, run_ids, uris, direction)
 
     # -- search ------------------------------------------------------------------------------
 
@@ -779,58 +750,6 @@ def _run_info(row: Row) -> RunInfo:
     )
 
 
-def _key_entries(conn: Connection, run_ids: list[str], uris: list[str]) -> list[LineageEntry]:
-    """A run created with a run key stands for that key: an implicit output entry, so the
-    key is not stored a second time as lineage (kind: the key's prefix, up to ':')."""
-    where = []
-    if run_ids:
-        where.append(runs.c.run_uuid.in_(run_ids))
-    if uris:
-        where.append(runs.c.run_key.in_(uris))
-    rows = conn.execute(
-        select(runs.c.run_uuid, runs.c.run_key, runs.c.name, runs.c.start_time)
-        .where(runs.c.run_key.is_not(None), or_(*where))
-        .order_by(runs.c.id)
-    )
-    return [
-        LineageEntry(
-            direction=OUTPUT,
-            kind=r.run_key.split(":", 1)[0],
-            uri=r.run_key,
-            name=r.name,
-            run_id=r.run_uuid,
-            timestamp=r.start_time,
-        )
-        for r in rows
-    ]
-
-
-def _lineage_rows(run_id: str, entries: Sequence[LineageEntry]) -> list[dict[str, Any]]:
-    """One row per (direction, kind, uri): the first mention of a fact wins."""
-    now = now_ms()
-    rows: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for e in entries:
-        rows.setdefault(
-            (e.direction, e.kind, e.uri),
-            {
-                "run_uuid": run_id,
-                "direction": e.direction,
-                "kind": e.kind,
-                "uri": e.uri,
-                "name": e.name,
-                "digest": e.digest,
-                "timestamp": now,
-            },
-        )
-    return list(rows.values())
-
-
-@functools.cache
-def _lineage_insert_statement(dialect_name: str):
-    ins = sql_fast.dialect_insert(dialect_name)(run_lineage)
-    return ins.on_conflict_do_nothing(index_elements=["run_uuid", "direction", "kind", "uri"])
-
-
 @functools.cache
 def _finish_statement():
     # Ends an active run only: a deleted or missing run matches no row.
@@ -842,12 +761,6 @@ def _finish_statement():
         )
         .values(status=bindparam("new_status"), end_time=bindparam("new_end"))
     )
-
-
-def _paired_chunks(first: list[str], second: list[str], size: int):
-    """Chunks of two lists walked side by side (a shorter list yields empty chunks)."""
-    for i in range(0, max(len(first), len(second), 1), size):
-        yield first[i : i + size], second[i : i + size]
 
 
 def _chunks(items: list[str], size: int):
