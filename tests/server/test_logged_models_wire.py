@@ -2,39 +2,26 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
+from wire_helpers import API, error, ok, unique
 
-API = "/api/2.0/mlflow"
 MODELS = f"{API}/logged-models"
 
 
-def _ok(reply: httpx.Response) -> dict:
-    assert reply.status_code == 200, reply.text
-    return reply.json()
-
-
-def _error(reply: httpx.Response, status: int, code: str) -> str:
-    assert reply.status_code == status, reply.text
-    assert reply.json()["error_code"] == code, reply.text
-    return reply.json()["message"]
-
-
 def _experiment(http: httpx.Client) -> str:
-    name = f"lm-{uuid.uuid4().hex[:8]}"
-    return _ok(http.post(f"{API}/experiments/create", json={"name": name}))["experiment_id"]
+    reply = http.post(f"{API}/experiments/create", json={"name": unique("lm")})
+    return ok(reply)["experiment_id"]
 
 
 def _model(http: httpx.Client, experiment_id: str, **fields: object) -> dict:
     reply = http.post(MODELS, json={"experiment_id": experiment_id, **fields})
-    return _ok(reply)["model"]
+    return ok(reply)["model"]
 
 
 def test_create_get_finalize_tags_params_delete(http: httpx.Client, server):
     exp = _experiment(http)
-    run_id = _ok(http.post(f"{API}/runs/create", json={"experiment_id": exp}))["run"]["info"][
+    run_id = ok(http.post(f"{API}/runs/create", json={"experiment_id": exp}))["run"]["info"][
         "run_id"
     ]
     model = _model(
@@ -55,70 +42,70 @@ def test_create_get_finalize_tags_params_delete(http: httpx.Client, server):
     assert info["tags"] == [{"key": "team", "value": "ml"}]
     assert model["data"]["params"] == [{"key": "C", "value": "1.0"}]
 
-    finalized = _ok(http.patch(f"{MODELS}/{model_id}", json={"status": "LOGGED_MODEL_READY"}))
+    finalized = ok(http.patch(f"{MODELS}/{model_id}", json={"status": "LOGGED_MODEL_READY"}))
     assert finalized["model"]["info"]["status"] == "LOGGED_MODEL_READY"
 
-    _ok(http.patch(f"{MODELS}/{model_id}/tags", json={"tags": [{"key": "a/b", "value": "1"}]}))
-    _ok(http.post(f"{MODELS}/{model_id}/params", json={"params": [{"key": "C", "value": "1.0"}]}))
-    _error(
+    ok(http.patch(f"{MODELS}/{model_id}/tags", json={"tags": [{"key": "a/b", "value": "1"}]}))
+    ok(http.post(f"{MODELS}/{model_id}/params", json={"params": [{"key": "C", "value": "1.0"}]}))
+    error(
         http.post(f"{MODELS}/{model_id}/params", json={"params": [{"key": "C", "value": "2"}]}),
         400,
         "INVALID_PARAMETER_VALUE",
     )
-    _ok(http.delete(f"{MODELS}/{model_id}/tags/team"))
-    _error(http.delete(f"{MODELS}/{model_id}/tags/team"), 404, "RESOURCE_DOES_NOT_EXIST")
-    got = _ok(http.get(f"{MODELS}/{model_id}"))["model"]
+    ok(http.delete(f"{MODELS}/{model_id}/tags/team"))
+    error(http.delete(f"{MODELS}/{model_id}/tags/team"), 404, "RESOURCE_DOES_NOT_EXIST")
+    got = ok(http.get(f"{MODELS}/{model_id}"))["model"]
     assert got["info"]["tags"] == [{"key": "a/b", "value": "1"}]
     assert got["data"]["params"] == [{"key": "C", "value": "1.0"}]
 
-    _ok(http.delete(f"{MODELS}/{model_id}"))
-    _error(http.get(f"{MODELS}/{model_id}"), 404, "RESOURCE_DOES_NOT_EXIST")
-    _error(http.get(f"{MODELS}/m-nothex"), 404, "RESOURCE_DOES_NOT_EXIST")
+    ok(http.delete(f"{MODELS}/{model_id}"))
+    error(http.get(f"{MODELS}/{model_id}"), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(http.get(f"{MODELS}/m-nothex"), 404, "RESOURCE_DOES_NOT_EXIST")
 
 
 def test_bad_inputs_are_refused(http: httpx.Client):
     exp = _experiment(http)
-    _error(http.post(MODELS, json={"experiment_id": "987654"}), 404, "RESOURCE_DOES_NOT_EXIST")
-    _error(
+    error(http.post(MODELS, json={"experiment_id": "987654"}), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(
         http.post(MODELS, json={"experiment_id": exp, "source_run_id": "0" * 32}),
         404,
         "RESOURCE_DOES_NOT_EXIST",
     )
     for name in ("../up", "a/b", "x'y"):
-        _error(
+        error(
             http.post(MODELS, json={"experiment_id": exp, "name": name}),
             400,
             "INVALID_PARAMETER_VALUE",
         )
     model_id = _model(http, exp)["info"]["model_id"]
-    _error(http.patch(f"{MODELS}/{model_id}", json={}), 400, "INVALID_PARAMETER_VALUE")
+    error(http.patch(f"{MODELS}/{model_id}", json={}), 400, "INVALID_PARAMETER_VALUE")
     body = {"experiment_ids": [exp], "filter": "name LIKE 'x%'"}
-    _error(http.post(f"{MODELS}/search", json=body), 400, "INVALID_PARAMETER_VALUE")
+    error(http.post(f"{MODELS}/search", json=body), 400, "INVALID_PARAMETER_VALUE")
     # Nothing above created a model beyond the one good call.
-    found = _ok(http.post(f"{MODELS}/search", json={"experiment_ids": [exp]}))["models"]
+    found = ok(http.post(f"{MODELS}/search", json={"experiment_ids": [exp]}))["models"]
     assert [m["info"]["model_id"] for m in found] == [model_id]
 
 
 def test_search_filters_and_pages(http: httpx.Client):
     exp = _experiment(http)
-    run_id = _ok(http.post(f"{API}/runs/create", json={"experiment_id": exp}))["run"]["info"][
+    run_id = ok(http.post(f"{API}/runs/create", json={"experiment_id": exp}))["run"]["info"][
         "run_id"
     ]
     ids = [_model(http, exp, name="model", source_run_id=run_id)["info"]["model_id"] for _ in "ab"]
     other = _model(http, exp, name="other")["info"]["model_id"]
     search = f"{MODELS}/search"
-    named = _ok(http.post(search, json={"experiment_ids": [exp], "filter": "name = 'model'"}))
+    named = ok(http.post(search, json={"experiment_ids": [exp], "filter": "name = 'model'"}))
     assert sorted(m["info"]["model_id"] for m in named["models"]) == sorted(ids)
-    by_run = _ok(
+    by_run = ok(
         http.post(
             search,
             json={"experiment_ids": [exp], "filter": f"source_run_id = '{run_id}' AND name != 'x'"},
         )
     )
     assert len(by_run["models"]) == 2
-    first = _ok(http.post(search, json={"experiment_ids": [exp], "max_results": 2}))
+    first = ok(http.post(search, json={"experiment_ids": [exp], "max_results": 2}))
     assert len(first["models"]) == 2 and first["next_page_token"]
-    rest = _ok(
+    rest = ok(
         http.post(
             search,
             json={
@@ -131,7 +118,7 @@ def test_search_filters_and_pages(http: httpx.Client):
     assert "next_page_token" not in rest
     seen = [m["info"]["model_id"] for m in first["models"] + rest["models"]]
     assert sorted(seen) == sorted([*ids, other])
-    _error(http.post(search, json={"experiment_ids": ["424242"]}), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(http.post(search, json={"experiment_ids": ["424242"]}), 404, "RESOURCE_DOES_NOT_EXIST")
 
 
 def test_model_files_through_the_proxy_and_listing(http: httpx.Client, server):
@@ -139,17 +126,17 @@ def test_model_files_through_the_proxy_and_listing(http: httpx.Client, server):
     info = _model(http, exp, name="model")["info"]
     model_id = info["model_id"]
     rel = info["artifact_uri"].removeprefix("mlflow-artifacts:/")
-    _ok(http.put(f"/api/2.0/mlflow-artifacts/artifacts/{rel}/MLmodel", content=b"flavors: {}\n"))
+    ok(http.put(f"/api/2.0/mlflow-artifacts/artifacts/{rel}/MLmodel", content=b"flavors: {}\n"))
     stored = server.destination / exp / "models" / model_id / "artifacts" / "MLmodel"
     assert stored.read_bytes() == b"flavors: {}\n"
-    listed = _ok(http.get(f"{MODELS}/{model_id}/artifacts/directories"))
+    listed = ok(http.get(f"{MODELS}/{model_id}/artifacts/directories"))
     assert listed["files"] == [{"path": "MLmodel", "is_dir": False, "file_size": 12}]
     assert listed["root_uri"] == info["artifact_uri"]
     files = f"/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files"
     got = http.get(files, params={"artifact_file_path": "MLmodel"})
     assert got.status_code == 200 and got.content == b"flavors: {}\n"
-    _error(http.get(files), 400, "BAD_REQUEST")
-    _error(http.get(files, params={"artifact_file_path": "."}), 400, "BAD_REQUEST")
+    error(http.get(files), 400, "BAD_REQUEST")
+    error(http.get(files, params={"artifact_file_path": "."}), 400, "BAD_REQUEST")
 
 
 @pytest.mark.parametrize(
@@ -174,15 +161,15 @@ def test_run_outputs_record_the_model_as_lineage(http: httpx.Client, server):
     from flowml.tracking.store.registry import get_store
 
     exp = _experiment(http)
-    run_id = _ok(http.post(f"{API}/runs/create", json={"experiment_id": exp}))["run"]["info"][
+    run_id = ok(http.post(f"{API}/runs/create", json={"experiment_id": exp}))["run"]["info"][
         "run_id"
     ]
     model_id = _model(http, exp, source_run_id=run_id)["info"]["model_id"]
     body = {"run_id": run_id, "models": [{"model_id": model_id, "step": 0}]}
-    _ok(http.post(f"{API}/runs/outputs", json=body))
-    _ok(http.post(f"{API}/runs/outputs", json=body))  # a retry adds nothing
+    ok(http.post(f"{API}/runs/outputs", json=body))
+    ok(http.post(f"{API}/runs/outputs", json=body))  # a retry adds nothing
     missing = {"run_id": run_id, "models": [{"model_id": "m-" + "0" * 32}]}
-    _error(http.post(f"{API}/runs/outputs", json=missing), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(http.post(f"{API}/runs/outputs", json=missing), 404, "RESOURCE_DOES_NOT_EXIST")
     store = get_store(server.store_uri, str(server.destination))
     entries = store.search_lineage(run_ids=[run_id])
     assert [(e.direction, e.kind, e.uri) for e in entries] == [

@@ -2,50 +2,30 @@
 
 from __future__ import annotations
 
-import uuid
-
 import httpx
 import pytest
+from wire_helpers import API, error, ok, unique
 
-API = "/api/2.0/mlflow"
 RM = f"{API}/registered-models"
 MV = f"{API}/model-versions"
 
 
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _ok(reply: httpx.Response) -> dict:
-    assert reply.status_code == 200, reply.text
-    assert reply.headers["content-type"].startswith("application/json")
-    return reply.json()
-
-
-def _error(reply: httpx.Response, status: int, code: str) -> str:
-    assert reply.status_code == status, reply.text
-    payload = reply.json()
-    assert set(payload) == {"error_code", "message"}
-    assert payload["error_code"] == code, payload
-    return payload["message"]
-
-
 def _run(http: httpx.Client) -> dict:
-    exp_id = _ok(http.post(f"{API}/experiments/create", json={"name": _name("exp")}))[
+    exp_id = ok(http.post(f"{API}/experiments/create", json={"name": unique("exp")}))[
         "experiment_id"
     ]
-    return _ok(http.post(f"{API}/runs/create", json={"experiment_id": exp_id}))["run"]["info"]
+    return ok(http.post(f"{API}/runs/create", json={"experiment_id": exp_id}))["run"]["info"]
 
 
 def _model(http: httpx.Client, **fields: object) -> str:
-    name = _name("model")
-    _ok(http.post(f"{RM}/create", json={"name": name, **fields}))
+    name = unique("model")
+    ok(http.post(f"{RM}/create", json={"name": name, **fields}))
     return name
 
 
 def _version(http: httpx.Client, name: str, source: str, **fields: object) -> dict:
     body = {"name": name, "source": source, **fields}
-    return _ok(http.post(f"{MV}/create", json=body))["model_version"]
+    return ok(http.post(f"{MV}/create", json=body))["model_version"]
 
 
 def _delete(http: httpx.Client, path: str, body: dict) -> httpx.Response:
@@ -54,8 +34,8 @@ def _delete(http: httpx.Client, path: str, body: dict) -> httpx.Response:
 
 
 def test_registered_model_lifecycle_and_errors(http: httpx.Client):
-    name = _name("churn")
-    created = _ok(
+    name = unique("churn")
+    created = ok(
         http.post(
             f"{RM}/create",
             json={"name": name, "description": "d", "tags": [{"key": "team", "value": "ml"}]},
@@ -66,36 +46,36 @@ def test_registered_model_lifecycle_and_errors(http: httpx.Client):
     assert created["tags"] == [{"key": "team", "value": "ml"}]
     assert isinstance(created["creation_timestamp"], int)
     assert "latest_versions" not in created and "aliases" not in created  # empty: left out
-    _error(http.post(f"{RM}/create", json={"name": name}), 400, "RESOURCE_ALREADY_EXISTS")
-    _error(http.post(f"{RM}/create", json={}), 400, "INVALID_PARAMETER_VALUE")
+    error(http.post(f"{RM}/create", json={"name": name}), 400, "RESOURCE_ALREADY_EXISTS")
+    error(http.post(f"{RM}/create", json={}), 400, "INVALID_PARAMETER_VALUE")
 
     # The /ajax-api/ mirror serves the same methods (MLflow's web UI calls it).
-    got = _ok(http.get("/ajax-api/2.0/mlflow/registered-models/get", params={"name": name}))
+    got = ok(http.get("/ajax-api/2.0/mlflow/registered-models/get", params={"name": name}))
     assert got["registered_model"]["tags"] == [{"key": "team", "value": "ml"}]
-    updated = _ok(http.patch(f"{RM}/update", json={"name": name, "description": "new"}))
+    updated = ok(http.patch(f"{RM}/update", json={"name": name, "description": "new"}))
     assert updated["registered_model"]["description"] == "new"
 
-    _ok(http.post(f"{RM}/set-tag", json={"name": name, "key": "owner", "value": "ana"}))
-    _ok(_delete(http, f"{RM}/delete-tag", {"name": name, "key": "team"}))
-    got = _ok(http.get(f"{RM}/get", params={"name": name}))["registered_model"]
+    ok(http.post(f"{RM}/set-tag", json={"name": name, "key": "owner", "value": "ana"}))
+    ok(_delete(http, f"{RM}/delete-tag", {"name": name, "key": "team"}))
+    got = ok(http.get(f"{RM}/get", params={"name": name}))["registered_model"]
     assert got["tags"] == [{"key": "owner", "value": "ana"}]
 
     other = _model(http)
-    _error(
+    error(
         http.post(f"{RM}/rename", json={"name": name, "new_name": other}),
         400,
         "RESOURCE_ALREADY_EXISTS",
     )
     renamed = name + "-v2"
-    reply = _ok(http.post(f"{RM}/rename", json={"name": name, "new_name": renamed}))
+    reply = ok(http.post(f"{RM}/rename", json={"name": name, "new_name": renamed}))
     assert reply["registered_model"]["name"] == renamed
-    _error(http.get(f"{RM}/get", params={"name": name}), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(http.get(f"{RM}/get", params={"name": name}), 404, "RESOURCE_DOES_NOT_EXIST")
 
-    _ok(_delete(http, f"{RM}/delete", {"name": renamed}))
-    _error(http.get(f"{RM}/get", params={"name": renamed}), 404, "RESOURCE_DOES_NOT_EXIST")
-    _error(_delete(http, f"{RM}/delete", {"name": renamed}), 404, "RESOURCE_DOES_NOT_EXIST")
+    ok(_delete(http, f"{RM}/delete", {"name": renamed}))
+    error(http.get(f"{RM}/get", params={"name": renamed}), 404, "RESOURCE_DOES_NOT_EXIST")
+    error(_delete(http, f"{RM}/delete", {"name": renamed}), 404, "RESOURCE_DOES_NOT_EXIST")
     missing = http.post(f"{MV}/create", json={"name": renamed, "source": "s3://bucket/m"})
-    _error(missing, 404, "RESOURCE_DOES_NOT_EXIST")
+    error(missing, 404, "RESOURCE_DOES_NOT_EXIST")
 
 
 def test_versions_aliases_stages_and_tags(http: httpx.Client, server):
@@ -110,7 +90,7 @@ def test_versions_aliases_stages_and_tags(http: httpx.Client, server):
     assert v1["current_stage"] == "None"
     assert isinstance(v1["creation_timestamp"], int)
     # A runs:/ source resolves to the run's artifacts, sent in the proxied form.
-    uri = _ok(http.get(f"{MV}/get-download-uri", params={"name": name, "version": "1"}))
+    uri = ok(http.get(f"{MV}/get-download-uri", params={"name": name, "version": "1"}))
     assert uri == {"artifact_uri": f"{run['artifact_uri']}/model"}
     assert uri["artifact_uri"].startswith("mlflow-artifacts:/")
 
@@ -129,104 +109,104 @@ def test_versions_aliases_stages_and_tags(http: httpx.Client, server):
     assert stored.source == f"{server.destination}/{proxied.removeprefix('mlflow-artifacts:/')}"
 
     # Aliases: set, read (both shapes), move, delete.
-    _ok(http.post(f"{RM}/alias", json={"name": name, "alias": "champion", "version": "1"}))
-    by_alias = _ok(http.get(f"{RM}/alias", params={"name": name, "alias": "champion"}))
+    ok(http.post(f"{RM}/alias", json={"name": name, "alias": "champion", "version": "1"}))
+    by_alias = ok(http.get(f"{RM}/alias", params={"name": name, "alias": "champion"}))
     assert by_alias["model_version"]["version"] == "1"
     assert by_alias["model_version"]["aliases"] == ["champion"]
-    _ok(http.post(f"{RM}/alias", json={"name": name, "alias": "champion", "version": "2"}))
-    model = _ok(http.get(f"{RM}/get", params={"name": name}))["registered_model"]
+    ok(http.post(f"{RM}/alias", json={"name": name, "alias": "champion", "version": "2"}))
+    model = ok(http.get(f"{RM}/get", params={"name": name}))["registered_model"]
     assert model["aliases"] == [{"alias": "champion", "version": "2"}]
-    _error(
+    error(
         http.post(f"{RM}/alias", json={"name": name, "alias": "latest", "version": "1"}),
         400,
         "INVALID_PARAMETER_VALUE",
     )
-    _ok(_delete(http, f"{RM}/alias", {"name": name, "alias": "champion"}))
-    _error(
+    ok(_delete(http, f"{RM}/alias", {"name": name, "alias": "champion"}))
+    error(
         http.get(f"{RM}/alias", params={"name": name, "alias": "champion"}),
         404,
         "RESOURCE_DOES_NOT_EXIST",
     )
 
     # Stages: archive_existing_versions moves the other Staging version to Archived.
-    staged = _ok(
+    staged = ok(
         http.post(f"{MV}/transition-stage", json={"name": name, "version": "1", "stage": "staging"})
     )["model_version"]
     assert staged["current_stage"] == "Staging"
     body = {"name": name, "version": "2", "stage": "Staging", "archive_existing_versions": True}
-    _ok(http.post(f"{MV}/transition-stage", json=body))
-    v1_now = _ok(http.get(f"{MV}/get", params={"name": name, "version": "1"}))["model_version"]
+    ok(http.post(f"{MV}/transition-stage", json=body))
+    v1_now = ok(http.get(f"{MV}/get", params={"name": name, "version": "1"}))["model_version"]
     assert v1_now["current_stage"] == "Archived"
-    _error(
+    error(
         http.post(f"{MV}/transition-stage", json={"name": name, "version": "1", "stage": "Gold"}),
         400,
         "INVALID_PARAMETER_VALUE",
     )
-    latest = _ok(http.post(f"{RM}/get-latest-versions", json={"name": name, "stages": ["Staging"]}))
+    latest = ok(http.post(f"{RM}/get-latest-versions", json={"name": name, "stages": ["Staging"]}))
     assert [v["version"] for v in latest["model_versions"]] == ["2"]
-    latest = _ok(http.get(f"{RM}/get-latest-versions", params={"name": name}))
+    latest = ok(http.get(f"{RM}/get-latest-versions", params={"name": name}))
     assert sorted(v["version"] for v in latest["model_versions"]) == ["1", "2"]
-    model = _ok(http.get(f"{RM}/get", params={"name": name}))["registered_model"]
+    model = ok(http.get(f"{RM}/get", params={"name": name}))["registered_model"]
     assert {(v["version"], v["current_stage"]) for v in model["latest_versions"]} == {
         ("1", "Archived"),
         ("2", "Staging"),
     }
 
     # Tags and description of a version.
-    _ok(http.post(f"{MV}/set-tag", json={"name": name, "version": "1", "key": "a", "value": "b"}))
-    _ok(_delete(http, f"{MV}/delete-tag", {"name": name, "version": "2", "key": "k"}))
-    _ok(http.patch(f"{MV}/update", json={"name": name, "version": "1", "description": "x"}))
-    v1_now = _ok(http.get(f"{MV}/get", params={"name": name, "version": "1"}))["model_version"]
+    ok(http.post(f"{MV}/set-tag", json={"name": name, "version": "1", "key": "a", "value": "b"}))
+    ok(_delete(http, f"{MV}/delete-tag", {"name": name, "version": "2", "key": "k"}))
+    ok(http.patch(f"{MV}/update", json={"name": name, "version": "1", "description": "x"}))
+    v1_now = ok(http.get(f"{MV}/get", params={"name": name, "version": "1"}))["model_version"]
     assert v1_now["tags"] == [{"key": "a", "value": "b"}]
     assert v1_now["description"] == "x"
-    v2_now = _ok(http.get(f"{MV}/get", params={"name": name, "version": "2"}))["model_version"]
+    v2_now = ok(http.get(f"{MV}/get", params={"name": name, "version": "2"}))["model_version"]
     assert "tags" not in v2_now
 
     # Search with filters (GET with query parameters, as MLflow's client sends).
-    found = _ok(http.get(f"{MV}/search", params={"filter": f"name = '{name}'"}))
+    found = ok(http.get(f"{MV}/search", params={"filter": f"name = '{name}'"}))
     assert sorted(v["version"] for v in found["model_versions"]) == ["1", "2"]
-    found = _ok(http.get(f"{MV}/search", params={"filter": f"run_id = '{run_id}'"}))
+    found = ok(http.get(f"{MV}/search", params={"filter": f"run_id = '{run_id}'"}))
     assert [v["version"] for v in found["model_versions"]] == ["1"]
 
     # Deleting a version: it is gone, its number is not reused.
-    _ok(_delete(http, f"{MV}/delete", {"name": name, "version": "1"}))
-    _error(
+    ok(_delete(http, f"{MV}/delete", {"name": name, "version": "1"}))
+    error(
         http.get(f"{MV}/get", params={"name": name, "version": "1"}), 404, "RESOURCE_DOES_NOT_EXIST"
     )
     assert _version(http, name, f"runs:/{run_id}/model")["version"] == "3"
 
 
 def test_search_registered_models_filters_and_pages(http: httpx.Client):
-    prefix = _name("search")
+    prefix = unique("search")
     for suffix in ("a", "b", "c"):
-        _ok(http.post(f"{RM}/create", json={"name": f"{prefix}-{suffix}"}))
-    _ok(http.post(f"{RM}/set-tag", json={"name": f"{prefix}-b", "key": "t", "value": "1"}))
+        ok(http.post(f"{RM}/create", json={"name": f"{prefix}-{suffix}"}))
+    ok(http.post(f"{RM}/set-tag", json={"name": f"{prefix}-b", "key": "t", "value": "1"}))
     params = {"filter": f"name LIKE '{prefix}%'", "max_results": "2", "order_by": "name DESC"}
-    first = _ok(http.get(f"{RM}/search", params=params))
+    first = ok(http.get(f"{RM}/search", params=params))
     assert [m["name"] for m in first["registered_models"]] == [f"{prefix}-c", f"{prefix}-b"]
-    rest = _ok(http.get(f"{RM}/search", params={**params, "page_token": first["next_page_token"]}))
+    rest = ok(http.get(f"{RM}/search", params={**params, "page_token": first["next_page_token"]}))
     assert [m["name"] for m in rest["registered_models"]] == [f"{prefix}-a"]
     assert "next_page_token" not in rest
-    tagged = _ok(
+    tagged = ok(
         http.get(f"{RM}/search", params={"filter": f"name LIKE '{prefix}%' and tags.t = '1'"})
     )
     assert [m["name"] for m in tagged["registered_models"]] == [f"{prefix}-b"]
-    _error(
+    error(
         http.get(f"{RM}/search", params={"filter": "name ~ 'x'"}), 400, "INVALID_PARAMETER_VALUE"
     )
 
 
 def test_search_registered_models_hides_prompts_as_mlflow_clients_ask(http: httpx.Client):
     # MLflow 3's client appends this clause to every search: models without the tag match.
-    prefix = _name("prompts")
+    prefix = unique("prompts")
     for suffix in ("plain", "prompt", "not-prompt"):
-        _ok(http.post(f"{RM}/create", json={"name": f"{prefix}-{suffix}"}))
+        ok(http.post(f"{RM}/create", json={"name": f"{prefix}-{suffix}"}))
     tag = "mlflow.prompt.is_prompt"
-    _ok(http.post(f"{RM}/set-tag", json={"name": f"{prefix}-prompt", "key": tag, "value": "true"}))
+    ok(http.post(f"{RM}/set-tag", json={"name": f"{prefix}-prompt", "key": tag, "value": "true"}))
     body = {"name": f"{prefix}-not-prompt", "key": tag, "value": "false"}
-    _ok(http.post(f"{RM}/set-tag", json=body))
+    ok(http.post(f"{RM}/set-tag", json=body))
     query = f"name LIKE '{prefix}%' AND tag.`{tag}` != 'true'"
-    found = _ok(http.get(f"{RM}/search", params={"filter": query, "order_by": "name"}))
+    found = ok(http.get(f"{RM}/search", params={"filter": query, "order_by": "name"}))
     assert [m["name"] for m in found["registered_models"]] == [
         f"{prefix}-not-prompt",
         f"{prefix}-plain",
@@ -250,12 +230,12 @@ def test_escaping_sources_are_refused_and_nothing_is_stored(
     http: httpx.Client, server, source: str
 ):
     name = _model(http)
-    _error(
+    error(
         http.post(f"{MV}/create", json={"name": name, "source": source}),
         400,
         "INVALID_PARAMETER_VALUE",
     )
-    found = _ok(http.get(f"{MV}/search", params={"filter": f"name = '{name}'"}))
+    found = ok(http.get(f"{MV}/search", params={"filter": f"name = '{name}'"}))
     assert found.get("model_versions", []) == []
     from flowml.registry.store import get_registry_store
 

@@ -7,37 +7,18 @@ import uuid
 
 import httpx
 import pytest
-
-API = "/api/2.0/mlflow"
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def _ok(reply: httpx.Response) -> dict:
-    assert reply.status_code == 200, reply.text
-    assert reply.headers["content-type"].startswith("application/json")
-    return reply.json()
-
-
-def _error(reply: httpx.Response, status: int, code: str) -> str:
-    assert reply.status_code == status, reply.text
-    payload = reply.json()
-    assert set(payload) == {"error_code", "message"}
-    assert payload["error_code"] == code
-    return payload["message"]
+from wire_helpers import API, error, ok, unique
 
 
 def _experiment(http: httpx.Client, **fields: object) -> str:
-    return _ok(http.post(f"{API}/experiments/create", json={"name": _name("exp"), **fields}))[
+    return ok(http.post(f"{API}/experiments/create", json={"name": unique("exp"), **fields}))[
         "experiment_id"
     ]
 
 
 def _run(http: httpx.Client, experiment_id: str, **fields: object) -> dict:
     reply = http.post(f"{API}/runs/create", json={"experiment_id": experiment_id, **fields})
-    return _ok(reply)["run"]
+    return ok(reply)["run"]
 
 
 def test_health_version_and_server_info(http: httpx.Client):
@@ -45,13 +26,13 @@ def test_health_version_and_server_info(http: httpx.Client):
 
     assert http.get("/health").text == "OK"
     assert http.get("/version").text == __version__
-    info = _ok(http.get("/api/3.0/mlflow/server-info"))
+    info = ok(http.get("/api/3.0/mlflow/server-info"))
     assert info["multipart_uploads_enabled"] is False  # MLflow's client then sends one PUT
 
 
 def test_experiment_shapes_and_lifecycle(http: httpx.Client):
-    name = _name("shapes")
-    created = _ok(
+    name = unique("shapes")
+    created = ok(
         http.post(
             f"{API}/experiments/create",
             json={"name": name, "tags": [{"key": "team", "value": "ml"}]},
@@ -60,7 +41,7 @@ def test_experiment_shapes_and_lifecycle(http: httpx.Client):
     exp_id = created["experiment_id"]
     assert isinstance(exp_id, str)
     # GET with query parameters, as MLflow's client sends it.
-    experiment = _ok(http.get(f"{API}/experiments/get", params={"experiment_id": exp_id}))[
+    experiment = ok(http.get(f"{API}/experiments/get", params={"experiment_id": exp_id}))[
         "experiment"
     ]
     assert experiment["name"] == name
@@ -68,34 +49,34 @@ def test_experiment_shapes_and_lifecycle(http: httpx.Client):
     assert experiment["lifecycle_stage"] == "active"
     assert type(experiment["creation_time"]) is int and experiment["creation_time"] > 1e12
     assert experiment["tags"] == [{"key": "team", "value": "ml"}]
-    by_name = _ok(http.get(f"{API}/experiments/get-by-name", params={"experiment_name": name}))
+    by_name = ok(http.get(f"{API}/experiments/get-by-name", params={"experiment_name": name}))
     assert by_name["experiment"]["experiment_id"] == exp_id
 
-    _ok(
+    ok(
         http.post(
             f"{API}/experiments/update", json={"experiment_id": exp_id, "new_name": name + "-2"}
         )
     )
-    _ok(
+    ok(
         http.post(
             f"{API}/experiments/set-experiment-tag",
             json={"experiment_id": exp_id, "key": "stage", "value": "dev"},
         )
     )
-    _ok(http.post(f"{API}/experiments/delete", json={"experiment_id": exp_id}))
-    got = _ok(http.get(f"{API}/experiments/get", params={"experiment_id": exp_id}))["experiment"]
+    ok(http.post(f"{API}/experiments/delete", json={"experiment_id": exp_id}))
+    got = ok(http.get(f"{API}/experiments/get", params={"experiment_id": exp_id}))["experiment"]
     assert got["name"] == name + "-2"
     assert got["lifecycle_stage"] == "deleted"
     assert {"key": "stage", "value": "dev"} in got["tags"]
-    deleted = _ok(http.post(f"{API}/experiments/search", json={"view_type": "DELETED_ONLY"}))
+    deleted = ok(http.post(f"{API}/experiments/search", json={"view_type": "DELETED_ONLY"}))
     assert exp_id in [e["experiment_id"] for e in deleted["experiments"]]
-    _ok(http.post(f"{API}/experiments/restore", json={"experiment_id": exp_id}))
-    active = _ok(http.post(f"{API}/experiments/search", json={"max_results": 50000}))
+    ok(http.post(f"{API}/experiments/restore", json={"experiment_id": exp_id}))
+    active = ok(http.post(f"{API}/experiments/search", json={"max_results": 50000}))
     assert exp_id in [e["experiment_id"] for e in active["experiments"]]
 
 
 def test_experiment_search_pages_with_tokens(http: httpx.Client):
-    prefix = _name("paged")
+    prefix = unique("paged")
     ids = {_experiment(http, name=f"{prefix}-{i}") for i in range(5)}
     seen: list[str] = []
     token = None
@@ -103,7 +84,7 @@ def test_experiment_search_pages_with_tokens(http: httpx.Client):
         request = {"max_results": 2, "filter": f"name LIKE '{prefix}%'", "order_by": ["name"]}
         if token:
             request["page_token"] = token
-        page = _ok(http.post(f"{API}/experiments/search", json=request))
+        page = ok(http.post(f"{API}/experiments/search", json=request))
         seen += [e["experiment_id"] for e in page["experiments"]]
         token = page.get("next_page_token")
         if not token:
@@ -112,46 +93,46 @@ def test_experiment_search_pages_with_tokens(http: httpx.Client):
 
 
 def test_error_codes_and_statuses(http: httpx.Client):
-    message = _error(
+    message = error(
         http.get(f"{API}/experiments/get", params={"experiment_id": "987654"}),
         404,
         "RESOURCE_DOES_NOT_EXIST",
     )
     assert "987654" in message
-    _error(
-        http.get(f"{API}/experiments/get-by-name", params={"experiment_name": _name("none")}),
+    error(
+        http.get(f"{API}/experiments/get-by-name", params={"experiment_name": unique("none")}),
         404,
         "RESOURCE_DOES_NOT_EXIST",
     )
-    name = _name("dup")
+    name = unique("dup")
     _experiment(http, name=name)
-    _error(
+    error(
         http.post(f"{API}/experiments/create", json={"name": name}), 400, "RESOURCE_ALREADY_EXISTS"
     )
-    assert "'name'" in _error(
+    assert "'name'" in error(
         http.post(f"{API}/experiments/create", json={}), 400, "INVALID_PARAMETER_VALUE"
     )
-    _error(
+    error(
         http.get(f"{API}/runs/get", params={"run_id": uuid.uuid4().hex}),
         404,
         "RESOURCE_DOES_NOT_EXIST",
     )
-    _error(
+    error(
         http.post(
             f"{API}/runs/create", content=b"{not json", headers={"content-type": "application/json"}
         ),
         400,
         "BAD_REQUEST",
     )
-    _error(http.post(f"{API}/runs/create", json=[1, 2]), 400, "BAD_REQUEST")
-    _error(http.get(f"{API}/no/such/endpoint"), 404, "ENDPOINT_NOT_FOUND")
-    _error(http.get(f"{API}/runs/create"), 405, "ENDPOINT_NOT_FOUND")
-    _error(
+    error(http.post(f"{API}/runs/create", json=[1, 2]), 400, "BAD_REQUEST")
+    error(http.get(f"{API}/no/such/endpoint"), 404, "ENDPOINT_NOT_FOUND")
+    error(http.get(f"{API}/runs/create"), 405, "ENDPOINT_NOT_FOUND")
+    error(
         http.post(f"{API}/experiments/search", json={"view_type": "SOMETIMES"}),
         400,
         "INVALID_PARAMETER_VALUE",
     )
-    _error(
+    error(
         http.post(f"{API}/experiments/search", json={"filter": "name ==== 'x'"}),
         400,
         "INVALID_PARAMETER_VALUE",
@@ -177,40 +158,40 @@ def test_run_lifecycle_shapes(http: httpx.Client):
     assert info["user_id"] == "ada" and info["run_name"] == "first"
     assert {"key": "team", "value": "ml"} in run["data"]["tags"]
 
-    updated = _ok(
+    updated = ok(
         http.post(
             f"{API}/runs/update",
             json={"run_id": run_id, "status": "FINISHED", "end_time": "1700000005000"},
         )
     )["run_info"]
     assert updated["status"] == "FINISHED" and updated["end_time"] == 1_700_000_005_000
-    _ok(http.post(f"{API}/runs/delete", json={"run_id": run_id}))
-    got = _ok(http.get(f"{API}/runs/get", params={"run_id": run_id}))["run"]
+    ok(http.post(f"{API}/runs/delete", json={"run_id": run_id}))
+    got = ok(http.get(f"{API}/runs/get", params={"run_id": run_id}))["run"]
     assert got["info"]["lifecycle_stage"] == "deleted"
-    _error(
+    error(
         http.post(f"{API}/runs/set-tag", json={"run_id": run_id, "key": "k", "value": "v"}),
         400,
         "INVALID_STATE",
     )
-    _ok(http.post(f"{API}/runs/restore", json={"run_id": run_id}))
+    ok(http.post(f"{API}/runs/restore", json={"run_id": run_id}))
     # The ajax mirror answers the same.
     mirrored = http.get("/ajax-api/2.0/mlflow/runs/get", params={"run_uuid": run_id})
-    assert _ok(mirrored)["run"]["info"]["lifecycle_stage"] == "active"
+    assert ok(mirrored)["run"]["info"]["lifecycle_stage"] == "active"
 
 
 def test_logging_and_metric_history(http: httpx.Client):
     run_id = _run(http, _experiment(http))["info"]["run_id"]
-    _ok(
+    ok(
         http.post(f"{API}/runs/log-parameter", json={"run_id": run_id, "key": "lr", "value": "0.1"})
     )
-    _ok(
+    ok(
         http.post(
             f"{API}/runs/log-metric",
             json={"run_id": run_id, "key": "loss", "value": 0.5, "timestamp": 1000, "step": 0},
         )
     )
     # int64 as a decimal string and a non-finite value as protobuf's string spelling.
-    _ok(
+    ok(
         http.post(
             f"{API}/runs/log-metric",
             json={
@@ -222,7 +203,7 @@ def test_logging_and_metric_history(http: httpx.Client):
             },
         )
     )
-    _ok(
+    ok(
         http.post(
             f"{API}/runs/log-batch",
             json={
@@ -236,16 +217,16 @@ def test_logging_and_metric_history(http: httpx.Client):
             },
         )
     )
-    _ok(http.post(f"{API}/runs/set-tag", json={"run_id": run_id, "key": "k", "value": "v"}))
-    _ok(http.post(f"{API}/runs/delete-tag", json={"run_id": run_id, "key": "gone"}))
+    ok(http.post(f"{API}/runs/set-tag", json={"run_id": run_id, "key": "k", "value": "v"}))
+    ok(http.post(f"{API}/runs/delete-tag", json={"run_id": run_id, "key": "gone"}))
 
-    history = _ok(
+    history = ok(
         http.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "loss"})
     )["metrics"]
     assert history[0] == {"key": "loss", "value": 0.5, "timestamp": 1000, "step": 0}
     assert history[1]["value"] == "NaN" and history[1]["timestamp"] == 2000
     assert type(history[2]["step"]) is int and history[2]["step"] == 2
-    paged = _ok(
+    paged = ok(
         http.get(
             f"{API}/metrics/get-history",
             params={"run_id": run_id, "metric_key": "loss", "max_results": 2},
@@ -253,7 +234,7 @@ def test_logging_and_metric_history(http: httpx.Client):
     )
     assert len(paged["metrics"]) == 2 and paged["next_page_token"]
 
-    data = _ok(http.get(f"{API}/runs/get", params={"run_id": run_id}))["run"]["data"]
+    data = ok(http.get(f"{API}/runs/get", params={"run_id": run_id}))["run"]["data"]
     assert {"key": "lr", "value": "0.1"} in data["params"]
     assert {"key": "depth", "value": "3"} in data["params"]
     metrics = {m["key"]: m["value"] for m in data["metrics"]}
@@ -262,12 +243,12 @@ def test_logging_and_metric_history(http: httpx.Client):
     assert tags["k"] == "v" and tags["note"] == "x" and "gone" not in tags
 
     # A param is write-once: a new value is refused and the old one kept.
-    _error(
+    error(
         http.post(f"{API}/runs/log-parameter", json={"run_id": run_id, "key": "lr", "value": "9"}),
         400,
         "INVALID_PARAMETER_VALUE",
     )
-    _error(
+    error(
         http.post(
             f"{API}/runs/log-metric",
             json={"run_id": run_id, "key": "bad", "value": "lots", "timestamp": 1},
@@ -275,7 +256,7 @@ def test_logging_and_metric_history(http: httpx.Client):
         400,
         "INVALID_PARAMETER_VALUE",
     )
-    _error(
+    error(
         http.post(
             f"{API}/runs/log-metric",
             json={"run_id": run_id, "key": "t", "value": 1.0, "timestamp": 1.5},
@@ -283,7 +264,7 @@ def test_logging_and_metric_history(http: httpx.Client):
         400,
         "INVALID_PARAMETER_VALUE",
     )
-    data = _ok(http.get(f"{API}/runs/get", params={"run_id": run_id}))["run"]["data"]
+    data = ok(http.get(f"{API}/runs/get", params={"run_id": run_id}))["run"]["data"]
     assert {"key": "lr", "value": "0.1"} in data["params"]
     assert "bad" not in {m["key"] for m in data["metrics"]}
 
@@ -292,7 +273,7 @@ def test_search_runs_filter_order_and_pages(http: httpx.Client):
     exp_id = _experiment(http)
     for i in range(7):
         run_id = _run(http, exp_id, run_name=f"r{i}")["info"]["run_id"]
-        _ok(
+        ok(
             http.post(
                 f"{API}/runs/log-batch",
                 json={
@@ -310,20 +291,20 @@ def test_search_runs_filter_order_and_pages(http: httpx.Client):
     }
     names: list[str] = []
     while True:
-        page = _ok(http.post(f"{API}/runs/search", json=request))
+        page = ok(http.post(f"{API}/runs/search", json=request))
         names += [r["info"]["run_name"] for r in page.get("runs", [])]
         if not page.get("next_page_token"):
             break
         request["page_token"] = page["next_page_token"]
     assert names == ["r6", "r4", "r2"]
-    _error(
+    error(
         http.post(
             f"{API}/runs/search", json={"experiment_ids": [exp_id], "filter": "metrics.acc >"}
         ),
         400,
         "INVALID_PARAMETER_VALUE",
     )
-    _error(
+    error(
         http.post(f"{API}/runs/search", json={"experiment_ids": [exp_id], "page_token": "forged"}),
         400,
         "INVALID_PARAMETER_VALUE",
@@ -334,12 +315,12 @@ def test_nan_metric_round_trips_as_float(http: httpx.Client):
     """A bare NaN token (what Python's json module writes) is read as NaN."""
     run_id = _run(http, _experiment(http))["info"]["run_id"]
     body = f'{{"run_id": "{run_id}", "key": "m", "value": NaN, "timestamp": 5}}'
-    _ok(
+    ok(
         http.post(
             f"{API}/runs/log-metric", content=body, headers={"content-type": "application/json"}
         )
     )
-    history = _ok(
+    history = ok(
         http.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "m"})
     )["metrics"]
     assert history[0]["value"] == "NaN"
@@ -353,7 +334,7 @@ def test_postgres_backend(pg_url: str, tmp_path, server_factory):
     with httpx.Client(base_url=srv.url, timeout=30) as http:
         exp_id = _experiment(http)
         run_id = _run(http, exp_id, run_name="pg")["info"]["run_id"]
-        _ok(
+        ok(
             http.post(
                 f"{API}/runs/log-batch",
                 json={
@@ -363,18 +344,18 @@ def test_postgres_backend(pg_url: str, tmp_path, server_factory):
                 },
             )
         )
-        found = _ok(
+        found = ok(
             http.post(
                 f"{API}/runs/search",
                 json={"experiment_ids": [exp_id], "filter": "metrics.acc > 0.5"},
             )
         )["runs"]
         assert [r["info"]["run_id"] for r in found] == [run_id]
-        history = _ok(
+        history = ok(
             http.get(f"{API}/metrics/get-history", params={"run_id": run_id, "metric_key": "acc"})
         )["metrics"]
         assert history == [{"key": "acc", "value": 0.9, "timestamp": 1, "step": 3}]
-        _error(
+        error(
             http.get(f"{API}/runs/get", params={"run_id": uuid.uuid4().hex}),
             404,
             "RESOURCE_DOES_NOT_EXIST",
@@ -396,8 +377,8 @@ def test_log_inputs_records_dataset_lineage(http: httpx.Client, server):
             {"dataset": {"name": "inline", "digest": "d1", "source": "{}"}},
         ],
     }
-    _ok(http.post(f"{API}/runs/log-inputs", json=request))
-    _ok(http.post(f"{API}/runs/log-inputs", json=request))  # a retry records nothing new
+    ok(http.post(f"{API}/runs/log-inputs", json=request))
+    ok(http.post(f"{API}/runs/log-inputs", json=request))  # a retry records nothing new
     from flowml.tracking.store.registry import get_store
 
     store = get_store(server.store_uri, str(server.destination))
@@ -406,7 +387,7 @@ def test_log_inputs_records_dataset_lineage(http: httpx.Client, server):
         ("dataset", "/data/wine.csv", "wine", "abc123"),
         ("dataset", "mlflow-dataset:inline@d1", "inline", "d1"),
     ]
-    _error(
+    error(
         http.post(f"{API}/runs/log-inputs", json={"run_id": run_id, "datasets": [{"tags": []}]}),
         400,
         "INVALID_PARAMETER_VALUE",
