@@ -22,6 +22,7 @@ from flowml.server.wire import Fields, key_values, run_json
 from flowml.tracking.entities import RunStatus, RunTag
 from flowml.tracking.lineage import LineageEntry
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
+from flowml.tracking.store.rest_wire import lineage_to_json
 
 __all__ = ["ENDPOINTS"]
 
@@ -58,19 +59,6 @@ def _entry(fields: Fields) -> LineageEntry:
     )
 
 
-def _entry_json(entry: LineageEntry) -> dict[str, Any]:
-    data = {
-        "direction": entry.direction,
-        "kind": entry.kind,
-        "uri": entry.uri,
-        "name": entry.name,
-        "digest": entry.digest,
-        "run_id": entry.run_id,
-        "timestamp": entry.timestamp,
-    }
-    return {k: v for k, v in data.items() if v is not None}
-
-
 def log_lineage(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     entries = [_entry(e) for e in fields.messages("entries")]
     ctx.store.log_lineage(fields.required("run_id"), entries)
@@ -83,7 +71,7 @@ def search_lineage(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
         uris=fields.strings("uris"),
         direction=fields.string("direction"),
     )
-    return {"entries": [_entry_json(e) for e in found]}
+    return {"entries": [lineage_to_json(e) for e in found]}
 
 
 ENDPOINTS = (
