@@ -16,29 +16,24 @@ from __future__ import annotations
 from typing import Any
 
 from flowml.exceptions import ResourceNotFound
+from flowml.server import runs
 from flowml.server.api import Endpoint
 from flowml.server.context import ServerContext
-from flowml.server.wire import Fields, key_values, run_json
-from flowml.tracking.entities import RunStatus, RunTag
+from flowml.server.wire import Fields, run_json
+from flowml.tracking.entities import RunStatus
 from flowml.tracking.lineage import LineageEntry
-from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 from flowml.tracking.store.rest_wire import lineage_to_json
 
 __all__ = ["ENDPOINTS"]
 
 
 def create_run(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
-    tags = [RunTag(k, v) for k, v in key_values(fields.messages("tags"), "run tag")]
-    run = ctx.store.create_run(
-        fields.string("experiment_id") or DEFAULT_EXPERIMENT_ID,
-        user_id=fields.string("user_id") or "",
-        start_time=fields.int64("start_time"),
-        tags=tags,
-        run_name=fields.string("run_name") or None,
+    return runs.create(
+        ctx,
+        fields,
         run_key=fields.string("run_key"),
         status=fields.string("status") or RunStatus.RUNNING,
     )
-    return {"run": run_json(run, ctx.locations)}
 
 
 def get_run_by_key(ctx: ServerContext, fields: Fields) -> dict[str, Any]:

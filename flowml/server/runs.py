@@ -37,7 +37,13 @@ def _metric(fields: Fields) -> Metric:
     )
 
 
-def create(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+def create(
+    ctx: ServerContext,
+    fields: Fields,
+    run_key: str | None = None,
+    status: str = RunStatus.RUNNING,
+) -> dict[str, Any]:
+    """``runs/create``; flowml's extension adds a run key (get-or-create) and a status."""
     tags = [RunTag(k, v) for k, v in key_values(fields.messages("tags"), "run tag")]
     run = ctx.store.create_run(
         fields.string("experiment_id") or DEFAULT_EXPERIMENT_ID,
@@ -45,6 +51,8 @@ def create(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
         start_time=fields.int64("start_time"),
         tags=tags,
         run_name=fields.string("run_name") or None,
+        run_key=run_key,
+        status=status,
     )
     return {"run": run_json(run, ctx.locations)}
 
