@@ -96,7 +96,12 @@ async def download(request: Request) -> Response:
         return error_response(exc)
     except Exception as exc:  # any other fault: logged, answered without internals
         return internal_error(exc)
-    media_type = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+    return file_response(handle, rel)
+
+
+def file_response(handle: Any, name: str) -> StreamingResponse:
+    """An open artifact file streamed back, typed by ``name``'s extension."""
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
     # A sync iterator: Starlette reads it on a worker thread, chunk by chunk.
     return StreamingResponse(_chunks(handle), media_type=media_type)
 

@@ -13,17 +13,16 @@ A model's files are served (listed, downloaded) only through the destination's
 
 from __future__ import annotations
 
-import mimetypes
 import posixpath
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from flowml.exceptions import BadRequest, FlowMLError, InvalidParameter
 from flowml.server.api import Endpoint, error_response, internal_error
-from flowml.server.artifacts import _chunks, _file_json
+from flowml.server.artifacts import _file_json, file_response
 from flowml.server.context import ServerContext
 from flowml.server.wire import Fields, key_values
 from flowml.tracking.artifacts import safe_artifact_path
@@ -204,8 +203,7 @@ async def download_file(request: Request) -> Response:
         return error_response(exc)
     except Exception as exc:  # any other fault: logged, answered without internals
         return internal_error(exc)
-    media_type = mimetypes.guess_type(rel)[0] or "application/octet-stream"
-    return StreamingResponse(_chunks(handle), media_type=media_type)
+    return file_response(handle, rel)
 
 
 _MODEL = "/logged-models/{model_id}"
