@@ -23,6 +23,7 @@ from flowml.tasks import identity, prefect_ui, publisher
 from flowml.tasks import tags as ptags
 from flowml.tasks.identity import FlowRunBinding
 from flowml.tasks.recorder import (
+    TRACKING_ERROR_TAG,
     Record,
     RunOptions,
     error_tags,
@@ -31,9 +32,11 @@ from flowml.tasks.recorder import (
     queue_result_metrics,
     registry_lock,
     status_for,
+    take_refusals,
 )
 from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
+from flowml.tracking.closer import drain_all
 from flowml.tracking.entities import Run, RunStatus, RunTag, now_ms
 from flowml.tracking.fluent import activate_run
 from flowml.tracking.inputs import defer_lineage, take_deferred
@@ -217,9 +220,16 @@ def on_flow_final(flow: Flow[Any, Any], flow_run: FlowRun, state: State) -> None
         record = open_flows.pop(key, None)
         _calls.pop(key, None)
     identity.forget_binding(flow, key)
+    drain_all()  # the task runs' ends written in the background: children end first
     if record is None:
         _close_from_store(flow_run, state)
         return
+    refusals = take_refusals(key)
+    if refusals:
+        reason = f"{len(refusals)} task run end(s) refused; the first: {refusals[0]}"
+        record.client.buffer.add(
+            record.run_id, tags=[RunTag(TRACKING_ERROR_TAG, reason[:500])]
+        )
     # The flow run's own URI is its run's key: nothing to add for it.
     finish(record, status_for(state), state, flow_run.run_count or 1, take_deferred(record.run_id))
     client = record.client

@@ -35,6 +35,8 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from flowml.tracking.closer import drain_all
+
 __all__ = ["Job", "Send", "artifact", "flush", "stats", "submit"]
 
 logger = logging.getLogger("flowml.tasks")
@@ -215,6 +217,7 @@ def stats() -> dict[str, int]:
 
 
 def _flush_at_exit() -> None:
+    drain_all()  # run ends still being written queue their publication
     if _publisher.pending == 0:
         return
     logger.info("flowml: publishing %d queued Prefect jobs before exit", _publisher.pending)

@@ -17,11 +17,15 @@ persisted result is closed by the completion hook, which can also tell a later c
 which run computed it. A flow run closes on its own terminal state (completed, failed,
 crashed, cancelled), never on a task's.
 
-The end is written before the task returns, on purpose: values the store refuses at close
-(a param another writer set to another value, a run or experiment deleted meanwhile) end the
-run FAILED with the reason, and the error reaches the task. Validation at call time rules out
-every other refusal, not these, so the end cannot be left to a background writer without
-breaking that contract; it is one round trip (with the run's creation when still queued).
+A successful task run inside a flow run of this process ends without waiting: its end
+(values, duration, lineage, status: one round trip) is written by the client's `RunCloser`,
+off the task's path, and the flow run's end waits for it. Values the store refuses there (a
+param another writer set to another value, a run or experiment deleted meanwhile; validation
+at call time rules out every other refusal) still end the run FAILED with the reason; the
+task has returned by then, so the refusal is logged and named on the flow run's run instead
+(``flowml.tracking_error``). Every other end (a failure, a task outside a flow, a process-pool
+worker whose process may end with the task) is written before the task returns, and a
+refusal there reaches the task.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flowml.exceptions import FlowMLError, ResourceNotFound
+from flowml.exceptions import FlowMLError, ResourceNotFound, StoreError
 from flowml.tasks import identity
 from flowml.tasks import tags as ptags
 from flowml.tasks.summarize import ParamPolicy, result_metrics, to_metrics
@@ -57,11 +61,13 @@ __all__ = [
     "finish",
     "in_worker_process",
     "is_interruption",
+    "note_refusal",
     "open_flows",
     "open_tasks",
     "queue_result_metrics",
     "registry_lock",
     "status_for",
+    "take_refusals",
 ]
 
 
@@ -100,6 +106,20 @@ TRACKING_ERROR_TAG = "flowml.tracking_error"
 open_tasks: dict[str, Record] = {}
 open_flows: dict[str, Record] = {}
 registry_lock = threading.Lock()
+# Refusals of task run ends written after their tasks returned, by Prefect flow run id.
+_refusals: dict[str, list[str]] = {}
+
+
+def note_refusal(flow_run_id: str, reason: str) -> None:
+    """Keep the refusal of a task run's deferred end for its flow run's end."""
+    with registry_lock:
+        _refusals.setdefault(flow_run_id, []).append(reason)
+
+
+def take_refusals(flow_run_id: str) -> list[str]:
+    """The refusals noted for the flow run's task runs (forgotten once taken)."""
+    with registry_lock:
+        return _refusals.pop(flow_run_id, [])
 
 
 def finish(
@@ -109,14 +129,19 @@ def finish(
     attempts: int,
     lineage: list[LineageEntry],
     state_name: str | None = None,
+    ended: tuple[int, float] | None = None,
 ) -> None:
     """Close the run in one store transaction: what its attempts queued, its duration and
     attempt count (written once, whatever the number of attempts), the final state's name
-    when it is not plain success, its lineage, and the status."""
-    now = now_ms()
+    when it is not plain success, its lineage, and the status.
+
+    ``ended`` is ``(now_ms(), time.perf_counter())`` taken when the run ended, for an end
+    written later by a `RunCloser` (default: now).
+    """
+    now, stopped = ended if ended is not None else (now_ms(), time.perf_counter())
     metrics, params, tags = record.client.buffer.take(record.run_id)
     auto = {
-        ptags.METRIC_DURATION: time.perf_counter() - record.started,
+        ptags.METRIC_DURATION: stopped - record.started,
         ptags.METRIC_ATTEMPTS: float(attempts),
     }
     metrics = [*metrics, *to_metrics(auto, now)]
@@ -153,6 +178,12 @@ def finish(
                 record.run_id, status, now, metrics=metrics, params=params, tags=tags,
                 lineage=lineage,
             )
+    except StoreError:
+        # The store failed (not a verdict on the values): they go back to the buffer, so
+        # that a retry of this end writes them (and the buffer's timer meanwhile).
+        if metrics or params or tags:
+            record.client.buffer.add(record.run_id, metrics=metrics, params=params, tags=tags)
+        raise
     except FlowMLError as exc:
         # Refused values (a param another writer set to another value...) must not leave the
         # run RUNNING forever, nor cost the values the store accepts: those are written

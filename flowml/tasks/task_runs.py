@@ -5,9 +5,12 @@ none for a cache hit (which is linked to the run that computed the result instea
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from flowml.exceptions import FlowMLError, StoreError
 from flowml.tasks import identity, prefect_ui, publisher
 from flowml.tasks import tags as ptags
 from flowml.tasks.flow_runs import call_index, open_flow_run, prefect_tags
@@ -18,12 +21,13 @@ from flowml.tasks.recorder import (
     finish,
     in_worker_process,
     is_interruption,
+    note_refusal,
     open_tasks,
     queue_result_metrics,
     registry_lock,
     status_for,
 )
-from flowml.tracking.entities import RunStatus, RunTag
+from flowml.tracking.entities import RunStatus, RunTag, now_ms
 from flowml.tracking.fluent import activate_run
 from flowml.tracking.inputs import defer_lineage, take_deferred
 from flowml.tracking.lineage import (
@@ -44,6 +48,8 @@ if TYPE_CHECKING:
     from prefect.tasks import Task
 
 __all__ = ["TaskAttempt", "attach_task_hooks", "on_task_final", "open_task_run"]
+
+logger = logging.getLogger(__name__)
 
 
 def open_task_run(ctx: TaskRunContext, options: RunOptions) -> Record:
@@ -208,7 +214,9 @@ class TaskAttempt:
             if self.record is None:
                 pass
             elif exc_type is None and self._final:
-                _close_task_run(self.record, None, RunStatus.FINISHED, None, self.attempt)
+                _close_task_run(
+                    self.record, None, RunStatus.FINISHED, None, self.attempt, defer=True
+                )
             elif exc_type is not None and is_interruption(exc_type):
                 # Prefect calls no state hook for a crash, so the run is closed here.
                 _close_task_run(self.record, None, RunStatus.KILLED, "Crashed", self.attempt)
@@ -261,8 +269,16 @@ def on_task_final(task: Task[Any, Any], task_run: TaskRun, state: State) -> None
 
 
 def _close_task_run(
-    record: Record, state: State | None, status: str, state_name: str | None, attempts: int
+    record: Record,
+    state: State | None,
+    status: str,
+    state_name: str | None,
+    attempts: int,
+    *,
+    defer: bool = False,
 ) -> None:
+    """End the task's run. With ``defer`` (a successful task run inside a flow run of this
+    process) the end is written by the client's background closer, off the task's path."""
     task_run_id = record.run.data.tags[ptags.TASK_RUN_ID]
     with registry_lock:
         if open_tasks.pop(task_run_id, None) is None:
@@ -272,20 +288,50 @@ def _close_task_run(
     key = _persisted_result_key(state)
     if key is not None:
         entries.append(LineageEntry(OUTPUT, KIND_PREFECT_RESULT, result_uri(key)))
-    finish(record, status, state, attempts, entries, state_name)
-    client = record.client
     flow_run_id = record.run.data.tags.get(ptags.FLOW_RUN_ID)
-    prefect_ui.publish_finished(
-        client,
-        record.run_id,
-        kind=ptags.RUN_KIND_TASK,
-        key_parts=record.key_parts,
-        flow_run_id=flow_run_id,
-        task_run_id=task_run_id,
-        artifacts=record.options.artifacts,
-    )
+    ended = (now_ms(), time.perf_counter())
+
+    def close() -> None:
+        finish(record, status, state, attempts, entries, state_name, ended=ended)
+        prefect_ui.publish_finished(
+            record.client,
+            record.run_id,
+            kind=ptags.RUN_KIND_TASK,
+            key_parts=record.key_parts,
+            flow_run_id=flow_run_id,
+            task_run_id=task_run_id,
+            artifacts=record.options.artifacts,
+        )
+
+    if defer and flow_run_id is not None and not in_worker_process():
+        record.client.closer.submit(record.run_id, lambda: _close_later(close, flow_run_id))
+        return
+    close()
     if in_worker_process():
         publisher.flush()
+
+
+# Pauses between attempts at a deferred end while the store is failing (about a minute).
+CLOSE_RETRY_DELAYS_S = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+def _close_later(close: Callable[[], None], flow_run_id: str) -> None:
+    """A deferred end, retried while the store fails. A refusal (the run already ended
+    FAILED with the reason) is kept for the flow run's end, which names it on its run."""
+    for delay in (*CLOSE_RETRY_DELAYS_S, None):
+        try:
+            close()
+            return
+        except StoreError as exc:
+            if delay is None:
+                logger.error("flowml: a task run's end could not be written: %s", exc)
+                note_refusal(flow_run_id, str(exc))
+                return
+            time.sleep(delay)
+        except FlowMLError as exc:
+            logger.error("flowml: a task run's end was refused: %s", exc)
+            note_refusal(flow_run_id, str(exc))
+            return
 
 
 def _on_cache_hit(task: Task[Any, Any], task_run: TaskRun, state: State) -> None:

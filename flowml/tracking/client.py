@@ -26,6 +26,7 @@ from flowml.settings import get_settings
 from flowml.tracking import tags as systags
 from flowml.tracking.artifacts import ArtifactRepository, FileInfo, safe_artifact_path
 from flowml.tracking.buffer import BatchBuffer, BufferedWriteError, is_store_fault
+from flowml.tracking.closer import RunCloser
 from flowml.tracking.context import current_user
 from flowml.tracking.entities import (
     Experiment,
@@ -65,6 +66,7 @@ class TrackingClient:
         self._store: AbstractStore | None = None
         self._buffer: BatchBuffer | None = None
         self._opener: RunOpener | None = None
+        self._closer: RunCloser | None = None
         self._init_lock = threading.Lock()
 
     @property
@@ -100,12 +102,28 @@ class TrackingClient:
                     buffer.before_write = self._opener.ensure
         return self._opener
 
+    @property
+    def closer(self) -> RunCloser:
+        """The queue of run ends written in the background (see `flowml.tracking.closer`)."""
+        if self._closer is None:
+            with self._init_lock:
+                if self._closer is None:
+                    self._closer = RunCloser()
+        return self._closer
+
     def flush(self, run_id: str | None = None) -> None:
         """Write queued values now (for one run, or all); raise any failed queued write."""
-        if self._opener is not None:
-            self._opener.ensure(run_id)  # the run itself first, when opened without waiting
+        self._settle(run_id)
         if self._buffer is not None:
             self._buffer.flush(run_id)
+
+    def _settle(self, run_id: str | None = None) -> None:
+        """Before the run (every run when None) is read or written: its queued end is
+        written, and its creation when it was opened without waiting."""
+        if self._closer is not None:
+            self._closer.ensure(run_id)
+        if self._opener is not None:
+            self._opener.ensure(run_id)  # the run itself first, when opened without waiting
 
     # -- experiments -------------------------------------------------------------------------
 
@@ -217,15 +235,13 @@ class TrackingClient:
         return self.store.get_run(run_id)
 
     def get_run_by_key(self, run_key: str) -> Run | None:
-        if self._opener is not None:
-            self._opener.ensure()  # a run opened without waiting may hold the key
+        self._settle()  # a run opened without waiting may hold the key
         return self.store.get_run_by_key(run_key)
 
     def update_run(
         self, run_id: str, status: str | None = None, name: str | None = None
     ) -> RunInfo:
-        if self._opener is not None:
-            self._opener.ensure(run_id)
+        self._settle(run_id)
         return self.store.update_run_info(run_id, status=status, run_name=name)
 
     def set_terminated(
@@ -353,8 +369,7 @@ class TrackingClient:
     # -- artifacts ---------------------------------------------------------------------------
 
     def artifact_repo(self, run_id: str) -> ArtifactRepository:
-        if self._opener is not None:
-            self._opener.ensure(run_id)
+        self._settle(run_id)
         uri = self.store.get_run(run_id).info.artifact_uri
         # ``mlflow-artifacts:`` URIs (runs made through a server) go through its proxy.
         return ArtifactRepository(uri, proxy_url=self.tracking_uri)
@@ -394,8 +409,7 @@ class TrackingClient:
         return self.artifact_repo(run_id).download_artifacts(path, dst_path)
 
     def close(self) -> None:
-        if self._opener is not None:
-            self._opener.ensure()
+        self._settle()
         if self._buffer is not None:
             self._buffer.close()
 

@@ -195,17 +195,49 @@ def conflicting() -> float:
     return relogs(0.1)
 
 
-def test_refused_values_fail_the_task_and_end_its_run_failed(client):
-    from flowml.exceptions import InvalidParameter
-
+def test_refused_values_end_the_task_run_failed_and_are_named_on_the_flow_run(client, caplog):
+    # A successful task's end is written after it returned (off its path): a refusal there
+    # cannot fail the task, so its run ends FAILED with the reason, the refusal is logged,
+    # and the flow run's run names it.
     state = conflicting(return_state=True)
-    assert state.is_failed()
-    with pytest.raises(InvalidParameter, match="write-once"):
-        state.result()
+    assert state.is_completed()
     runs = runs_of(client, "tracking-error")
     (task_run,) = [r for r in runs if r.data.tags[ptags.RUN_KIND] == "task"]
+    (flow_run,) = [r for r in runs if r.data.tags[ptags.RUN_KIND] == "flow"]
     assert task_run.info.status == RunStatus.FAILED
     assert task_run.data.tags[ptags.STATE] == "TrackingError"
     assert "write-once" in task_run.data.tags["flowml.tracking_error"]
     assert task_run.data.params == {"lr": "0.1", "seed": "1"}
     assert task_run.data.metrics["kept"] == 1.0  # only the refused value was dropped
+    assert flow_run.info.status == RunStatus.FINISHED
+    assert "1 task run end(s) refused" in flow_run.data.tags["flowml.tracking_error"]
+    assert "write-once" in flow_run.data.tags["flowml.tracking_error"]
+    assert any("end was refused" in r.getMessage() for r in caplog.records)
+
+
+@flowml.tracked_task
+def relogs_then_fails(lr: float) -> float:
+    flowml.flush()
+    run_id = flowml.active_run().info.run_id
+    flowml.tracking.fluent.get_client().store.log_batch(run_id, params=[Param("seed", "1")])
+    flowml.log_param("seed", 2)
+    raise RuntimeError("boom")
+
+
+@flowml.tracked_flow(experiment="tracking-error-sync")
+def conflicting_and_failing() -> float:
+    return relogs_then_fails(0.1)
+
+
+def test_a_failed_task_run_ends_before_its_state_is_final_refusal_included(client):
+    # A failed task's run is ended by its state hook, synchronously: read right away from
+    # another client (no flow-end wait involved), it is FAILED with the refusal named.
+    state = conflicting_and_failing(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(RuntimeError, match="boom"):
+        state.result()
+    (task_run,) = [
+        r for r in runs_of(client, "tracking-error-sync") if r.data.tags[ptags.RUN_KIND] == "task"
+    ]
+    assert task_run.info.status == RunStatus.FAILED
+    assert "write-once" in task_run.data.tags["flowml.tracking_error"]
