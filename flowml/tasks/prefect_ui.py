@@ -1,11 +1,12 @@
 """Prefect as the monitoring surface: artifacts and events for every tracked run.
 
-When a tracked flow or task run ends, two artifacts are published on its Prefect run:
+When a tracked flow or task run ends, artifacts are published on its Prefect run:
 
-- a table of its params and final metrics (key ``flowml-<flow>-table`` for a flow run,
-  ``flowml-<flow>-<task>-<n>-table`` for the n-th call of a task in its flow run),
 - a markdown summary: status, duration, attempts, the error of a failed run, lineage in
-  words, links (key ``...-summary``).
+  words, links (key ``flowml-<flow>-summary`` for a flow run, ``flowml-<flow>-<task>-<n>-summary``
+  for the n-th call of a task in its flow run); a task run's also lists its params and final
+  metrics (one artifact per task run: each is a write on the Prefect server),
+- for a flow run, a table of its params and final metrics (``flowml-<flow>-table``).
 
 Keys are slugs of the flow and task names plus the task's call count in its flow run, so
 two calls of one task in a flow run never share a key, while the same call in the flow's
@@ -172,26 +173,30 @@ def publish_finished(
         if not artifacts:
             return []
         entries = client.store.search_lineage(run_ids=[run_id])
-        children = _children(client, run) if kind == ptags.RUN_KIND_FLOW else []
+        is_flow = kind == ptags.RUN_KIND_FLOW
+        children = _children(client, run) if is_flow else []
         reference = run_reference(run_id)
-        return [
-            _create(
-                "table",
-                run_artifact_key(key_parts, "table"),
-                json.dumps(_table(run)),
-                f"Params and final metrics of {reference}: {run.info.status}",
-                flow_run_id,
-                task_run_id,
-            ),
-            _create(
-                "markdown",
-                run_artifact_key(key_parts, "summary"),
-                _markdown(client, run, experiment.name, entries, children),
-                f"Summary of {reference}: {run.info.status}",
-                flow_run_id,
-                task_run_id,
-            ),
-        ]
+        summary = _create(
+            "markdown",
+            run_artifact_key(key_parts, "summary"),
+            _markdown(client, run, experiment.name, entries, children, values=not is_flow),
+            f"Summary of {reference}: {run.info.status}",
+            flow_run_id,
+            task_run_id,
+        )
+        if not is_flow:
+            # One artifact per task run: each costs the Prefect server a write, and a flow
+            # of many tasks would spend longer publishing than running.
+            return [summary]
+        table = _create(
+            "table",
+            run_artifact_key(key_parts, "table"),
+            json.dumps(_table(run)),
+            f"Params and final metrics of {reference}: {run.info.status}",
+            flow_run_id,
+            task_run_id,
+        )
+        return [table, summary]
 
     publisher.submit(job)
 
@@ -290,6 +295,22 @@ def _table(run: Run) -> list[dict[str, Any]]:
     return rows
 
 
+MAX_SUMMARY_VALUES = 100
+
+
+def _values_lines(run: Run) -> list[str]:
+    """The run's params and final metrics as a markdown table (at most 100 rows)."""
+    rows = [("param", k, v) for k, v in sorted(run.data.params.items())]
+    rows += [("metric", k, f"{v:.6g}") for k, v in sorted(run.data.metrics.items())]
+    if not rows:
+        return ["**Params and metrics**: none."]
+    lines = ["**Params and metrics**", "", "| | name | value |", "|---|---|---|"]
+    lines += [f"| {t} | `{_cell(k)}` | {_cell(v)[:200]} |" for t, k, v in rows[:MAX_SUMMARY_VALUES]]
+    if len(rows) > MAX_SUMMARY_VALUES:
+        lines.append(f"| | … {len(rows) - MAX_SUMMARY_VALUES} more | `flowml runs show` |")
+    return lines
+
+
 def _children(client: TrackingClient, run: Run) -> list[Run]:
     return list(
         client.search_runs(
@@ -311,6 +332,7 @@ def _markdown(
     experiment_name: str,
     entries: list[LineageEntry],
     children: list[Run],
+    values: bool = False,
 ) -> str:
     info, tags = run.info, run.data.tags
     duration = run.data.metrics.get(ptags.METRIC_DURATION)
@@ -335,6 +357,8 @@ def _markdown(
         error = f"`{_cell(tags.get(systags.ERROR_TYPE, 'error'))}`"
         lines.append(f"| error | {error}: {_cell(tags.get(systags.ERROR_MESSAGE, ''))[:1000]} |")
     lines.append(f"| artifacts | `{_cell(info.artifact_uri)}` |")
+    if values:
+        lines += ["", *_values_lines(run)]
     lines += ["", "**Lineage**: " + _lineage_words(client, entries), ""]
     if children:
         lines += ["**Task runs**", "", "| run | status | metrics |", "|---|---|---|"]

@@ -42,8 +42,9 @@ from flowml.tasks import tags as ptags
 from flowml.tasks.summarize import ParamPolicy, result_metrics, to_metrics
 from flowml.tracking import tags as systags
 from flowml.tracking.client import TrackingClient
-from flowml.tracking.entities import Run, RunStatus, RunTag, now_ms
+from flowml.tracking.entities import Metric, Param, Run, RunStatus, RunTag, now_ms
 from flowml.tracking.lineage import LineageEntry
+from flowml.tracking.store.base import NewRun
 from flowml.tracking.validation import (
     MAX_BATCH_ENTRIES,
     MAX_BATCH_METRICS,
@@ -67,6 +68,7 @@ __all__ = [
     "queue_result_metrics",
     "registry_lock",
     "status_for",
+    "take_creation",
     "take_refusals",
 ]
 
@@ -130,16 +132,26 @@ def finish(
     lineage: list[LineageEntry],
     state_name: str | None = None,
     ended: tuple[int, float] | None = None,
+    opens: list[NewRun] | None = None,
+    queued: Queued | None = None,
 ) -> None:
     """Close the run in one store transaction: what its attempts queued, its duration and
     attempt count (written once, whatever the number of attempts), the final state's name
     when it is not plain success, its lineage, and the status.
 
     ``ended`` is ``(now_ms(), time.perf_counter())`` taken when the run ended, for an end
-    written later by a `RunCloser` (default: now).
+    written later by a `RunCloser` (default: now); ``opens``, the run's queued creation
+    taken from the opener then (default: taken now); ``queued``, the run's queued values taken
+    from the buffer then (default: taken now). A caller that passes them retries with them
+    when the store fails (`StoreError`); otherwise they go back to the buffer.
     """
     now, stopped = ended if ended is not None else (now_ms(), time.perf_counter())
-    metrics, params, tags = record.client.buffer.take(record.run_id)
+    if queued is None:
+        queued = record.client.buffer.take(record.run_id)
+        retried_by_caller = False
+    else:
+        retried_by_caller = True
+    metrics, params, tags = queued
     auto = {
         ptags.METRIC_DURATION: stopped - record.started,
         ptags.METRIC_ATTEMPTS: float(attempts),
@@ -149,9 +161,8 @@ def finish(
         name = state_name or (state.name if state is not None else None) or status
         tags = [*tags, RunTag(ptags.STATE, name), *error_tags(state)]
     store = record.client.store
-    opener = record.client.opener if record.reopen is not None else None
-    # The run's creation when it is still queued goes with its end: one round trip for both.
-    opens = opener.take(record.run_id) if opener is not None else []
+    if opens is None:
+        opens = take_creation(record)
     try:
         if opens and not _fits_one_batch(metrics, params, tags):
             store.create_runs(opens)
@@ -181,7 +192,7 @@ def finish(
     except StoreError:
         # The store failed (not a verdict on the values): they go back to the buffer, so
         # that a retry of this end writes them (and the buffer's timer meanwhile).
-        if metrics or params or tags:
+        if not retried_by_caller and (metrics or params or tags):
             record.client.buffer.add(record.run_id, metrics=metrics, params=params, tags=tags)
         raise
     except FlowMLError as exc:
@@ -200,6 +211,16 @@ def finish(
             tags=[RunTag(ptags.STATE, "TrackingError"), RunTag(TRACKING_ERROR_TAG, str(exc)[:500])],
         )
         raise
+
+
+Queued = tuple[list[Metric], list[Param], list[RunTag]]
+
+
+def take_creation(record: Record) -> list[NewRun]:
+    """The run's creation when it is still queued (opened without waiting), to be written
+    with its end: one round trip for both."""
+    opener = record.client.opener if record.reopen is not None else None
+    return opener.take(record.run_id) if opener is not None else []
 
 
 def _reopen(record: Record) -> None:

@@ -26,6 +26,7 @@ from flowml.tasks.recorder import (
     queue_result_metrics,
     registry_lock,
     status_for,
+    take_creation,
 )
 from flowml.tracking.entities import RunStatus, RunTag, now_ms
 from flowml.tracking.fluent import activate_run
@@ -290,9 +291,18 @@ def _close_task_run(
         entries.append(LineageEntry(OUTPUT, KIND_PREFECT_RESULT, result_uri(key)))
     flow_run_id = record.run.data.tags.get(ptags.FLOW_RUN_ID)
     ended = (now_ms(), time.perf_counter())
+    deferred = defer and flow_run_id is not None and not in_worker_process()
+    # A deferred end takes the run's queued creation now, so that the opener's thread does
+    # not write it on its own: one round trip for both, later.
+    # Its queued values first: a timed write of them under way writes the creation first.
+    queued = record.client.buffer.take(record.run_id) if deferred else None
+    opens = take_creation(record) if deferred else None
 
     def close() -> None:
-        finish(record, status, state, attempts, entries, state_name, ended=ended)
+        finish(
+            record, status, state, attempts, entries, state_name,
+            ended=ended, opens=opens, queued=queued,
+        )
         prefect_ui.publish_finished(
             record.client,
             record.run_id,
@@ -303,7 +313,8 @@ def _close_task_run(
             artifacts=record.options.artifacts,
         )
 
-    if defer and flow_run_id is not None and not in_worker_process():
+    if deferred:
+        assert flow_run_id is not None
         record.client.closer.submit(record.run_id, lambda: _close_later(close, flow_run_id))
         return
     close()

@@ -17,6 +17,7 @@ FAILED with the reason, as a refused end always did). Anything that still escape
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
@@ -112,8 +113,10 @@ def _work(ref: weakref.ref[RunCloser], wakeup: threading.Event) -> None:
 _live_closers: weakref.WeakSet[RunCloser] = weakref.WeakSet()
 
 
+@atexit.register
 def drain_all() -> None:
-    """Wait for every queued run end of every client in this process."""
+    """Wait for every queued run end of every client in this process (also at exit, before
+    the buffers' last flush, whose atexit hook was registered earlier and so runs later)."""
     for closer in list(_live_closers):
         closer.ensure()
 

@@ -92,7 +92,9 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def _write_out(ends_process: bool) -> None:
     from flowml.tracking.buffer import flush_all
+    from flowml.tracking.closer import drain_all
 
+    drain_all()  # the run ends being written in the background, then what is still queued
     flush_all("on SIGTERM")
     fluent = sys.modules.get("flowml.tracking.fluent")
     if ends_process and fluent is not None:

@@ -45,7 +45,7 @@ def _artifacts(**filters) -> list:
         return prefect_client.read_artifacts(artifact_filter=ArtifactFilter(**filters))
 
 
-def test_each_tracked_run_publishes_a_table_and_a_summary(client):
+def test_each_tracked_run_publishes_a_summary_and_a_flow_run_a_table_too(client):
     name = uuid.uuid4().hex[:8]
     state = ui_flow(name, return_state=True)
     settle(client)
@@ -57,17 +57,14 @@ def test_each_tracked_run_publishes_a_table_and_a_summary(client):
     task_artifacts = {
         a.type: a for a in _artifacts(task_run_id=ArtifactFilterTaskRunId(any_=[task_run_id]))
     }
-    assert set(task_artifacts) == {"table", "markdown", "progress"}
-    table = task_artifacts["table"]
-    assert table.key == "flowml-ui-flow-v2-score-0-table"
-    rows = json.loads(table.data)
-    assert {"type": "param", "name": "name", "value": name} in rows
-    assert {"type": "metric", "name": "accuracy", "value": 0.75} in rows
-    assert {"type": "metric", "name": "loss", "value": None} in rows  # NaN is not JSON
+    assert set(task_artifacts) == {"markdown", "progress"}  # one summary per task run
     summary = task_artifacts["markdown"]
     assert summary.key == "flowml-ui-flow-v2-score-0-summary"
     assert task_run.info.run_id in summary.data and "FINISHED" in summary.data
     assert f"score-{name}" in summary.data
+    assert f"| param | `name` | {name} |" in summary.data
+    assert "| metric | `accuracy` | 0.75 |" in summary.data
+    assert "| metric | `loss` | nan |" in summary.data
     assert task_artifacts["progress"].data == 100.0
     assert task_artifacts["progress"].description.startswith("epochs — ")
     assert f"flowml runs show {task_run.info.run_id}" in task_artifacts["progress"].description
@@ -167,11 +164,11 @@ def test_two_calls_of_a_task_keep_their_own_artifacts_which_name_their_runs(clie
     kids = {k.data.params["split"]: k for k in children(runs_of(client, "ui-keys"), parent)}
     artifacts = _artifacts(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
     by_key = {a.key: a for a in artifacts}
-    assert len(by_key) == len(artifacts) == 6  # nothing published twice, nothing overwritten
-    first = by_key["flowml-two-evaluations-evaluate-0-table"]
-    second = by_key["flowml-two-evaluations-evaluate-1-table"]
-    assert {"type": "metric", "name": "result", "value": 0.5} in json.loads(first.data)
-    assert {"type": "metric", "name": "result", "value": 0.25} in json.loads(second.data)
+    assert len(by_key) == len(artifacts) == 4  # nothing published twice, nothing overwritten
+    first = by_key["flowml-two-evaluations-evaluate-0-summary"]
+    second = by_key["flowml-two-evaluations-evaluate-1-summary"]
+    assert "| metric | `result` | 0.5 |" in first.data
+    assert "| metric | `result` | 0.25 |" in second.data
     assert str(first.task_run_id) == kids["a"].data.tags[ptags.TASK_RUN_ID]
     for artifact in artifacts:
         run_id = parent.info.run_id if artifact.task_run_id is None else next(
