@@ -144,7 +144,9 @@ def _routes() -> list[BaseRoute]:
         ]
     routes += [
         Route("/get-artifact", run_files.get_run_artifact, methods=["GET"]),
-        Route("/model-versions/get-artifact", run_files.get_model_version_artifact, methods=["GET"]),
+        Route(
+            "/model-versions/get-artifact", run_files.get_model_version_artifact, methods=["GET"]
+        ),
         *ui.routes(),  # last: the UI's files answer whatever path the API does not
     ]
     return routes

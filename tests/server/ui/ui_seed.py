@@ -1,6 +1,6 @@
 """Seed a store for the UI tests (and the README screenshots): run as a script.
 
-``python seed.py <root>`` fills ``<root>/flowml.db`` and ``<root>/artifacts`` through the
+``python ui_seed.py <root>`` fills ``<root>/flowml.db`` and ``<root>/artifacts`` through the
 library (the way users write runs) and prints a JSON summary of the ids it made:
 
 - experiment ``wine-quality``: a flow run (parent) with three nested task runs, and six
@@ -71,13 +71,18 @@ def seed(root: Path) -> dict:
     dataset = "file:///data/wine.parquet"
 
     flow = client.create_run(
-        exp, start_time=start, run_name="train-flow",
+        exp,
+        start_time=start,
+        run_name="train-flow",
         tags={"flowml.prefect.flow_run_id": "0b6e4c1e-8d8e-4f4c-9a43-5f5d2e3c1a01"},
     )
     task_ids = []
     for i, task in enumerate(["load", "split", "fit"]):
         child = client.create_run(
-            exp, start_time=start + i * 1000, run_name=task, parent_run_id=flow.info.run_id,
+            exp,
+            start_time=start + i * 1000,
+            run_name=task,
+            parent_run_id=flow.info.run_id,
             tags={"flowml.prefect.task_run_id": f"7c1d0e2f-0000-4000-8000-00000000000{i}"},
         )
         task_ids.append(child.info.run_id)
@@ -95,10 +100,18 @@ def seed(root: Path) -> dict:
     runs = []
     example = pd.DataFrame({"alcohol": [9.4, 10.2], "acidity": [0.7, 0.3]})
     for i, (model, lr, depth) in enumerate(
-        [("rf", 0.1, 4), ("rf", 0.05, 8), ("gbm", 0.1, 3), ("gbm", 0.01, 6), ("lr", 0.5, 1),
-         ("gbm", 0.2, 5)]
+        [
+            ("rf", 0.1, 4),
+            ("rf", 0.05, 8),
+            ("gbm", 0.1, 3),
+            ("gbm", 0.01, 6),
+            ("lr", 0.5, 1),
+            ("gbm", 0.2, 5),
+        ]
     ):
-        run = client.create_run(exp, start_time=start + 60_000 * (i + 1), run_name=f"train-{model}-{i}")
+        run = client.create_run(
+            exp, start_time=start + 60_000 * (i + 1), run_name=f"train-{model}-{i}"
+        )
         rid = run.info.run_id
         runs.append(rid)
         quality = 0.70 + 0.04 * i - 0.01 * (i % 3)
@@ -113,40 +126,59 @@ def seed(root: Path) -> dict:
         client.log_batch(
             rid,
             metrics=[Metric("f1", quality - 0.03, start, 199)],
-            params=[Param("model", model), Param("learning_rate", str(lr)),
-                    Param("max_depth", str(depth)), Param("seed", "42")],
+            params=[
+                Param("model", model),
+                Param("learning_rate", str(lr)),
+                Param("max_depth", str(depth)),
+                Param("seed", "42"),
+            ],
             tags=[RunTag("team", "ml-platform"), RunTag("dataset", "wine")],
         )
         client.log_text(rid, f"training {model} lr={lr}\nepochs: 200\n", "logs/train.txt")
-        client.log_dict(rid, {"model": model, "learning_rate": lr, "max_depth": depth},
-                        "config.json")
+        client.log_dict(
+            rid, {"model": model, "learning_rate": lr, "max_depth": depth}, "config.json"
+        )
         client.log_text(rid, f"model: {model}\nlearning_rate: {lr}\n", "config.yaml")
-        client.log_text(rid, "alcohol,acidity,quality\n9.4,0.70,5\n10.2,0.30,6\n"
-                             "\"12,5\",0.25,7\n", "data/sample.csv")
+        client.log_text(
+            rid,
+            'alcohol,acidity,quality\n9.4,0.70,5\n10.2,0.30,6\n"12,5",0.25,7\n',
+            "data/sample.csv",
+        )
         png = root / f"curve-{i}.png"
         png.write_bytes(tiny_png())
         client.log_artifact(rid, str(png), "plots")
         client.store.log_lineage(rid, [LineageEntry("input", "dataset", dataset, "wine")])
         if i < 3:
             flowml.log_model(python_model=predict, name="model", input_example=example, run_id=rid)
-            version = registry.register_model(f"runs:/{rid}/model", "wine-classifier",
-                                              reason=f"trained by {model}")
+            version = registry.register_model(
+                f"runs:/{rid}/model", "wine-classifier", reason=f"trained by {model}"
+            )
             client.store.log_lineage(
                 rid, [LineageEntry("output", "model", f"models:/wine-classifier/{version.version}")]
             )
-        client.set_terminated(rid, status="FAILED" if i == 4 else "FINISHED",
-                              end_time=start + 60_000 * (i + 1) + 50_000)
+        client.set_terminated(
+            rid,
+            status="FAILED" if i == 4 else "FINISHED",
+            end_time=start + 60_000 * (i + 1) + 50_000,
+        )
     registry.transition_model_version_stage("wine-classifier", 2, "Staging")
     registry.log_audit_event(
-        "wine-classifier", "approval_granted", version=3, reason="beats champion on f1",
-        approver="alice", f1="0.79",
+        "wine-classifier",
+        "approval_granted",
+        version=3,
+        reason="beats champion on f1",
+        approver="alice",
+        f1="0.79",
     )
     registry.set_registered_model_alias("wine-classifier", "champion", 3, reason="approved")
     registry.create_registered_model("churn-model")
     client.flush()
     return {
-        "experiment_id": exp, "flow_run_id": flow.info.run_id, "task_run_ids": task_ids,
-        "train_run_ids": runs, "deleted_experiment_id": gone,
+        "experiment_id": exp,
+        "flow_run_id": flow.info.run_id,
+        "task_run_ids": task_ids,
+        "train_run_ids": runs,
+        "deleted_experiment_id": gone,
     }
 
 
