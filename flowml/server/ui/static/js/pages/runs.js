@@ -160,7 +160,7 @@ export async function runsPage(root, [experimentId], query, alive) {
     const top = [];
     for (const r of runs.concat(children)) {
       const parent = r.tags[PARENT_TAG];
-      if (parent && listed.has(parent) && parent !== r.info.run_id) {
+      if (state.tree && parent && listed.has(parent) && parent !== r.info.run_id) {
         if (!byParent.has(parent)) byParent.set(parent, []);
         byParent.get(parent).push(r);
       } else if (runs.includes(r)) {
