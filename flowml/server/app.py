@@ -8,7 +8,7 @@
 | ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`); the UI's
   downsampled histories (`history`), audit trail and MLmodel (`registry_ui`) |
 | ``/get-artifact``, ``/model-versions/get-artifact`` | one file of a run or version (`run_files`) |
-| ``/`` | the web UI's static assets (`flowml.server.ui`) |
+| ``/``, ``/static/`` | the web UI's page and assets (`flowml.server.ui`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
@@ -147,7 +147,7 @@ def _routes() -> list[BaseRoute]:
         Route(
             "/model-versions/get-artifact", run_files.get_model_version_artifact, methods=["GET"]
         ),
-        *ui.routes(),  # last: the UI's files answer whatever path the API does not
+        *ui.routes(),
     ]
     return routes
 

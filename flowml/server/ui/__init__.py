@@ -1,4 +1,4 @@
-"""The web UI: static files served at ``/`` by ``flowml server`` (and ``flowml ui``).
+"""The web UI: a page at ``/`` and its files under ``/static/``, served by ``flowml server``.
 
 The UI is plain ES modules and one vendored charting library (uPlot, MIT, its license
 beside it) in ``static/``: no build step, no CDN, nothing fetched from the internet. Pages
@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
@@ -94,11 +94,23 @@ async def _config(request: Request) -> Response:
     return json_response({"prefect_ui_url": config.prefect_ui_url})
 
 
+async def _index(request: Request) -> Response:
+    response = FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+    response.headers.update(_HEADERS)
+    response.headers["Cache-Control"] = "no-cache"
+    return response
+
+
 def routes() -> list[BaseRoute]:
-    """``/ui-config.json`` and the static files, mounted last at ``/``."""
+    """The page at ``/``, ``/ui-config.json`` and the assets under ``/static/``.
+
+    Only these paths: a mount at ``/`` would answer every unknown API path (and a wrong
+    method on a known one) with a file lookup instead of the API's 404 or 405.
+    """
     if not os.path.isfile(STATIC_DIR / "index.html"):
         raise RuntimeError(f"flowml's UI files are missing from {STATIC_DIR}: reinstall flowml")
     return [
+        Route("/", _index, methods=["GET"]),
         Route("/ui-config.json", _config, methods=["GET"]),
-        Mount("/", app=_UIFiles(directory=STATIC_DIR, html=True), name="ui"),
+        Mount("/static", app=_UIFiles(directory=STATIC_DIR), name="ui"),
     ]

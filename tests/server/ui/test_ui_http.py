@@ -71,7 +71,7 @@ def test_pages_and_assets_are_served_with_their_types(seeded: Seeded) -> None:
         assert index.headers["x-content-type-options"] == "nosniff"
         for path in assets():
             rel = path.relative_to(STATIC_DIR).as_posix()
-            reply = http.get(f"/{rel}")
+            reply = http.get(f"/static/{rel}")
             assert reply.status_code == 200, rel
             assert reply.content == path.read_bytes()
             kind = reply.headers["content-type"]
@@ -85,17 +85,24 @@ def test_pages_and_assets_are_served_with_their_types(seeded: Seeded) -> None:
 
 def test_api_errors_stay_json_beside_the_ui(seeded: Seeded) -> None:
     with httpx.Client(base_url=seeded.url, timeout=30) as http:
-        missing = http.get("/no/such/page.js")
+        missing = http.get("/static/no/such/page.js")
         assert missing.status_code == 404
         assert missing.json()["error_code"] == "ENDPOINT_NOT_FOUND"
-        wrong = http.post("/index.html")
+        wrong = http.post("/")
         assert wrong.status_code == 405
+        assert http.get("/no/such/page").json()["error_code"] == "ENDPOINT_NOT_FOUND"
+        # A known API path with the wrong method is still a 405, not a file lookup.
+        assert http.get(f"{API}/mlflow/runs/create").status_code == 405
         assert http.get(f"{API}/mlflow/experiments/get", params={"experiment_id": "1"}).is_success
 
 
 def test_static_files_cannot_be_read_outside_their_folder(seeded: Seeded) -> None:
     with httpx.Client(base_url=seeded.url, timeout=30) as http:
-        for path in ("/../ui/__init__.py", "/%2e%2e/__init__.py", "/js/..%2f..%2f__init__.py"):
+        for path in (
+            "/static/../ui/__init__.py",
+            "/static/%2e%2e/__init__.py",
+            "/static/js/..%2f..%2f__init__.py",
+        ):
             reply = http.get(path)
             assert reply.status_code == 404, path
             assert b"STATIC_DIR" not in reply.content
