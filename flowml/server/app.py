@@ -5,8 +5,9 @@
 | ``/api/2.0/mlflow/`` (and ``/ajax-api/``) | experiments, runs, metrics, artifacts/list, registry |
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
 | ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
-| ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`); the UI's
-  downsampled histories (`history`), audit trail and MLmodel (`registry_ui`) |
+| ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`) |
+| ``/api/2.0/flowml/`` | for the UI: thinned histories (`history`), audit trail and MLmodel \
+  (`registry_ui`), Parquet previews (`previews`) |
 | ``/get-artifact``, ``/model-versions/get-artifact`` | one file of a run or version (`run_files`) |
 | ``/``, ``/static/`` | the web UI's page and assets (`flowml.server.ui`) |
 | ``/health`` | ``OK`` |
@@ -35,6 +36,7 @@ from flowml.server import (
     history,
     inputs,
     logged_models,
+    previews,
     registry,
     registry_ui,
     run_files,
@@ -122,7 +124,12 @@ def _routes() -> list[BaseRoute]:
                     )
                 )
         # flowml's own methods: for its REST store, and for the web UI.
-        for endpoint in (*extension.ENDPOINTS, *history.ENDPOINTS, *registry_ui.ENDPOINTS):
+        for endpoint in (
+            *extension.ENDPOINTS,
+            *history.ENDPOINTS,
+            *registry_ui.ENDPOINTS,
+            *previews.ENDPOINTS,
+        ):
             routes.append(
                 Route(
                     f"{prefix}/flowml{endpoint.path}",

@@ -29,7 +29,13 @@ from flowml.server.context import ServerContext
 from flowml.server.wire import Fields
 from flowml.tracking.artifacts import safe_artifact_path
 
-__all__ = ["SAFE_MEDIA_TYPES", "get_model_version_artifact", "get_run_artifact", "media_type"]
+__all__ = [
+    "SAFE_MEDIA_TYPES",
+    "get_model_version_artifact",
+    "get_run_artifact",
+    "media_type",
+    "run_file",
+]
 
 # Types a browser shows without running anything. HTML, SVG, XML and JavaScript are not here.
 SAFE_MEDIA_TYPES = frozenset(
@@ -79,7 +85,8 @@ def _below(ctx: ServerContext, location: str, what: str, path: str | None) -> st
     return posixpath.join(root, rel) if root else rel
 
 
-def _run_file(ctx: ServerContext, fields: Fields) -> str:
+def run_file(ctx: ServerContext, fields: Fields) -> str:
+    """The destination-relative path of the run file ``fields`` name (checked, confined)."""
     run = ctx.store.get_run(fields.required("run_id", "run_uuid"))
     return _below(ctx, run.info.artifact_uri, f"run {run.info.run_id!r}", fields.string("path"))
 
@@ -108,7 +115,7 @@ async def _serve(request: Request, locate) -> Response:  # type: ignore[no-untyp
 
 async def get_run_artifact(request: Request) -> Response:
     """``GET /get-artifact?run_uuid=<id>&path=<file>``: one file of a run, streamed."""
-    return await _serve(request, _run_file)
+    return await _serve(request, run_file)
 
 
 async def get_model_version_artifact(request: Request) -> Response:

@@ -94,6 +94,7 @@ def rows(driver: Any, table: str) -> list[Any]:
 
 def shot(driver: Any, shots: Path, name: str, height: int = 1000) -> Path:
     driver.set_window_size(1400, height)
+    driver.execute_script("window.scrollTo(0, 0)")
     path = shots / f"{name}.png"
     driver.save_screenshot(str(path))
     driver.set_window_size(1400, 1000)
@@ -276,6 +277,9 @@ def test_browse_artifacts(ui: Callable[..., Any], seeded: Seeded) -> None:
     wait_for(driver, "button[data-path='data/sample.csv']")[0].click()
     table = wait_for(driver, "#artifact-preview table.preview-table")[0]
     assert "quality" in table.text and "12,5" in table.text  # a quoted comma stays in its cell
+
+    driver.find_element(By.CSS_SELECTOR, "button[data-path='data/predictions.parquet']").click()
+    wait_text(driver, "#artifact-preview", "200 of 500 rows")
 
     driver.find_element(By.CSS_SELECTOR, "button[data-path='plots']").click()
     wait_for(driver, "button[data-path='plots/curve-0.png']")[0].click()

@@ -300,3 +300,34 @@ def test_flowml_ui_refuses_a_public_host(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 1 and "loopback" in done.stderr
+
+
+def test_parquet_preview(seeded: Seeded) -> None:
+    run_id = seeded.ids["train_run_ids"][0]
+    table = f"{API}/flowml/artifacts/table"
+    with httpx.Client(base_url=seeded.url, timeout=30) as http:
+        reply = http.get(
+            table, params={"run_id": run_id, "path": "data/predictions.parquet", "max_rows": "5"}
+        )
+        assert reply.status_code == 200, reply.text
+        data = reply.json()
+        assert data["columns"] == ["id", "quality"]
+        assert data["rows"] == [[0, 5], [1, 6], [2, 7], [3, 5], [4, 6]]
+        assert data["total_rows"] == 500
+        for params, words in [
+            ({"path": "data/sample.csv"}, "not a .parquet file"),
+            ({"path": "data/predictions.parquet", "max_rows": "0"}, "max_rows"),
+            ({"path": "data/predictions.parquet", "max_rows": "1001"}, "max_rows"),
+            ({"path": "../../flowml.parquet"}, ""),
+        ]:
+            bad = http.get(table, params={"run_id": run_id, **params})
+            assert bad.status_code == 400 and words in bad.json()["message"], bad.text
+    # A file that only claims to be Parquet is refused with a clear message, not a 500.
+    from flowml.tracking.client import TrackingClient
+
+    store = f"sqlite:///{seeded.root / 'flowml.db'}"
+    client = TrackingClient(store, str(seeded.root / "artifacts"))
+    client.log_text(run_id, "not parquet at all", "fake.parquet")
+    with httpx.Client(base_url=seeded.url, timeout=30) as http:
+        fake = http.get(table, params={"run_id": run_id, "path": "fake.parquet"})
+    assert fake.status_code == 400 and "not a valid Parquet file" in fake.json()["message"]

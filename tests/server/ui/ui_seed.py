@@ -144,6 +144,11 @@ def seed(root: Path) -> dict:
             'alcohol,acidity,quality\n9.4,0.70,5\n10.2,0.30,6\n"12,5",0.25,7\n',
             "data/sample.csv",
         )
+        table = root / "predictions.parquet"
+        pd.DataFrame({"id": range(500), "quality": [5 + k % 3 for k in range(500)]}).to_parquet(
+            table
+        )
+        client.log_artifact(rid, str(table), "data")
         png = root / f"curve-{i}.png"
         png.write_bytes(tiny_png())
         client.log_artifact(rid, str(png), "plots")

@@ -1,9 +1,10 @@
 // A run's (or a model version's) artifacts: a lazily opened tree and a preview pane.
-import { fetchText, mlflow, runArtifactUrl } from "./api.js";
+import { fetchText, flowml, mlflow, runArtifactUrl } from "./api.js";
 import { add, clear, errorBox, h } from "./dom.js";
 
 const IMAGE = /\.(png|jpe?g|gif|webp|bmp)$/i;
 const TABLE = /\.(csv|tsv)$/i;
+const PARQUET = /\.parquet$/i;
 const JSON_FILE = /\.json$/i;
 const TEXT = /(\.(ya?ml|txt|log|md|py|toml|cfg|ini|sql|sh|r|html?|xml|svg)|^MLmodel|^MLproject|requirements\.txt)$/i;
 const PREVIEW_BYTES = 512 * 1024;
@@ -35,8 +36,17 @@ export function csvRow(line, sep) {
   return out;
 }
 
-/** Render a preview of the file at `url` named `path` into `pane`. */
-export async function preview(pane, url, path, size) {
+function table(columns, rows) {
+  return h("div", { class: "table-wrap" }, h("table", { class: "grid preview-table" },
+    h("thead", null, h("tr", null, columns.map((c) => h("th", null, c)))),
+    h("tbody", null, rows.map((r) => h("tr", null, r.map((c) => h("td", null, c === null ? "" : String(c))))))));
+}
+
+/**
+ * Render a preview of the file at `url` named `path` into `pane`; `tableOf(path)` reads
+ * a Parquet file's first rows on the server (browsers cannot).
+ */
+export async function preview(pane, url, path, size, tableOf) {
   const name = path.split("/").pop();
   const download = h("a", { href: url, download: name, class: "download" }, "Download");
   const head = h("div", { class: "preview-head" }, h("strong", { class: "mono" }, path), " ", sizeText(size), " ", download);
@@ -44,6 +54,12 @@ export async function preview(pane, url, path, size) {
   try {
     if (IMAGE.test(name)) {
       add(pane, h("img", { src: url, alt: path, class: "artifact-image" }));
+      return;
+    }
+    if (PARQUET.test(name) && tableOf) {
+      const data = await tableOf(path);
+      add(pane, table(data.columns, data.rows),
+        h("p", { class: "muted" }, `${data.rows.length} of ${data.total_rows} rows.`));
       return;
     }
     if (!(TABLE.test(name) || JSON_FILE.test(name) || TEXT.test(name))) {
@@ -56,10 +72,8 @@ export async function preview(pane, url, path, size) {
       const lines = text.split(/\r?\n/).filter((l) => l.length);
       const sep = /\.tsv$/i.test(name) ? "\t" : ",";
       const rows = lines.slice(0, TABLE_ROWS + 1).map((l) => csvRow(l, sep));
-      add(pane, h("div", { class: "table-wrap" }, h("table", { class: "grid preview-table" },
-        h("thead", null, h("tr", null, (rows[0] || []).map((c) => h("th", null, c)))),
-        h("tbody", null, rows.slice(1).map((r) => h("tr", null, r.map((c) => h("td", null, c))))))),
-      lines.length > TABLE_ROWS + 1 ? h("p", { class: "muted" }, `First ${TABLE_ROWS} rows.`) : null, note);
+      add(pane, table(rows[0] || [], rows.slice(1)),
+        lines.length > TABLE_ROWS + 1 ? h("p", { class: "muted" }, `First ${TABLE_ROWS} rows.`) : null, note);
       return;
     }
     let shown = text;
@@ -75,11 +89,12 @@ export async function preview(pane, url, path, size) {
 /** The artifact tree of a run, beside a preview pane. */
 export function artifactBrowser(runId) {
   const list = async (path) => (await mlflow.get("artifacts/list", { run_id: runId, path })).files || [];
-  return browser(list, (path) => runArtifactUrl(runId, path));
+  const tableOf = (path) => flowml.get("artifacts/table", { run_id: runId, path });
+  return browser(list, (path) => runArtifactUrl(runId, path), tableOf);
 }
 
 /** `list(path)` answers MLflow's artifacts/list entries; `urlOf(path)` a file's URL. */
-export function browser(list, urlOf) {
+export function browser(list, urlOf, tableOf) {
   const pane = h("div", { class: "preview", id: "artifact-preview" }, h("p", { class: "muted" }, "Select a file to preview it."));
   const tree = h("ul", { class: "tree", id: "artifact-tree" });
   const root = h("div", { class: "artifacts" }, h("div", { class: "tree-wrap" }, tree), pane);
@@ -117,7 +132,7 @@ export function browser(list, urlOf) {
       onclick: (e) => {
         for (const b of tree.querySelectorAll(".file.selected")) b.classList.remove("selected");
         e.currentTarget.classList.add("selected");
-        preview(pane, urlOf(file.path), file.path, file.file_size);
+        preview(pane, urlOf(file.path), file.path, file.file_size, tableOf);
       },
     }, name), h("small", { class: "muted" }, ` ${sizeText(file.file_size)}`));
   }

@@ -2,7 +2,7 @@
 // chosen metric last; one polyline per run, coloured by that metric (blue low, red high).
 import { h, s } from "./dom.js";
 
-const W_AXIS = 130, H = 300, PAD_T = 30, PAD_B = 24, PAD_X = 50;
+const W_AXIS = 150, H = 300, PAD_T = 30, PAD_B = 24, PAD_X = 90;
 
 function axisOf(values) {
   const numbers = values.filter((v) => v !== undefined && v !== "" && !Number.isNaN(Number(v))).map(Number);
