@@ -132,13 +132,19 @@ def test_experiments_list_create_rename_delete_restore(ui: Callable[..., Any], s
     row.find_element(By.XPATH, ".//button[text()='Restore']").click()
     until(driver, lambda d: "renamed-in-browser" not in d.find_element(By.ID, "experiments").text)
 
-    search = driver.find_element(By.ID, "experiment-search")
-    search.send_keys("wine")
+    Select(driver.find_element(By.ID, "experiment-view")).select_by_value("ACTIVE_ONLY")
+    wait_text(driver, "#experiments", "renamed-in-browser")  # restored: active again
+    driver.find_element(By.ID, "experiment-search").send_keys("WINE")  # names match any case
     until(
         driver,
         lambda d: (
-            len(d.find_elements(By.CSS_SELECTOR, "#experiments tbody tr[data-experiment-id]")) == 0
-            or "wine-quality" in d.find_element(By.ID, "experiments").text
+            [
+                r.text.split()[0]
+                for r in d.find_elements(
+                    By.CSS_SELECTOR, "#experiments tbody tr[data-experiment-id]"
+                )
+            ]
+            == ["wine-quality"]
         ),
     )
 
