@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mimetypes
 import posixpath
+from collections.abc import Callable
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -97,7 +98,7 @@ def _version_file(ctx: ServerContext, fields: Fields) -> str:
     return _below(ctx, location, f"{name!r} version {number}", fields.string("path"))
 
 
-async def _serve(request: Request, locate) -> Response:  # type: ignore[no-untyped-def]
+async def _serve(request: Request, locate: Callable[[ServerContext, Fields], str]) -> Response:
     ctx: ServerContext = request.app.state.ctx
     try:
         fields = Fields.from_query(request.query_params.multi_items())
