@@ -27,11 +27,6 @@ MAX_HISTORY_SERIES = 1000
 MAX_POINTS_LIMIT = 100_000
 
 
-def _sort_key(value: float) -> float:
-    # NaN compares false with everything; rank it below every number so min/max stay defined.
-    return -math.inf if math.isnan(value) else value
-
-
 def downsample(points: list[Metric], max_points: int) -> list[Metric]:
     """At most ``max_points`` of ``points`` (in order), keeping each bucket's extremes.
 
@@ -41,7 +36,8 @@ def downsample(points: list[Metric], max_points: int) -> list[Metric]:
 
     Returns:
         ``points`` itself when short enough; otherwise a subsequence holding the first and
-        last point and, per bucket, its first, minimum, maximum and last points.
+        last point and, per bucket, its first, minimum, maximum and last points (NaN ranks
+        below every number, so a NaN bucket still keeps its largest value).
 
     Raises:
         InvalidParameter: ``max_points`` is below 4.
@@ -54,6 +50,10 @@ def downsample(points: list[Metric], max_points: int) -> list[Metric]:
         raise InvalidParameter(f"max_points must be at least 4, got {max_points}")
     if len(points) <= max_points:
         return points
+    values = [p.value for p in points]
+    if any(v != v for v in values):  # NaN compares false with everything: rank it lowest
+        values = [-math.inf if v != v else v for v in values]
+    rank = values.__getitem__  # a bound method: far cheaper than a lambda per point
     buckets = max_points // 4
     size = len(points) / buckets
     kept: list[int] = []
@@ -62,9 +62,7 @@ def downsample(points: list[Metric], max_points: int) -> list[Metric]:
         if start >= end:
             continue
         chunk = range(start, end)
-        low = min(chunk, key=lambda i: _sort_key(points[i].value))
-        high = max(chunk, key=lambda i: _sort_key(points[i].value))
-        kept.extend(sorted({start, low, high, end - 1}))
+        kept.extend(sorted({start, min(chunk, key=rank), max(chunk, key=rank), end - 1}))
     return [points[i] for i in kept]
 
 
@@ -104,8 +102,7 @@ def get_histories(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     for run_id in run_ids:
         for key in keys:
             # An unknown run raises ResourceNotFound here: an error, not an empty chart.
-            history = ctx.store.get_metric_history(run_id, key)
-            history.sort(key=lambda m: (m.step, m.timestamp))
+            history = ctx.store.get_metric_history(run_id, key)  # ordered by step, time
             series.append(_series_json(run_id, key, downsample(history, max_points), len(history)))
     return {"series": series}
 
