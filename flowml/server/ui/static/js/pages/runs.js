@@ -18,6 +18,7 @@ export async function runsPage(root, [experimentId], query, alive) {
     tokens: [null],
     page: 0,
     columns: null, // chosen "kind:key" columns; null until the first page shows what exists
+    shown: { runs: [], children: [] }, // the page on screen
     selected: new Set(),
     expanded: new Set(),
   };
@@ -89,6 +90,13 @@ export async function runsPage(root, [experimentId], query, alive) {
     }
     if (!alive()) return;
     if (state.columns === null) state.columns = defaultColumns(runs.concat(children));
+    state.shown = { runs, children };
+    redraw();
+  }
+
+  // Columns and expanded rows change only the drawing: no new request.
+  function redraw() {
+    const { runs, children } = state.shown;
     renderPicker(runs.concat(children));
     renderTable(runs, children);
   }
@@ -129,7 +137,7 @@ export async function runsPage(root, [experimentId], query, alive) {
           type: "checkbox", checked: state.columns.includes(id), "data-column": id,
           onchange: (e) => {
             state.columns = e.target.checked ? [...state.columns, id] : state.columns.filter((c) => c !== id);
-            load();
+            redraw();
           },
         }), key);
       }))));
@@ -201,7 +209,7 @@ export async function runsPage(root, [experimentId], query, alive) {
     const toggle = kidCount
       ? h("button", {
         class: "twisty", "aria-expanded": String(expanded), title: `${kidCount} child runs`,
-        onclick: () => { expanded ? state.expanded.delete(id) : state.expanded.add(id); load(); },
+        onclick: () => { expanded ? state.expanded.delete(id) : state.expanded.add(id); redraw(); },
       }, expanded ? "▾" : "▸")
       : h("span", { class: "twisty-space" });
     const prefect = h("td");
