@@ -269,6 +269,15 @@ def test_open_a_run(ui: Callable[..., Any], seeded: Seeded, shots: Path) -> None
     assert model_link.get_dom_attribute("href").endswith("#/models/wine-classifier/versions/3")
     shot(driver, shots, "ui-run", 2000)
 
+    # A task run's upstream task: linked run to run through the Prefect result it consumed.
+    load_id, split_id = seeded.ids["task_run_ids"][:2]
+    driver.get(f"{seeded.url}/#/runs/{split_id}")
+    wait_text(driver, "#run-title", "split")
+    upstream = wait_for(driver, "#lineage-graph a .node")[0]
+    assert "load" in upstream.text
+    link = driver.find_element(By.CSS_SELECTOR, "#lineage-graph a")
+    assert link.get_dom_attribute("href") == f"#/runs/{load_id}"
+
 
 def test_browse_artifacts(ui: Callable[..., Any], seeded: Seeded) -> None:
     from selenium.webdriver.common.by import By
