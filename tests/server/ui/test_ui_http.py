@@ -331,3 +331,18 @@ def test_parquet_preview(seeded: Seeded) -> None:
     with httpx.Client(base_url=seeded.url, timeout=30) as http:
         fake = http.get(table, params={"run_id": run_id, "path": "fake.parquet"})
     assert fake.status_code == 400 and "not a valid Parquet file" in fake.json()["message"]
+
+
+def test_requests_go_through_api_js_with_the_browsers_credentials() -> None:
+    """One module talks to the server, always same-origin with the user's credentials, so the
+    server's auth (cookies or HTTP auth) decides what the pages see."""
+    callers = {}
+    for path in (STATIC_DIR / "js").rglob("*.js"):
+        text = path.read_text()
+        if re.search(r"\bfetch\(|XMLHttpRequest|WebSocket|EventSource", text):
+            callers[path.name] = text
+    assert list(callers) == ["api.js"]
+    calls = re.findall(r"fetch\(([^;]*?)\);", callers["api.js"], re.S)
+    assert calls == ["path + query(params), init", 'url, { credentials: "same-origin" }']
+    send = callers["api.js"].split("async function send")[1].split("fetch(")[0]
+    assert 'const init = { method, credentials: "same-origin"' in send
