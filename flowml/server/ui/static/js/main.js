@@ -31,6 +31,7 @@ async function render() {
   const at = hash.indexOf("?");
   const path = at >= 0 ? hash.slice(0, at) : hash;
   const app = document.getElementById("app");
+  document.getElementById("status").textContent = ""; // a notice belongs to the page it was on
   for (const [pattern, nav, page] of ROUTES) {
     const match = pattern.exec(path);
     if (!match) continue;
