@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     search_timeout_seconds: float = Field(
         default=DEFAULT_SEARCH_TIMEOUT_SECONDS, ge=0, allow_inf_nan=False
     )
+    # Prefect's UI (e.g. http://127.0.0.1:4200): the web UI links runs to their flow runs.
+    prefect_ui_url: str | None = None
 
     @field_validator("home", mode="after")
     @classmethod

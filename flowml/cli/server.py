@@ -17,9 +17,10 @@ def server(
     port: Annotated[int, Parameter(name=["--port", "-p"])] = 5000,
     workers: Annotated[int, Parameter(name=["--workers", "-w"])] = 1,
 ) -> None:
-    """Serve MLflow's tracking REST API (experiments, runs, metrics, artifacts) over flowml's store.
+    """Serve MLflow's tracking REST API (experiments, runs, metrics, artifacts) and the web UI.
 
-    Point any MLflow client at it with MLFLOW_TRACKING_URI=http://127.0.0.1:5000.
+    Point any MLflow client at it with MLFLOW_TRACKING_URI=http://127.0.0.1:5000, and a
+    browser at http://127.0.0.1:5000/ for the UI (FLOWML_PREFECT_UI_URL links flow runs).
     There is no authentication yet, so only loopback hosts are accepted.
 
     Args:
@@ -40,5 +41,6 @@ def server(
         backend_store_uri=backend_store_uri or settings.resolved_tracking_uri,
         artifacts_destination=artifacts_destination or settings.resolved_artifact_root,
         search_timeout_seconds=settings.search_timeout_seconds,
+        prefect_ui_url=settings.prefect_ui_url,
     )
     serve(config, host=host, port=port, workers=workers)

@@ -6,6 +6,10 @@
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
 | ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
 | ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`) |
+| ``/api/2.0/flowml/`` | for the UI: thinned histories (`history`), audit trail and MLmodel \
+  (`registry_ui`), Parquet previews (`previews`) |
+| ``/get-artifact``, ``/model-versions/get-artifact`` | one file of a run or version (`run_files`) |
+| ``/``, ``/static/`` | the web UI's page and assets (`flowml.server.ui`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
@@ -22,17 +26,22 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from flowml.registry.store import get_registry_store
 from flowml.server import (
     artifacts,
     experiments,
     extension,
+    history,
     inputs,
     logged_models,
+    previews,
     registry,
+    registry_ui,
+    run_files,
     runs,
+    ui,
 )
 from flowml.server.api import json_endpoint, json_response
 from flowml.server.context import ServerContext, ServerRegistryClient
@@ -65,11 +74,13 @@ class ServerConfig:
         artifacts_destination: where proxied artifacts live (a local path or fsspec URL);
             new experiments keep their artifacts below it.
         search_timeout_seconds: the longest one search statement may run.
+        prefect_ui_url: Prefect's UI (``http(s)://...``), for the web UI's links to flow runs.
     """
 
     backend_store_uri: str
     artifacts_destination: str
     search_timeout_seconds: float = DEFAULT_SEARCH_TIMEOUT_SECONDS
+    prefect_ui_url: str | None = None
 
 
 def _context(config: ServerConfig) -> ServerContext:
@@ -94,8 +105,8 @@ def _context(config: ServerConfig) -> ServerContext:
     )
 
 
-def _routes() -> list[Route]:
-    routes: list[Route] = [
+def _routes() -> list[BaseRoute]:
+    routes: list[BaseRoute] = [
         Route("/health", _health, methods=["GET"]),
         Route("/version", _version, methods=["GET"]),
     ]
@@ -112,7 +123,13 @@ def _routes() -> list[Route]:
                         name=None,
                     )
                 )
-        for endpoint in extension.ENDPOINTS:  # flowml's own methods, for its REST store
+        # flowml's own methods: for its REST store, and for the web UI.
+        for endpoint in (
+            *extension.ENDPOINTS,
+            *history.ENDPOINTS,
+            *registry_ui.ENDPOINTS,
+            *previews.ENDPOINTS,
+        ):
             routes.append(
                 Route(
                     f"{prefix}/flowml{endpoint.path}",
@@ -132,6 +149,13 @@ def _routes() -> list[Route]:
                 methods=["GET"],
             ),
         ]
+    routes += [
+        Route("/get-artifact", run_files.get_run_artifact, methods=["GET"]),
+        Route(
+            "/model-versions/get-artifact", run_files.get_model_version_artifact, methods=["GET"]
+        ),
+        *ui.routes(),
+    ]
     return routes
 
 
@@ -183,4 +207,5 @@ def create_app(config: ServerConfig) -> Starlette:
     """
     app = Starlette(routes=_routes(), exception_handlers={HTTPException: _http_error})
     app.state.ctx = _context(config)
+    app.state.ui_config = ui.UIConfig.create(config.prefect_ui_url)
     return app

@@ -23,6 +23,7 @@ DEFAULT_PORT = 5000
 STORE_ENV = "FLOWML_SERVER_BACKEND_STORE_URI"
 DESTINATION_ENV = "FLOWML_SERVER_ARTIFACTS_DESTINATION"
 TIMEOUT_ENV = "FLOWML_SERVER_SEARCH_TIMEOUT_SECONDS"
+PREFECT_UI_ENV = "FLOWML_SERVER_PREFECT_UI_URL"
 
 
 def check_host(host: str) -> None:
@@ -51,7 +52,14 @@ def app_from_env() -> Any:
     destination = os.environ.get(DESTINATION_ENV)
     if not store or not destination:
         raise InvalidParameter(f"{STORE_ENV} and {DESTINATION_ENV} must be set: use `serve`")
-    return create_app(ServerConfig(store, destination, float(os.environ[TIMEOUT_ENV])))
+    return create_app(
+        ServerConfig(
+            store,
+            destination,
+            float(os.environ[TIMEOUT_ENV]),
+            os.environ.get(PREFECT_UI_ENV) or None,
+        )
+    )
 
 
 def serve(
@@ -92,4 +100,5 @@ def serve(
     os.environ[STORE_ENV] = config.backend_store_uri
     os.environ[DESTINATION_ENV] = config.artifacts_destination
     os.environ[TIMEOUT_ENV] = str(config.search_timeout_seconds)
+    os.environ[PREFECT_UI_ENV] = config.prefect_ui_url or ""
     uvicorn.run("flowml.server.serve:app_from_env", factory=True, workers=workers, **options)
