@@ -12,14 +12,21 @@
 
 Unknown paths answer 404 and wrong methods 405, both with MLflow's ``ENDPOINT_NOT_FOUND``
 error body (its client falls back to another endpoint on that code).
+
+Security (`flowml.server.auth`): every request crosses the Host allow-list and the body
+limit, then CORS when configured; with ``auth="token"`` it must authenticate, each route
+applies its permission rule, and the user and permission endpoints are mounted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -34,7 +41,14 @@ from flowml.server import (
     registry,
     runs,
 )
-from flowml.server.api import json_endpoint, json_response
+from flowml.server.api import MAX_JSON_BODY_BYTES, guarded, json_endpoint, json_response
+from flowml.server.auth.access import AuthSettings
+from flowml.server.auth.admin import admin_routes
+from flowml.server.auth.config import SecurityConfig
+from flowml.server.auth.guard import Guard
+from flowml.server.auth.middleware import AuthMiddleware, BodyLimitMiddleware, HostMiddleware
+from flowml.server.auth.permissions import parse_permission
+from flowml.server.auth.store import AuthStore
 from flowml.server.context import ServerContext, ServerRegistryClient
 from flowml.server.locations import ArtifactLocations, normalize_destination
 from flowml.tracking.artifacts import ArtifactRepository
@@ -65,11 +79,13 @@ class ServerConfig:
         artifacts_destination: where proxied artifacts live (a local path or fsspec URL);
             new experiments keep their artifacts below it.
         search_timeout_seconds: the longest one search statement may run.
+        security: auth mode, Host allow-list, CORS and body limits.
     """
 
     backend_store_uri: str
     artifacts_destination: str
     search_timeout_seconds: float = DEFAULT_SEARCH_TIMEOUT_SECONDS
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
 def _context(config: ServerConfig) -> ServerContext:
@@ -99,40 +115,50 @@ def _routes() -> list[Route]:
         Route("/health", _health, methods=["GET"]),
         Route("/version", _version, methods=["GET"]),
     ]
+    info = guarded(_server_info, ("raw", "/mlflow/server-info", "GET"))
     for prefix in ("/api/3.0", "/ajax-api/3.0"):
-        routes.append(Route(f"{prefix}/mlflow/server-info", _server_info, methods=["GET"]))
+        routes.append(Route(f"{prefix}/mlflow/server-info", info, methods=["GET"]))
     for prefix in API_PREFIXES:
         for group in _JSON_GROUPS:
             for endpoint in group:
+                key = ("mlflow", endpoint.path, endpoint.method)
                 routes.append(
                     Route(
                         f"{prefix}/mlflow{endpoint.path}",
-                        json_endpoint(endpoint.handler),
+                        json_endpoint(endpoint.handler, key),
                         methods=[endpoint.method],
                         name=None,
                     )
                 )
         for endpoint in extension.ENDPOINTS:  # flowml's own methods, for its REST store
+            key = ("flowml", endpoint.path, endpoint.method)
             routes.append(
                 Route(
                     f"{prefix}/flowml{endpoint.path}",
-                    json_endpoint(endpoint.handler),
+                    json_endpoint(endpoint.handler, key),
                     methods=[endpoint.method],
                 )
             )
-        proxy = f"{prefix}/mlflow-artifacts/artifacts"
-        routes += [
-            Route(proxy, artifacts.list_proxied, methods=["GET"]),
-            Route(f"{proxy}/{{artifact_path:path}}", artifacts.download, methods=["GET"]),
-            Route(f"{proxy}/{{artifact_path:path}}", artifacts.upload, methods=["PUT"]),
-            Route(f"{proxy}/{{artifact_path:path}}", artifacts.delete_artifact, methods=["DELETE"]),
-            Route(
-                f"{prefix}/mlflow/logged-models/{{model_id}}/artifacts/files",
-                logged_models.download_file,
-                methods=["GET"],
-            ),
-        ]
+        for path, method, handler in _streamed():
+            key = ("raw", path, method)
+            routes.append(Route(f"{prefix}{path}", guarded(handler, key), methods=[method]))
     return routes
+
+
+def _streamed() -> list[tuple[str, str, Any]]:
+    """The routes that stream bytes: ``(path below the API prefix, method, endpoint)``."""
+    proxy = "/mlflow-artifacts/artifacts"
+    return [
+        (proxy, "GET", artifacts.list_proxied),
+        (f"{proxy}/{{artifact_path:path}}", "GET", artifacts.download),
+        (f"{proxy}/{{artifact_path:path}}", "PUT", artifacts.upload),
+        (f"{proxy}/{{artifact_path:path}}", "DELETE", artifacts.delete_artifact),
+        (
+            "/mlflow/logged-models/{model_id}/artifacts/files",
+            "GET",
+            logged_models.download_file,
+        ),
+    ]
 
 
 async def _health(request: Request) -> Response:
@@ -181,6 +207,48 @@ def create_app(config: ServerConfig) -> Starlette:
     Example:
         >>> app = create_app(ServerConfig("sqlite:///flowml.db", "./artifacts"))  # doctest: +SKIP
     """
-    app = Starlette(routes=_routes(), exception_handlers={HTTPException: _http_error})
-    app.state.ctx = _context(config)
+    ctx = _context(config)
+    security = config.security
+    routes = _routes()
+    guard = None
+    if security.auth == "token":
+        # Opened after the tracking store, which migrated the database.
+        settings = AuthSettings(
+            AuthStore(get_engine(config.backend_store_uri)),
+            parse_permission(security.default_permission),
+        )
+        guard = Guard(settings)
+        routes += admin_routes(API_PREFIXES)
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error},
+        middleware=_middleware(security, guard),
+    )
+    app.state.ctx = ctx
+    app.state.guard = guard
+    app.state.max_upload_bytes = security.max_upload_bytes
     return app
+
+
+def _middleware(security: SecurityConfig, guard: Guard | None) -> list[Middleware]:
+    """Outermost first: Host allow-list, body limit, CORS (if configured), authentication."""
+    stack = [
+        Middleware(HostMiddleware, allowed_hosts=security.hosts),
+        Middleware(
+            BodyLimitMiddleware,
+            json_limit=MAX_JSON_BODY_BYTES,
+            upload_limit=security.max_upload_bytes,
+        ),
+    ]
+    if security.cors_allowed_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(security.cors_allowed_origins),
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
+    if guard is not None:
+        stack.append(Middleware(AuthMiddleware, settings=guard.settings))
+    return stack
