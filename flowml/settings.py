@@ -7,6 +7,7 @@
 | ``FLOWML_ARTIFACT_ROOT`` | ``$FLOWML_HOME/artifacts`` (any fsspec URL) |
 | ``FLOWML_REGISTRY_URI`` | the tracking URI |
 | ``FLOWML_SEARCH_TIMEOUT_SECONDS`` | ``60`` (``0``: no limit) |
+| ``FLOWML_TRACKING_TOKEN`` (or ``MLFLOW_TRACKING_TOKEN``) | none (a tracking server token) |
 
 Stores never read the environment: the edges (fluent API, CLI, servers) call
 `get_settings()` and pass the values down.
@@ -18,7 +19,7 @@ import functools
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
@@ -42,6 +43,13 @@ class Settings(BaseSettings):
     # How long one search statement may run before it is cancelled (0: no limit).
     search_timeout_seconds: float = Field(
         default=DEFAULT_SEARCH_TIMEOUT_SECONDS, ge=0, allow_inf_nan=False
+    )
+
+    # A `flowml server` token, sent as ``Authorization: Bearer``; MLflow's name works too.
+    tracking_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FLOWML_TRACKING_TOKEN", "MLFLOW_TRACKING_TOKEN"),
+        repr=False,
     )
 
     @field_validator("home", mode="after")
