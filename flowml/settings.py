@@ -76,6 +76,12 @@ def _cached(_env_key: tuple[tuple[str, str], ...]) -> Settings:
 
 
 def get_settings() -> Settings:
-    """The current settings (re-read only when a ``FLOWML_*`` variable changed)."""
-    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("FLOWML_")))
+    """The current settings (re-read only when a variable they read changed)."""
+    key = tuple(
+        sorted(
+            (k, v)
+            for k, v in os.environ.items()
+            if k.startswith("FLOWML_") or k == "MLFLOW_TRACKING_TOKEN"
+        )
+    )
     return _cached(key)
