@@ -398,3 +398,21 @@ def test_every_route_has_a_permission_rule(tmp_path: Path):
             if not any(k in RULES for k in keys):
                 uncovered.append((method, route.path))
     assert uncovered == []
+
+
+def test_workers_inherit_the_security_settings(tmp_path: Path, server_factory):
+    """With several workers each process rebuilds the app: auth and hosts must come along."""
+    root = tmp_path / "workers"
+    root.mkdir()
+    store_uri = f"sqlite:///{root / 'flowml.db'}"
+    token, _ = AuthStore.open(store_uri).create_token("wendy", create_user=True)
+    srv = server_factory(store_uri, root, workers=2, options=["--auth", "token"])
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=srv.url, timeout=30) as client:
+        for _ in range(6):  # whichever worker answers
+            error(client.get(f"{API}/users/current"), 401, "UNAUTHENTICATED")
+            assert (
+                ok(client.get(f"{API}/users/current", headers=headers))["user"]["username"]
+                == "wendy"
+            )
+            assert client.get("/health", headers={"Host": "evil.example"}).status_code == 403

@@ -16,9 +16,12 @@ from flowml.server.auth.tokens import split_token
 from flowml.tracking.store.registry import get_store
 
 
-@pytest.fixture
-def uri(tmp_path: Path) -> str:
-    uri = f"sqlite:///{tmp_path / 'auth.db'}"
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        uri = f"sqlite:///{tmp_path / 'auth.db'}"
+    else:
+        uri = request.getfixturevalue("pg_url")
     get_store(uri, str(tmp_path / "artifacts"))  # creates and migrates the database
     return uri
 
