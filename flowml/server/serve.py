@@ -75,8 +75,20 @@ def _for_host(config: ServerConfig, host: str) -> ServerConfig:
     return dataclasses.replace(config, security=dataclasses.replace(security, allowed_hosts=("*",)))
 
 
+def _log_denials() -> None:
+    """Send the server's own warnings (every auth denial) to stderr, next to uvicorn's lines."""
+    logger = logging.getLogger("flowml.server")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def app_from_env() -> Any:
     """The app for one uvicorn worker process, configured by `serve`'s variables."""
+    _log_denials()
     store = os.environ.get(STORE_ENV)
     destination = os.environ.get(DESTINATION_ENV)
     if not store or not destination:
@@ -111,6 +123,7 @@ def serve(
         >>> serve(ServerConfig("sqlite:///flowml.db", "./artifacts"), port=5000)  # doctest: +SKIP
     """
     check_host(host, config.security.auth)
+    _log_denials()
     config = _for_host(config, host)
     if workers < 1:
         raise InvalidParameter(f"workers must be at least 1, got {workers}")

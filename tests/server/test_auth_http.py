@@ -193,14 +193,22 @@ def test_registered_model_permissions(team: Team):
             )
         )
         run = _run(alice, exp)
-        source = {"name": name, "source": f"runs:/{run['run_id']}/model"}
-        error(bob.post(f"{API}/model-versions/create", json=source), 403, "PERMISSION_DENIED")
-        assert (
-            ok(bob.get(f"{API}/model-versions/search", params={"filter": f"name = '{name}'"})).get(
-                "model_versions", []
+        proxied = run["artifact_uri"] + "/model"
+        local = str(team.server.destination / proxied.removeprefix("mlflow-artifacts:/"))
+        for where in (f"runs:/{run['run_id']}/model", proxied, local, f"file://{local}"):
+            source = {"name": name, "source": where}
+            error(bob.post(f"{API}/model-versions/create", json=source), 403, "PERMISSION_DENIED")
+        # alice may read the run: she registers it, and bob may copy a version he can read.
+        ok(alice.post(f"{API}/model-versions/create", json={"name": name, "source": proxied}))
+        ok(alice.post(f"{RM}/alias", json={"name": name, "alias": "champion", "version": "1"}))
+        ok(
+            bob.post(
+                f"{API}/model-versions/create",
+                json={"name": name, "source": f"models:/{name}@champion"},
             )
-            == []
         )
+        found = ok(bob.get(f"{API}/model-versions/search", params={"filter": f"name = '{name}'"}))
+        assert len(found["model_versions"]) == 2
 
 
 def test_admin_endpoints_need_admin(team: Team):
@@ -353,6 +361,13 @@ def test_searches_show_only_readable_resources(private: Team):
             ]
         }
         assert model_a in names and model_b not in names
+        for client, model in ((alice, model_a), (bob, model_b)):
+            version = {"name": model, "source": "s3://bucket/model"}
+            ok(client.post(f"{API}/model-versions/create", json=version))
+        query = {"filter": f"name IN ('{model_a}', '{model_b}')"}
+        found = ok(alice.get(f"{API}/model-versions/search", params=query))["model_versions"]
+        assert [v["name"] for v in found] == [model_a]
+        error(alice.get(f"{RM}/get", params={"name": model_b}), 403, "PERMISSION_DENIED")
         # Granted READ, alice sees bob's experiment too.
         ok(
             bob.post(

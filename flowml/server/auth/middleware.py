@@ -68,7 +68,7 @@ class HostMiddleware:
     def __init__(self, app: ASGIApp, allowed_hosts: tuple[str, ...]) -> None:
         self.app = app
         self.any = "*" in allowed_hosts
-        self.allowed = tuple(h.lower().strip("[]") for h in allowed_hosts)
+        self.allowed = tuple(host_name(h) for h in allowed_hosts)  # names: ports are ignored
 
     def allows(self, host: str | None) -> bool:
         if self.any:

@@ -124,9 +124,15 @@ def version_source(access: Access, fields: Fields) -> None:
     elif scheme == "models" and first.startswith("m-"):
         access.require_logged_model(first, READ)
     elif scheme == "models" and first:
-        access.require_model(first, READ)
+        access.require_model(first.split("@", 1)[0], READ)  # models:/<name>@<alias>
     elif scheme == "mlflow-artifacts":
-        proxied_path(READ)(access, Fields({"artifact_path": parts.path}))
+        proxied_path(READ)(access, Fields({"artifact_path": parts.path.lstrip("/")}))
+    elif scheme in ("", "file"):
+        # A path on the server's disk (the handler refuses it outside the destination).
+        local = source[len("file://") :] if scheme == "file" else source
+        rel = access.ctx.locations.relative(local)
+        if rel is not None:
+            proxied_path(READ)(access, Fields({"artifact_path": rel}))
 
 
 def lineage_runs(access: Access, fields: Fields) -> None:
