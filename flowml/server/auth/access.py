@@ -102,11 +102,14 @@ class Access:
             )
 
     def require_run(self, run_id: str, level: Permission) -> None:
-        try:
-            experiment_id = self.run_experiment(run_id)
-        except ResourceNotFound:
+        if self.user.is_admin:
+            return
+        found = self.settings.store.run_permission(self.user.id, run_id)
+        if found is None:
             return  # the handler answers RESOURCE_DOES_NOT_EXIST
-        if self.experiment_level(experiment_id) < level:
+        experiment_id, own = found
+        self._run_experiments[run_id] = experiment_id
+        if (self.settings.default_permission if own is None else own) < level:
             raise self._deny(
                 level,
                 f"experiment {experiment_id} (run {run_id})",

@@ -31,7 +31,7 @@ from flowml.server.auth.schema import (
 from flowml.server.auth.tokens import TokenVerifier, generate_token, split_token
 from flowml.tracking.store import migrate
 from flowml.tracking.store.engine import get_engine, write_transaction
-from flowml.tracking.store.schema import experiments
+from flowml.tracking.store.schema import experiments, runs
 
 __all__ = ["AuthStore", "TokenInfo", "User"]
 
@@ -252,6 +252,23 @@ class AuthStore:
                 select(t.c.permission).where(t.c.user_id == user_id, t.c.experiment_id == key)
             ).scalar()
         return None if level is None else parse_permission(level)
+
+    def run_permission(self, user_id: int, run_id: str) -> tuple[str, Permission | None] | None:
+        """``(experiment id, the user's own level there)`` for a run, in one query on the
+        hot path of every logging call; ``None`` when the run does not exist."""
+        t = auth_experiment_permissions
+        query = (
+            select(runs.c.experiment_id, t.c.permission)
+            .select_from(runs)
+            .outerjoin(t, (t.c.experiment_id == runs.c.experiment_id) & (t.c.user_id == user_id))
+            .where(runs.c.run_uuid == run_id)
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        level = None if row.permission is None else parse_permission(row.permission)
+        return str(row.experiment_id), level
 
     def registered_model_permission(self, user_id: int, name: str) -> Permission | None:
         t = auth_registered_model_permissions
