@@ -68,6 +68,8 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 
 def error_response(exc: FlowMLError) -> Response:
+    if isinstance(exc, RequestTooLarge):  # a refusal like auth's: logged the same way
+        logging.getLogger("flowml.server.auth").warning("denied: %s", exc.message)
     return json_response(exc.to_dict(), exc.http_status)
 
 

@@ -283,7 +283,8 @@ def test_bodies_over_the_limit_get_413(server, small_uploads: FlowmlServer):
         error(reply, 413, "BAD_REQUEST")
         assert client.put(f"{PROXY}/0/small.bin", content=b"x" * 1000).status_code == 200
     assert not list(small_uploads.destination.rglob("big.bin*"))  # type: ignore[union-attr]
-    assert "denied" in small_uploads.log.read_text()
+    log = small_uploads.log.read_text()
+    assert "denied user=- PUT" in log and "denied: Upload is larger" in log
 
 
 # -- Host header, CORS, binding -------------------------------------------------------------
@@ -315,6 +316,11 @@ def test_cors_is_off_unless_configured(server, small_uploads: FlowmlServer):
     other = {"Origin": "http://evil.example"}
     _, headers, _ = _raw(small_uploads, "GET", f"{API}/experiments/search", headers=other)
     assert "access-control-allow-origin" not in headers
+
+
+def test_without_auth_there_are_no_user_endpoints(http: httpx.Client):
+    for path in ("/users/list", "/users/current"):
+        error(http.get(f"{API}{path}"), 404, "ENDPOINT_NOT_FOUND")
 
 
 def test_a_public_bind_needs_an_auth_mode():
