@@ -140,7 +140,9 @@ def test_edit_logs_and_manage_grants(team: Team):
         assert created["experiment_permission"]["permission"] == "EDIT"
         metric = {"run_id": run["run_id"], "key": "loss", "value": 0.5, "timestamp": 1, "step": 0}
         ok(bob.post(f"{API}/runs/log-metric", json=metric))
-        ok(bob.post(f"{API}/runs/create", json={"experiment_id": exp}))
+        claimed = {"experiment_id": exp, "user_id": "mallory"}
+        made = ok(bob.post(f"{API}/runs/create", json=claimed))["run"]["info"]
+        assert made["user_id"] == "bob"  # who really created it, not who the client claims
         # EDIT is not MANAGE: no deleting, no granting on.
         error(
             bob.post(f"{API}/runs/delete", json={"run_id": run["run_id"]}), 403, "PERMISSION_DENIED"
@@ -199,7 +201,9 @@ def test_registered_model_permissions(team: Team):
             source = {"name": name, "source": where}
             error(bob.post(f"{API}/model-versions/create", json=source), 403, "PERMISSION_DENIED")
         # alice may read the run: she registers it, and bob may copy a version he can read.
-        ok(alice.post(f"{API}/model-versions/create", json={"name": name, "source": proxied}))
+        body = {"name": name, "source": proxied}
+        registered = ok(alice.post(f"{API}/model-versions/create", json=body))["model_version"]
+        assert registered["user_id"] == "alice"
         ok(alice.post(f"{RM}/alias", json={"name": name, "alias": "champion", "version": "1"}))
         ok(
             bob.post(
@@ -209,6 +213,10 @@ def test_registered_model_permissions(team: Team):
         )
         found = ok(bob.get(f"{API}/model-versions/search", params={"filter": f"name = '{name}'"}))
         assert len(found["model_versions"]) == 2
+    from flowml.registry.store import get_registry_store
+
+    trail = get_registry_store(str(team.server.store_uri)).get_audit_log(name)
+    assert {e.user_id for e in trail} == {"alice", "bob"}  # never the server's OS user
 
 
 def test_admin_endpoints_need_admin(team: Team):

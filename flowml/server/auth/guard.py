@@ -4,7 +4,9 @@ The app keeps one `Guard` in ``app.state.guard`` when auth is on (``None`` other
 `flowml.server.api.json_endpoint` runs a JSON handler through `Guard.call`; the streamed
 routes (artifact proxy, logged-model files) pass `Guard.check_raw` first. Both run on a
 worker thread (the checks read the database). The authenticated `User` was put in the
-request's state by `flowml.server.auth.middleware.AuthMiddleware`.
+request's state by `flowml.server.auth.middleware.AuthMiddleware`. Handlers run inside a
+registry `audit_context` naming that user, so the audit trail (and a model version's
+``user_id``) records who made each change, not the server's OS user.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from flowml.registry.audit import audit_context
 from flowml.server.auth.access import Access, AuthSettings
 from flowml.server.auth.permissions import PermissionDenied, Unauthenticated
 from flowml.server.auth.rules import RULES
@@ -64,7 +67,9 @@ class Guard:
             checked = rule.check(access, fields)
             if isinstance(checked, dict):
                 return checked
-            reply = handler(ctx, checked if checked is not None else fields)
+            # Registry changes are audited under the authenticated user, not the server's.
+            with audit_context(user_id=access.user.username):
+                reply = handler(ctx, checked if checked is not None else fields)
             return reply if rule.after is None else rule.after(access, fields, reply)
         except PermissionDenied as exc:
             log_denial(access.user.username, request.method, request.url.path, exc.message)

@@ -91,9 +91,11 @@ def experiment_by_name(access: Access, fields: Fields) -> None:
         access.require_experiment(found.experiment_id, READ)
 
 
-def run_create(access: Access, fields: Fields) -> None:
+def run_create(access: Access, fields: Fields) -> Fields:
     # The handler's default experiment when none is named.
     access.require_experiment(fields.string("experiment_id") or DEFAULT_EXPERIMENT_ID, EDIT)
+    # The run records who really created it, not the name a client claims.
+    return fields.with_values({"user_id": access.user.username})
 
 
 def readable_experiment_ids(reply_key: str) -> Check:
