@@ -104,3 +104,28 @@ def test_auth_refusals_are_not_retried(secured: tuple[FlowmlServer, str], tmp_pa
         store.search_experiments()
     assert time.monotonic() - started < 60  # far below the budget: never retried
     store.close()
+
+
+def test_flowml_client_logs_and_uploads_with_a_token(
+    secured: tuple[FlowmlServer, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """The whole library path: the REST store and the artifact proxy both send the token."""
+    from flowml.tracking.client import TrackingClient
+    from flowml.tracking.store.registry import clear_cache
+
+    srv, token = secured
+    monkeypatch.setenv("FLOWML_TRACKING_TOKEN", token)
+    clear_cache()
+    client = TrackingClient(tracking_uri=srv.url)
+    try:
+        experiment_id = client.create_experiment("library-with-token")
+        run = client.create_run(experiment_id)
+        client.log_param(run.info.run_id, "lr", 0.1)
+        local = tmp_path / "notes.txt"
+        local.write_text("uploaded with a token")
+        client.log_artifact(run.info.run_id, str(local))
+        assert [f.path for f in client.list_artifacts(run.info.run_id)] == ["notes.txt"]
+        assert client.get_run(run.info.run_id).data.params == {"lr": "0.1"}
+    finally:
+        client.close()
+        clear_cache()
