@@ -129,3 +129,21 @@ def test_flowml_client_logs_and_uploads_with_a_token(
     finally:
         client.close()
         clear_cache()
+
+
+@pytest.mark.mlflow
+def test_mlflow_log_model_and_register_with_a_token(
+    secured: tuple[FlowmlServer, str], run_mlflow_against
+):
+    """MLflow 3's model path (logged models, proxied files, registration, loading back)
+    passes every permission rule for the user who owns the experiment."""
+    from tests.server.test_mlflow_logged_models_client import LOG_MODEL_SCRIPT
+
+    srv, token = secured
+    script = (
+        "import os, sys\nos.environ['MLFLOW_TRACKING_TOKEN'] = sys.argv[1]\n" + LOG_MODEL_SCRIPT
+    )
+    denials = srv.log.read_text().count("denied")
+    out = run_mlflow_against(srv.url, script, token)
+    assert out.strip().splitlines()[-1].startswith("RESULT")
+    assert srv.log.read_text().count("denied") == denials  # nothing was refused on the way
