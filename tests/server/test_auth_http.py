@@ -265,72 +265,32 @@ def test_writes_outside_any_experiment_directory_need_admin(team: Team):
         assert alice.get(f"{PROXY}/shared/x.txt").content == b"x"
 
 
+def _tokens_cli(team: Team, *args: str) -> subprocess.CompletedProcess[str]:
+    """``flowml server tokens ARGS`` on the team server's database."""
+    store = ["--backend-store-uri", str(team.server.store_uri)]
+    command = [sys.executable, "-m", "flowml.cli", "server", "tokens", *args, *store]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
 def test_revoked_token_is_refused_at_once(team: Team):
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flowml.cli",
-            "server",
-            "tokens",
-            "create",
-            "--user",
-            "erin",
-            "--name",
-            "ci",
-            "--backend-store-uri",
-            str(team.server.store_uri),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    made = _tokens_cli(team, "create", "--user", "erin", "--name", "ci")
+    assert made.returncode == 0, made.stderr
     token = made.stdout.strip()
     assert token.startswith("flowml_") and "not shown again" in made.stderr
     headers = {"Authorization": f"Bearer {token}"}
     url = f"{team.server.url}{API}/users/current"
     assert ok(httpx.get(url, headers=headers, timeout=30))["user"]["username"] == "erin"
-    listed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flowml.cli",
-            "server",
-            "tokens",
-            "list",
-            "--user",
-            "erin",
-            "-o",
-            "json",
-            "--backend-store-uri",
-            str(team.server.store_uri),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    listed = _tokens_cli(team, "list", "--user", "erin", "-o", "json")
     assert token not in listed.stdout and '"name": "ci"' in listed.stdout
     token_id = token.split("_")[1]
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flowml.cli",
-            "server",
-            "tokens",
-            "revoke",
-            token_id,
-            "--backend-store-uri",
-            str(team.server.store_uri),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    assert _tokens_cli(team, "revoke", token_id).returncode == 0
     error(httpx.get(url, headers=headers, timeout=30), 401, "UNAUTHENTICATED")
+    again = _tokens_cli(team, "revoke", token_id)
+    assert again.returncode == 1 and "No active token" in again.stderr
+    assert (
+        '"revoked_time": null'
+        not in _tokens_cli(team, "list", "--user", "erin", "-o", "json").stdout
+    )
 
 
 def test_searches_show_only_readable_resources(private: Team):
