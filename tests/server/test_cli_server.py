@@ -1,4 +1,4 @@
-"""``flowml server``: loopback only (no auth yet), defaults from settings, several workers."""
+"""``flowml server``: loopback only without auth, defaults from settings, several workers."""
 
 from __future__ import annotations
 
