@@ -97,6 +97,11 @@ def test_permissions_by_experiment_and_by_model_name(store: AuthStore, uri: str,
     registry.rename_registered_model("perm-model", "perm-renamed")
     assert store.registered_model_permission(user.id, "perm-renamed") is Permission.READ
     assert store.registered_model_permissions_of(user.id) == {"perm-renamed": Permission.READ}
+    run = tracking.create_run(exp, "dave")
+    assert store.run_permission(user.id, run.info.run_id) == (exp, Permission.MANAGE)
+    other = store.create_user("erin")
+    assert store.run_permission(other.id, run.info.run_id) == (exp, None)  # the default applies
+    assert store.run_permission(user.id, "0" * 32) is None
     store.delete_permission("experiment", exp, "dave")
     with pytest.raises(ResourceNotFound):
         store.delete_permission("experiment", exp, "dave")
