@@ -7,6 +7,7 @@
 | ``FLOWML_ARTIFACT_ROOT`` | ``$FLOWML_HOME/artifacts`` (any fsspec URL) |
 | ``FLOWML_REGISTRY_URI`` | the tracking URI |
 | ``FLOWML_SEARCH_TIMEOUT_SECONDS`` | ``60`` (``0``: no limit) |
+| ``FLOWML_TRACKING_TOKEN`` (or ``MLFLOW_TRACKING_TOKEN``) | none (a tracking server token) |
 
 Stores never read the environment: the edges (fluent API, CLI, servers) call
 `get_settings()` and pass the values down.
@@ -18,7 +19,7 @@ import functools
 import os
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
@@ -46,6 +47,13 @@ class Settings(BaseSettings):
     # Prefect's UI (e.g. http://127.0.0.1:4200): the web UI links runs to their flow runs.
     prefect_ui_url: str | None = None
 
+    # A `flowml server` token, sent as ``Authorization: Bearer``; MLflow's name works too.
+    tracking_token: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FLOWML_TRACKING_TOKEN", "MLFLOW_TRACKING_TOKEN"),
+        repr=False,
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:
@@ -70,6 +78,12 @@ def _cached(_env_key: tuple[tuple[str, str], ...]) -> Settings:
 
 
 def get_settings() -> Settings:
-    """The current settings (re-read only when a ``FLOWML_*`` variable changed)."""
-    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("FLOWML_")))
+    """The current settings (re-read only when a variable they read changed)."""
+    key = tuple(
+        sorted(
+            (k, v)
+            for k, v in os.environ.items()
+            if k.startswith("FLOWML_") or k == "MLFLOW_TRACKING_TOKEN"
+        )
+    )
     return _cached(key)

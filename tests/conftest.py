@@ -30,6 +30,8 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         "FLOWML_REGISTRY_URI",
         "FLOWML_RUN_ID",
         "FLOWML_EXPERIMENT_ID",
+        "FLOWML_TRACKING_TOKEN",
+        "MLFLOW_TRACKING_TOKEN",
     ):
         monkeypatch.delenv(var, raising=False)
     from flowml.tracking import fluent

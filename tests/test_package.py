@@ -54,7 +54,8 @@ def test_schema_matches_migrations(tmp_path: Path):
     from flowml.tracking.store import migrate, schema
     from flowml.tracking.store.engine import get_engine
 
-    for module in ("flowml.registry.schema", "flowml.tracking.lineage"):
+    modules = ("flowml.registry.schema", "flowml.tracking.lineage", "flowml.server.auth.schema")
+    for module in modules:
         try:
             __import__(module)
         except ImportError:

@@ -20,7 +20,7 @@ app.command("flowml.cli.db:app", name="db")
 app.command("flowml.cli.models:app", name="models")
 app.command("flowml.cli.projects:app", name="projects")
 app.command("flowml.cli.projects:run_project", name="run")
-app.command("flowml.cli.server:server", name="server")
+app.command("flowml.cli.server:app", name="server")
 app.command("flowml.cli.ui:ui", name="ui")
 
 

@@ -28,8 +28,10 @@ from flowml.server.wire import Fields
 __all__ = [
     "MAX_JSON_BODY_BYTES",
     "Endpoint",
+    "RequestTooLarge",
     "Handler",
     "error_response",
+    "guarded",
     "internal_error",
     "json_endpoint",
     "json_response",
@@ -41,6 +43,15 @@ _log = logging.getLogger("flowml.server")
 MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
 
 Handler = Callable[[ServerContext, Fields], dict[str, Any]]
+RouteKey = tuple[str, str, str]
+
+
+class RequestTooLarge(BadRequest):
+    """A request body over the server's limit (HTTP 413)."""
+
+    @property
+    def http_status(self) -> int:
+        return 413
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,8 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 
 def error_response(exc: FlowMLError) -> Response:
+    if isinstance(exc, RequestTooLarge):  # a refusal like auth's: logged the same way
+        logging.getLogger("flowml.server.auth").warning("denied: %s", exc.message)
     return json_response(exc.to_dict(), exc.http_status)
 
 
@@ -73,7 +86,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_JSON_BODY_BYTES:
-            raise BadRequest(f"Request body is larger than {MAX_JSON_BODY_BYTES} bytes")
+            raise RequestTooLarge(f"Request body is larger than {MAX_JSON_BODY_BYTES} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
     if not body.strip():
@@ -101,13 +114,23 @@ async def read_fields(request: Request) -> Fields:
     return fields.with_values(request.path_params) if request.path_params else fields
 
 
-def json_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """A Starlette endpoint running ``handler`` on a worker thread."""
+def json_endpoint(
+    handler: Handler, key: RouteKey | None = None
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint running ``handler`` on a worker thread.
+
+    With auth on, the app's guard (``app.state.guard``) runs it instead, applying the
+    permission rule filed under ``key`` (see `flowml.server.auth.rules`).
+    """
 
     async def endpoint(request: Request) -> Response:
         try:
             fields = await read_fields(request)
-            result = await run_in_threadpool(handler, request.app.state.ctx, fields)
+            guard = request.app.state.guard
+            if guard is None:
+                result = await run_in_threadpool(handler, request.app.state.ctx, fields)
+            else:
+                result = await run_in_threadpool(guard.call, request, key, handler, fields)
         except FlowMLError as exc:
             return error_response(exc)
         except Exception as exc:  # any other fault: logged, answered without internals
@@ -116,3 +139,23 @@ def json_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
     endpoint.__name__ = handler.__name__
     return endpoint
+
+
+def guarded(
+    endpoint: Callable[[Request], Awaitable[Response]], key: RouteKey
+) -> Callable[[Request], Awaitable[Response]]:
+    """A streamed route that first passes the guard's rule for ``key`` (when auth is on)."""
+
+    async def checked(request: Request) -> Response:
+        guard = request.app.state.guard
+        if guard is not None:
+            try:
+                await run_in_threadpool(guard.check_raw, request, key)
+            except FlowMLError as exc:
+                return error_response(exc)
+            except Exception as exc:  # any other fault: logged, answered without internals
+                return internal_error(exc)
+        return await endpoint(request)
+
+    checked.__name__ = endpoint.__name__
+    return checked

@@ -5,25 +5,30 @@
 | ``/api/2.0/mlflow/`` (and ``/ajax-api/``) | experiments, runs, metrics, artifacts/list, registry |
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
 | ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
-| ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`) |
-| ``/api/2.0/flowml/`` | for the UI: thinned histories (`history`), audit trail and MLmodel \
-  (`registry_ui`), Parquet previews (`previews`) |
-| ``/get-artifact``, ``/model-versions/get-artifact`` | one file of a run or version (`run_files`) |
-| ``/``, ``/static/`` | the web UI's page and assets (`flowml.server.ui`) |
+| ``/api/2.0/flowml/`` | run keys and lineage (flowml's REST store), thinned metric histories, the registry's audit trail, MLmodel files and table previews (the web UI) |
+| ``/get-artifact``, ``/model-versions/get-artifact`` | one run or model version file (MLflow's paths) |
+| ``/``, ``/ui-config.json``, ``/static/`` | the web UI (`flowml.server.ui`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
 
 Unknown paths answer 404 and wrong methods 405, both with MLflow's ``ENDPOINT_NOT_FOUND``
 error body (its client falls back to another endpoint on that code).
+
+Security (`flowml.server.auth`): every request crosses the Host allow-list and the body
+limit, then CORS when configured; with ``auth="token"`` it must authenticate, each route
+applies its permission rule, and the user and permission endpoints are mounted.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -43,7 +48,14 @@ from flowml.server import (
     runs,
     ui,
 )
-from flowml.server.api import json_endpoint, json_response
+from flowml.server.api import MAX_JSON_BODY_BYTES, guarded, json_endpoint, json_response
+from flowml.server.auth.access import AuthSettings
+from flowml.server.auth.admin import admin_routes
+from flowml.server.auth.config import SecurityConfig
+from flowml.server.auth.guard import Guard
+from flowml.server.auth.middleware import AuthMiddleware, BodyLimitMiddleware, HostMiddleware
+from flowml.server.auth.permissions import parse_permission
+from flowml.server.auth.store import AuthStore
 from flowml.server.context import ServerContext, ServerRegistryClient
 from flowml.server.locations import ArtifactLocations, normalize_destination
 from flowml.tracking.artifacts import ArtifactRepository
@@ -74,12 +86,14 @@ class ServerConfig:
         artifacts_destination: where proxied artifacts live (a local path or fsspec URL);
             new experiments keep their artifacts below it.
         search_timeout_seconds: the longest one search statement may run.
+        security: auth mode, Host allow-list, CORS and body limits.
         prefect_ui_url: Prefect's UI (``http(s)://...``), for the web UI's links to flow runs.
     """
 
     backend_store_uri: str
     artifacts_destination: str
     search_timeout_seconds: float = DEFAULT_SEARCH_TIMEOUT_SECONDS
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     prefect_ui_url: str | None = None
 
 
@@ -110,15 +124,17 @@ def _routes() -> list[BaseRoute]:
         Route("/health", _health, methods=["GET"]),
         Route("/version", _version, methods=["GET"]),
     ]
+    info = guarded(_server_info, ("raw", "/mlflow/server-info", "GET"))
     for prefix in ("/api/3.0", "/ajax-api/3.0"):
-        routes.append(Route(f"{prefix}/mlflow/server-info", _server_info, methods=["GET"]))
+        routes.append(Route(f"{prefix}/mlflow/server-info", info, methods=["GET"]))
     for prefix in API_PREFIXES:
         for group in _JSON_GROUPS:
             for endpoint in group:
+                key = ("mlflow", endpoint.path, endpoint.method)
                 routes.append(
                     Route(
                         f"{prefix}/mlflow{endpoint.path}",
-                        json_endpoint(endpoint.handler),
+                        json_endpoint(endpoint.handler, key),
                         methods=[endpoint.method],
                         name=None,
                     )
@@ -130,33 +146,42 @@ def _routes() -> list[BaseRoute]:
             *registry_ui.ENDPOINTS,
             *previews.ENDPOINTS,
         ):
+            key = ("flowml", endpoint.path, endpoint.method)
             routes.append(
                 Route(
                     f"{prefix}/flowml{endpoint.path}",
-                    json_endpoint(endpoint.handler),
+                    json_endpoint(endpoint.handler, key),
                     methods=[endpoint.method],
                 )
             )
-        proxy = f"{prefix}/mlflow-artifacts/artifacts"
-        routes += [
-            Route(proxy, artifacts.list_proxied, methods=["GET"]),
-            Route(f"{proxy}/{{artifact_path:path}}", artifacts.download, methods=["GET"]),
-            Route(f"{proxy}/{{artifact_path:path}}", artifacts.upload, methods=["PUT"]),
-            Route(f"{proxy}/{{artifact_path:path}}", artifacts.delete_artifact, methods=["DELETE"]),
-            Route(
-                f"{prefix}/mlflow/logged-models/{{model_id}}/artifacts/files",
-                logged_models.download_file,
-                methods=["GET"],
-            ),
-        ]
-    routes += [
-        Route("/get-artifact", run_files.get_run_artifact, methods=["GET"]),
-        Route(
-            "/model-versions/get-artifact", run_files.get_model_version_artifact, methods=["GET"]
-        ),
-        *ui.routes(),
-    ]
+        for path, method, handler in _streamed():
+            key = ("raw", path, method)
+            routes.append(Route(f"{prefix}{path}", guarded(handler, key), methods=[method]))
+    for path, handler in (
+        ("/get-artifact", run_files.get_run_artifact),
+        ("/model-versions/get-artifact", run_files.get_model_version_artifact),
+    ):
+        routes.append(Route(path, guarded(handler, ("raw", path, "GET")), methods=["GET"]))
+    # The UI's page and assets: behind the authentication middleware like everything else
+    # (a browser asks for the user name and token once); the data comes through the API.
+    routes += ui.routes()
     return routes
+
+
+def _streamed() -> list[tuple[str, str, Any]]:
+    """The routes that stream bytes: ``(path below the API prefix, method, endpoint)``."""
+    proxy = "/mlflow-artifacts/artifacts"
+    return [
+        (proxy, "GET", artifacts.list_proxied),
+        (f"{proxy}/{{artifact_path:path}}", "GET", artifacts.download),
+        (f"{proxy}/{{artifact_path:path}}", "PUT", artifacts.upload),
+        (f"{proxy}/{{artifact_path:path}}", "DELETE", artifacts.delete_artifact),
+        (
+            "/mlflow/logged-models/{model_id}/artifacts/files",
+            "GET",
+            logged_models.download_file,
+        ),
+    ]
 
 
 async def _health(request: Request) -> Response:
@@ -205,7 +230,49 @@ def create_app(config: ServerConfig) -> Starlette:
     Example:
         >>> app = create_app(ServerConfig("sqlite:///flowml.db", "./artifacts"))  # doctest: +SKIP
     """
-    app = Starlette(routes=_routes(), exception_handlers={HTTPException: _http_error})
-    app.state.ctx = _context(config)
+    ctx = _context(config)
+    security = config.security
+    routes = _routes()
+    guard = None
+    if security.auth == "token":
+        # Opened after the tracking store, which migrated the database.
+        settings = AuthSettings(
+            AuthStore(get_engine(config.backend_store_uri)),
+            parse_permission(security.default_permission),
+        )
+        guard = Guard(settings)
+        routes += admin_routes(API_PREFIXES)
+    app = Starlette(
+        routes=routes,
+        exception_handlers={HTTPException: _http_error},
+        middleware=_middleware(security, guard),
+    )
+    app.state.ctx = ctx
     app.state.ui_config = ui.UIConfig.create(config.prefect_ui_url)
+    app.state.guard = guard
+    app.state.max_upload_bytes = security.max_upload_bytes
     return app
+
+
+def _middleware(security: SecurityConfig, guard: Guard | None) -> list[Middleware]:
+    """Outermost first: Host allow-list, body limit, CORS (if configured), authentication."""
+    stack = [
+        Middleware(HostMiddleware, allowed_hosts=security.hosts),
+        Middleware(
+            BodyLimitMiddleware,
+            json_limit=MAX_JSON_BODY_BYTES,
+            upload_limit=security.max_upload_bytes,
+        ),
+    ]
+    if security.cors_allowed_origins:
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(security.cors_allowed_origins),
+                allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type"],
+            )
+        )
+    if guard is not None:
+        stack.append(Middleware(AuthMiddleware, settings=guard.settings))
+    return stack

@@ -23,7 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from flowml.exceptions import ArtifactPathError, FlowMLError, InvalidParameter
-from flowml.server.api import Endpoint, error_response, internal_error, json_response
+from flowml.server.api import (
+    Endpoint,
+    RequestTooLarge,
+    error_response,
+    internal_error,
+    json_response,
+)
 from flowml.server.context import ServerContext
 from flowml.server.wire import Fields
 from flowml.tracking.artifacts import FileInfo, safe_artifact_path
@@ -119,10 +125,17 @@ async def upload(request: Request) -> Response:
         if not rel:
             raise ArtifactPathError("An artifact upload needs a file path")
         directory, name = posixpath.split(rel)
+        limit: int = request.app.state.max_upload_bytes
         with tempfile.TemporaryDirectory(prefix="flowml-upload-") as spool:
             local = os.path.join(spool, name)
             with open(local, "wb") as out:
+                size = 0
                 async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:  # a chunked body declares no length up front
+                        raise RequestTooLarge(
+                            f"Upload is larger than this server's limit of {limit} bytes"
+                        )
                     out.write(chunk)
             await run_in_threadpool(ctx.artifacts.log_artifact, local, directory or None)
     except FlowMLError as exc:

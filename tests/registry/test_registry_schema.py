@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import inspect
 
+import flowml.server.auth.schema  # noqa: F401 - its permission table references the registry
 from flowml.registry import schema as registry_schema
 from flowml.tracking.store import migrate
 from flowml.tracking.store.engine import get_engine, write_transaction

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -27,14 +27,19 @@ class FlowmlServer:
     """A `flowml server` subprocess on a free loopback port."""
 
     def __init__(
-        self, store_uri: str | None, destination: Path | None, cwd: Path, workers: int = 1
+        self,
+        store_uri: str | None,
+        destination: Path | None,
+        cwd: Path,
+        workers: int = 1,
+        options: Sequence[str] = (),
     ) -> None:
         self.store_uri = store_uri
         self.destination = destination
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = cwd / f"server-{self.port}.log"
-        options = ["--port", str(self.port), "--workers", str(workers)]
+        options = ["--port", str(self.port), "--workers", str(workers), *options]
         if store_uri is not None:  # None: the settings' defaults
             options += ["--backend-store-uri", store_uri]
         if destination is not None:
@@ -70,12 +75,18 @@ class FlowmlServer:
 
 
 def start_server(
-    store_uri: str | None, root: Path, workers: int = 1, *, defaults: bool = False
+    store_uri: str | None,
+    root: Path,
+    workers: int = 1,
+    *,
+    defaults: bool = False,
+    options: Sequence[str] = (),
 ) -> FlowmlServer:
-    """A ready server; with ``defaults``, no store or destination options are passed."""
+    """A ready server; with ``defaults``, no store or destination options are passed;
+    ``options`` are added to the command line (``--auth token``...)."""
     root.mkdir(parents=True, exist_ok=True)
     destination = None if defaults else root / "artifacts"
-    server = FlowmlServer(store_uri, destination, root, workers)
+    server = FlowmlServer(store_uri, destination, root, workers, options)
     try:
         server.wait_ready()
     except BaseException:
@@ -99,9 +110,14 @@ def server_factory() -> Iterator[Callable[..., FlowmlServer]]:
     started: list[FlowmlServer] = []
 
     def start(
-        store_uri: str | None, root: Path, workers: int = 1, *, defaults: bool = False
+        store_uri: str | None,
+        root: Path,
+        workers: int = 1,
+        *,
+        defaults: bool = False,
+        options: Sequence[str] = (),
     ) -> FlowmlServer:
-        srv = start_server(store_uri, root, workers, defaults=defaults)
+        srv = start_server(store_uri, root, workers, defaults=defaults, options=options)
         started.append(srv)
         return srv
 

@@ -1,4 +1,4 @@
-"""``flowml server``: loopback only (no auth yet), defaults from settings, several workers."""
+"""``flowml server``: loopback only without auth, defaults from settings, several workers."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def test_loopback_hosts_are_accepted(host: str):
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10", "example.com", ""])
 def test_other_hosts_are_refused(host: str):
-    with pytest.raises(InvalidParameter, match="no authentication yet"):
+    with pytest.raises(InvalidParameter, match="without authentication"):
         check_host(host)
 
 
@@ -49,7 +49,7 @@ def test_cli_refuses_a_public_bind_before_opening_anything(tmp_path: Path):
         check=False,
     )
     assert done.returncode == 1
-    assert "no authentication yet" in done.stderr
+    assert "--auth token" in done.stderr
     assert not db.exists()  # refused before the store was opened
 
 

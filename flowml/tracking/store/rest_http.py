@@ -7,6 +7,10 @@ the values queued and retries them later. Any other error answer
 ``{"error_code": ..., "message": ...}`` becomes the flowml exception with that code.
 Retried writes are delivered at least once: a write whose reply was lost may be repeated
 (params and tags are idempotent; a metric point may then appear twice).
+
+A server started with ``--auth token`` wants ``Authorization: Bearer <token>``: the token
+comes from the settings (``FLOWML_TRACKING_TOKEN``, else ``MLFLOW_TRACKING_TOKEN``) when the
+transport is created without one; 401 and 403 answers are raised at once, never retried.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ _ERRORS: dict[str, type[FlowMLError]] = {
     "BAD_REQUEST": BadRequest,
 }
 
+_AUTH_CODES = ("UNAUTHENTICATED", "PERMISSION_DENIED")
+
 
 def _retryable_status(status: int) -> bool:
     return status == 429 or status >= 500
@@ -59,6 +65,7 @@ class HttpTransport:
         max_retry_seconds: how long to keep retrying an outage before raising `StoreError`
             (``0``: one attempt).
         timeout_seconds: the connect/read timeout of one attempt.
+        token: the server's service token (default: the settings' ``tracking_token``).
     """
 
     def __init__(
@@ -67,7 +74,13 @@ class HttpTransport:
         *,
         max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        token: str | None = None,
     ) -> None:
+        if token is None:
+            from flowml.settings import get_settings
+
+            token = get_settings().tracking_token
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.base_url = base_url.rstrip("/")
         self.max_retry_seconds = max_retry_seconds
         self.timeout_seconds = timeout_seconds
@@ -84,7 +97,9 @@ class HttpTransport:
                     import httpx  # lazily: `import flowml` stays light
 
                     self._client = httpx.Client(
-                        base_url=self.base_url, timeout=self.timeout_seconds
+                        base_url=self.base_url,
+                        timeout=self.timeout_seconds,
+                        headers=self._headers,
                     )
                     self._pid = os.getpid()
         return self._client
@@ -183,6 +198,14 @@ def _error(method: str, url: str, response: httpx.Response) -> FlowMLError:
     cls = _ERRORS.get(str(code))
     if cls is not None:
         return cls(message)
+    if code in _AUTH_CODES or response.status_code in (401, 403):
+        # A verdict, not an outage: retrying the same credentials cannot succeed.
+        return FlowMLError(
+            f"The tracking server refused {method} {url}: {message}",
+            error_code=str(
+                code or ("UNAUTHENTICATED" if response.status_code == 401 else "PERMISSION_DENIED")
+            ),
+        )
     if code == "ENDPOINT_NOT_FOUND" or response.status_code in (404, 405):
         return StoreError(
             f"The tracking server does not serve {method} {url} ({message}); "
