@@ -32,6 +32,12 @@ __all__ = ["AuthMiddleware", "BodyLimitMiddleware", "HostMiddleware", "host_name
 #: Paths answered without credentials (load balancers' probes).
 PUBLIC_PATHS = frozenset({"/health", "/version"})
 _UPLOAD_MARK = "/mlflow-artifacts/artifacts/"
+#: One challenge per header: Chromium reads only the first challenge of a header, so
+#: ``Bearer ..., Basic ...`` on one line would never open the browser's login prompt.
+CHALLENGES = (
+    (b"www-authenticate", b'Basic realm="flowml", charset="UTF-8"'),
+    (b"www-authenticate", b'Bearer realm="flowml"'),
+)
 
 
 async def _reply(send: Send, status: int, code: str, message: str, extra: Any = ()) -> None:
@@ -171,7 +177,7 @@ class AuthMiddleware:
                 f"{reason}: send 'Authorization: Bearer <token>' (set MLFLOW_TRACKING_TOKEN "
                 "or FLOWML_TRACKING_TOKEN); an admin creates tokens with "
                 "`flowml server tokens create`",
-                [(b"www-authenticate", b'Bearer realm="flowml", Basic realm="flowml"')],
+                CHALLENGES,
             )
             return
         scope.setdefault("state", {})["user"] = user

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_browser import missing_reason, start_browser, stop_browser
+from ui_browser import missing_reason, start_browser, stop_browser, until, wait_for, wait_text
 from ui_helpers import PREFECT_UI, Seeded
 
 pytestmark = [
     pytest.mark.skipif(missing_reason() is not None, reason=missing_reason() or ""),
     pytest.mark.slow,
 ]
-WAIT = 60  # seconds: generous, the machine is shared
 
 
 @pytest.fixture(scope="module")
@@ -52,38 +51,6 @@ def ui(driver: Any, seeded: Seeded, shots: Path) -> Iterator[Callable[..., Any]]
     yield open_page
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
-
-
-def until(driver: Any, condition: Callable[[Any], Any], timeout: float = WAIT) -> Any:
-    """``condition(driver)`` once truthy; pages redraw their tables, so stale elements retry."""
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    wait = WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException])
-    return wait.until(condition)
-
-
-def wait_for(driver: Any, css: str, count: int = 1, timeout: float = WAIT) -> list[Any]:
-    """The elements matching ``css`` once there are at least ``count`` of them."""
-    from selenium.webdriver.common.by import By
-
-    def found(d: Any) -> Any:
-        elements = d.find_elements(By.CSS_SELECTOR, css)
-        return elements if len(elements) >= count else False
-
-    return until(driver, found, timeout)
-
-
-def wait_text(driver: Any, css: str, text: str) -> Any:
-    from selenium.webdriver.common.by import By
-
-    def found(d: Any) -> Any:
-        for el in d.find_elements(By.CSS_SELECTOR, css):
-            if text in el.text:
-                return el
-        return False
-
-    return until(driver, found)
 
 
 def rows(driver: Any, table: str) -> list[Any]:

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 CHROMIUM_PATHS = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMEDRIVER_PATH = "/usr/bin/chromedriver"
+WAIT = 60  # seconds: generous, the machine is shared
 CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -78,3 +80,35 @@ def stop_browser(driver: Any) -> None:
         driver.quit()
     finally:
         shutil.rmtree(driver._flowml_profile, ignore_errors=True)
+
+
+def until(driver: Any, condition: Callable[[Any], Any], timeout: float = WAIT) -> Any:
+    """``condition(driver)`` once truthy; pages redraw their tables, so stale elements retry."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, timeout, ignored_exceptions=[StaleElementReferenceException])
+    return wait.until(condition)
+
+
+def wait_for(driver: Any, css: str, count: int = 1, timeout: float = WAIT) -> list[Any]:
+    """The elements matching ``css`` once there are at least ``count`` of them."""
+    from selenium.webdriver.common.by import By
+
+    def found(d: Any) -> Any:
+        elements = d.find_elements(By.CSS_SELECTOR, css)
+        return elements if len(elements) >= count else False
+
+    return until(driver, found, timeout)
+
+
+def wait_text(driver: Any, css: str, text: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    def found(d: Any) -> Any:
+        for el in d.find_elements(By.CSS_SELECTOR, css):
+            if text in el.text:
+                return el
+        return False
+
+    return until(driver, found)

@@ -4,12 +4,20 @@
 export const MLFLOW = "ajax-api/2.0/mlflow";
 export const FLOWML = "ajax-api/2.0/flowml";
 
-/** A refused request: MLflow's error code and message, and the HTTP status. */
+// The server's 401 speaks to API clients (a Bearer header); a person in the browser signs in
+// through the browser's own prompt. A 403's message already names the permission to ask for.
+const HINTS = {
+  401: "Sign in: reload the page and give the browser's prompt your user name, with an " +
+    "access token as the password (an admin creates one with `flowml server tokens create`).",
+};
+
+/** A refused request: MLflow's error code and message, the HTTP status, what to do about it. */
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
     this.status = status;
     this.code = code;
+    this.hint = HINTS[status] || "";
   }
 }
 

@@ -114,7 +114,8 @@ export function notify(message, kind = "info") {
 
 export function errorBox(err) {
   return h("div", { class: "error", role: "alert" },
-    err && err.code ? h("strong", null, `${err.code}: `) : null, err ? err.message || String(err) : "");
+    err && err.code ? h("strong", null, `${err.code}: `) : null, err ? err.message || String(err) : "",
+    err && err.hint ? h("p", { class: "hint" }, err.hint) : null);
 }
 
 /** Run names and params are arbitrary text: compare them as numbers when both are. */

@@ -52,5 +52,15 @@ async function render() {
   clear(app, h("p", null, "No such page. ", h("a", { href: "#/" }, "Back to experiments")));
 }
 
-window.addEventListener("hashchange", render);
-render();
+const here = new URL(document.URL); // location.href hides the credentials, document.URL not
+if (here.username || here.password) {
+  // Opened as http://user:token@host/: fetch() refuses a page URL that carries credentials,
+  // and the token should not stay in the address bar. The browser keeps the credentials it
+  // was challenged for on this origin, so the same page without them is signed in.
+  here.username = "";
+  here.password = "";
+  location.replace(here.href);
+} else {
+  window.addEventListener("hashchange", render);
+  render();
+}
