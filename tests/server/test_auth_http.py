@@ -96,6 +96,26 @@ def test_basic_auth_takes_the_token_as_password(team: Team):
     error(wrong_user, 401, "UNAUTHENTICATED")
 
 
+def test_the_ui_asks_the_browser_to_sign_in(team: Team):
+    # One challenge per header: Chromium reads only a header's first challenge, and only
+    # the Basic one opens the browser's login prompt.
+    for path in ("/", "/static/js/main.js", "/static/app.css", "/ui-config.json"):
+        reply = httpx.get(team.server.url + path, timeout=30)
+        error(reply, 401, "UNAUTHENTICATED")
+        challenges = reply.headers.get_list("www-authenticate")
+        assert 'Basic realm="flowml", charset="UTF-8"' in challenges, path
+        assert 'Bearer realm="flowml"' in challenges, path
+        assert "<html" not in reply.text  # the error, not the page
+    pair = base64.b64encode(f"alice:{team.tokens['alice']}".encode()).decode()
+    page = httpx.get(team.server.url + "/", headers={"Authorization": f"Basic {pair}"}, timeout=30)
+    assert page.status_code == 200 and "<title>flowml</title>" in page.text
+    forged = base64.b64encode(b"alice:not-her-token").decode()
+    reply = httpx.get(
+        team.server.url + "/", headers={"Authorization": f"Basic {forged}"}, timeout=30
+    )
+    error(reply, 401, "UNAUTHENTICATED")
+
+
 def test_read_user_reads_but_cannot_write(team: Team):
     with team.client("alice") as alice, team.client("bob") as bob:
         exp = _experiment(alice)  # the creator holds MANAGE

@@ -175,7 +175,8 @@ class AuthMiddleware:
                 401,
                 "UNAUTHENTICATED",
                 f"{reason}: send 'Authorization: Bearer <token>' (set MLFLOW_TRACKING_TOKEN "
-                "or FLOWML_TRACKING_TOKEN); an admin creates tokens with "
+                "or FLOWML_TRACKING_TOKEN), or in a browser sign in with your user name and "
+                "the token as the password; an admin creates tokens with "
                 "`flowml server tokens create`",
                 CHALLENGES,
             )

@@ -151,6 +151,17 @@ def test_alice_sees_only_what_she_may_read(driver: Any, private: Private, tmp_pa
     driver.get_log("browser")
     driver.get(f"{private.server.url}/#/")
     wait_text(driver, "#experiments", names["a"])
+
+    # A 401 (a token revoked while the page is open) tells a person how to sign in again.
+    shown = driver.execute_async_script(
+        "const done = arguments[0];"
+        "Promise.all([import('/static/js/api.js'), import('/static/js/dom.js')])"
+        ".then(([api, dom]) => done(dom.errorBox("
+        "new api.ApiError(401, 'UNAUTHENTICATED', 'Authentication required')).textContent))"
+        ".catch((e) => done(String(e)));"
+    )
+    assert shown.startswith("UNAUTHENTICATED: Authentication required")
+    assert "the browser's prompt your user name, with an access token as the password" in shown
     errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, errors
 
