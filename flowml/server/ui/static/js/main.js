@@ -54,7 +54,7 @@ async function render() {
 
 const here = new URL(document.URL); // location.href hides the credentials, document.URL not
 if (here.username || here.password) {
-  // Opened as http://user:token@host/: fetch() refuses a page URL that carries credentials,
+  // Opened as http://user:token@host/: fetch refuses a page URL that carries credentials,
   // and the token should not stay in the address bar. The browser keeps the credentials it
   // was challenged for on this origin, so the same page without them is signed in.
   here.username = "";
