@@ -7,6 +7,7 @@
 | ``FLOWML_ARTIFACT_ROOT`` | ``$FLOWML_HOME/artifacts`` (any fsspec URL) |
 | ``FLOWML_REGISTRY_URI`` | the tracking URI |
 | ``FLOWML_SEARCH_TIMEOUT_SECONDS`` | ``60`` (``0``: no limit) |
+| ``FLOWML_OTLP_ENDPOINT`` | unset (traces also go to this OTLP/HTTP endpoint when set) |
 
 Stores never read the environment: the edges (fluent API, CLI, servers) call
 `get_settings()` and pass the values down.
@@ -43,6 +44,8 @@ class Settings(BaseSettings):
     search_timeout_seconds: float = Field(
         default=DEFAULT_SEARCH_TIMEOUT_SECONDS, ge=0, allow_inf_nan=False
     )
+    # Where traces are also exported over OTLP/HTTP (``http://host:4318``); unset: nowhere.
+    otlp_endpoint: str | None = None
 
     @field_validator("home", mode="after")
     @classmethod

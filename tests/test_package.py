@@ -54,7 +54,7 @@ def test_schema_matches_migrations(tmp_path: Path):
     from flowml.tracking.store import migrate, schema
     from flowml.tracking.store.engine import get_engine
 
-    for module in ("flowml.registry.schema", "flowml.tracking.lineage"):
+    for module in ("flowml.registry.schema", "flowml.tracking.lineage", "flowml.tracing.schema"):
         try:
             __import__(module)
         except ImportError:
