@@ -26,6 +26,7 @@ from uuid import UUID
 
 from flowml.tasks import publisher
 from flowml.tasks import tags as ptags
+from flowml.tasks.traces import traces_markdown
 from flowml.tracking import tags as systags
 from flowml.tracking.entities import Experiment, Run
 from flowml.tracking.lineage import INPUT, KIND_PREFECT_TASK_RUN, OUTPUT, LineageEntry
@@ -174,7 +175,23 @@ def publish_finished(
         entries = client.store.search_lineage(run_ids=[run_id])
         children = _children(client, run) if kind == ptags.RUN_KIND_FLOW else []
         reference = run_reference(run_id)
+        traces = traces_markdown(client, run_id, experiment.experiment_id, reference)
+        extra = (
+            [
+                _create(
+                    "markdown",
+                    run_artifact_key(key_parts, "traces"),
+                    traces,
+                    f"Traces of {reference}",
+                    flow_run_id,
+                    task_run_id,
+                )
+            ]
+            if traces
+            else []
+        )
         return [
+            *extra,
             _create(
                 "table",
                 run_artifact_key(key_parts, "table"),

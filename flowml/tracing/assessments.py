@@ -74,7 +74,9 @@ def _log(
     if rationale is not None and (
         not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE_CHARS
     ):
-        raise InvalidParameter(f"rationale must be a string of at most {MAX_RATIONALE_CHARS:,} chars")
+        raise InvalidParameter(
+            f"rationale must be a string of at most {MAX_RATIONALE_CHARS:,} chars"
+        )
     now = now_ms()
     assessment = Assessment(
         assessment_id=f"a-{uuid.uuid4().hex}",

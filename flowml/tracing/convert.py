@@ -108,9 +108,7 @@ def trace_from_spans(
     duration = None
     if root is not None:
         raw = root.raw.get("attributes", {})
-        request, response = raw.get(e.SpanAttributeKey.INPUTS), raw.get(
-            e.SpanAttributeKey.OUTPUTS
-        )
+        request, response = raw.get(e.SpanAttributeKey.INPUTS), raw.get(e.SpanAttributeKey.OUTPUTS)
         if request is not None:
             meta.setdefault(e.TRACE_INPUTS, preview(request) or "")
         if response is not None:

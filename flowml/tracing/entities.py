@@ -150,8 +150,8 @@ class Span:
     @property
     def status(self) -> str:
         """``OK``, ``ERROR`` or ``UNSET``."""
-        return self.raw.get("status", {}).get("code", "STATUS_CODE_UNSET").removeprefix(
-            "STATUS_CODE_"
+        return (
+            self.raw.get("status", {}).get("code", "STATUS_CODE_UNSET").removeprefix("STATUS_CODE_")
         )
 
     @property

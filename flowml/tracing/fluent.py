@@ -91,6 +91,7 @@ def _inputs(signature: inspect.Signature | None, args: tuple, kwargs: dict) -> A
         bound = signature.bind_partial(*args, **kwargs)
     except TypeError:  # the call itself is wrong: let the function raise it
         return {"args": list(args), **kwargs}
+    bound.apply_defaults()  # as MLflow: the inputs show every parameter's value
     values = dict(bound.arguments)
     values.pop("self", None)
     values.pop("cls", None)
@@ -200,7 +201,8 @@ class _Current:
         self._span = span
 
     def __enter__(self) -> None:
-        from opentelemetry import context, trace as otel_trace
+        from opentelemetry import context
+        from opentelemetry import trace as otel_trace
 
         self._token = context.attach(otel_trace.set_span_in_context(self._span._span))
 
@@ -339,9 +341,7 @@ def search_traces(
         quoted = str(run_id).replace("'", "''")
         clause = f"attributes.run_id = '{quoted}'"
         filter_string = f"({filter_string}) AND {clause}" if filter_string else clause
-    page = store.search_traces(
-        ids, filter_string, order_by, max_results or SEARCH_TRACES_DEFAULT
-    )
+    page = store.search_traces(ids, filter_string, order_by, max_results or SEARCH_TRACES_DEFAULT)
     spans = store.get_spans([i.trace_id for i in page]) if include_spans else {}
     from flowml.tracing.entities import TraceData
 

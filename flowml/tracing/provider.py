@@ -34,6 +34,7 @@ __all__ = [
     "get_tracer",
     "register_context_provider",
     "reset",
+    "took_traces",
 ]
 
 _log = logging.getLogger(__name__)
@@ -75,6 +76,8 @@ class PendingTrace:
 _pending: dict[int, PendingTrace] = {}
 _lock = threading.Lock()
 _state: dict[str, Any] = {"tracer": None, "last_trace_id": None}
+# Runs this process recorded traces in since they were last asked about (`took_traces`).
+_runs_with_traces: set[str] = set()
 
 
 def current_pending(otel_trace_id: int) -> PendingTrace | None:
@@ -83,6 +86,14 @@ def current_pending(otel_trace_id: int) -> PendingTrace | None:
 
 def last_trace_id() -> str | None:
     return _state["last_trace_id"]
+
+
+def took_traces(run_id: str) -> bool:
+    """Whether traces were recorded inside ``run_id`` here (and forget it: asked once)."""
+    if run_id in _runs_with_traces:
+        _runs_with_traces.discard(run_id)
+        return True
+    return False
 
 
 def _destination() -> tuple[str, str, str | None]:
@@ -133,6 +144,8 @@ class TraceProcessor:
         with _lock:
             _pending.pop(trace_id, None)
         _state["last_trace_id"] = pending.trace_id
+        if pending.run_id:
+            _runs_with_traces.add(pending.run_id)
         from flowml.tracing import writer
 
         writer.submit(pending)

@@ -80,4 +80,3 @@ TRACE_TARGET = SearchTarget(
         METADATA: ChildTable(trace_metadata, (("trace_id", _t.trace_id),)),
     },
 )
-

@@ -95,7 +95,11 @@ class SqlTraceStore:
                 meta_rows.extend(_kv(info.trace_id, info.trace_metadata))
             if new_rows:
                 conn.execute(insert(traces), new_rows)
-            for table, rows in ((spans, span_rows), (trace_tags, tag_rows), (trace_metadata, meta_rows)):
+            for table, rows in (
+                (spans, span_rows),
+                (trace_tags, tag_rows),
+                (trace_metadata, meta_rows),
+            ):
                 if rows:
                     conn.execute(self._insert_ignore(conn, table), rows)
 
@@ -244,10 +248,13 @@ class SqlTraceStore:
         Raises:
             InvalidParameter: a bad filter, order_by, page token or ``max_results``.
         """
-        if not isinstance(max_results, int) or not 0 < max_results <= SEARCH_TRACES_MAX_RESULTS_LIMIT:
+        if (
+            not isinstance(max_results, int)
+            or not 0 < max_results <= SEARCH_TRACES_MAX_RESULTS_LIMIT
+        ):
             raise InvalidParameter(
-                f"max_results must be an integer between 1 and {SEARCH_TRACES_MAX_RESULTS_LIMIT:,}, "
-                f"got {max_results!r}"
+                "max_results must be an integer between 1 and "
+                f"{SEARCH_TRACES_MAX_RESULTS_LIMIT:,}, got {max_results!r}"
             )
         exp_ids = []
         for value in experiment_ids:
@@ -261,7 +268,9 @@ class SqlTraceStore:
         with search_connection(self.engine, self.search_timeout_seconds) as conn:
             dialect = conn.dialect.name
             clauses, from_clause = compile_order_by(items, TRACE_TARGET, dialect)
-            query = select(_t.trace_id).select_from(from_clause).where(_t.experiment_id.in_(exp_ids))
+            query = (
+                select(_t.trace_id).select_from(from_clause).where(_t.experiment_id.in_(exp_ids))
+            )
             if node is not None:
                 query = query.where(compile_filter(node, TRACE_TARGET, dialect))
             query = query.order_by(*clauses, _t.timestamp_ms.desc(), _t.trace_id)
