@@ -6,6 +6,7 @@
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
 | ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
 | ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`) |
+| ``/v1/traces`` | OTLP/HTTP trace intake, protobuf or JSON (`traces`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
@@ -33,6 +34,7 @@ from flowml.server import (
     logged_models,
     registry,
     runs,
+    traces,
 )
 from flowml.server.api import json_endpoint, json_response
 from flowml.server.context import ServerContext, ServerRegistryClient
@@ -98,6 +100,7 @@ def _routes() -> list[Route]:
     routes: list[Route] = [
         Route("/health", _health, methods=["GET"]),
         Route("/version", _version, methods=["GET"]),
+        Route("/v1/traces", traces.otlp_intake, methods=["POST"]),  # OTLP/HTTP intake
     ]
     for prefix in ("/api/3.0", "/ajax-api/3.0"):
         routes.append(Route(f"{prefix}/mlflow/server-info", _server_info, methods=["GET"]))

@@ -87,15 +87,16 @@ def trace_from_spans(
         trace_id: the MLflow trace id (``tr-<hex>``).
         experiment_id: the experiment it belongs to.
         spans: its spans, any order.
-        root_span_id: the root's hex id; by default the span without a parent in ``spans``.
+        root_span_id: the root's hex id; by default the span without a parent (none: the
+            trace is ``IN_PROGRESS`` until its root arrives).
         run_id: the tracked run it happened in.
         metadata: trace metadata (MLflow's ``trace_metadata``).
         tags: trace tags.
     """
-    known = {s.span_id for s in spans}
-    root = next((s for s in spans if s.span_id == root_span_id), None) or next(
-        (s for s in spans if s.parent_id is None or s.parent_id not in known), None
-    )
+    if root_span_id is not None:
+        root = next((s for s in spans if s.span_id == root_span_id), None)
+    else:  # spans received from elsewhere: the root is the span without a parent
+        root = next((s for s in spans if s.parent_id is None), None)
     spans = sorted(spans, key=lambda s: (s is not root, s.start_time_ns))
     meta = {e.SCHEMA_VERSION: "3", **(metadata or {})}
     all_tags = dict(tags or {})
