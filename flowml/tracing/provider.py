@@ -96,6 +96,11 @@ def took_traces(run_id: str) -> bool:
     return False
 
 
+# The settings' environment variables a destination depends on.
+_DESTINATION_ENV = ("FLOWML_TRACKING_URI", "FLOWML_HOME", "FLOWML_EXPERIMENT_ID")
+_destinations: dict[tuple[str | None, ...], tuple[str, str]] = {}
+
+
 def _destination() -> tuple[str, str, str | None]:
     """(tracking URI, experiment id, run id) for a trace starting in this context."""
     from flowml.tracking import fluent
@@ -103,7 +108,17 @@ def _destination() -> tuple[str, str, str | None]:
     run = fluent.active_run()
     if run is not None:
         return run.client.tracking_uri, run.info.experiment_id, run.info.run_id
-    return fluent.get_tracking_uri(), fluent.current_experiment_id(), None
+    # Cached on the few inputs that decide it: reading the settings scans the whole
+    # environment, which would cost more than the span itself.
+    key = (
+        fluent.tracking_uri_override(),
+        fluent.experiment_id_override(),
+        *(os.environ.get(name) for name in _DESTINATION_ENV),
+    )
+    found = _destinations.get(key)
+    if found is None:
+        found = _destinations[key] = (fluent.get_tracking_uri(), fluent.current_experiment_id())
+    return found[0], found[1], None
 
 
 class TraceProcessor:
