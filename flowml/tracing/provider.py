@@ -74,6 +74,9 @@ class PendingTrace:
 
 
 _pending: dict[int, PendingTrace] = {}
+#: Traces being recorded at once; past it the oldest is dropped (a root span that never
+#: ends, such as a stream nobody consumes, must not grow memory without bound).
+MAX_PENDING_TRACES = 10_000
 _lock = threading.Lock()
 _state: dict[str, Any] = {"tracer": None, "last_trace_id": None}
 # Runs this process recorded traces in since they were last asked about (`took_traces`).
@@ -137,6 +140,8 @@ class TraceProcessor:
             experiment_id=experiment_id,
             run_id=run_id,
         )
+        if len(_pending) >= MAX_PENDING_TRACES:
+            _drop_oldest()
         for provider in _providers:
             try:
                 extra = provider()
@@ -173,6 +178,19 @@ class TraceProcessor:
 
     def _on_ending(self, span: Span) -> None:  # newer SDKs call it; nothing to do
         pass
+
+
+def _drop_oldest() -> None:
+    with _lock:
+        if _pending:
+            oldest = next(iter(_pending))  # dicts keep insertion order
+            dropped = _pending.pop(oldest)
+            _log.warning(
+                "flowml dropped trace %s: more than %d traces were open at once (a root span "
+                "that never ended?)",
+                dropped.trace_id,
+                MAX_PENDING_TRACES,
+            )
 
 
 def get_tracer() -> Tracer:

@@ -254,3 +254,17 @@ def test_feedback_and_expectations(sqlite_uri):
     )
     as_json = flowml.get_trace(trace_id).to_dict()["info"]["assessments"][0]
     assert as_json["feedback"] == {"value": 0.5} and as_json["assessment_name"] == "relevance"
+
+
+def test_open_traces_are_bounded(sqlite_uri, monkeypatch, caplog):
+    from flowml.tracing import provider
+
+    monkeypatch.setattr(provider, "MAX_PENDING_TRACES", 2)
+    scopes = [flowml.start_span(f"open{i}") for i in range(3)]
+    spans = [s.start() for s in scopes]  # three roots that have not ended
+    assert len(provider._pending) == 2
+    assert "dropped trace" in caplog.text and spans[0].trace_id in caplog.text
+    for span in spans:
+        span.end()
+    assert flowml.get_trace(spans[0].trace_id) is None  # dropped: never written
+    assert flowml.get_trace(spans[2].trace_id) is not None
