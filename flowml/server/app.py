@@ -7,6 +7,7 @@
 | ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
 | ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`) |
 | ``/v1/traces`` | OTLP/HTTP trace intake, protobuf or JSON (`traces`) |
+| ``/api/3.0/mlflow/traces`` | MLflow 3's StartTraceV3 and GetTraceInfoV3 (`traces`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
@@ -104,6 +105,14 @@ def _routes() -> list[Route]:
     ]
     for prefix in ("/api/3.0", "/ajax-api/3.0"):
         routes.append(Route(f"{prefix}/mlflow/server-info", _server_info, methods=["GET"]))
+        for endpoint in traces.V3_ENDPOINTS:  # MLflow 3's trace API
+            routes.append(
+                Route(
+                    f"{prefix}/mlflow{endpoint.path}",
+                    json_endpoint(endpoint.handler),
+                    methods=[endpoint.method],
+                )
+            )
     for prefix in API_PREFIXES:
         for group in _JSON_GROUPS:
             for endpoint in group:

@@ -24,6 +24,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.tracing import entities as e
+from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG, load_spans
 from flowml.tracing.schema import assessments, spans, trace_metadata, trace_tags, traces
 from flowml.tracing.search import TRACE_SEARCH, TRACE_TARGET
 from flowml.tracking.entities import PagedList
@@ -147,6 +148,10 @@ class SqlTraceStore:
             InvalidParameter: a key or value breaking MLflow's tag rules.
         """
         validate_key("tag", key)
+        if key == ARTIFACT_LOCATION_TAG:
+            raise InvalidParameter(
+                f"The tag {key!r} is set by the tracking server and cannot be changed"
+            )
         value = validate_tag_value(key, value)
         with write_transaction(self.engine) as conn:
             self._require(conn, trace_id)
@@ -228,7 +233,28 @@ class SqlTraceStore:
             infos = self._infos(conn, [trace_id], with_assessments=True)
             if not infos:
                 raise ResourceNotFound(f"No trace with id {trace_id!r}")
-            return e.Trace(infos[0], e.TraceData(self._spans(conn, [trace_id])[trace_id]))
+            found = self._spans(conn, [trace_id])[trace_id]
+        location = infos[0].tags.get(ARTIFACT_LOCATION_TAG)
+        if not found and location:  # logged by MLflow's client: spans in traces.json
+            found = load_spans(location)
+            if found:
+                with write_transaction(self.engine) as conn:
+                    rows = [_span_row(trace_id, s) for s in found]
+                    conn.execute(self._insert_ignore(conn, spans), rows)
+                found = self.get_spans([trace_id])[trace_id]
+        return e.Trace(infos[0], e.TraceData(found))
+
+    def get_trace_info(self, trace_id: str) -> e.TraceInfo:
+        """The trace's summary, tags, metadata and assessments (no spans).
+
+        Raises:
+            ResourceNotFound: no such trace.
+        """
+        with self.engine.connect() as conn:
+            infos = self._infos(conn, [trace_id], with_assessments=True)
+        if not infos:
+            raise ResourceNotFound(f"No trace with id {trace_id!r}")
+        return infos[0]
 
     def get_spans(self, trace_ids: Sequence[str]) -> dict[str, list[e.Span]]:
         """The spans of each trace (root first, then by start time)."""
