@@ -27,6 +27,7 @@ from flowml.tracing import entities as e
 from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG, load_spans
 from flowml.tracing.schema import assessments, spans, trace_metadata, trace_tags, traces
 from flowml.tracing.search import TRACE_SEARCH, TRACE_TARGET
+from flowml.tracing.store_read import read_infos, read_spans
 from flowml.tracking.entities import PagedList
 from flowml.tracking.search import parse_filter, parse_order_by
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
@@ -299,7 +300,7 @@ class SqlTraceStore:
             )
             if node is not None:
                 query = query.where(compile_filter(node, TRACE_TARGET, dialect))
-            query = query.order_by(*clauses, _t.timestamp_ms.desc(), _t.trace_id)
+            query = query.order_by(*clauses, _t.timestamp_ms.desc(), _t.trace_id.desc())
             ids = list(conn.execute(query.offset(offset).limit(max_results + 1)).scalars())
             more = len(ids) > max_results
             ids = ids[:max_results]
@@ -314,63 +315,14 @@ class SqlTraceStore:
         if conn.execute(select(_t.trace_id).where(_t.trace_id == trace_id)).first() is None:
             raise ResourceNotFound(f"No trace with id {trace_id!r}")
 
-    def _infos(
-        self, conn: Connection, ids: list[str], *, with_assessments: bool
-    ) -> list[e.TraceInfo]:
-        rows, tags, meta, judged = [], _grouped(), _grouped(), _grouped()
-        for i in range(0, len(ids), _IN_CHUNK):
-            chunk = ids[i : i + _IN_CHUNK]
-            rows.extend(conn.execute(select(traces).where(_t.trace_id.in_(chunk))))
-            for table, out in ((trace_tags, tags), (trace_metadata, meta)):
-                for row in conn.execute(
-                    select(table.c.trace_id, table.c.key, table.c.value).where(
-                        table.c.trace_id.in_(chunk)
-                    )
-                ):
-                    out.setdefault(row.trace_id, {})[row.key] = row.value
-            if with_assessments:
-                query = (
-                    select(assessments)
-                    .where(assessments.c.trace_id.in_(chunk))
-                    .order_by(assessments.c.create_time_ms, assessments.c.assessment_id)
-                )
-                for row in conn.execute(query):
-                    judged.setdefault(row.trace_id, []).append(_assessment(row))
-        return [
-            e.TraceInfo(
-                trace_id=row.trace_id,
-                experiment_id=str(row.experiment_id),
-                request_time=row.timestamp_ms,
-                state=row.state,
-                execution_duration=row.execution_time_ms,
-                request_preview=row.request_preview,
-                response_preview=row.response_preview,
-                run_id=row.run_uuid,
-                task_run_id=row.task_run_id,
-                trace_metadata=meta.get(row.trace_id, {}),
-                tags=tags.get(row.trace_id, {}),
-                assessments=judged.get(row.trace_id, []),
-            )
-            for row in rows
-        ]
+    @staticmethod
+    def _infos(conn: Connection, ids: list[str], *, with_assessments: bool) -> list[e.TraceInfo]:
+        found = read_infos(conn, ids, with_assessments=with_assessments)
+        return [found[i] for i in ids if i in found]
 
     @staticmethod
     def _spans(conn: Connection, ids: list[str]) -> dict[str, list[e.Span]]:
-        out: dict[str, list[e.Span]] = {i: [] for i in ids}
-        for i in range(0, len(ids), _IN_CHUNK):
-            query = (
-                select(spans.c.trace_id, spans.c.content)
-                .where(spans.c.trace_id.in_(ids[i : i + _IN_CHUNK]))
-                .order_by(
-                    spans.c.trace_id,
-                    spans.c.parent_span_id.is_not(None),
-                    spans.c.start_time_ns,
-                    spans.c.span_id,
-                )
-            )
-            for row in conn.execute(query):
-                out[row.trace_id].append(e.Span(orjson.loads(row.content)))
-        return out
+        return read_spans(conn, ids)
 
     def count_traces(self, experiment_ids: Sequence[str] | None = None) -> int:
         query = select(func.count()).select_from(traces)
@@ -378,10 +330,6 @@ class SqlTraceStore:
             query = query.where(_t.experiment_id.in_([int(x) for x in experiment_ids]))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
-
-
-def _grouped() -> dict[str, Any]:
-    return {}
 
 
 def _summary(info: e.TraceInfo) -> dict[str, Any]:
@@ -415,21 +363,3 @@ def _span_row(trace_id: str, span: e.Span) -> dict[str, Any]:
 
 def _kv(trace_id: str, values: dict[str, str]) -> list[dict[str, str]]:
     return [{"trace_id": trace_id, "key": k[:250], "value": str(v)} for k, v in values.items()]
-
-
-def _assessment(row: Any) -> e.Assessment:
-    return e.Assessment(
-        assessment_id=row.assessment_id,
-        trace_id=row.trace_id,
-        name=row.name,
-        kind=row.kind,
-        value=orjson.loads(row.value) if row.value is not None else None,
-        source=e.AssessmentSource(row.source_type, row.source_id),
-        create_time_ms=row.create_time_ms,
-        last_update_time_ms=row.last_update_time_ms,
-        rationale=row.rationale,
-        error=row.error,
-        span_id=row.span_id,
-        metadata=orjson.loads(row.metadata) if row.metadata else None,
-        valid=bool(row.valid),
-    )

@@ -46,7 +46,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index(
-        "ix_traces_experiment_id_timestamp_ms", "traces", ["experiment_id", "timestamp_ms"]
+        "ix_traces_experiment_id_timestamp_ms_trace_id",
+        "traces",
+        ["experiment_id", "timestamp_ms", "trace_id"],
     )
     op.create_index("ix_traces_run_uuid", "traces", ["run_uuid"])
     op.create_index("ix_traces_timestamp_ms", "traces", ["timestamp_ms"])
