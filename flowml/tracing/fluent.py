@@ -30,7 +30,7 @@ from typing import Any, Literal
 from flowml.exceptions import InvalidParameter
 from flowml.tracing import provider, writer
 from flowml.tracing.entities import SpanType, Trace
-from flowml.tracing.spans import LiveSpan, SpanScope, current_live_span
+from flowml.tracing.spans import LiveSpan, SpanScope, current_live_span, encode_attributes
 
 __all__ = [
     "delete_trace_tag",
@@ -84,18 +84,42 @@ def trace(
     return decorator(func) if func is not None else decorator
 
 
-def _inputs(signature: inspect.Signature | None, args: tuple, kwargs: dict) -> Any:
-    if signature is None:
-        return {"args": list(args), **kwargs}
-    try:
-        bound = signature.bind_partial(*args, **kwargs)
-    except TypeError:  # the call itself is wrong: let the function raise it
-        return {"args": list(args), **kwargs}
-    bound.apply_defaults()  # as MLflow: the inputs show every parameter's value
-    values = dict(bound.arguments)
-    values.pop("self", None)
-    values.pop("cls", None)
-    return values
+class _Binder:
+    """Turns a call's arguments into the span's inputs: ``{parameter: value}`` with defaults
+    filled in and ``self``/``cls`` left out, as MLflow records them. Plain positional calls
+    (the common case) are zipped with the parameter names, without `inspect.Signature.bind`.
+    """
+
+    __slots__ = ("_defaults", "_names", "_signature", "_simple")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):  # builtins without a signature
+            self._signature = None
+        params = list(self._signature.parameters.values()) if self._signature else []
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._simple = bool(params) and all(p.kind in positional for p in params)
+        self._names = [p.name for p in params]
+        self._defaults = {
+            p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+        }
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._simple and not kwargs and len(args) <= len(self._names):
+            values = {**self._defaults, **dict(zip(self._names, args, strict=False))}
+        elif self._signature is None:
+            return {"args": list(args), **kwargs}
+        else:
+            try:
+                bound = self._signature.bind_partial(*args, **kwargs)
+            except TypeError:  # the call itself is wrong: let the function raise it
+                return {"args": list(args), **kwargs}
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+        values.pop("self", None)
+        values.pop("cls", None)
+        return values
 
 
 def _wrap(
@@ -105,19 +129,19 @@ def _wrap(
     attributes: Mapping[str, Any] | None,
     reducer: Callable[[list[Any]], Any] | None,
 ) -> Callable[..., Any]:
-    try:
-        signature: inspect.Signature | None = inspect.signature(fn)
-    except (TypeError, ValueError):  # builtins without a signature
-        signature = None
-    attrs = {"mlflow.spanFunctionName": fn.__name__, **(attributes or {})}
+    bind = _Binder(fn)
+    # Encoded once here: the per-call path only adds inputs and outputs.
+    encoded = encode_attributes(
+        span_type, {"mlflow.spanFunctionName": fn.__name__, **(attributes or {})}
+    )
 
     if inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
         async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            scope = SpanScope(name, span_type, attrs)
+            scope = SpanScope(name, encoded=encoded)
             span = scope.start()
-            span.set_inputs(_inputs(signature, args, kwargs))
+            span.set_inputs(bind(args, kwargs))
             items: list[Any] = []
             try:
                 gen = fn(*args, **kwargs)
@@ -141,9 +165,9 @@ def _wrap(
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            scope = SpanScope(name, span_type, attrs)
+            scope = SpanScope(name, encoded=encoded)
             span = scope.start()
-            span.set_inputs(_inputs(signature, args, kwargs))
+            span.set_inputs(bind(args, kwargs))
             items: list[Any] = []
             try:
                 gen = fn(*args, **kwargs)
@@ -167,8 +191,8 @@ def _wrap(
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with SpanScope(name, span_type, attrs) as span:
-                span.set_inputs(_inputs(signature, args, kwargs))
+            with SpanScope(name, encoded=encoded) as span:
+                span.set_inputs(bind(args, kwargs))
                 result = await fn(*args, **kwargs)
                 span.set_outputs(result)
                 return result
@@ -177,8 +201,8 @@ def _wrap(
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with SpanScope(name, span_type, attrs) as span:
-            span.set_inputs(_inputs(signature, args, kwargs))
+        with SpanScope(name, encoded=encoded) as span:
+            span.set_inputs(bind(args, kwargs))
             result = fn(*args, **kwargs)
             span.set_outputs(result)
             return result

@@ -25,7 +25,7 @@ from flowml.tracing.provider import get_tracer
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Span as OTelSpan
 
-__all__ = ["LiveSpan", "SpanScope", "current_live_span"]
+__all__ = ["LiveSpan", "SpanScope", "current_live_span", "encode_attributes"]
 
 
 class LiveSpan:
@@ -98,26 +98,29 @@ class SpanScope:
     """Start a span as the current one for a block (a class, not a generator: it is on
     the path of every traced call)."""
 
-    __slots__ = ("_attributes", "_name", "_span", "_span_type", "_token")
+    __slots__ = ("_encoded", "_name", "_span", "_token")
 
     def __init__(
         self,
         name: str,
         span_type: str | None = SpanType.UNKNOWN,
         attributes: Mapping[str, Any] | None = None,
+        *,
+        encoded: dict[str, str] | None = None,
     ) -> None:
         self._name = name
-        self._span_type = span_type
-        self._attributes = attributes
+        # ``encoded``: attributes already JSON-encoded (a decorator encodes its constant ones
+        # once, not on every call); it is never modified here.
+        self._encoded = encoded if encoded is not None else encode_attributes(span_type, attributes)
         self._span: LiveSpan | None = None
         self._token: object = None
 
     def start(self) -> LiveSpan:
-        attrs = {SpanAttributeKey.SPAN_TYPE: dumps(self._span_type or SpanType.UNKNOWN)}
-        if self._attributes:
-            attrs.update((k, dumps(v)) for k, v in self._attributes.items())
         otel_span = get_tracer().start_span(
-            self._name, attributes=attrs, record_exception=False, set_status_on_exception=False
+            self._name,
+            attributes=self._encoded,
+            record_exception=False,
+            set_status_on_exception=False,
         )
         self._span = LiveSpan(otel_span)
         return self._span
@@ -140,6 +143,16 @@ class SpanScope:
 
     async def __aexit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
         self.__exit__(exc_type, exc, tb)
+
+
+def encode_attributes(
+    span_type: str | None, attributes: Mapping[str, Any] | None = None
+) -> dict[str, str]:
+    """A span's type and attributes as the JSON-encoded OTel attributes it starts with."""
+    out = {SpanAttributeKey.SPAN_TYPE: dumps(span_type or SpanType.UNKNOWN)}
+    if attributes:
+        out.update((k, dumps(v)) for k, v in attributes.items())
+    return out
 
 
 def current_live_span() -> LiveSpan | None:
