@@ -268,3 +268,18 @@ def test_open_traces_are_bounded(sqlite_uri, monkeypatch, caplog):
         span.end()
     assert flowml.get_trace(spans[0].trace_id) is None  # dropped: never written
     assert flowml.get_trace(spans[2].trace_id) is not None
+
+
+def test_a_rest_tracking_uri_is_refused_clearly(caplog):
+    flowml.set_tracking_uri("http://127.0.0.1:9")
+
+    @flowml.trace
+    def f() -> int:
+        return 1
+
+    assert f() == 1  # the traced code never fails because of tracing
+    with pytest.raises(InvalidParameter, match="FLOWML_OTLP_ENDPOINT"):
+        flowml.search_traces()  # the failed background write surfaces here, once
+    with pytest.raises(InvalidParameter, match="SQL tracking store"):
+        flowml.search_traces()
+    assert "could not write 1 trace" in caplog.text
