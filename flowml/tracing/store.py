@@ -19,15 +19,14 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.tracing import entities as e
 from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG, load_spans
-from flowml.tracing.schema import assessments, spans, trace_metadata, trace_tags, traces
+from flowml.tracing.schema import assessments, trace_tags, traces
 from flowml.tracing.search import TRACE_SEARCH, TRACE_TARGET
 from flowml.tracing.store_read import read_infos, read_spans
+from flowml.tracing.store_write import COLUMNS, insert_ignore
 from flowml.tracking.entities import PagedList
 from flowml.tracking.search import parse_filter, parse_order_by
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
@@ -84,31 +83,20 @@ class SqlTraceStore:
                 info = trace.info
                 if info.trace_id in existing:
                     if info.state != e.TraceState.IN_PROGRESS:
+                        summary = dict(zip(COLUMNS["traces"][1:], _summary(info), strict=True))
                         conn.execute(
-                            update(traces)
-                            .where(_t.trace_id == info.trace_id)
-                            .values(_summary(info))
+                            update(traces).where(_t.trace_id == info.trace_id).values(summary)
                         )
                 else:
                     existing.add(info.trace_id)
-                    new_rows.append({"trace_id": info.trace_id, **_summary(info)})
+                    new_rows.append((info.trace_id, *_summary(info)))
                 span_rows.extend(_span_row(info.trace_id, s) for s in trace.data.spans)
                 tag_rows.extend(_kv(info.trace_id, info.tags))
                 meta_rows.extend(_kv(info.trace_id, info.trace_metadata))
-            if new_rows:
-                conn.execute(insert(traces), new_rows)
-            for table, rows in (
-                (spans, span_rows),
-                (trace_tags, tag_rows),
-                (trace_metadata, meta_rows),
-            ):
-                if rows:
-                    conn.execute(self._insert_ignore(conn, table), rows)
-
-    @staticmethod
-    def _insert_ignore(conn: Connection, table: Any) -> Any:
-        maker = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-        return maker(table).on_conflict_do_nothing()
+            insert_ignore(conn, "traces", new_rows)
+            insert_ignore(conn, "spans", span_rows)
+            insert_ignore(conn, "trace_tags", tag_rows)
+            insert_ignore(conn, "trace_metadata", meta_rows)
 
     @staticmethod
     def _existing(conn: Connection, ids: list[str]) -> set[str]:
@@ -240,8 +228,8 @@ class SqlTraceStore:
             found = load_spans(location)
             if found:
                 with write_transaction(self.engine) as conn:
-                    rows = [_span_row(trace_id, s) for s in found]
-                    conn.execute(self._insert_ignore(conn, spans), rows)
+                    conn.execute(select(_t.trace_id).where(_t.trace_id == trace_id))  # BEGIN
+                    insert_ignore(conn, "spans", [_span_row(trace_id, s) for s in found])
                 found = self.get_spans([trace_id])[trace_id]
         return e.Trace(infos[0], e.TraceData(found))
 
@@ -332,34 +320,35 @@ class SqlTraceStore:
             return int(conn.execute(query).scalar_one())
 
 
-def _summary(info: e.TraceInfo) -> dict[str, Any]:
-    return {
-        "experiment_id": int(info.experiment_id),
-        "name": (info.name or "")[:500] or None,
-        "state": info.state,
-        "timestamp_ms": info.request_time,
-        "execution_time_ms": info.execution_duration,
-        "run_uuid": info.run_id,
-        "task_run_id": info.task_run_id,
-        "request_preview": info.request_preview,
-        "response_preview": info.response_preview,
-    }
+def _summary(info: e.TraceInfo) -> tuple[Any, ...]:
+    """The ``traces`` columns after ``trace_id``, in `COLUMNS` order."""
+    return (
+        int(info.experiment_id),
+        (info.name or "")[:500] or None,
+        info.state,
+        info.request_time,
+        info.execution_duration,
+        info.run_id,
+        info.task_run_id,
+        info.request_preview,
+        info.response_preview,
+    )
 
 
-def _span_row(trace_id: str, span: e.Span) -> dict[str, Any]:
+def _span_row(trace_id: str, span: e.Span) -> tuple[Any, ...]:
     span_type = span.span_type
-    return {
-        "trace_id": trace_id,
-        "span_id": span.span_id,
-        "parent_span_id": span.parent_id,
-        "name": span.name[:500],
-        "span_type": str(span_type)[:64] if span_type is not None else None,
-        "status": span.status,
-        "start_time_ns": span.start_time_ns,
-        "end_time_ns": span.end_time_ns,
-        "content": orjson.dumps(span.raw).decode(),
-    }
+    return (
+        trace_id,
+        span.span_id,
+        span.parent_id,
+        span.name[:500],
+        str(span_type)[:64] if span_type is not None else None,
+        span.status,
+        span.start_time_ns,
+        span.end_time_ns,
+        orjson.dumps(span.raw).decode(),
+    )
 
 
-def _kv(trace_id: str, values: dict[str, str]) -> list[dict[str, str]]:
-    return [{"trace_id": trace_id, "key": k[:250], "value": str(v)} for k, v in values.items()]
+def _kv(trace_id: str, values: dict[str, str]) -> list[tuple[str, str, str]]:
+    return [(trace_id, k[:250], str(v)) for k, v in values.items()]
