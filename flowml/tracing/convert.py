@@ -56,7 +56,13 @@ def span_dict(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
 
 def pending_to_trace(pending: PendingTrace) -> e.Trace:
     """The trace a root span's end completed."""
-    spans = [e.Span(span_dict(s, pending.trace_id)) for s in pending.spans]
+    spans = [
+        e.Span(
+            span_dict(s, pending.trace_id),
+            (f"{s.context.span_id:016x}", f"{s.parent.span_id:016x}" if s.parent else None),
+        )
+        for s in pending.spans
+    ]
     metadata = dict(pending.metadata)
     if pending.run_id:
         metadata[e.SOURCE_RUN] = pending.run_id

@@ -119,6 +119,9 @@ class Span:
     """One finished span, read from its MLflow JSON dictionary (see `to_dict`)."""
 
     raw: dict[str, Any]
+    # (span id, parent id) in hex when the maker knew them (spans recorded here): saves
+    # decoding the base64 of ``raw`` again on the write path.
+    hex_ids: tuple[str, str | None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def trace_id(self) -> str:
@@ -128,10 +131,14 @@ class Span:
 
     @property
     def span_id(self) -> str:
+        if self.hex_ids is not None:
+            return self.hex_ids[0]
         return decode_id(self.raw["span_id"]) or ""
 
     @property
     def parent_id(self) -> str | None:
+        if self.hex_ids is not None:
+            return self.hex_ids[1]
         return decode_id(self.raw.get("parent_span_id"))
 
     @property

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import threading
+import time
 
 import pytest
 
@@ -216,6 +217,7 @@ def test_get_trace_of_an_unknown_id_is_none_and_bad_ids_are_refused(sqlite_uri):
 
 def test_search_traces_returns_a_frame_or_a_list(sqlite_uri):
     answer("a")
+    time.sleep(0.01)  # distinct start times, so the order asked for is the only order
     answer("b")
     frame = flowml.search_traces()
     assert list(frame["state"]) == ["OK", "OK"]
