@@ -73,6 +73,21 @@ _LAZY: dict[str, str] = {
     "load_model": "flowml.models.api",
     "log_model": "flowml.models.api",
     "save_model": "flowml.models.api",
+    # tracing (OpenTelemetry loads on first use)
+    "AssessmentSource": "flowml.tracing.entities",
+    "SpanType": "flowml.tracing.entities",
+    "Trace": "flowml.tracing.entities",
+    "delete_trace_tag": "flowml.tracing.fluent",
+    "get_current_active_span": "flowml.tracing.fluent",
+    "get_last_active_trace_id": "flowml.tracing.fluent",
+    "get_trace": "flowml.tracing.fluent",
+    "log_expectation": "flowml.tracing.assessments",
+    "log_feedback": "flowml.tracing.assessments",
+    "search_traces": "flowml.tracing.fluent",
+    "set_trace_tag": "flowml.tracing.fluent",
+    "start_span": "flowml.tracing.fluent",
+    "trace": "flowml.tracing.fluent",
+    "update_current_trace": "flowml.tracing.fluent",
     # registry
     "RegistryClient": "flowml.registry.client",
     "get_registry_uri": "flowml.registry.fluent",
@@ -89,12 +104,17 @@ _SUBMODULES = {
     "tracking",
     "models",
     "registry",
+    "tracing",
     "projects",
     "tasks",
     "testing",
 }
 # flavor modules reachable as flowml.<flavor> (flowml.sklearn.load_model gives the estimator)
-_FLAVOR_MODULES = {"sklearn": "flowml.models.flavors.sklearn", "pyfunc": "flowml.models.pyfunc"}
+_FLAVOR_MODULES = {
+    "sklearn": "flowml.models.flavors.sklearn",
+    "pyfunc": "flowml.models.pyfunc",
+    "openai": "flowml.tracing.autolog.openai",  # flowml.openai.autolog()
+}
 
 __all__ = sorted([*_LAZY, "__version__"])
 
@@ -120,6 +140,19 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from flowml.tasks.decorators import tracked_flow, tracked_task
     from flowml.tasks.progress import progress
+    from flowml.tracing.assessments import log_expectation, log_feedback
+    from flowml.tracing.entities import AssessmentSource, SpanType, Trace
+    from flowml.tracing.fluent import (
+        delete_trace_tag,
+        get_current_active_span,
+        get_last_active_trace_id,
+        get_trace,
+        search_traces,
+        set_trace_tag,
+        start_span,
+        trace,
+        update_current_trace,
+    )
     from flowml.tracking.client import TrackingClient
     from flowml.tracking.entities import Experiment, Metric, Param, Run, RunStatus, RunTag, ViewType
     from flowml.tracking.fluent import (

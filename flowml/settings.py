@@ -8,6 +8,7 @@
 | ``FLOWML_REGISTRY_URI`` | the tracking URI |
 | ``FLOWML_SEARCH_TIMEOUT_SECONDS`` | ``60`` (``0``: no limit) |
 | ``FLOWML_TRACKING_TOKEN`` (or ``MLFLOW_TRACKING_TOKEN``) | none (a tracking server token) |
+| ``FLOWML_OTLP_ENDPOINT`` | unset (traces also go to this OTLP/HTTP endpoint when set) |
 
 Stores never read the environment: the edges (fluent API, CLI, servers) call
 `get_settings()` and pass the values down.
@@ -53,6 +54,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("FLOWML_TRACKING_TOKEN", "MLFLOW_TRACKING_TOKEN"),
         repr=False,
     )
+
+    # Where traces are also exported over OTLP/HTTP (``http://host:4318``); unset: nowhere.
+    otlp_endpoint: str | None = None
 
     @field_validator("home", mode="after")
     @classmethod

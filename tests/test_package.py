@@ -54,7 +54,12 @@ def test_schema_matches_migrations(tmp_path: Path):
     from flowml.tracking.store import migrate, schema
     from flowml.tracking.store.engine import get_engine
 
-    modules = ("flowml.registry.schema", "flowml.tracking.lineage", "flowml.server.auth.schema")
+    modules = (
+        "flowml.registry.schema",
+        "flowml.tracking.lineage",
+        "flowml.server.auth.schema",
+        "flowml.tracing.schema",
+    )
     for module in modules:
         try:
             __import__(module)

@@ -16,6 +16,7 @@ app = App(
 app.command("flowml.cli.experiments:app", name="experiments")
 app.command("flowml.cli.runs:app", name="runs")
 app.command("flowml.cli.artifacts:app", name="artifacts")
+app.command("flowml.cli.traces:app", name="traces")
 app.command("flowml.cli.db:app", name="db")
 app.command("flowml.cli.models:app", name="models")
 app.command("flowml.cli.projects:app", name="projects")

@@ -19,6 +19,8 @@ def serve(
     max_body_size: int | None = None,
     body_timeout: float | None = None,
     predict_threads: int | None = None,
+    trace_sample_rate: float = 0.0,
+    trace_redact: Annotated[list[str] | None, Parameter(name=["--trace-redact"])] = None,
 ) -> None:
     """Serve a model over HTTP with MLflow's scoring protocol (/invocations, /ping, /version).
 
@@ -37,12 +39,23 @@ def serve(
             and closes the connection (default FLOWML_SERVING_BODY_TIMEOUT, else 30).
         predict_threads: Requests scored at once per worker, each on its own thread
             (default FLOWML_SERVING_PREDICT_THREADS, else CPUs + 4, at most 32).
+        trace_sample_rate: Fraction of requests recorded as traces in the tracking store
+            (0 to 1; 0, the default, records none), tagged with the model URI, name and version.
+        trace_redact: A request or response field never recorded in traces (repeatable).
     """
     from flowml.models.serving.limits import limits_from_env
     from flowml.models.serving.server import serve as run_server
 
     limits = limits_from_env(max_body_size, body_timeout, predict_threads)
-    run_server(model_uri, host=host, port=port, workers=workers, limits=limits)
+    run_server(
+        model_uri,
+        host=host,
+        port=port,
+        workers=workers,
+        limits=limits,
+        trace_sample_rate=trace_sample_rate,
+        trace_redact=tuple(trace_redact or ()),
+    )
 
 
 from flowml.cli import model_registry  # noqa: E402,F401 - adds the registry commands to this app

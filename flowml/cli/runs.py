@@ -7,7 +7,8 @@ from typing import Annotated
 from cyclopts import App, Parameter
 
 from flowml.cli._clients import tracking_client
-from flowml.cli._output import OutputOption, emit, format_ms, print_json
+from flowml.cli._output import OutputOption, emit, format_ms, print_json, print_table
+from flowml.exceptions import InvalidParameter
 
 app = App(name="runs", help="Search, inspect and delete runs.")
 
@@ -77,8 +78,6 @@ def show(
     if output == "json":
         print_json(run.to_dict())
         return
-    from flowml.cli._output import print_table
-
     info = run.info
     print_table(
         f"Run {info.run_id}",
@@ -101,6 +100,27 @@ def show(
     ):
         if values:
             print_table(title, ["key", "value"], sorted(values.items()))
+    _print_traces(run)
+
+
+def _print_traces(run) -> None:  # noqa: ANN001 - Run
+    """The run's traces (newest first), when its store keeps traces."""
+    from flowml.tracing.writer import store_for
+
+    try:
+        store = store_for(tracking_client().tracking_uri)
+    except InvalidParameter:  # a REST tracking URI: traces live on the server
+        return
+    quoted = run.info.run_id.replace("'", "''")
+    page = store.search_traces(
+        [run.info.experiment_id], f"attributes.run_id = '{quoted}'", max_results=20
+    )
+    if len(page):
+        print_table(
+            "Traces",
+            ["trace id", "name", "state", "duration"],
+            [[i.trace_id, i.name or "", i.state, f"{i.execution_duration} ms"] for i in page],
+        )
 
 
 @app.command

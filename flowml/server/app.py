@@ -5,9 +5,11 @@
 | ``/api/2.0/mlflow/`` (and ``/ajax-api/``) | experiments, runs, metrics, artifacts/list, registry |
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
 | ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
-| ``/api/2.0/flowml/`` | run keys and lineage (flowml's REST store), thinned metric histories, the registry's audit trail, MLmodel files and table previews (the web UI) |
-| ``/get-artifact``, ``/model-versions/get-artifact`` | one run or model version file (MLflow's paths) |
+| ``/api/2.0/flowml/`` | run keys, lineage; for the web UI: thinned histories, audit, previews |
+| ``/get-artifact``, ``/model-versions/get-artifact`` | one run or version file (MLflow's) |
 | ``/``, ``/ui-config.json``, ``/static/`` | the web UI (`flowml.server.ui`) |
+| ``/v1/traces`` | OTLP/HTTP trace intake, protobuf or JSON (`traces`) |
+| ``/api/3.0/mlflow/traces`` | MLflow 3's StartTraceV3 and GetTraceInfoV3 (`traces`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
@@ -33,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from flowml.exceptions import FlowMLError
 from flowml.registry.store import get_registry_store
 from flowml.server import (
     artifacts,
@@ -46,9 +50,16 @@ from flowml.server import (
     registry_ui,
     run_files,
     runs,
+    traces,
     ui,
 )
-from flowml.server.api import MAX_JSON_BODY_BYTES, guarded, json_endpoint, json_response
+from flowml.server.api import (
+    MAX_JSON_BODY_BYTES,
+    error_response,
+    guarded,
+    json_endpoint,
+    json_response,
+)
 from flowml.server.auth.access import AuthSettings
 from flowml.server.auth.admin import admin_routes
 from flowml.server.auth.config import SecurityConfig
@@ -58,6 +69,7 @@ from flowml.server.auth.permissions import parse_permission
 from flowml.server.auth.store import AuthStore
 from flowml.server.context import ServerContext, ServerRegistryClient
 from flowml.server.locations import ArtifactLocations, normalize_destination
+from flowml.server.wire import Fields
 from flowml.tracking.artifacts import ArtifactRepository
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
 from flowml.tracking.store.engine import get_engine
@@ -123,10 +135,21 @@ def _routes() -> list[BaseRoute]:
     routes: list[BaseRoute] = [
         Route("/health", _health, methods=["GET"]),
         Route("/version", _version, methods=["GET"]),
+        # OTLP/HTTP intake: EDIT on the experiment its header names.
+        Route("/v1/traces", _otlp_guarded, methods=["POST"]),
     ]
     info = guarded(_server_info, ("raw", "/mlflow/server-info", "GET"))
     for prefix in ("/api/3.0", "/ajax-api/3.0"):
         routes.append(Route(f"{prefix}/mlflow/server-info", info, methods=["GET"]))
+        for endpoint in traces.V3_ENDPOINTS:  # MLflow 3's trace API
+            key = ("mlflow", endpoint.path, endpoint.method)
+            routes.append(
+                Route(
+                    f"{prefix}/mlflow{endpoint.path}",
+                    json_endpoint(endpoint.handler, key),
+                    methods=[endpoint.method],
+                )
+            )
     for prefix in API_PREFIXES:
         for group in _JSON_GROUPS:
             for endpoint in group:
@@ -182,6 +205,20 @@ def _streamed() -> list[tuple[str, str, Any]]:
             logged_models.download_file,
         ),
     ]
+
+
+async def _otlp_guarded(request: Request) -> Response:
+    guard = request.app.state.guard
+    if guard is not None:
+        experiment_id = request.headers.get(traces.EXPERIMENT_HEADER, "0").strip() or "0"
+        fields = Fields.from_query([("experiment_id", experiment_id)])
+        try:
+            await run_in_threadpool(
+                guard.call, request, ("raw", "/v1/traces", "POST"), lambda ctx, f: {}, fields
+            )
+        except FlowMLError as exc:
+            return error_response(exc)
+    return await traces.otlp_intake(request)
 
 
 async def _health(request: Request) -> Response:

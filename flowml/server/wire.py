@@ -172,6 +172,19 @@ class Fields:
             )
         return [Fields(v) for v in value]
 
+    def mapping(self, name: str) -> dict[str, str]:
+        """A protobuf map of strings, JSON-encoded as an object (absent: empty)."""
+        value = self._data.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise InvalidParameter(
+                f"Invalid value for parameter '{name}': expected an object of strings"
+            )
+        return dict(value)
+
     def messages_one(self, name: str) -> Fields:
         """A required message field."""
         value = self._data.get(name)

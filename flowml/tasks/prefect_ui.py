@@ -27,6 +27,7 @@ from uuid import UUID
 
 from flowml.tasks import publisher
 from flowml.tasks import tags as ptags
+from flowml.tasks.traces import traces_markdown
 from flowml.tracking import tags as systags
 from flowml.tracking.entities import Experiment, Run
 from flowml.tracking.lineage import INPUT, KIND_PREFECT_TASK_RUN, OUTPUT, LineageEntry
@@ -176,6 +177,21 @@ def publish_finished(
         is_flow = kind == ptags.RUN_KIND_FLOW
         children = _children(client, run) if is_flow else []
         reference = run_reference(run_id)
+        traces = traces_markdown(client, run_id, experiment.experiment_id, reference)
+        extra = (
+            [
+                _create(
+                    "markdown",
+                    run_artifact_key(key_parts, "traces"),
+                    traces,
+                    f"Traces of {reference}",
+                    flow_run_id,
+                    task_run_id,
+                )
+            ]
+            if traces
+            else []
+        )
         summary = _create(
             "markdown",
             run_artifact_key(key_parts, "summary"),
@@ -185,9 +201,10 @@ def publish_finished(
             task_run_id,
         )
         if not is_flow:
-            # One artifact per task run: each costs the Prefect server a write, and a flow
-            # of many tasks would spend longer publishing than running.
-            return [summary]
+            # One summary per task run (plus its traces' when it made some): each artifact
+            # costs the Prefect server a write, and a flow of many tasks would spend longer
+            # publishing than running.
+            return [*extra, summary]
         table = _create(
             "table",
             run_artifact_key(key_parts, "table"),
@@ -196,7 +213,7 @@ def publish_finished(
             flow_run_id,
             task_run_id,
         )
-        return [table, summary]
+        return [*extra, table, summary]
 
     publisher.submit(job)
 

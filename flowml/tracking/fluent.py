@@ -143,6 +143,11 @@ def selected_experiment_id() -> str | None:
     return _experiment_id or get_settings().experiment_id
 
 
+def experiment_id_override() -> str | None:
+    """The experiment chosen with `set_experiment`, or ``None`` when the settings decide."""
+    return _experiment_id
+
+
 def tracking_uri_override() -> str | None:
     """The URI given to `set_tracking_uri`, or ``None`` when the settings decide."""
     return _tracking_uri

@@ -15,6 +15,7 @@ __all__ = [
     "ATTRIBUTE",
     "EXPERIMENT_SEARCH",
     "LIST_OPERATORS",
+    "METADATA",
     "METRIC",
     "NULL_OPERATORS",
     "NUMERIC_OPERATORS",
@@ -31,6 +32,7 @@ METRIC = "metric"
 PARAM = "param"
 TAG = "tag"
 ATTRIBUTE = "attribute"
+METADATA = "metadata"  # traces' request metadata (flowml.tracing)
 
 NUMERIC_OPERATORS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 STRING_OPERATORS = frozenset({"=", "!=", "LIKE", "ILIKE"})
@@ -141,7 +143,13 @@ class EntitySpec:
         )
 
 
-_PLURAL = {METRIC: "metrics", PARAM: "params", TAG: "tags", ATTRIBUTE: "attributes"}
+_PLURAL = {
+    METRIC: "metrics",
+    PARAM: "params",
+    TAG: "tags",
+    ATTRIBUTE: "attributes",
+    METADATA: "metadata",
+}
 
 
 def plural(kind: str) -> str:

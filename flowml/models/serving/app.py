@@ -32,6 +32,7 @@ from flowml.models.serving.parsing import (
     parse_parquet,
     predictions_to_json,
 )
+from flowml.tracing.requests import RequestTracer
 
 __all__ = ["ScoringApp", "create_app"]
 
@@ -92,11 +93,18 @@ class ScoringApp:
     Args:
         model: The model, loaded once before serving starts.
         limits: Body size, body timeout and prediction threads (defaults when omitted).
+        tracer: records sampled requests as traces (none when omitted).
     """
 
-    def __init__(self, model: PyFuncModel, limits: ServingLimits | None = None) -> None:
+    def __init__(
+        self,
+        model: PyFuncModel,
+        limits: ServingLimits | None = None,
+        tracer: RequestTracer | None = None,
+    ) -> None:
         self.model = model
         self.limits = limits or ServingLimits()
+        self.tracer = tracer
         self._schema = model.metadata.get_input_schema()
         self._version = flowml_version().encode()
         # Made on the first request: an anyio limiter belongs to the server's running loop.
@@ -124,6 +132,10 @@ class ScoringApp:
                     f"{type(exc).__name__}: {exc}"
                 )
             )
+
+    def _traced_score(self, body: bytes, content_type: str) -> tuple[int, bytes]:
+        assert self.tracer is not None
+        return self.tracer.record(self.score, body, content_type)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -169,8 +181,9 @@ class ScoringApp:
             return
         if self._limiter is None:
             self._limiter = anyio.CapacityLimiter(self.limits.predict_threads)
+        score = self.score if self.tracer is None else self._traced_score
         status, payload = await anyio.to_thread.run_sync(
-            self.score, body, content_type, limiter=self._limiter
+            score, body, content_type, limiter=self._limiter
         )
         await self._reply(send, status, payload, _JSON_HEADERS)
 
@@ -230,22 +243,30 @@ class ScoringApp:
         )
         await send({"type": "http.response.body", "body": body})
 
-    @staticmethod
-    async def _lifespan(receive: Receive, send: Send) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
+                if self.tracer is not None:
+                    # uvicorn ends a SIGTERM'd process by re-raising the signal: no atexit
+                    # hook runs after this, so recorded traces are written now.
+                    import anyio.to_thread
+
+                    await anyio.to_thread.run_sync(self.tracer.flush)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
 
-def create_app(model: PyFuncModel, limits: ServingLimits | None = None) -> ScoringApp:
+def create_app(
+    model: PyFuncModel, limits: ServingLimits | None = None, tracer: RequestTracer | None = None
+) -> ScoringApp:
     """The ASGI scoring app for `model` (serve it with any ASGI server).
 
     Args:
         model: The loaded model.
         limits: Body size, body timeout and prediction threads (defaults when omitted).
+        tracer: records sampled requests as traces (`flowml.tracing.requests`).
     """
-    return ScoringApp(model, limits)
+    return ScoringApp(model, limits, tracer)

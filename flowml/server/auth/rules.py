@@ -204,6 +204,20 @@ def _run_of(access: Access, fields: Fields, reply: dict[str, Any]) -> dict[str, 
     return reply
 
 
+def trace_start(access: Access, fields: Fields) -> None:
+    """EDIT on the experiment a new trace (MLflow 3's StartTraceV3) goes to."""
+    sent = fields.messages_one("trace").messages_one("trace_info")
+    where = sent.messages_one("trace_location").messages_one("mlflow_experiment")
+    access.require_experiment(where.required("experiment_id"), EDIT)
+
+
+def _trace_of(access: Access, fields: Fields, reply: dict[str, Any]) -> dict[str, Any]:
+    info = reply["trace"]["trace_info"]
+    location = info.get("trace_location", {}).get("mlflow_experiment", {})
+    access.require_experiment(str(location.get("experiment_id", info.get("experiment_id"))), READ)
+    return reply
+
+
 def _entry_readable(access: Access, entry: dict[str, Any]) -> bool:
     try:
         return access.can_read_experiment(access.run_experiment(entry["run_id"]))
@@ -288,6 +302,10 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("flowml", "/runs/get-by-key", "GET"): Rule(authenticated, _run_of),
     ("flowml", "/lineage/log", "POST"): Rule(run(EDIT)),
     ("flowml", "/lineage/search", "POST"): Rule(lineage_runs, _lineage_readable),
+    # traces: MLflow 3's trace API and OTLP intake (experiment from its header)
+    ("mlflow", "/traces", "POST"): Rule(trace_start),
+    ("mlflow", "/traces/{trace_id}", "GET"): Rule(authenticated, _trace_of),
+    ("raw", "/v1/traces", "POST"): Rule(experiment(EDIT)),
     # flowml's own methods (the web UI)
     ("flowml", "/metrics/history", "POST"): Rule(runs_listed(READ)),
     ("flowml", "/registry/audit", "GET"): Rule(model(READ)),

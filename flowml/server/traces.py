@@ -1,0 +1,187 @@
+"""Traces on the server: OTLP/HTTP intake at ``POST /v1/traces``, and MLflow 3's trace API.
+
+``POST /v1/traces`` takes OTLP/HTTP (protobuf or JSON) and stores the spans as flowml traces.
+
+Any OpenTelemetry SDK's OTLP/HTTP exporter pointed at the server (``endpoint=
+http://host:5000/v1/traces``) lands its spans here. The experiment comes from the
+``x-mlflow-experiment-id`` header (MLflow's convention), else the Default experiment.
+The answer is an empty ``ExportTraceServiceResponse`` in the request's encoding.
+
+MLflow 3's client (``mlflow.trace`` with the tracking URI at this server) calls
+``POST /api/3.0/mlflow/traces`` (StartTraceV3) with the finished trace's info, then uploads
+its spans as ``traces.json`` through the artifact proxy into the location the answer names
+(``mlflow.artifactLocation``, chosen here inside the experiment's artifact location);
+``GET /api/3.0/mlflow/traces/{trace_id}`` reads the info back. flowml's store loads such
+spans from ``traces.json`` the first time the trace is read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from flowml.exceptions import BadRequest, FlowMLError, InvalidParameter
+from flowml.server.api import Endpoint, error_response, internal_error, json_response
+from flowml.server.context import ServerContext
+from flowml.server.wire import Fields
+from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG
+from flowml.tracing.entities import SOURCE_RUN, Trace, TraceData, TraceInfo, TraceState
+from flowml.tracing.otlp import MAX_OTLP_BODY_BYTES, decode_request, traces_from_request
+from flowml.tracing.store import SqlTraceStore
+
+__all__ = ["EXPERIMENT_HEADER", "V3_ENDPOINTS", "otlp_intake", "trace_info_json"]
+
+_trace_stores: dict[str, SqlTraceStore] = {}
+
+EXPERIMENT_HEADER = "x-mlflow-experiment-id"
+
+
+async def _body(request: Request) -> bytes:
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_OTLP_BODY_BYTES:
+            raise BadRequest(f"Request body is larger than {MAX_OTLP_BODY_BYTES:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def otlp_intake(request: Request) -> Response:
+    """Store the spans of one OTLP/HTTP export request."""
+    try:
+        experiment_id = request.headers.get(EXPERIMENT_HEADER, "0").strip()
+        if not experiment_id.isdigit() or len(experiment_id) > 18:
+            raise InvalidParameter(
+                f"{EXPERIMENT_HEADER} must be an experiment id (digits), got {experiment_id!r}"
+            )
+        body = await _body(request)
+        content_type = request.headers.get("content-type", "")
+        message = decode_request(body, content_type, request.headers.get("content-encoding"))
+        traces = traces_from_request(message, experiment_id)
+        await run_in_threadpool(_store_for(request.app.state.ctx).write_traces, traces)
+    except FlowMLError as exc:
+        return error_response(exc)
+    except Exception as exc:  # answered as a 500 with the details in the server's log only
+        return internal_error(exc)
+    if content_type.startswith("application/json"):
+        return json_response({})
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+
+    return Response(
+        ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf"
+    )
+
+
+# -- MLflow 3's trace API (what the genuine mlflow client calls) ----------------------------
+
+_TRACE_ID = re.compile(r"^tr-[0-9a-f]{32}$")
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def _store_for(ctx: ServerContext) -> SqlTraceStore:
+    store = _trace_stores.get(ctx.store.uri)
+    if store is None:
+        store = _trace_stores.setdefault(
+            ctx.store.uri,
+            SqlTraceStore(ctx.store.uri, search_timeout_seconds=ctx.store.search_timeout_seconds),
+        )
+    return store
+
+
+def _trace_id(value: str) -> str:
+    if not _TRACE_ID.match(value):
+        raise InvalidParameter(f"Invalid trace id {value!r}: expected tr- and 32 hex digits")
+    return value
+
+
+def _timestamp_ms(value: str | None) -> int:
+    """Milliseconds of an RFC 3339 timestamp (protobuf's JSON for Timestamp)."""
+    if not value:
+        raise InvalidParameter("A trace needs its request_time")
+    text = _FRACTION.sub(lambda m: "." + m.group(1)[:6].ljust(6, "0"), value.replace("Z", "+00:00"))
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidParameter(f"Invalid request_time {value!r}: expected RFC 3339") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return int(moment.timestamp() * 1000)
+
+
+def _duration_ms(value: str | None) -> int | None:
+    """Milliseconds of a protobuf Duration in JSON (``"0.090s"``)."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value.removesuffix("s"))
+    except ValueError:
+        raise InvalidParameter(
+            f"Invalid execution_duration {value!r}: expected '<seconds>s'"
+        ) from None
+    if not 0 <= seconds < 10**9:
+        raise InvalidParameter(f"Invalid execution_duration {value!r}")
+    return round(seconds * 1000)
+
+
+def trace_info_json(info: TraceInfo, ctx: ServerContext) -> dict[str, Any]:
+    """A TraceInfoV3 message as MLflow's server writes it (artifact location on the wire)."""
+    out = info.to_dict()
+    duration = out.pop("execution_duration_ms", None)
+    if duration is not None:
+        out["execution_duration"] = f"{duration / 1000:.3f}s"
+    location = info.tags.get(ARTIFACT_LOCATION_TAG)
+    if location:
+        out["tags"][ARTIFACT_LOCATION_TAG] = ctx.locations.to_wire(location)
+    return out
+
+
+def start_trace_v3(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    """``POST /api/3.0/mlflow/traces``: store a finished trace's info; its spans follow as
+    ``traces.json`` in the artifact location this answer names."""
+    sent = fields.messages_one("trace").messages_one("trace_info")
+    trace_id = _trace_id(sent.required("trace_id"))
+    where = sent.messages_one("trace_location").messages_one("mlflow_experiment")
+    experiment = ctx.store.get_experiment(where.required("experiment_id"))
+    state = sent.string("state") or TraceState.OK
+    if state not in TraceState.ALL:
+        raise InvalidParameter(f"Invalid trace state {state!r}; expected one of {TraceState.ALL}")
+    metadata = sent.mapping("trace_metadata")
+    tags = sent.mapping("tags")
+    # The server decides where the spans go, inside the experiment's artifact location.
+    tags[ARTIFACT_LOCATION_TAG] = (
+        f"{experiment.artifact_location.rstrip('/')}/traces/{trace_id}/artifacts"
+    )
+    info = TraceInfo(
+        trace_id=trace_id,
+        experiment_id=experiment.experiment_id,
+        request_time=_timestamp_ms(sent.string("request_time")),
+        state=state,
+        execution_duration=_duration_ms(sent.string("execution_duration")),
+        request_preview=sent.string("request_preview"),
+        response_preview=sent.string("response_preview"),
+        run_id=metadata.get(SOURCE_RUN),
+        trace_metadata=metadata,
+        tags=tags,
+    )
+    store = _store_for(ctx)
+    store.write_traces([Trace(info, TraceData([]))])
+    return {"trace": {"trace_info": trace_info_json(store.get_trace_info(trace_id), ctx)}}
+
+
+def get_trace_info_v3(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    """``GET /api/3.0/mlflow/traces/{trace_id}``."""
+    info = _store_for(ctx).get_trace_info(_trace_id(fields.required("trace_id")))
+    return {"trace": {"trace_info": trace_info_json(info, ctx)}}
+
+
+V3_ENDPOINTS = (
+    Endpoint("/traces", "POST", start_trace_v3),
+    Endpoint("/traces/{trace_id}", "GET", get_trace_info_v3),
+)

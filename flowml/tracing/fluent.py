@@ -1,0 +1,430 @@
+"""The tracing API with MLflow's verbs: ``@flowml.trace``, ``flowml.start_span`` & co.
+
+Spans are OpenTelemetry spans made by flowml's own tracer provider; a trace is written
+to the tracking store (in the background) when its root span ends, linked to the active
+run (inside a tracked Prefect task: that task's run and task run).
+
+Example:
+    >>> import flowml
+    >>> @flowml.trace(span_type="RETRIEVER")
+    ... def retrieve(query: str) -> list[str]:
+    ...     return ["doc"]
+    >>> @flowml.trace
+    ... def answer(question: str) -> str:
+    ...     flowml.update_current_trace(tags={"env": "dev"})
+    ...     return retrieve(question)[0]
+    >>> answer("why?")
+    'doc'
+    >>> flowml.get_trace(flowml.get_last_active_trace_id()).info.state
+    'OK'
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from flowml.exceptions import InvalidParameter
+from flowml.tracing import provider, writer
+from flowml.tracing.entities import SpanType, Trace
+from flowml.tracing.spans import LiveSpan, SpanScope, current_live_span, encode_attributes
+
+__all__ = [
+    "delete_trace_tag",
+    "get_current_active_span",
+    "get_last_active_trace_id",
+    "get_trace",
+    "search_traces",
+    "set_trace_tag",
+    "start_span",
+    "trace",
+    "update_current_trace",
+]
+
+_log = logging.getLogger(__name__)
+SEARCH_TRACES_DEFAULT = 100
+
+
+def trace(
+    func: Callable[..., Any] | None = None,
+    name: str | None = None,
+    span_type: str = SpanType.UNKNOWN,
+    attributes: Mapping[str, Any] | None = None,
+    output_reducer: Callable[[list[Any]], Any] | None = None,
+) -> Any:
+    """Record a span for every call of a function (sync, async, generator, async generator).
+
+    The call's arguments (bound to parameter names, ``self`` left out) become the span's
+    inputs and its return value the outputs, each capped in size; an exception marks the
+    span ``ERROR`` and propagates. A generator's span lasts until it is exhausted; its
+    outputs are the yielded items (or ``output_reducer(items)``).
+
+    Args:
+        func: the function (when used as ``@flowml.trace`` without parentheses).
+        name: the span name (default: the function's name).
+        span_type: one of `SpanType` (``LLM``, ``RETRIEVER``, ``TOOL``...) or any string.
+        attributes: extra span attributes.
+        output_reducer: for generators, turns the list of yielded items into the outputs.
+
+    Returns:
+        The wrapped function (or a decorator).
+
+    Example:
+        >>> @flowml.trace(name="search", span_type=flowml.SpanType.TOOL)
+        ... def search(q: str) -> list[str]:
+        ...     return [q]
+    """
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        return _wrap(fn, name or fn.__name__, span_type, attributes, output_reducer)
+
+    return decorator(func) if func is not None else decorator
+
+
+class _Binder:
+    """Turns a call's arguments into the span's inputs: ``{parameter: value}`` with defaults
+    filled in and ``self``/``cls`` left out, as MLflow records them. Plain positional calls
+    (the common case) are zipped with the parameter names, without `inspect.Signature.bind`.
+    """
+
+    __slots__ = ("_defaults", "_names", "_signature", "_simple")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):  # builtins without a signature
+            self._signature = None
+        params = list(self._signature.parameters.values()) if self._signature else []
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._simple = bool(params) and all(p.kind in positional for p in params)
+        self._names = [p.name for p in params]
+        self._defaults = {
+            p.name: p.default for p in params if p.default is not inspect.Parameter.empty
+        }
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self._simple and not kwargs and len(args) <= len(self._names):
+            values = {**self._defaults, **dict(zip(self._names, args, strict=False))}
+        elif self._signature is None:
+            return {"args": list(args), **kwargs}
+        else:
+            try:
+                bound = self._signature.bind_partial(*args, **kwargs)
+            except TypeError:  # the call itself is wrong: let the function raise it
+                return {"args": list(args), **kwargs}
+            bound.apply_defaults()
+            values = dict(bound.arguments)
+        values.pop("self", None)
+        values.pop("cls", None)
+        return values
+
+
+def _wrap(
+    fn: Callable[..., Any],
+    name: str,
+    span_type: str,
+    attributes: Mapping[str, Any] | None,
+    reducer: Callable[[list[Any]], Any] | None,
+) -> Callable[..., Any]:
+    bind = _Binder(fn)
+    # Encoded once here: the per-call path only adds inputs and outputs.
+    encoded = encode_attributes(
+        span_type, {"mlflow.spanFunctionName": fn.__name__, **(attributes or {})}
+    )
+
+    if inspect.isasyncgenfunction(fn):
+
+        @functools.wraps(fn)
+        async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            scope = SpanScope(name, encoded=encoded)
+            span = scope.start()
+            span.set_inputs(bind(args, kwargs))
+            items: list[Any] = []
+            try:
+                gen = fn(*args, **kwargs)
+                while True:
+                    with _Current(span):
+                        try:
+                            item = await gen.__anext__()
+                        except StopAsyncIteration:
+                            break
+                    items.append(item)
+                    yield item
+            except BaseException as exc:
+                _fail(span, exc)
+                raise
+            span.set_outputs(reducer(items) if reducer else items)
+            span.end()
+
+        return agen_wrapper
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
+            scope = SpanScope(name, encoded=encoded)
+            span = scope.start()
+            span.set_inputs(bind(args, kwargs))
+            items: list[Any] = []
+            try:
+                gen = fn(*args, **kwargs)
+                while True:
+                    with _Current(span):
+                        try:
+                            item = next(gen)
+                        except StopIteration:
+                            break
+                    items.append(item)
+                    yield item
+            except BaseException as exc:
+                _fail(span, exc)
+                raise
+            span.set_outputs(reducer(items) if reducer else items)
+            span.end()
+
+        return gen_wrapper
+
+    if inspect.iscoroutinefunction(fn):
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            with SpanScope(name, encoded=encoded) as span:
+                span.set_inputs(bind(args, kwargs))
+                result = await fn(*args, **kwargs)
+                span.set_outputs(result)
+                return result
+
+        return async_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with SpanScope(name, encoded=encoded) as span:
+            span.set_inputs(bind(args, kwargs))
+            result = fn(*args, **kwargs)
+            span.set_outputs(result)
+            return result
+
+    return wrapper
+
+
+def _fail(span: LiveSpan, exc: BaseException) -> None:
+    if not isinstance(exc, GeneratorExit):  # closed early by the consumer: not an error
+        span.record_exception(exc)
+    span.end()
+
+
+class _Current:
+    """Make an already started span current while a generator step runs."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: LiveSpan) -> None:
+        self._span = span
+
+    def __enter__(self) -> None:
+        from opentelemetry import context
+        from opentelemetry import trace as otel_trace
+
+        self._token = context.attach(otel_trace.set_span_in_context(self._span._span))
+
+    def __exit__(self, *exc: object) -> None:
+        from opentelemetry import context
+
+        context.detach(self._token)
+
+
+def start_span(
+    name: str = "span",
+    span_type: str | None = SpanType.UNKNOWN,
+    attributes: Mapping[str, Any] | None = None,
+) -> SpanScope:
+    """A context manager recording a span around a block (a child of the current span).
+
+    Args:
+        name: the span name.
+        span_type: one of `SpanType` or any string.
+        attributes: extra span attributes.
+
+    Returns:
+        A context manager yielding the `LiveSpan` (``set_inputs``, ``set_outputs``,
+        ``set_attribute``...). Usable with ``with`` and ``async with``.
+
+    Example:
+        >>> with flowml.start_span("tool", span_type="TOOL") as span:
+        ...     span.set_inputs({"x": 1})
+        ...     span.set_outputs(2)
+    """
+    return SpanScope(name, span_type, attributes)
+
+
+def get_current_active_span() -> LiveSpan | None:
+    """The current flowml span in this thread / asyncio task, or ``None``."""
+    return current_live_span()
+
+
+def update_current_trace(
+    tags: Mapping[str, Any] | None = None, metadata: Mapping[str, Any] | None = None
+) -> None:
+    """Add tags and metadata to the trace being recorded in this context.
+
+    Outside any trace this logs a warning and does nothing (as MLflow).
+
+    Args:
+        tags: mutable trace tags (``tags.<key>`` in searches).
+        metadata: write-once request metadata (``metadata.<key>`` in searches).
+
+    Example:
+        >>> @flowml.trace
+        ... def handle(req):
+        ...     flowml.update_current_trace(tags={"user": "ann"}, metadata={"session": "s1"})
+    """
+    span = current_live_span()
+    if span is None:
+        _log.warning("update_current_trace: no active trace in this context; nothing updated")
+        return
+    pending = provider.current_pending(span._span.context.trace_id)
+    if pending is None:
+        return
+    pending.tags.update({str(k): str(v) for k, v in (tags or {}).items()})
+    pending.metadata.update({str(k): str(v) for k, v in (metadata or {}).items()})
+
+
+def get_last_active_trace_id() -> str | None:
+    """The id of the trace finished last in this process (``None`` before any)."""
+    return provider.last_trace_id()
+
+
+def _store():  # noqa: ANN202 - SqlTraceStore
+    from flowml.tracking import fluent
+
+    writer.flush()
+    return writer.store_for(fluent.get_tracking_uri())
+
+
+def get_trace(trace_id: str) -> Trace | None:
+    """The trace with its spans and assessments, or ``None`` when it does not exist.
+
+    Waits for traces still being written by this process first.
+    """
+    from flowml.exceptions import ResourceNotFound
+
+    if not isinstance(trace_id, str) or not trace_id:
+        raise InvalidParameter(f"trace_id must be a non-empty string, got {trace_id!r}")
+    store = _store()
+    try:
+        return store.get_trace(trace_id)
+    except ResourceNotFound:
+        return None
+
+
+def search_traces(
+    experiment_ids: Sequence[str] | None = None,
+    filter_string: str | None = None,
+    max_results: int | None = None,
+    order_by: Sequence[str] | None = None,
+    run_id: str | None = None,
+    return_type: Literal["pandas", "list"] | None = None,
+    include_spans: bool = True,
+) -> Any:
+    """Traces matching a filter, newest first (MLflow's ``search_traces``).
+
+    Args:
+        experiment_ids: where to search (default: the current experiment).
+        filter_string: e.g. ``"attributes.status = 'ERROR' and tags.env = 'prod'"``
+            (see `flowml.tracing.search` for the grammar).
+        max_results: at most this many (default 100).
+        order_by: e.g. ``["attributes.execution_time_ms DESC"]``.
+        run_id: only traces recorded inside this run.
+        return_type: ``"pandas"`` (a DataFrame) or ``"list"`` of `Trace`; by default a
+            DataFrame when pandas is installed, as in MLflow.
+        include_spans: load the spans too (set ``False`` for summaries only).
+
+    Returns:
+        A pandas DataFrame or a list of `Trace`.
+
+    Raises:
+        InvalidParameter: a bad filter, order_by, max_results or return_type.
+
+    Example:
+        >>> flowml.search_traces(filter_string="attributes.status = 'OK'", return_type="list")
+    """
+    from flowml.tracking import fluent
+
+    if return_type is None:
+        import importlib.util
+
+        return_type = "pandas" if importlib.util.find_spec("pandas") else "list"
+    if return_type not in ("pandas", "list"):
+        raise InvalidParameter(f"return_type must be 'pandas' or 'list', got {return_type!r}")
+    store = _store()
+    ids = list(experiment_ids) if experiment_ids else [fluent.current_experiment_id()]
+    if run_id is not None:
+        quoted = str(run_id).replace("'", "''")
+        clause = f"attributes.run_id = '{quoted}'"
+        filter_string = f"({filter_string}) AND {clause}" if filter_string else clause
+    page = store.search_traces(ids, filter_string, order_by, max_results or SEARCH_TRACES_DEFAULT)
+    spans = store.get_spans([i.trace_id for i in page]) if include_spans else {}
+    from flowml.tracing.entities import TraceData
+
+    traces = [Trace(info, TraceData(spans.get(info.trace_id, []))) for info in page]
+    if return_type == "list":
+        return traces
+    return _frame(traces)
+
+
+def _frame(traces: list[Trace]) -> Any:
+    import pandas as pd
+
+    columns = [
+        "trace_id",
+        "request_time",
+        "state",
+        "execution_duration",
+        "request",
+        "response",
+        "run_id",
+        "trace_metadata",
+        "tags",
+        "assessments",
+        "spans",
+    ]
+    return pd.DataFrame(
+        [
+            [
+                t.info.trace_id,
+                t.info.request_time,
+                t.info.state,
+                t.info.execution_duration,
+                t.info.request_preview,
+                t.info.response_preview,
+                t.info.run_id,
+                t.info.trace_metadata,
+                t.info.tags,
+                [a.to_dict() for a in t.info.assessments],
+                [s.to_dict() for s in t.data.spans],
+            ]
+            for t in traces
+        ],
+        columns=columns,
+    )
+
+
+def set_trace_tag(trace_id: str, key: str, value: str) -> None:
+    """Set a tag on a stored trace.
+
+    Raises:
+        ResourceNotFound: no such trace.
+    """
+    _store().set_trace_tag(trace_id, key, value)
+
+
+def delete_trace_tag(trace_id: str, key: str) -> None:
+    """Remove a tag from a stored trace.
+
+    Raises:
+        ResourceNotFound: no such trace, or it has no such tag.
+    """
+    _store().delete_trace_tag(trace_id, key)

@@ -1,0 +1,253 @@
+"""OpenTelemetry wiring: flowml's own tracer provider and the processor that gathers traces.
+
+flowml uses a private `TracerProvider` (the global one stays the application's), so its
+spans never leak into another exporter by accident and another library's spans never land
+in the tracking store. The SDK does the span bookkeeping (ids, parents, context, timing);
+`TraceProcessor` collects the finished spans of each trace in memory and, when the root
+span ends, hands the whole trace to the background writer (`flowml.tracing.writer`).
+
+Where a trace belongs (tracking URI, experiment, run, Prefect task run) is decided when
+its root span starts, on the caller's thread: from the active run of `flowml.tracking`
+and from the context providers higher layers register (`register_context_provider`;
+`flowml.tasks` registers one giving the Prefect task run), so this layer never imports
+Prefect.
+
+With ``FLOWML_OTLP_ENDPOINT`` set, every span is also exported over OTLP/HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import ReadableSpan, Span, Tracer
+
+__all__ = [
+    "PendingTrace",
+    "current_pending",
+    "get_tracer",
+    "register_context_provider",
+    "reset",
+    "took_traces",
+]
+
+_log = logging.getLogger(__name__)
+
+# Returns extra trace metadata ({key: value}) for the trace starting now, or None.
+ContextProvider = Callable[[], "dict[str, str] | None"]
+_providers: list[ContextProvider] = []
+
+
+def register_context_provider(provider: ContextProvider) -> None:
+    """Add metadata to every trace started from now on (called when its root span starts).
+
+    A higher layer uses it to link traces to what it knows: `flowml.tasks` adds the Prefect
+    task and flow run ids. A provider that raises is skipped (tracing never breaks the
+    traced code).
+
+    Args:
+        provider: a callable returning ``{metadata key: value}`` or ``None``.
+    """
+    if provider not in _providers:
+        _providers.append(provider)
+
+
+@dataclass
+class PendingTrace:
+    """A trace being recorded: where it goes, and its spans finished so far."""
+
+    trace_id: str
+    root_span_id: int
+    tracking_uri: str
+    experiment_id: str
+    run_id: str | None
+    metadata: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    spans: list[ReadableSpan] = field(default_factory=list)
+    late: bool = False
+
+
+_pending: dict[int, PendingTrace] = {}
+#: Traces being recorded at once; past it the oldest is dropped (a root span that never
+#: ends, such as a stream nobody consumes, must not grow memory without bound).
+MAX_PENDING_TRACES = 10_000
+_lock = threading.Lock()
+_state: dict[str, Any] = {"tracer": None, "last_trace_id": None}
+# Runs this process recorded traces in since they were last asked about (`took_traces`).
+_runs_with_traces: set[str] = set()
+
+
+def current_pending(otel_trace_id: int) -> PendingTrace | None:
+    return _pending.get(otel_trace_id)
+
+
+def last_trace_id() -> str | None:
+    return _state["last_trace_id"]
+
+
+def took_traces(run_id: str) -> bool:
+    """Whether traces were recorded inside ``run_id`` here (and forget it: asked once)."""
+    if run_id in _runs_with_traces:
+        _runs_with_traces.discard(run_id)
+        return True
+    return False
+
+
+# The settings' environment variables a destination depends on.
+_DESTINATION_ENV = ("FLOWML_TRACKING_URI", "FLOWML_HOME", "FLOWML_EXPERIMENT_ID")
+_destinations: dict[tuple[str | None, ...], tuple[str, str]] = {}
+
+
+def _destination() -> tuple[str, str, str | None]:
+    """(tracking URI, experiment id, run id) for a trace starting in this context."""
+    from flowml.tracking import fluent
+
+    run = fluent.active_run()
+    if run is not None:
+        return run.client.tracking_uri, run.info.experiment_id, run.info.run_id
+    # Cached on the few inputs that decide it: reading the settings scans the whole
+    # environment, which would cost more than the span itself.
+    key = (
+        fluent.tracking_uri_override(),
+        fluent.experiment_id_override(),
+        *(os.environ.get(name) for name in _DESTINATION_ENV),
+    )
+    found = _destinations.get(key)
+    if found is None:
+        found = _destinations[key] = (fluent.get_tracking_uri(), fluent.current_experiment_id())
+    return found[0], found[1], None
+
+
+class TraceProcessor:
+    """An OTel span processor collecting each trace's spans until its root ends."""
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        trace_id = span.context.trace_id
+        if trace_id in _pending:
+            return
+        # A root span (or the first local span of a trace started elsewhere).
+        uri, experiment_id, run_id = _destination()
+        pending = PendingTrace(
+            trace_id=f"tr-{trace_id:032x}",
+            root_span_id=span.context.span_id,
+            tracking_uri=uri,
+            experiment_id=experiment_id,
+            run_id=run_id,
+        )
+        if len(_pending) >= MAX_PENDING_TRACES:
+            _drop_oldest()
+        for provider in _providers:
+            try:
+                extra = provider()
+            except Exception:  # a broken provider must not break the traced code
+                _log.exception("trace context provider %r failed", provider)
+                continue
+            if extra:
+                pending.metadata.update(extra)
+        with _lock:
+            _pending[trace_id] = pending
+
+    def on_end(self, span: ReadableSpan) -> None:
+        trace_id = span.context.trace_id
+        pending = _pending.get(trace_id)
+        if pending is None:
+            return  # its trace was already written (a span outliving its root): dropped
+        pending.spans.append(span)
+        if span.context.span_id != pending.root_span_id:
+            return
+        with _lock:
+            _pending.pop(trace_id, None)
+        _state["last_trace_id"] = pending.trace_id
+        if pending.run_id:
+            _runs_with_traces.add(pending.run_id)
+        from flowml.tracing import writer
+
+        writer.submit(pending)
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+    def _on_ending(self, span: Span) -> None:  # newer SDKs call it; nothing to do
+        pass
+
+
+def _drop_oldest() -> None:
+    with _lock:
+        if _pending:
+            oldest = next(iter(_pending))  # dicts keep insertion order
+            dropped = _pending.pop(oldest)
+            _log.warning(
+                "flowml dropped trace %s: more than %d traces were open at once (a root span "
+                "that never ended?)",
+                dropped.trace_id,
+                MAX_PENDING_TRACES,
+            )
+
+
+def get_tracer() -> Tracer:
+    """flowml's tracer (its provider is created on first use)."""
+    tracer = _state["tracer"]
+    if tracer is None:
+        with _lock:
+            tracer = _state["tracer"]
+            if tracer is None:
+                tracer = _state["tracer"] = _build()
+    return tracer
+
+
+def _build() -> Tracer:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from flowml.settings import get_settings
+
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": "flowml"}), shutdown_on_exit=True
+    )
+    provider.add_span_processor(TraceProcessor())
+    endpoint = get_settings().otlp_endpoint
+    if endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=_traces_url(endpoint)))
+        )
+    _state["provider"] = provider
+    return provider.get_tracer("flowml")
+
+
+def _traces_url(endpoint: str) -> str:
+    """OTLP/HTTP's convention: a base endpoint gets ``/v1/traces`` appended."""
+    endpoint = endpoint.rstrip("/")
+    return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"
+
+
+def reset() -> None:
+    """Drop the provider (exporting what it holds) and pending traces: settings are re-read
+    on next use. Used by tests and after fork."""
+    provider = _state.pop("provider", None)
+    _state["tracer"] = None
+    if provider is not None:
+        provider.force_flush()
+        provider.shutdown()
+    with _lock:
+        _pending.clear()
+
+
+def _after_fork() -> None:
+    _state["tracer"] = None
+    _state.pop("provider", None)
+    _pending.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)

@@ -1,0 +1,354 @@
+"""The SQL trace store: traces, spans, tags, metadata and assessments in the tracking database.
+
+Rows never leave this module (entities in, entities out). Writes are batched: the
+background writer hands over every trace finished since its last write, and they go in
+one transaction (``executemany`` per table). A trace written in parts (OTLP exporters
+send spans in batches; a span may end after its root) is merged: new spans are added,
+the trace's summary is updated when the root arrives, tags and metadata keep the first
+value written.
+
+Example:
+    >>> store = SqlTraceStore("sqlite:///flowml.db")
+    >>> page = store.search_traces(["0"], "attributes.status = 'ERROR'", max_results=10)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from flowml.exceptions import InvalidParameter, ResourceNotFound
+from flowml.tracing import entities as e
+from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG, load_spans
+from flowml.tracing.schema import assessments, trace_tags, traces
+from flowml.tracing.search import TRACE_SEARCH, TRACE_TARGET
+from flowml.tracing.store_read import read_infos, read_spans
+from flowml.tracing.store_write import COLUMNS, insert_ignore
+from flowml.tracking.entities import PagedList
+from flowml.tracking.search import parse_filter, parse_order_by
+from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
+from flowml.tracking.store import migrate
+from flowml.tracking.store.engine import get_engine, write_transaction
+from flowml.tracking.store.page_token import (
+    decode_page_token,
+    encode_page_token,
+    query_fingerprint,
+)
+from flowml.tracking.store.paging import search_connection
+from flowml.tracking.store.sql_filter import compile_filter, compile_order_by
+from flowml.tracking.validation import validate_key, validate_tag_value
+
+__all__ = ["SEARCH_TRACES_MAX_RESULTS_LIMIT", "SqlTraceStore"]
+
+SEARCH_TRACES_MAX_RESULTS_LIMIT = 50_000
+_IN_CHUNK = 500  # ids per IN (...) list: well under every driver's parameter limit
+_t = traces.c
+
+
+class SqlTraceStore:
+    """Traces in a SQL database (``sqlite:///...``, ``postgresql://...``).
+
+    Args:
+        uri: a SQLAlchemy database URI; usually the tracking URI.
+        search_timeout_seconds: how long one search statement may run (``0``: no limit).
+    """
+
+    def __init__(
+        self, uri: str, *, search_timeout_seconds: float = DEFAULT_SEARCH_TIMEOUT_SECONDS
+    ) -> None:
+        self.uri = uri
+        self.engine = get_engine(uri)
+        self.search_timeout_seconds = search_timeout_seconds
+        migrate.upgrade(self.engine)
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write_traces(self, batch: Sequence[e.Trace]) -> None:
+        """Write (or merge into existing) traces, all in one transaction.
+
+        Raises:
+            ResourceNotFound: a trace names an experiment that does not exist (nothing written).
+        """
+        if not batch:
+            return
+        ids = [t.info.trace_id for t in batch]
+        with write_transaction(self.engine) as conn:
+            existing = self._existing(conn, ids)
+            self._check_experiments(conn, {t.info.experiment_id for t in batch})
+            new_rows, span_rows, tag_rows, meta_rows = [], [], [], []
+            for trace in batch:
+                info = trace.info
+                if info.trace_id in existing:
+                    if info.state != e.TraceState.IN_PROGRESS:
+                        summary = dict(zip(COLUMNS["traces"][1:], _summary(info), strict=True))
+                        conn.execute(
+                            update(traces).where(_t.trace_id == info.trace_id).values(summary)
+                        )
+                else:
+                    existing.add(info.trace_id)
+                    new_rows.append((info.trace_id, *_summary(info)))
+                span_rows.extend(_span_row(info.trace_id, s) for s in trace.data.spans)
+                tag_rows.extend(_kv(info.trace_id, info.tags))
+                meta_rows.extend(_kv(info.trace_id, info.trace_metadata))
+            insert_ignore(conn, "traces", new_rows)
+            insert_ignore(conn, "spans", span_rows)
+            insert_ignore(conn, "trace_tags", tag_rows)
+            insert_ignore(conn, "trace_metadata", meta_rows)
+
+    @staticmethod
+    def _existing(conn: Connection, ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for i in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[i : i + _IN_CHUNK]
+            found.update(conn.execute(select(_t.trace_id).where(_t.trace_id.in_(chunk))).scalars())
+        return found
+
+    @staticmethod
+    def _check_experiments(conn: Connection, experiment_ids: set[str]) -> None:
+        from flowml.tracking.store.schema import experiments
+
+        wanted = set()
+        for value in experiment_ids:
+            if not str(value).isdigit():
+                raise InvalidParameter(f"Invalid experiment id {value!r} for a trace")
+            wanted.add(int(value))
+        found = set(
+            conn.execute(
+                select(experiments.c.experiment_id).where(
+                    experiments.c.experiment_id.in_(sorted(wanted))
+                )
+            ).scalars()
+        )
+        missing = wanted - found
+        if missing:
+            raise ResourceNotFound(
+                f"No experiment with id {min(missing)} for a trace; create it first "
+                "(flowml experiments create) or set another experiment"
+            )
+
+    def set_trace_tag(self, trace_id: str, key: str, value: str) -> None:
+        """Set (or overwrite) one tag of a trace.
+
+        Raises:
+            ResourceNotFound: no such trace.
+            InvalidParameter: a key or value breaking MLflow's tag rules.
+        """
+        validate_key("tag", key)
+        if key == ARTIFACT_LOCATION_TAG:
+            raise InvalidParameter(
+                f"The tag {key!r} is set by the tracking server and cannot be changed"
+            )
+        value = validate_tag_value(key, value)
+        with write_transaction(self.engine) as conn:
+            self._require(conn, trace_id)
+            conn.execute(
+                delete(trace_tags).where(trace_tags.c.trace_id == trace_id, trace_tags.c.key == key)
+            )
+            conn.execute(insert(trace_tags).values(trace_id=trace_id, key=key, value=str(value)))
+
+    def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        with write_transaction(self.engine) as conn:
+            self._require(conn, trace_id)
+            gone = conn.execute(
+                delete(trace_tags).where(trace_tags.c.trace_id == trace_id, trace_tags.c.key == key)
+            ).rowcount
+        if not gone:
+            raise ResourceNotFound(f"Trace {trace_id} has no tag {key!r}")
+
+    def create_assessment(self, assessment: e.Assessment) -> e.Assessment:
+        """Store a feedback or expectation on an existing trace.
+
+        Raises:
+            ResourceNotFound: no such trace (nothing written).
+        """
+        with write_transaction(self.engine) as conn:
+            self._require(conn, assessment.trace_id)
+            conn.execute(
+                insert(assessments).values(
+                    assessment_id=assessment.assessment_id,
+                    trace_id=assessment.trace_id,
+                    name=assessment.name,
+                    kind=assessment.kind,
+                    value=orjson.dumps(assessment.value).decode(),
+                    error=assessment.error,
+                    rationale=assessment.rationale,
+                    source_type=assessment.source.source_type,
+                    source_id=assessment.source.source_id,
+                    span_id=assessment.span_id,
+                    metadata=orjson.dumps(assessment.metadata).decode()
+                    if assessment.metadata
+                    else None,
+                    create_time_ms=assessment.create_time_ms,
+                    last_update_time_ms=assessment.last_update_time_ms,
+                    valid=assessment.valid,
+                )
+            )
+        return assessment
+
+    def delete_traces(
+        self,
+        *,
+        older_than_ms: int,
+        experiment_ids: Sequence[str] | None = None,
+        max_traces: int | None = None,
+    ) -> int:
+        """Delete traces that started before ``older_than_ms`` (retention); returns how many.
+
+        Spans, tags, metadata and assessments go with them (foreign keys cascade).
+        """
+        query = select(_t.trace_id).where(_t.timestamp_ms < older_than_ms)
+        if experiment_ids:
+            query = query.where(_t.experiment_id.in_([int(x) for x in experiment_ids]))
+        if max_traces is not None:
+            query = query.order_by(_t.timestamp_ms).limit(max_traces)
+        with write_transaction(self.engine) as conn:
+            ids = list(conn.execute(query).scalars())
+            for i in range(0, len(ids), _IN_CHUNK):
+                conn.execute(delete(traces).where(_t.trace_id.in_(ids[i : i + _IN_CHUNK])))
+        return len(ids)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get_trace(self, trace_id: str) -> e.Trace:
+        """The trace with its spans and assessments.
+
+        Raises:
+            ResourceNotFound: no such trace.
+        """
+        with self.engine.connect() as conn:
+            infos = self._infos(conn, [trace_id], with_assessments=True)
+            if not infos:
+                raise ResourceNotFound(f"No trace with id {trace_id!r}")
+            found = self._spans(conn, [trace_id])[trace_id]
+        location = infos[0].tags.get(ARTIFACT_LOCATION_TAG)
+        if not found and location:  # logged by MLflow's client: spans in traces.json
+            found = load_spans(location)
+            if found:
+                with write_transaction(self.engine) as conn:
+                    conn.execute(select(_t.trace_id).where(_t.trace_id == trace_id))  # BEGIN
+                    insert_ignore(conn, "spans", [_span_row(trace_id, s) for s in found])
+                found = self.get_spans([trace_id])[trace_id]
+        return e.Trace(infos[0], e.TraceData(found))
+
+    def get_trace_info(self, trace_id: str) -> e.TraceInfo:
+        """The trace's summary, tags, metadata and assessments (no spans).
+
+        Raises:
+            ResourceNotFound: no such trace.
+        """
+        with self.engine.connect() as conn:
+            infos = self._infos(conn, [trace_id], with_assessments=True)
+        if not infos:
+            raise ResourceNotFound(f"No trace with id {trace_id!r}")
+        return infos[0]
+
+    def get_spans(self, trace_ids: Sequence[str]) -> dict[str, list[e.Span]]:
+        """The spans of each trace (root first, then by start time)."""
+        with self.engine.connect() as conn:
+            return self._spans(conn, list(trace_ids))
+
+    def search_traces(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+    ) -> PagedList[e.TraceInfo]:
+        """Trace summaries matching a filter (see `flowml.tracing.search`), newest first.
+
+        Raises:
+            InvalidParameter: a bad filter, order_by, page token or ``max_results``.
+        """
+        if (
+            not isinstance(max_results, int)
+            or not 0 < max_results <= SEARCH_TRACES_MAX_RESULTS_LIMIT
+        ):
+            raise InvalidParameter(
+                "max_results must be an integer between 1 and "
+                f"{SEARCH_TRACES_MAX_RESULTS_LIMIT:,}, got {max_results!r}"
+            )
+        exp_ids = []
+        for value in experiment_ids:
+            if not str(value).isdigit():
+                raise InvalidParameter(f"Invalid experiment id {value!r}: ids are integers")
+            exp_ids.append(int(value))
+        node = parse_filter(filter_string, TRACE_SEARCH)
+        items = parse_order_by(order_by, TRACE_SEARCH)
+        fingerprint = query_fingerprint(sorted(exp_ids), filter_string, list(order_by or []))
+        offset = decode_page_token(page_token, fingerprint).offset if page_token else 0
+        with search_connection(self.engine, self.search_timeout_seconds) as conn:
+            dialect = conn.dialect.name
+            clauses, from_clause = compile_order_by(items, TRACE_TARGET, dialect)
+            query = (
+                select(_t.trace_id).select_from(from_clause).where(_t.experiment_id.in_(exp_ids))
+            )
+            if node is not None:
+                query = query.where(compile_filter(node, TRACE_TARGET, dialect))
+            query = query.order_by(*clauses, _t.timestamp_ms.desc(), _t.trace_id.desc())
+            ids = list(conn.execute(query.offset(offset).limit(max_results + 1)).scalars())
+            more = len(ids) > max_results
+            ids = ids[:max_results]
+            by_id = {i.trace_id: i for i in self._infos(conn, ids, with_assessments=False)}
+        token = encode_page_token(offset + len(ids), 0, fingerprint) if more else None
+        return PagedList([by_id[i] for i in ids if i in by_id], token)
+
+    # -- row -> entity ------------------------------------------------------------------------
+
+    @staticmethod
+    def _require(conn: Connection, trace_id: str) -> None:
+        if conn.execute(select(_t.trace_id).where(_t.trace_id == trace_id)).first() is None:
+            raise ResourceNotFound(f"No trace with id {trace_id!r}")
+
+    @staticmethod
+    def _infos(conn: Connection, ids: list[str], *, with_assessments: bool) -> list[e.TraceInfo]:
+        found = read_infos(conn, ids, with_assessments=with_assessments)
+        return [found[i] for i in ids if i in found]
+
+    @staticmethod
+    def _spans(conn: Connection, ids: list[str]) -> dict[str, list[e.Span]]:
+        return read_spans(conn, ids)
+
+    def count_traces(self, experiment_ids: Sequence[str] | None = None) -> int:
+        query = select(func.count()).select_from(traces)
+        if experiment_ids:
+            query = query.where(_t.experiment_id.in_([int(x) for x in experiment_ids]))
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+
+def _summary(info: e.TraceInfo) -> tuple[Any, ...]:
+    """The ``traces`` columns after ``trace_id``, in `COLUMNS` order."""
+    return (
+        int(info.experiment_id),
+        (info.name or "")[:500] or None,
+        info.state,
+        info.request_time,
+        info.execution_duration,
+        info.run_id,
+        info.task_run_id,
+        info.request_preview,
+        info.response_preview,
+    )
+
+
+def _span_row(trace_id: str, span: e.Span) -> tuple[Any, ...]:
+    span_type = span.span_type
+    return (
+        trace_id,
+        span.span_id,
+        span.parent_id,
+        span.name[:500],
+        str(span_type)[:64] if span_type is not None else None,
+        span.status,
+        span.start_time_ns,
+        span.end_time_ns,
+        orjson.dumps(span.raw).decode(),
+    )
+
+
+def _kv(trace_id: str, values: dict[str, str]) -> list[tuple[str, str, str]]:
+    return [(trace_id, k[:250], str(v)) for k, v in values.items()]

@@ -1,0 +1,146 @@
+"""The background writer: finished traces go to their store off the traced code's path.
+
+A root span's end queues its trace here and returns at once; one daemon thread takes
+everything queued, converts it to MLflow's trace JSON and writes it grouped by store, one
+transaction per store per batch. `flush` waits until everything queued so far is written
+(the read functions call it, as MLflow flushes its async trace logging), and runs at exit.
+
+A write that fails (store down, unknown experiment) is logged and its traces are dropped:
+tracing never breaks the traced program. `flush` re-raises the last such error once, so
+tests and explicit callers see it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+import time
+from typing import TYPE_CHECKING
+
+from flowml.tracing.provider import PendingTrace
+
+if TYPE_CHECKING:
+    from flowml.tracing.store import SqlTraceStore
+
+__all__ = ["flush", "store_for", "submit"]
+
+_log = logging.getLogger(__name__)
+_MAX_BATCH = 500
+#: How long the writer waits for more traces before writing what it has (`flush` waits too).
+LINGER_S = 0.05
+_queue: queue.Queue[PendingTrace | None] = queue.Queue()
+_stores: dict[str, SqlTraceStore] = {}
+_state: dict[str, object] = {"thread": None, "error": None}
+_lock = threading.Lock()
+
+
+def store_for(uri: str) -> SqlTraceStore:
+    """The trace store of a tracking URI (opened once per process).
+
+    Raises:
+        InvalidParameter: the URI is not a SQL database (traces are stored in SQL stores;
+            send them to a server over OTLP instead).
+    """
+    store = _stores.get(uri)
+    if store is None:
+        from flowml.exceptions import InvalidParameter
+        from flowml.settings import get_settings
+        from flowml.tracing.store import SqlTraceStore
+
+        scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise InvalidParameter(
+                f"Traces are stored in a SQL tracking store, not {uri!r}; point the tracking URI "
+                "at sqlite:// or postgresql://, or export spans to a flowml server with "
+                "FLOWML_OTLP_ENDPOINT=<server>"
+            )
+        from flowml.tracking.client import TrackingClient
+
+        # The tracking store first: opening it creates the schema and the Default experiment.
+        TrackingClient(uri).store  # noqa: B018
+        store = SqlTraceStore(uri, search_timeout_seconds=get_settings().search_timeout_seconds)
+        with _lock:
+            store = _stores.setdefault(uri, store)
+    return store
+
+
+def submit(pending: PendingTrace) -> None:
+    """Queue a finished trace for writing (starts the writer thread on first use)."""
+    if _state["thread"] is None:
+        _start()
+    _queue.put(pending)
+
+
+def _start() -> None:
+    with _lock:
+        if _state["thread"] is None:
+            thread = threading.Thread(target=_run, name="flowml-trace-writer", daemon=True)
+            thread.start()
+            _state["thread"] = thread
+
+
+def _run() -> None:
+    while True:
+        first = _queue.get()
+        batch = [first]
+        # Linger a moment for more: under a steady stream of traces one transaction then
+        # writes many, and the traced threads are interrupted far less often.
+        deadline = time.monotonic() + LINGER_S
+        while len(batch) < _MAX_BATCH:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    _queue.get(timeout=remaining) if remaining > 0 else _queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+        try:
+            _write([p for p in batch if p is not None])
+        finally:
+            for _ in batch:
+                _queue.task_done()
+
+
+def _write(batch: list[PendingTrace]) -> None:
+    from flowml.tracing.convert import pending_to_trace
+
+    by_uri: dict[str, list[PendingTrace]] = {}
+    for pending in batch:
+        by_uri.setdefault(pending.tracking_uri, []).append(pending)
+    for uri, group in by_uri.items():
+        try:
+            store_for(uri).write_traces([pending_to_trace(p) for p in group])
+        except Exception as exc:  # the traced program must never fail because of tracing
+            _log.error("flowml could not write %d trace(s) to %s: %s", len(group), uri, exc)
+            _state["error"] = exc
+
+
+def flush(*, raise_error: bool = True) -> None:
+    """Wait until every trace finished so far is written.
+
+    Raises:
+        FlowMLError: the last write error since the previous flush (with ``raise_error``).
+    """
+    if _state["thread"] is not None:
+        _queue.join()
+    error, _state["error"] = _state["error"], None
+    if error is not None and raise_error:
+        raise error  # type: ignore[misc]
+
+
+def _flush_at_exit() -> None:
+    flush(raise_error=False)
+
+
+def _after_fork() -> None:
+    global _queue
+    _queue = queue.Queue()
+    _state["thread"] = None
+    _stores.clear()
+
+
+atexit.register(_flush_at_exit)
+os.register_at_fork(after_in_child=_after_fork)
