@@ -424,3 +424,44 @@ def test_workers_inherit_the_security_settings(tmp_path: Path, server_factory):
                 == "wendy"
             )
             assert client.get("/health", headers={"Host": "evil.example"}).status_code == 403
+
+
+def test_trace_intake_needs_edit_on_its_experiment(team: Team):
+    """OTLP/HTTP spans and MLflow 3's StartTraceV3 write into an experiment: EDIT on it."""
+    from tests.tracing.test_otlp import _json_payload
+
+    payload = _json_payload(
+        "1af7651916cd43dd8448eb211c80319c", "c7ad6b7169203331", "10f067aa0ba902b7"
+    )
+    with team.client("alice") as alice, team.client("bob") as bob, team.client(None) as nobody:
+        exp = _experiment(alice)
+        headers = {"x-mlflow-experiment-id": exp}
+        assert nobody.post("/v1/traces", json=payload, headers=headers).status_code == 401
+        message = error(
+            bob.post("/v1/traces", json=payload, headers=headers), 403, "PERMISSION_DENIED"
+        )
+        assert "EDIT" in message and exp in message
+        start = {
+            "trace": {
+                "trace_info": {
+                    "trace_id": "tr-2af7651916cd43dd8448eb211c80319c",
+                    "trace_location": {
+                        "type": "MLFLOW_EXPERIMENT",
+                        "mlflow_experiment": {"experiment_id": exp},
+                    },
+                    "request_time": "2026-12-02T10:00:00Z",
+                    "state": "OK",
+                }
+            }
+        }
+        error(bob.post("/api/3.0/mlflow/traces", json=start), 403, "PERMISSION_DENIED")
+        # Nothing bob sent was stored; alice (MANAGE, the creator) writes and bob reads.
+        error(
+            bob.get("/api/3.0/mlflow/traces/tr-1af7651916cd43dd8448eb211c80319c"),
+            404,
+            "RESOURCE_DOES_NOT_EXIST",
+        )
+        assert alice.post("/v1/traces", json=payload, headers=headers).status_code == 200
+        ok(alice.post("/api/3.0/mlflow/traces", json=start))
+        info = ok(bob.get("/api/3.0/mlflow/traces/tr-2af7651916cd43dd8448eb211c80319c"))
+        assert info["trace"]["trace_info"]["trace_id"] == "tr-2af7651916cd43dd8448eb211c80319c"
