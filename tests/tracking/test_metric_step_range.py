@@ -117,7 +117,10 @@ def test_the_int64_bounds_themselves_are_accepted_and_round_trip(store):
     run_id = store.create_run(exp, "alice", tags=[], run_name="r").info.run_id
     store.log_batch(
         run_id,
-        metrics=[Metric("loss", 1.0, INT64_MIN, INT64_MIN), Metric("loss", 2.0, INT64_MAX, INT64_MAX)],
+        metrics=[
+            Metric("loss", 1.0, INT64_MIN, INT64_MIN),
+            Metric("loss", 2.0, INT64_MAX, INT64_MAX),
+        ],
     )
     history = store.get_metric_history(run_id, "loss")
     assert [(m.step, m.timestamp, m.value) for m in history] == [
