@@ -39,7 +39,13 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     fluent._tracking_uri = None
     fluent._experiment_id = None
     fluent._env_run_used.clear()
+    # The run stack is a ContextVar, and pytest runs every synchronous test in one context:
+    # a run a test left active (it failed inside `start_run`, or forgot `end_run`) would
+    # otherwise be the next test's parent run and receive its `log_*` calls. Cleared, not
+    # ended: its store belongs to the finished test and may be down on purpose.
+    fluent._run_stack.set(())
     yield home
+    fluent._run_stack.set(())
     for client in list(fluent._clients.values()):
         try:
             client.close()

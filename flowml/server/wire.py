@@ -109,7 +109,9 @@ class Fields:
         number: int | None = None
         if isinstance(value, int) and not isinstance(value, bool):
             number = value
-        elif isinstance(value, float) and value.is_integer():
+        elif isinstance(value, float) and value.is_integer() and -(2**63) < value < 2**63:
+            # orjson reads an integer beyond 64 bits as a rounded float (-2**63-1 becomes
+            # -2.0**63): a float at a bound may be such a rounding, so it is refused.
             number = int(value)
         elif isinstance(value, str) and _INT_RE.match(value):
             number = int(value)
