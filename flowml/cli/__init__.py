@@ -21,6 +21,7 @@ app.command("flowml.cli.models:app", name="models")
 app.command("flowml.cli.projects:app", name="projects")
 app.command("flowml.cli.projects:run_project", name="run")
 app.command("flowml.cli.server:server", name="server")
+app.command("flowml.cli.importers:app", name="import")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -104,6 +104,7 @@ def import_mlflow(
         target = _open_target(tracking_uri, registry_uri, artifact_root, dry_run)
         job = _Import(src, target, artifact_root, keep_artifact_locations, batch_size,
                       progress or _Silent())  # fmt: skip
+        job.source_name = redact(source)
         return job.run(dry_run)
     finally:
         src.close()
@@ -173,7 +174,7 @@ class _Import:
             self._registry(registered)
             after = self._counts(*ids)
         return ImportReport.build(
-            self.src.where, dry_run, counts, before, after,
+            self.source_name, dry_run, counts, before, after,
             {src: str(dst) for src, (dst, _) in plan.items() if dst is not None},
         )  # fmt: skip
 

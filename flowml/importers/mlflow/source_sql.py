@@ -185,7 +185,7 @@ class SqlSource(MlflowSource):
         steps: list[int] = []
         nan = math.nan
         # The hot loop of an import (millions of points): plain tuples, local appends.
-        for run_id, key, value, stamp, step, is_nan in conn.execute(query).tuples():
+        for run_id, key, value, stamp, step, is_nan in conn.execute(query):
             if (run_id, key) != current:
                 current = (run_id, key)
                 values, stamps, steps = [], [], []
