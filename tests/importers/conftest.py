@@ -91,4 +91,5 @@ def target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     (tmp_path / "flowml").mkdir()
     monkeypatch.setenv("FLOWML_TRACKING_URI", uri)
     monkeypatch.setenv("FLOWML_ARTIFACT_ROOT", root)
-    return {"tracking_uri": uri, "artifact_root": root, "db": str(tmp_path / "flowml" / "flowml.db")}
+    db = str(tmp_path / "flowml" / "flowml.db")
+    return {"tracking_uri": uri, "artifact_root": root, "db": db}

@@ -96,7 +96,9 @@ def test_a_run_id_shaped_like_a_path_is_refused(mlflow_store, target) -> None:
     db, facts = mlflow_store
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA foreign_keys=OFF")
-        conn.execute("UPDATE runs SET run_uuid = '../../evil' WHERE run_uuid = ?", (facts["child"],))
+        conn.execute(
+            "UPDATE runs SET run_uuid = '../../evil' WHERE run_uuid = ?", (facts["child"],)
+        )
     with pytest.raises(InvalidSourceData, match="evil"):
         import_mlflow(f"sqlite:///{db}")
     assert not Path(target["artifact_root"]).exists()

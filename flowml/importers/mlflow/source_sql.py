@@ -63,9 +63,11 @@ def _engine(uri: str) -> Engine:
             return sqlite3.connect(f"{resolved}?mode=ro", uri=True, check_same_thread=False)
 
         return create_engine("sqlite://", creator=connect)
-    return create_engine(
-        url, connect_args={"options": "-c default_transaction_read_only=on"}, pool_pre_ping=True
-    )
+    # Read-only transactions: an import never writes its source. Options the URI already
+    # carries (a search_path) are kept.
+    options = f"{url.query.get('options', '')} -c default_transaction_read_only=on".strip()
+    url = url.difference_update_query(["options"])
+    return create_engine(url, connect_args={"options": options}, pool_pre_ping=True)
 
 
 class SqlSource(MlflowSource):
