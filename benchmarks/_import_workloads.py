@@ -25,7 +25,7 @@ def schema(uri: str) -> None:
 
 def copy(source: str, dest: str, max_runs: int) -> None:
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag, ViewType
+    from mlflow.entities import Metric, Param, ViewType
 
     src, dst = MlflowClient(source), MlflowClient(dest)
     experiment = src.get_experiment_by_name("bench-import")
