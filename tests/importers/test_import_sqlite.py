@@ -159,3 +159,22 @@ def test_cli_imports_and_prints_the_count_table(mlflow_store, target, capsys) ->
     assert not Path(target["db"]).exists()
     assert main(["import", "mlflow", f"sqlite:///{db}", "-o", "json"]) == 0
     assert '"matches": true' in capsys.readouterr().out
+
+
+def test_taken_experiment_ids_are_mapped_and_same_names_merged(mlflow_store, target) -> None:
+    from flowml.tracking.client import TrackingClient
+
+    db, facts = mlflow_store
+    client = TrackingClient()
+    mine = client.create_experiment("flowml-own")  # takes id 1, which imp-a has in MLflow
+    assert mine == facts["experiments"]["imp-a"]
+    client.create_experiment("imp-b")  # the name of MLflow's experiment 2: merged into it
+    report = import_mlflow(f"sqlite:///{db}")
+    _check_all_counts(report)
+    moved = report.experiment_ids[facts["experiments"]["imp-a"]]
+    assert moved != mine
+    assert client.get_run(facts["parent"]).info.experiment_id == moved
+    merged = client.get_experiment_by_name("imp-b").experiment_id
+    assert report.experiment_ids[facts["experiments"]["imp-b"]] == merged
+    assert client.get_run(facts["sweep"][0]).info.experiment_id == merged
+    assert client.get_experiment(mine).name == "flowml-own"  # untouched

@@ -296,8 +296,13 @@ class _Import:
         run_dest = self.run_uris[model.run_id][1]
         name = safe_artifact_path(model.name)
         if name and not ArtifactRepository(run_dest).exists(name):
-            copy_tree(model.artifact_location, run_dest, f"logged model {model.model_id}",
-                      proxy_url=self.src.proxy_url, dest_path=name)  # fmt: skip
+            try:
+                copy_tree(model.artifact_location, run_dest, f"logged model {model.model_id}",
+                          proxy_url=self.src.proxy_url, dest_path=name)  # fmt: skip
+            except BaseException:
+                # A partial copy would pass for the model on the next run's exists() check.
+                delete_tree(f"{run_dest.rstrip('/')}/{name}")
+                raise
 
     def _registry(self, registered: Sequence[SourceRegisteredModel]) -> None:
         assert self.target is not None
