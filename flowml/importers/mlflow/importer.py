@@ -102,9 +102,8 @@ def import_mlflow(
     src = open_source(source)
     try:
         target = _open_target(tracking_uri, registry_uri, artifact_root, dry_run)
-        job = _Import(src, target, artifact_root, keep_artifact_locations, batch_size,
-                      progress or _Silent())  # fmt: skip
-        job.source_name = redact(source)
+        job = _Import(src, redact(source), target, artifact_root, keep_artifact_locations,
+                      batch_size, progress or _Silent())  # fmt: skip
         return job.run(dry_run)
     finally:
         src.close()
@@ -140,10 +139,10 @@ def _open_target(
 
 class _Import:
     def __init__(
-        self, src: MlflowSource, target: Target | None, artifact_root: str, keep: bool,
-        batch_size: int, progress: Progress,
+        self, src: MlflowSource, source_name: str, target: Target | None, artifact_root: str,
+        keep: bool, batch_size: int, progress: Progress,
     ) -> None:
-        self.src, self.target, self.keep = src, target, keep
+        self.src, self.source_name, self.target, self.keep = src, source_name, target, keep
         self.artifact_root = artifact_root.rstrip("/")
         self.batch_size, self.progress = batch_size, progress
         self.exp_map: dict[str, tuple[int, str]] = {}
@@ -156,9 +155,8 @@ class _Import:
         models = self.src.logged_models()
         registered = self.src.registered_models()
         self.progress.phase("experiments", len(experiments))
-        plan = self._plan_experiments(experiments, dry_run)
+        plan = self._plan_experiments(experiments)
         ids = (
-            [str(i) for i, _ in plan.values() if i is not None],
             [run_id for run_id, _, _ in index],
             [m.model_id for m in models],
             [m.name for m in registered],
@@ -178,8 +176,7 @@ class _Import:
             {src: str(dst) for src, (dst, _) in plan.items() if dst is not None},
         )  # fmt: skip
 
-    def _counts(self, exp_ids: list[str], run_ids: list[str], model_ids: list[str],
-                names: list[str]) -> dict[str, int]:  # fmt: skip
+    def _counts(self, run_ids: list[str], model_ids: list[str], names: list[str]) -> dict[str, int]:
         if self.target is None:
             return {}
         mapped = [flowml_id for flowml_id, _ in self.exp_map.values()]
@@ -187,7 +184,7 @@ class _Import:
 
     # -- experiments ------------------------------------------------------------------------
 
-    def _plan_experiments(self, experiments: Sequence, dry_run: bool) -> dict[str, tuple]:
+    def _plan_experiments(self, experiments: Sequence) -> dict[str, tuple]:
         """source id -> (flowml id or None if to be created, its location or None)."""
         existing = self.target.experiments() if self.target is not None else {}
         plan: dict[str, tuple] = {}

@@ -100,7 +100,7 @@ class Target:
 
     # -- reads ------------------------------------------------------------------------------
 
-    def present(self, table: Any, column: Any, ids: Sequence[str]) -> set[str]:
+    def present(self, column: Any, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         with self.engine.connect() as conn:
             for chunk in _chunks(ids):
@@ -108,10 +108,10 @@ class Target:
         return found
 
     def existing_runs(self, run_ids: Sequence[str]) -> set[str]:
-        return self.present(runs, runs.c.run_uuid, run_ids)
+        return self.present(runs.c.run_uuid, run_ids)
 
     def existing_logged_models(self, model_ids: Sequence[str]) -> set[str]:
-        return self.present(logged_models, logged_models.c.model_id, model_ids)
+        return self.present(logged_models.c.model_id, model_ids)
 
     def experiments(self) -> dict[str, tuple[int, str]]:
         """name -> (experiment id, artifact location) of every flowml experiment."""
