@@ -157,3 +157,11 @@ def test_unreadable_artifact_storage_is_a_typed_error(mlflow_store, target) -> N
     with pytest.raises(ArtifactImportError, match="nosuchfs"):
         import_mlflow(f"sqlite:///{db}", batch_size=1)
     _only_whole_runs_without(target, facts["parent"])
+
+
+def test_a_flowml_server_url_as_target_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from flowml.exceptions import InvalidParameter
+
+    monkeypatch.setenv("FLOWML_TRACKING_URI", "http://127.0.0.1:5000")
+    with pytest.raises(InvalidParameter, match="writes into flowml's database directly"):
+        import_mlflow(f"sqlite:///{tmp_path / 'mlflow.db'}")
