@@ -23,6 +23,7 @@ app.command("flowml.cli.projects:app", name="projects")
 app.command("flowml.cli.projects:run_project", name="run")
 app.command("flowml.cli.server:app", name="server")
 app.command("flowml.cli.ui:ui", name="ui")
+app.command("flowml.cli.importers:app", name="import")
 
 
 def main(argv: list[str] | None = None) -> int:

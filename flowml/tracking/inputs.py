@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -30,7 +31,7 @@ from flowml.tracking.lineage import (
 if TYPE_CHECKING:
     from flowml.tracking.client import TrackingClient
 
-__all__ = ["defer_lineage", "log_input", "record_output", "take_deferred"]
+__all__ = ["dataset_uri", "defer_lineage", "log_input", "record_output", "take_deferred"]
 
 _deferred: dict[str, list[LineageEntry]] = {}
 _lock = threading.Lock()
@@ -174,3 +175,19 @@ def _input_entry(source: Any, name: str | None, digest: str | None, kind: str) -
 def _is_remote(text: str) -> bool:
     scheme, sep, _ = text.partition("://")
     return bool(sep) and scheme != "file" and len(scheme) > 1
+
+
+def dataset_uri(name: str, digest: str | None, source: str | None) -> str:
+    """The URI an MLflow dataset is recorded under: its location when its ``source`` document
+    names one (``uri``, ``url`` or ``path``), else ``mlflow-dataset:<name>@<digest>``."""
+    if source:
+        try:
+            document = json.loads(source)
+        except ValueError:
+            document = None
+        if isinstance(document, dict):
+            for key in ("uri", "url", "path"):
+                value = document.get(key)
+                if isinstance(value, str) and value.strip():
+                    return value
+    return f"mlflow-dataset:{name}@{digest or ''}"

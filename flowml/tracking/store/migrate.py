@@ -27,7 +27,7 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x666C6F776D6C  # "flowml"
 # flowml names its revisions NNNN_words (file name = revision id); MLflow uses 12 hex digits.
 _FLOWML_REVISION = re.compile(r"^\d{4}_\w+$")
-_MLFLOW_REVISION = re.compile(r"^[0-9a-f]{12}$")
+_MLFLOW_REVISION = re.compile(r"^[0-9a-f]{12,13}$")
 _UNTOUCHED = "flowml left it untouched"
 
 
@@ -65,13 +65,19 @@ def check_flowml_database(conn: Connection, revision: str | None, where: str) ->
         raise StoreError(
             f"The database {where} is an MLflow tracking store (alembic revision {revision!r}), "
             f"not a flowml store, and flowml must not open it; {_UNTOUCHED}. Point the tracking "
-            "URI at a separate database for flowml."
+            "URI at a separate database for flowml, and bring the MLflow data over with "
+            f"`flowml import mlflow {_plain_uri(where)}`."
         )
     raise StoreError(
         f"The database {where} is not a flowml store (its alembic revision {revision!r} "
         f"belongs to another application); {_UNTOUCHED}. Point the tracking URI at a flowml "
         "database or an empty one."
     )
+
+
+def _plain_uri(where: str) -> str:
+    """A `describe` URI without its driver suffix (``postgresql+psycopg://`` -> ``postgresql://``)."""
+    return re.sub(r"^(\w+)\+\w+://", r"\1://", where)
 
 
 def current_revision(conn: Connection) -> str | None:
