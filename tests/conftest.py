@@ -37,6 +37,7 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     fluent._tracking_uri = None
     fluent._experiment_id = None
     fluent._env_run_used.clear()
+    fluent._last_run = None
     yield home
     for client in list(fluent._clients.values()):
         try:

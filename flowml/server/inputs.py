@@ -10,30 +10,15 @@ they are, so a client that retries sends no duplicates.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flowml.server.api import Endpoint
 from flowml.server.context import ServerContext
 from flowml.server.wire import Fields
+from flowml.tracking.datasets import dataset_uri
 from flowml.tracking.lineage import INPUT, KIND_DATASET, KIND_MODEL, LineageEntry
 
-__all__ = ["ENDPOINTS", "dataset_uri"]
-
-
-def dataset_uri(name: str, digest: str | None, source: str | None) -> str:
-    """The URI a dataset is recorded under (its location when its source names one)."""
-    if source:
-        try:
-            document = json.loads(source)
-        except ValueError:
-            document = None
-        if isinstance(document, dict):
-            for key in ("uri", "url", "path"):
-                value = document.get(key)
-                if isinstance(value, str) and value.strip():
-                    return value
-    return f"mlflow-dataset:{name}@{digest or ''}"
+__all__ = ["ENDPOINTS"]
 
 
 def log_inputs(ctx: ServerContext, fields: Fields) -> dict[str, Any]:

@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -32,45 +33,68 @@ if TYPE_CHECKING:
 
 __all__ = ["defer_lineage", "log_input", "record_output", "take_deferred"]
 
+INPUTS_TAG = "flowml.inputs"
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+MAX_CONTEXT_LENGTH = 250
+MAX_TAG_VALUE = 8000
+
 _deferred: dict[str, list[LineageEntry]] = {}
 _lock = threading.Lock()
 
 
 def log_input(
-    source: Any,
+    source: Any = None,
     name: str | None = None,
     digest: str | None = None,
     *,
     kind: str = KIND_DATASET,
+    context: str | None = None,
+    tags: dict[str, str] | None = None,
+    dataset: Any = None,
 ) -> LineageEntry:
     """Record that the active run read a dataset.
 
     Args:
-        source: a local path, a URL any fsspec filesystem reads (``s3://...``), or an
-            in-memory pandas DataFrame/Series or numpy array.
-        name: a short name (default: the file name, or the value's type).
+        source: a local path, a URL any fsspec filesystem reads (``s3://...``), an
+            in-memory pandas DataFrame/Series or numpy array, or a dataset from
+            ``flowml.data.from_pandas`` / ``from_numpy`` (MLflow's ``log_input(dataset)``).
+        name: a short name (default: the dataset's, the file name, or the value's type).
         digest: the content digest; computed when omitted (file content, a remote object's
             checksum, or the in-memory value's content).
         kind: what it is, ``dataset`` by default.
+        context: how the run used it (``"training"``, ``"eval"``), as MLflow's input tag
+            ``mlflow.data.context``.
+        tags: further input tags.
+        dataset: MLflow's keyword for ``source``.
 
     Returns:
         The recorded `LineageEntry`.
 
     Raises:
-        InvalidParameter: the source is not a path, URL or supported value, or a local path
-            does not exist (pass ``digest=`` to record a dataset you cannot read from here).
+        InvalidParameter: the source is not a path, URL or supported value, a local path
+            does not exist (pass ``digest=`` to record a dataset you cannot read from here),
+            or bad context or tags.
 
     Example:
         >>> @flowml.tracked_task
         ... def load(path: str):
-        ...     flowml.log_input(path, name="raw")
+        ...     flowml.log_input(path, name="raw", context="training")
         ...     return pd.read_csv(path)
     """
     from flowml.tracking.fluent import _run_id_for_logging
 
+    if dataset is not None:
+        if source is not None:
+            raise InvalidParameter("Give the dataset as `source` or `dataset`, not both")
+        source = dataset
+    if source is None:
+        raise InvalidParameter("log_input needs a path, URL, value or dataset")
+    record = _input_record(context, tags)
     entry = _input_entry(source, name, digest, kind)
     run_id, client = _run_id_for_logging()
     _record(client, run_id, [entry])
+    if record:
+        _remember_input(client, run_id, entry, record)
     return entry
 
 
@@ -131,7 +155,51 @@ def _record(client: TrackingClient, run_id: str, entries: list[LineageEntry]) ->
     client.store.log_lineage(run_id, checked)
 
 
+def _input_record(context: str | None, tags: dict[str, str] | None) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    if context is not None:
+        if not isinstance(context, str) or not context or len(context) > MAX_CONTEXT_LENGTH:
+            raise InvalidParameter(
+                f"context must be a string of 1 to {MAX_CONTEXT_LENGTH} characters, "
+                f"got {context!r}"
+            )
+        record[DATASET_CONTEXT_TAG] = context
+    for key, value in (tags or {}).items():
+        if not isinstance(key, str) or not key or len(key) > MAX_CONTEXT_LENGTH:
+            raise InvalidParameter(f"Invalid input tag key {key!r}")
+        record[key] = str(value)[:MAX_CONTEXT_LENGTH]
+    return record
+
+
+def _remember_input(
+    client: TrackingClient, run_id: str, entry: LineageEntry, record: dict[str, Any]
+) -> None:
+    # Lineage entries hold no tags: an input's context and tags go to the run's
+    # `flowml.inputs` tag (a JSON list, newest kept within MLflow's tag size limit).
+    existing = client.get_run(run_id).data.tags.get(INPUTS_TAG)
+    try:
+        listed = json.loads(existing) if existing else []
+    except ValueError:
+        listed = []
+    if not isinstance(listed, list):
+        listed = []
+    listed.append({"uri": entry.uri, "name": entry.name, "digest": entry.digest,
+                   "tags": record})
+    value = json.dumps(listed)
+    while len(value) > MAX_TAG_VALUE and len(listed) > 1:
+        listed.pop(0)
+        value = json.dumps(listed)
+    if len(value) <= MAX_TAG_VALUE:
+        client.set_tag(run_id, INPUTS_TAG, value)
+
+
 def _input_entry(source: Any, name: str | None, digest: str | None, kind: str) -> LineageEntry:
+    from flowml.tracking.datasets import Dataset
+
+    if isinstance(source, Dataset):
+        return LineageEntry(
+            INPUT, kind, source.uri, name=name or source.name, digest=digest or source.digest
+        )
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if not text:
