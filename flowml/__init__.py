@@ -74,6 +74,7 @@ _LAZY: dict[str, str] = {
     "tracked_flow": "flowml.tasks.decorators",
     "tracked_task": "flowml.tasks.decorators",
     # models
+    "autolog": "flowml.models.autolog",
     "ModelInfo": "flowml.models.mlmodel",
     "ModelSignature": "flowml.models.schema",
     "PyFuncModel": "flowml.models.pyfunc",
@@ -115,6 +116,7 @@ __getattr__, __dir__ = lazy_exports(
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from flowml.models.autolog import autolog
     from flowml.models.api import load_model, log_model, save_model
     from flowml.models.mlmodel import ModelInfo
     from flowml.models.pyfunc import PyFuncModel

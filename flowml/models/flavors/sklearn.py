@@ -25,7 +25,7 @@ from flowml.exceptions import InvalidParameter
 from flowml.models.flavors.base import Flavor, Predictor
 from flowml.models.mlmodel import PYFUNC_FLAVOR, Model, model_file
 
-__all__ = ["SklearnFlavor", "load_model", "log_model", "save_model"]
+__all__ = ["SklearnFlavor", "autolog", "load_model", "log_model", "save_model"]
 
 FLAVOR_NAME = "sklearn"
 MODEL_FILE = "model.pkl"
@@ -171,3 +171,10 @@ def load_model(model_uri: str, dst_path: str | None = None) -> Any:
     from flowml.models.api import load_native
 
     return load_native(model_uri, FLAVOR_NAME, dst_path=dst_path)
+
+
+def autolog(**kwargs: Any) -> None:
+    """Enable scikit-learn autologging (see `flowml.models.autolog.sklearn.autolog`)."""
+    from flowml.models.autolog.sklearn import autolog as _autolog
+
+    _autolog(**kwargs)
