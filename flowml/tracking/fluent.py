@@ -544,12 +544,12 @@ def search_runs(
     run_view_type: int = ViewType.ACTIVE_ONLY,
     max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
     order_by: Sequence[str] | None = None,
-    page_token: str | None = None,
-    output: str = "list",
-    experiment_names: Sequence[str] | None = None,
-    *,
     output_format: str | None = None,
     search_all_experiments: bool = False,
+    experiment_names: Sequence[str] | None = None,
+    *,
+    page_token: str | None = None,
+    output: str = "list",
 ) -> Any:
     """Search runs with MLflow's filter grammar, plus ``OR`` and parentheses.
 
@@ -559,13 +559,16 @@ def search_runs(
         run_view_type: `ViewType` ``ACTIVE_ONLY``, ``DELETED_ONLY`` or ``ALL``.
         max_results: at most this many runs (one page; pass ``page_token`` for the next).
         order_by: e.g. ``["metrics.acc DESC", "attributes.start_time"]``.
-        page_token: the ``token`` of a previous page (``output="list"``).
-        output: ``"list"`` (a `PagedList` of runs with ``.token``) or ``"pandas"`` (a DataFrame
-            with MLflow's columns: ``run_id``, ``metrics.<k>``, ``params.<k>``, ``tags.<k>``...).
-        experiment_names: alternatively, experiments by name (unknown names match nothing).
-        output_format: MLflow's name for ``output``; wins when given.
+        output_format: ``"list"`` (a `PagedList` of runs with ``.token``) or ``"pandas"`` (a
+            DataFrame with MLflow's columns: ``run_id``, ``metrics.<k>``, ``params.<k>``,
+            ``tags.<k>``...); default: ``output``.
         search_all_experiments: with neither ids nor names, search every active experiment
             instead of the current one.
+        experiment_names: alternatively, experiments by name (unknown names match nothing).
+        page_token: the ``token`` of a previous page (list output).
+        output: flowml's older name for ``output_format`` (default ``"list"``).
+
+    The positional order is MLflow's; ``page_token`` and ``output`` are keyword-only.
 
     Returns:
         A `PagedList` of runs, or a pandas DataFrame.

@@ -23,6 +23,7 @@ from flowml.tracking.digest import digest_path, digest_remote, digest_value
 from flowml.tracking.lineage import (
     INPUT,
     KIND_DATASET,
+    KIND_MODEL,
     OUTPUT,
     LineageEntry,
     validate_entries,
@@ -44,12 +45,13 @@ _lock = threading.Lock()
 
 def log_input(
     source: Any = None,
-    name: str | None = None,
-    digest: str | None = None,
-    *,
-    kind: str = KIND_DATASET,
     context: str | None = None,
     tags: dict[str, str] | None = None,
+    model: Any = None,
+    *,
+    name: str | None = None,
+    digest: str | None = None,
+    kind: str = KIND_DATASET,
     dataset: Any = None,
 ) -> LineageEntry:
     """Record that the active run read a dataset.
@@ -61,11 +63,18 @@ def log_input(
         name: a short name (default: the dataset's, the file name, or the value's type).
         digest: the content digest; computed when omitted (file content, a remote object's
             checksum, or the in-memory value's content).
-        kind: what it is, ``dataset`` by default.
         context: how the run used it (``"training"``, ``"eval"``), as MLflow's input tag
             ``mlflow.data.context``.
         tags: further input tags.
+        model: a model the run used (a logged model id, or an object with ``model_id``
+            such as MLflow's ``LoggedModelInput``), recorded as ``models:/<id>``; alone or
+            with a dataset.
+        kind: what ``source`` is, ``dataset`` by default.
         dataset: MLflow's keyword for ``source``.
+
+    The positional order (``source, context, tags, model``) is MLflow's
+    ``log_input(dataset, context, tags, model)``; ``name``, ``digest`` and ``kind`` are
+    keyword-only.
 
     Returns:
         The recorded `LineageEntry`.
@@ -87,15 +96,26 @@ def log_input(
         if source is not None:
             raise InvalidParameter("Give the dataset as `source` or `dataset`, not both")
         source = dataset
-    if source is None:
-        raise InvalidParameter("log_input needs a path, URL, value or dataset")
+    if source is None and model is None:
+        raise InvalidParameter("log_input needs a path, URL, value, dataset or model")
     record = _input_record(context, tags)
-    entry = _input_entry(source, name, digest, kind)
+    entries = [] if source is None else [_input_entry(source, name, digest, kind)]
+    if model is not None:
+        entries.append(_model_entry(model))
     run_id, client = _run_id_for_logging()
-    _record(client, run_id, [entry])
-    if record:
-        _remember_input(client, run_id, entry, record)
-    return entry
+    _record(client, run_id, entries)
+    if record and source is not None:
+        _remember_input(client, run_id, entries[0], record)
+    return entries[0]
+
+
+def _model_entry(model: Any) -> LineageEntry:
+    model_id = model if isinstance(model, str) else getattr(model, "model_id", None)
+    if not isinstance(model_id, str) or not model_id.strip() or "/" in model_id:
+        raise InvalidParameter(
+            f"model must be a logged model id or have a model_id, got {type(model).__name__}"
+        )
+    return LineageEntry(INPUT, KIND_MODEL, f"models:/{model_id}", name=model_id)
 
 
 def record_output(

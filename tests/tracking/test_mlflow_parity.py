@@ -385,3 +385,21 @@ def test_dataset_bad_input():
             flowml.log_input(ds, context="x" * 300)
     assert not [n for n in flowml.lineage(run.info.run_id).nodes.values() if n.kind == "dataset"]
     assert "flowml.inputs" not in flowml.get_run(run.info.run_id).data.tags
+
+
+def test_log_input_takes_mlflows_positional_order_and_model_inputs():
+    ds = flowml.data.from_numpy(np.arange(6).reshape(3, 2), name="feats")
+
+    class LoggedModelInput:  # what MLflow passes: an object with a model_id
+        model_id = "m-0123abcd"
+
+    with flowml.start_run() as run:
+        flowml.log_input(ds, "training", {"split": "b"})  # MLflow: (dataset, context, tags)
+        flowml.log_input(model=LoggedModelInput())
+        with pytest.raises(InvalidParameter, match="model must be"):
+            flowml.log_input(model="../escape")
+    nodes = {n.uri: n for n in flowml.lineage(run.info.run_id).nodes.values()}
+    assert nodes[ds.uri].label == "feats" and nodes["models:/m-0123abcd"].kind == "model"
+    recorded = json.loads(flowml.get_run(run.info.run_id).data.tags["flowml.inputs"])
+    assert recorded == [{"uri": ds.uri, "name": "feats", "digest": ds.digest,
+                         "tags": {"mlflow.data.context": "training", "split": "b"}}]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from flowml.exceptions import InvalidParameter
+from flowml.models.autolog.sklearn import autolog
 from flowml.models.flavors.base import Flavor, Predictor
 from flowml.models.mlmodel import PYFUNC_FLAVOR, Model, model_file
 
@@ -219,10 +220,3 @@ def load_model(model_uri: str, dst_path: str | None = None) -> Any:
     from flowml.models.api import load_native
 
     return load_native(model_uri, FLAVOR_NAME, dst_path=dst_path)
-
-
-def autolog(**kwargs: Any) -> None:
-    """Enable scikit-learn autologging (see `flowml.models.autolog.sklearn.autolog`)."""
-    from flowml.models.autolog.sklearn import autolog as _autolog
-
-    _autolog(**kwargs)
