@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import numbers
 import posixpath
 import re
 import sys
@@ -167,6 +168,11 @@ def log_image(
             f"Invalid image key {key!r}: use at most {MAX_IMAGE_KEY_LENGTH} letters, digits, "
             "'_', '-', '.', '/' and spaces"
         )
+    for label, value in (("step", step), ("timestamp", timestamp)):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, numbers.Integral)
+        ):
+            raise InvalidParameter(f"An image {label} must be an integer, got {value!r}")
     step = int(step or 0)
     timestamp = int(timestamp or now_ms())
     pil = to_pil_image(image)

@@ -204,6 +204,8 @@ def test_log_image_rescales_floats_out_of_range_with_a_warning():
         ({"image": np.zeros((4, 4)), "key": "k", "artifact_file": "a.png"}, "not both"),
         ({"image": np.zeros((4, 4))}, "artifact_file"),
         ({"image": np.full((4, 4), np.nan), "key": "k"}, "NaN"),
+        ({"image": np.zeros((4, 4)), "key": "k", "step": "1"}, "step must be an integer"),
+        ({"image": np.zeros((4, 4)), "key": "k", "timestamp": 1.5}, "timestamp must be"),
     ],
 )
 def test_log_image_refuses_bad_input_and_writes_nothing(kwargs, match):
