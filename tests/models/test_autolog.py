@@ -248,3 +248,17 @@ def test_enabling_twice_patches_once_and_unknown_flavors_are_refused():
     assert Ridge.__dict__["fit"] is patched
     flowml.sklearn.autolog(disable=True)
     assert Ridge.__dict__["fit"] is original
+
+
+def test_registered_model_name_and_no_datasets(iris):
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = iris
+    flowml.sklearn.autolog(registered_model_name="iris-tree", log_datasets=False,
+                           extra_tags={"team": "ml"})
+    DecisionTreeClassifier(max_depth=2).fit(X, y)
+    (run,) = _runs()
+    assert run.data.tags["team"] == "ml"
+    (version,) = flowml.search_model_versions("name = 'iris-tree'")
+    assert version.run_id == run.info.run_id
+    assert not [n for n in flowml.lineage(run.info.run_id).nodes.values() if n.kind == "dataset"]
