@@ -405,3 +405,20 @@ def test_log_input_takes_mlflows_positional_order_and_model_inputs():
     recorded = json.loads(flowml.get_run(run.info.run_id).data.tags["flowml.inputs"])
     assert recorded == [{"uri": ds.uri, "name": "feats", "digest": ds.digest,
                          "tags": {"mlflow.data.context": "training", "split": "b"}}]
+
+
+def test_missing_optional_libraries_are_named_with_their_install(monkeypatch):
+    import sys
+
+    import plotly.graph_objects as go
+
+    with flowml.start_run() as run:
+        # plotly writes images through kaleido (not among the test dependencies)
+        monkeypatch.setitem(sys.modules, "kaleido", None)
+        with pytest.raises(InvalidParameter, match="pip install kaleido"):
+            flowml.log_figure(go.Figure(), "fig.png")
+        monkeypatch.setitem(sys.modules, "PIL", None)  # as if pillow were not installed
+        monkeypatch.setitem(sys.modules, "PIL.Image", None)
+        with pytest.raises(InvalidParameter, match=r"pip install pillow"):
+            flowml.log_image(np.zeros((4, 4)), key="k")
+    assert _files(run.info.run_id) == []
