@@ -35,6 +35,10 @@ _LAZY: dict[str, str] = {
     "active_run": "flowml.tracking.fluent",
     "delete_run": "flowml.tracking.fluent",
     "end_run": "flowml.tracking.fluent",
+    "last_active_run": "flowml.tracking.fluent",
+    "log_figure": "flowml.tracking.fluent",
+    "log_image": "flowml.tracking.fluent",
+    "log_table": "flowml.tracking.fluent",
     "flush": "flowml.tracking.fluent",
     "get_artifact_uri": "flowml.tracking.fluent",
     "get_metric_history": "flowml.tracking.fluent",
@@ -56,6 +60,12 @@ _LAZY: dict[str, str] = {
     "set_tags": "flowml.tracking.fluent",
     "set_tracking_uri": "flowml.tracking.fluent",
     "start_run": "flowml.tracking.fluent",
+    "create_experiment": "flowml.tracking.fluent_experiments",
+    "delete_experiment": "flowml.tracking.fluent_experiments",
+    "get_experiment": "flowml.tracking.fluent_experiments",
+    "get_experiment_by_name": "flowml.tracking.fluent_experiments",
+    "set_experiment_tag": "flowml.tracking.fluent_experiments",
+    "set_experiment_tags": "flowml.tracking.fluent_experiments",
     # lineage
     "lineage": "flowml.tracking.lineage_graph",
     "log_input": "flowml.tracking.inputs",
@@ -64,6 +74,7 @@ _LAZY: dict[str, str] = {
     "tracked_flow": "flowml.tasks.decorators",
     "tracked_task": "flowml.tasks.decorators",
     # models
+    "autolog": "flowml.models.autolog",
     "ModelInfo": "flowml.models.mlmodel",
     "ModelSignature": "flowml.models.schema",
     "PyFuncModel": "flowml.models.pyfunc",
@@ -101,6 +112,7 @@ _LAZY: dict[str, str] = {
 _SUBMODULES = {
     "exceptions",
     "settings",
+    "data",
     "tracking",
     "models",
     "registry",
@@ -124,6 +136,7 @@ __getattr__, __dir__ = lazy_exports(
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from flowml.models.autolog import autolog
     from flowml.models.api import load_model, log_model, save_model
     from flowml.models.mlmodel import ModelInfo
     from flowml.models.pyfunc import PyFuncModel
@@ -165,13 +178,17 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         get_metric_history,
         get_run,
         get_tracking_uri,
+        last_active_run,
         log_artifact,
         log_artifacts,
         log_dict,
+        log_figure,
+        log_image,
         log_metric,
         log_metrics,
         log_param,
         log_params,
+        log_table,
         log_text,
         restore_run,
         search_experiments,
@@ -181,6 +198,14 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         set_tags,
         set_tracking_uri,
         start_run,
+    )
+    from flowml.tracking.fluent_experiments import (
+        create_experiment,
+        delete_experiment,
+        get_experiment,
+        get_experiment_by_name,
+        set_experiment_tag,
+        set_experiment_tags,
     )
     from flowml.tracking.inputs import log_input
     from flowml.tracking.lineage_graph import lineage

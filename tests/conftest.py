@@ -44,6 +44,7 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     # otherwise be the next test's parent run and receive its `log_*` calls. Cleared, not
     # ended: its store belongs to the finished test and may be down on purpose.
     fluent._run_stack.set(())
+    fluent._last_run = None
     yield home
     fluent._run_stack.set(())
     for client in list(fluent._clients.values()):

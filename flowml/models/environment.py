@@ -4,6 +4,15 @@ Requirements pin the exact installed version of every distribution a flavor need
 ``pip install -r requirements.txt`` rebuilds the environment the model was saved in. The
 two YAML files are laid out as MLflow writes them, so ``mlflow models serve`` with the
 ``virtualenv`` or ``conda`` environment manager can rebuild it too.
+
+That server runs ``uvicorn mlflow.pyfunc.scoring_server.app:app`` *inside* the rebuilt
+environment, which it builds from ``python_env.yaml`` and ``requirements.txt`` alone
+(``--install-mlflow`` is off by default), so MLflow itself must be listed: MLflow writes
+``mlflow==<its version>`` first in every model it saves. flowml does the same with
+`MLFLOW_SERVING_REQUIREMENT` (the installed MLflow's exact version when there is one, else
+the MLflow 3 releases from the one flowml is tested against). flowml itself is not listed:
+its models load in MLflow without it. ``pip_requirements=`` replaces the whole list, this
+line included.
 """
 
 from __future__ import annotations
@@ -20,8 +29,10 @@ from flowml.exceptions import InvalidParameter
 
 __all__ = [
     "CONDA_ENV_FILE",
+    "MLFLOW_SERVING_REQUIREMENT",
     "PYTHON_ENV_FILE",
     "REQUIREMENTS_FILE",
+    "mlflow_requirement",
     "pinned_requirements",
     "read_requirements",
     "write_environment",
@@ -33,6 +44,10 @@ CONDA_ENV_FILE = "conda.yaml"
 CONDA_ENV_NAME = "flowml-env"
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+# The MLflow that serves flowml's models when MLflow is not installed here: the MLflow 3
+# release flowml's interoperability tests run against, or any later MLflow 3.
+MLFLOW_SERVING_REQUIREMENT = "mlflow>=3.17,<4"
+_MLFLOW_DISTRIBUTIONS = {"mlflow", "mlflow-skinny"}
 
 
 def installed_version(distribution: str) -> str | None:
@@ -75,8 +90,19 @@ def pinned_requirements(
         if version is not None:
             lines[_canonical(dist)] = f"{dist}=={version}"
     for line in _validated(extra or ()):
-        lines[_canonical(_requirement_name(line))] = line
+        if line.startswith(("-r", "-c", "--")):
+            lines[line] = line
+        else:
+            lines[_canonical(_requirement_name(line))] = line
+    if not _MLFLOW_DISTRIBUTIONS & set(lines):
+        return [mlflow_requirement(), *lines.values()]
     return list(lines.values())
+
+
+def mlflow_requirement() -> str:
+    """The requirement line that lets MLflow's own scoring server run the model."""
+    version = installed_version("mlflow")
+    return f"mlflow=={version}" if version else MLFLOW_SERVING_REQUIREMENT
 
 
 def _requirement_name(line: str) -> str:

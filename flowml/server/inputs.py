@@ -15,10 +15,10 @@ from typing import Any
 from flowml.server.api import Endpoint
 from flowml.server.context import ServerContext
 from flowml.server.wire import Fields
-from flowml.tracking.inputs import dataset_uri
+from flowml.tracking.datasets import dataset_uri
 from flowml.tracking.lineage import INPUT, KIND_DATASET, KIND_MODEL, LineageEntry
 
-__all__ = ["ENDPOINTS", "dataset_uri"]
+__all__ = ["ENDPOINTS"]
 
 
 def log_inputs(ctx: ServerContext, fields: Fields) -> dict[str, Any]:

@@ -399,6 +399,40 @@ class TrackingClient:
             text = json.dumps(dictionary, indent=2, default=str)
         self.log_text(run_id, text, artifact_file)
 
+    def log_image(
+        self,
+        run_id: str,
+        image: Any,
+        artifact_file: str | None = None,
+        key: str | None = None,
+        step: int | None = None,
+        timestamp: int | None = None,
+    ) -> None:
+        """Log a numpy array or PIL image as a file, or as step ``step`` of series ``key``
+        (MLflow's layout; see `flowml.tracking.media`)."""
+        from flowml.tracking import media
+
+        media.log_image(self, run_id, image, artifact_file, key, step, timestamp)
+
+    def log_figure(
+        self,
+        run_id: str,
+        figure: Any,
+        artifact_file: str,
+        *,
+        save_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        """Save a matplotlib or plotly figure as the artifact ``artifact_file``."""
+        from flowml.tracking import media
+
+        media.log_figure(self, run_id, figure, artifact_file, save_kwargs)
+
+    def log_table(self, run_id: str, data: Any, artifact_file: str) -> None:
+        """Write a dict or DataFrame as a ``.json``/``.parquet`` table artifact (appending)."""
+        from flowml.tracking import media
+
+        media.log_table(self, run_id, data, artifact_file)
+
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[FileInfo]:
         return self.artifact_repo(run_id).list_artifacts(path)
 

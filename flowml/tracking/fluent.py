@@ -85,10 +85,27 @@ class ActiveRun:
 # -- configuration -------------------------------------------------------------------------
 
 
-def set_tracking_uri(uri: str | None) -> None:
-    """Point the fluent API at another store (``None`` goes back to the settings)."""
+def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
+    """Point the fluent API at another store (``None`` goes back to the settings).
+
+    Args:
+        uri: ``sqlite:///path.db``, ``postgresql://user@host/db`` or ``http(s)://`` (a
+            tracking server).
+
+    Raises:
+        InvalidParameter: a file path or ``file:`` URI (MLflow's ``./mlruns`` file store,
+            which flowml does not read); the message says how to import one instead.
+
+    Example:
+        >>> flowml.set_tracking_uri("sqlite:///flowml.db")
+    """
     global _tracking_uri
-    _tracking_uri = str(uri) if uri is not None else None
+    if uri is None:
+        _tracking_uri = None
+        return
+    from flowml.tracking.store.registry import check_tracking_uri
+
+    _tracking_uri = check_tracking_uri(os.fspath(uri) if isinstance(uri, os.PathLike) else uri)
 
 
 def get_tracking_uri() -> str:
@@ -173,8 +190,25 @@ def active_run() -> ActiveRun | None:
 
 
 def last_active_run_id() -> str | None:
-    run = active_run()
+    """The active run's id, else that of the last run this process started (or ``None``)."""
+    run = active_run() or _last_run
     return run.info.run_id if run else None
+
+
+def last_active_run() -> Run | None:
+    """The active run, else the last run this process started (ended or not), as MLflow.
+
+    Returns:
+        The run as stored now (``None`` when this process started none).
+
+    Example:
+        >>> with flowml.start_run():
+        ...     flowml.log_metric("acc", 0.9)
+        >>> flowml.last_active_run().data.metrics
+        {'acc': 0.9}
+    """
+    run = active_run() or _last_run
+    return run.client.get_run(run.info.run_id) if run is not None else None
 
 
 def start_run(
@@ -247,6 +281,8 @@ def start_run(
         )
     active = ActiveRun(run, client)
     _run_stack.set((*stack, active))
+    global _last_run
+    _last_run = active
     with _open_lock:
         _open_runs[run.info.run_id] = active
     install_sigterm_flush()
@@ -254,6 +290,7 @@ def start_run(
 
 
 _env_run_used = threading.Event()
+_last_run: ActiveRun | None = None  # for `last_active_run`, from any thread, as MLflow
 
 
 @contextlib.contextmanager
@@ -422,6 +459,54 @@ def log_dict(dictionary: Any, artifact_file: str) -> None:
     client.log_dict(run_id, dictionary, artifact_file)
 
 
+def log_image(
+    image: Any,
+    artifact_file: str | None = None,
+    key: str | None = None,
+    step: int | None = None,
+    timestamp: int | None = None,
+    synchronous: bool | None = None,
+) -> None:
+    """Log an image: a file (``artifact_file``) or step ``step`` of the series ``key``.
+
+    Args:
+        image: a numpy array (HxW, HxWx1/3/4; bool, int in [0, 255] or float in [0, 1])
+            or a PIL image.
+        artifact_file: save it as this file (``"plots/mask.png"``); alone.
+        key: instead, the name of an image series (MLflow's step-indexed layout).
+        step: the series step (default 0).
+        timestamp: epoch ms (default now).
+        synchronous: accepted for MLflow's signature; images are always written at once.
+
+    Raises:
+        InvalidParameter: both or neither of ``artifact_file``/``key``, or a bad image.
+
+    Example:
+        >>> flowml.log_image(np.zeros((28, 28)), key="digits", step=3)
+    """
+    run_id, client = _run_id_for_logging()
+    client.log_image(run_id, image, artifact_file, key, step, timestamp)
+
+
+def log_figure(
+    figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None
+) -> None:
+    """Save a matplotlib or plotly figure as the artifact ``artifact_file`` (``.png``,
+    ``.svg``, ``.html`` for plotly...); ``save_kwargs`` go to ``savefig``/``to_html``."""
+    run_id, client = _run_id_for_logging()
+    client.log_figure(run_id, figure, artifact_file, save_kwargs=save_kwargs)
+
+
+def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
+    """Write a dict or DataFrame as a table artifact (``.json`` in pandas' ``split`` layout, or
+    ``.parquet``); a second call with the same file appends rows, as MLflow's does."""
+    if run_id is None:
+        run_id, client = _run_id_for_logging()
+    else:
+        client = get_client()
+    client.log_table(run_id, data, artifact_file)
+
+
 def get_artifact_uri(artifact_path: str | None = None) -> str:
     run_id, client = _run_id_for_logging()
     return client.artifact_repo(run_id).uri_for(artifact_path)
@@ -464,37 +549,74 @@ def search_runs(
     run_view_type: int = ViewType.ACTIVE_ONLY,
     max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
     order_by: Sequence[str] | None = None,
+    output_format: str | None = None,
+    search_all_experiments: bool = False,
+    experiment_names: Sequence[str] | None = None,
+    *,
     page_token: str | None = None,
     output: str = "list",
-    experiment_names: Sequence[str] | None = None,
 ) -> Any:
     """Search runs with MLflow's filter grammar, plus ``OR`` and parentheses.
 
     Args:
         experiment_ids: where to search (default: the current experiment).
         filter_string: e.g. ``"metrics.acc > 0.9 and (params.model = 'rf' or tags.best = 'yes')"``.
+        run_view_type: `ViewType` ``ACTIVE_ONLY``, ``DELETED_ONLY`` or ``ALL``.
+        max_results: at most this many runs (one page; pass ``page_token`` for the next).
         order_by: e.g. ``["metrics.acc DESC", "attributes.start_time"]``.
-        output: ``"list"`` (a `PagedList` of runs with ``.token``) or ``"pandas"`` (a DataFrame
-            with MLflow's columns: ``run_id``, ``metrics.<k>``, ``params.<k>``, ``tags.<k>``...).
-        experiment_names: alternatively, experiments by name.
+        output_format: ``"list"`` (a `PagedList` of runs with ``.token``) or ``"pandas"`` (a
+            DataFrame with MLflow's columns: ``run_id``, ``metrics.<k>``, ``params.<k>``,
+            ``tags.<k>``...); default: ``output``.
+        search_all_experiments: with neither ids nor names, search every active experiment
+            instead of the current one.
+        experiment_names: alternatively, experiments by name (unknown names match nothing).
+        page_token: the ``token`` of a previous page (list output).
+        output: flowml's older name for ``output_format`` (default ``"list"``).
+
+    The positional order is MLflow's; ``page_token`` and ``output`` are keyword-only.
+
+    Returns:
+        A `PagedList` of runs, or a pandas DataFrame.
+
+    Raises:
+        InvalidParameter: both ids and names, an unknown output, or a bad filter.
+
+    Example:
+        >>> df = flowml.search_runs(search_all_experiments=True, output_format="pandas")
     """
     client = get_client()
-    ids = list(experiment_ids or [])
+    if experiment_ids and experiment_names:
+        raise InvalidParameter("Give experiment_ids or experiment_names, not both")
+    fmt = output_format if output_format is not None else output
+    if fmt not in ("list", "pandas"):
+        raise InvalidParameter(f"Unknown output format {fmt!r}; expected 'list' or 'pandas'")
+    ids = [str(e) for e in experiment_ids or []]
     for name in experiment_names or []:
         exp = client.get_experiment_by_name(name)
         if exp is not None:
             ids.append(exp.experiment_id)
     if not ids and not experiment_names:
-        ids = [_current_experiment_id()]
+        ids = _all_experiment_ids(client) if search_all_experiments else [
+            _current_experiment_id()
+        ]
     runs = (
         client.search_runs(ids, filter_string, run_view_type, max_results, order_by, page_token)
         if ids
         else PagedList([], None)
     )
-    if output == "list":
+    if fmt == "list":
         return runs
-    if output == "pandas":
-        from flowml.tracking.frames import runs_to_dataframe
+    from flowml.tracking.frames import runs_to_dataframe
 
-        return runs_to_dataframe(runs)
-    raise InvalidParameter(f"Unknown output {output!r}; expected 'list' or 'pandas'")
+    return runs_to_dataframe(runs)
+
+
+def _all_experiment_ids(client: TrackingClient) -> list[str]:
+    ids: list[str] = []
+    token: str | None = None
+    while True:
+        page = client.search_experiments(ViewType.ACTIVE_ONLY, page_token=token)
+        ids.extend(e.experiment_id for e in page)
+        token = page.token
+        if not token:
+            return ids

@@ -23,6 +23,7 @@ from flowml.tracking.digest import digest_path, digest_remote, digest_value
 from flowml.tracking.lineage import (
     INPUT,
     KIND_DATASET,
+    KIND_MODEL,
     OUTPUT,
     LineageEntry,
     validate_entries,
@@ -31,48 +32,90 @@ from flowml.tracking.lineage import (
 if TYPE_CHECKING:
     from flowml.tracking.client import TrackingClient
 
-__all__ = ["dataset_uri", "defer_lineage", "log_input", "record_output", "take_deferred"]
+__all__ = ["defer_lineage", "log_input", "record_output", "take_deferred"]
+
+INPUTS_TAG = "flowml.inputs"
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+MAX_CONTEXT_LENGTH = 250
+MAX_TAG_VALUE = 8000
 
 _deferred: dict[str, list[LineageEntry]] = {}
 _lock = threading.Lock()
 
 
 def log_input(
-    source: Any,
+    source: Any = None,
+    context: str | None = None,
+    tags: dict[str, str] | None = None,
+    model: Any = None,
+    *,
     name: str | None = None,
     digest: str | None = None,
-    *,
     kind: str = KIND_DATASET,
+    dataset: Any = None,
 ) -> LineageEntry:
     """Record that the active run read a dataset.
 
     Args:
-        source: a local path, a URL any fsspec filesystem reads (``s3://...``), or an
-            in-memory pandas DataFrame/Series or numpy array.
-        name: a short name (default: the file name, or the value's type).
+        source: a local path, a URL any fsspec filesystem reads (``s3://...``), an
+            in-memory pandas DataFrame/Series or numpy array, or a dataset from
+            ``flowml.data.from_pandas`` / ``from_numpy`` (MLflow's ``log_input(dataset)``).
+        name: a short name (default: the dataset's, the file name, or the value's type).
         digest: the content digest; computed when omitted (file content, a remote object's
             checksum, or the in-memory value's content).
-        kind: what it is, ``dataset`` by default.
+        context: how the run used it (``"training"``, ``"eval"``), as MLflow's input tag
+            ``mlflow.data.context``.
+        tags: further input tags.
+        model: a model the run used (a logged model id, or an object with ``model_id``
+            such as MLflow's ``LoggedModelInput``), recorded as ``models:/<id>``; alone or
+            with a dataset.
+        kind: what ``source`` is, ``dataset`` by default.
+        dataset: MLflow's keyword for ``source``.
+
+    The positional order (``source, context, tags, model``) is MLflow's
+    ``log_input(dataset, context, tags, model)``; ``name``, ``digest`` and ``kind`` are
+    keyword-only.
 
     Returns:
         The recorded `LineageEntry`.
 
     Raises:
-        InvalidParameter: the source is not a path, URL or supported value, or a local path
-            does not exist (pass ``digest=`` to record a dataset you cannot read from here).
+        InvalidParameter: the source is not a path, URL or supported value, a local path
+            does not exist (pass ``digest=`` to record a dataset you cannot read from here),
+            or bad context or tags.
 
     Example:
         >>> @flowml.tracked_task
         ... def load(path: str):
-        ...     flowml.log_input(path, name="raw")
+        ...     flowml.log_input(path, name="raw", context="training")
         ...     return pd.read_csv(path)
     """
     from flowml.tracking.fluent import _run_id_for_logging
 
-    entry = _input_entry(source, name, digest, kind)
+    if dataset is not None:
+        if source is not None:
+            raise InvalidParameter("Give the dataset as `source` or `dataset`, not both")
+        source = dataset
+    if source is None and model is None:
+        raise InvalidParameter("log_input needs a path, URL, value, dataset or model")
+    record = _input_record(context, tags)
+    entries = [] if source is None else [_input_entry(source, name, digest, kind)]
+    if model is not None:
+        entries.append(_model_entry(model))
     run_id, client = _run_id_for_logging()
-    _record(client, run_id, [entry])
-    return entry
+    _record(client, run_id, entries)
+    if record and source is not None:
+        _remember_input(client, run_id, entries[0], record)
+    return entries[0]
+
+
+def _model_entry(model: Any) -> LineageEntry:
+    model_id = model if isinstance(model, str) else getattr(model, "model_id", None)
+    if not isinstance(model_id, str) or not model_id.strip() or "/" in model_id:
+        raise InvalidParameter(
+            f"model must be a logged model id or have a model_id, got {type(model).__name__}"
+        )
+    return LineageEntry(INPUT, KIND_MODEL, f"models:/{model_id}", name=model_id)
 
 
 def record_output(
@@ -132,7 +175,51 @@ def _record(client: TrackingClient, run_id: str, entries: list[LineageEntry]) ->
     client.store.log_lineage(run_id, checked)
 
 
+def _input_record(context: str | None, tags: dict[str, str] | None) -> dict[str, Any]:
+    record: dict[str, Any] = {}
+    if context is not None:
+        if not isinstance(context, str) or not context or len(context) > MAX_CONTEXT_LENGTH:
+            raise InvalidParameter(
+                f"context must be a string of 1 to {MAX_CONTEXT_LENGTH} characters, "
+                f"got {context!r}"
+            )
+        record[DATASET_CONTEXT_TAG] = context
+    for key, value in (tags or {}).items():
+        if not isinstance(key, str) or not key or len(key) > MAX_CONTEXT_LENGTH:
+            raise InvalidParameter(f"Invalid input tag key {key!r}")
+        record[key] = str(value)[:MAX_CONTEXT_LENGTH]
+    return record
+
+
+def _remember_input(
+    client: TrackingClient, run_id: str, entry: LineageEntry, record: dict[str, Any]
+) -> None:
+    # Lineage entries hold no tags: an input's context and tags go to the run's
+    # `flowml.inputs` tag (a JSON list, newest kept within MLflow's tag size limit).
+    existing = client.get_run(run_id).data.tags.get(INPUTS_TAG)
+    try:
+        listed = json.loads(existing) if existing else []
+    except ValueError:
+        listed = []
+    if not isinstance(listed, list):
+        listed = []
+    listed.append({"uri": entry.uri, "name": entry.name, "digest": entry.digest,
+                   "tags": record})
+    value = json.dumps(listed)
+    while len(value) > MAX_TAG_VALUE and len(listed) > 1:
+        listed.pop(0)
+        value = json.dumps(listed)
+    if len(value) <= MAX_TAG_VALUE:
+        client.set_tag(run_id, INPUTS_TAG, value)
+
+
 def _input_entry(source: Any, name: str | None, digest: str | None, kind: str) -> LineageEntry:
+    from flowml.tracking.datasets import Dataset
+
+    if isinstance(source, Dataset):
+        return LineageEntry(
+            INPUT, kind, source.uri, name=name or source.name, digest=digest or source.digest
+        )
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if not text:
@@ -176,18 +263,3 @@ def _is_remote(text: str) -> bool:
     scheme, sep, _ = text.partition("://")
     return bool(sep) and scheme != "file" and len(scheme) > 1
 
-
-def dataset_uri(name: str, digest: str | None, source: str | None) -> str:
-    """The URI an MLflow dataset is recorded under: its location when its ``source`` document
-    names one (``uri``, ``url`` or ``path``), else ``mlflow-dataset:<name>@<digest>``."""
-    if source:
-        try:
-            document = json.loads(source)
-        except ValueError:
-            document = None
-        if isinstance(document, dict):
-            for key in ("uri", "url", "path"):
-                value = document.get(key)
-                if isinstance(value, str) and value.strip():
-                    return value
-    return f"mlflow-dataset:{name}@{digest or ''}"

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, and_, or_, select
 
-from flowml.tracking.inputs import dataset_uri
+from flowml.tracking.datasets import dataset_uri
 from flowml.tracking.lineage import (
     INPUT,
     KIND_DATASET,

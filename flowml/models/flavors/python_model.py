@@ -128,23 +128,20 @@ class PythonModelFlavor(Flavor):
         return ["cloudpickle"]
 
     def load(self, path: Path, mlmodel: Model) -> Any:
-        import pickle
+        from flowml.models.mlflow_compat import load_custom_model, mlflow_install_hint
 
         conf = mlmodel.flavor(PYFUNC_FLAVOR)
-        if "python_model" not in conf:
+        source = conf.get("python_model")
+        if not isinstance(source, str) or source.endswith(".py"):
+            # MLflow's "models from code": a script that calls mlflow.models.set_model.
             raise InvalidParameter(
-                "This custom model was saved from code (no python_model pickle); flowml loads "
-                "pickled custom models only"
+                "This custom model was saved from code (MLflow's models-from-code, whose "
+                "script calls mlflow.models.set_model); flowml loads pickled custom models "
+                f"only: load it with MLflow ({mlflow_install_hint(path)})"
             )
-        pickled = model_file(path, conf["python_model"], f"flavors.{PYFUNC_FLAVOR}.python_model")
+        pickled = model_file(path, source, f"flavors.{PYFUNC_FLAVOR}.python_model")
         with open(pickled, "rb") as handle:
-            try:
-                return pickle.load(handle)
-            except ModuleNotFoundError as exc:
-                raise InvalidParameter(
-                    f"Cannot unpickle the custom model: module {exc.name!r} is missing; "
-                    "install it or save the model with code_paths"
-                ) from None
+            return load_custom_model(handle, path)
 
     def predictor(self, native: Any, path: Path | None, mlmodel: Model) -> Predictor:
         conf = mlmodel.flavors.get(PYFUNC_FLAVOR, {})

@@ -1,4 +1,4 @@
-"""The scikit-learn flavor: any estimator or pipeline, pickled or cloudpickled.
+"""The scikit-learn flavor: any estimator or pipeline, pickled, cloudpickled or in skops.
 
 The MLmodel blocks are MLflow's (``loader_module: mlflow.sklearn``), so a model saved here
 loads in MLflow, and a model MLflow saved (pickle, cloudpickle, or skops when the ``skops``
@@ -22,14 +22,17 @@ from pathlib import Path
 from typing import Any
 
 from flowml.exceptions import InvalidParameter
+from flowml.models.autolog.sklearn import autolog
 from flowml.models.flavors.base import Flavor, Predictor
 from flowml.models.mlmodel import PYFUNC_FLAVOR, Model, model_file
 
-__all__ = ["SklearnFlavor", "load_model", "log_model", "save_model"]
+__all__ = ["SklearnFlavor", "autolog", "load_model", "log_model", "save_model"]
 
 FLAVOR_NAME = "sklearn"
 MODEL_FILE = "model.pkl"
-SERIALIZATION_FORMATS = ("cloudpickle", "pickle")
+SKOPS_MODEL_FILE = "model.skops"
+SERIALIZATION_FORMATS = ("cloudpickle", "pickle", "skops")
+SKOPS_HINT = "pip install skops (or pip install 'flowml[sklearn]')"
 PREDICT_FNS = ("predict", "predict_proba", "predict_log_proba", "predict_joint_log_proba", "score")
 
 
@@ -62,6 +65,7 @@ class SklearnFlavor(Flavor):
         *,
         serialization_format: str = "cloudpickle",
         pyfunc_predict_fn: str = "predict",
+        skops_trusted_types: list[str] | None = None,
         **options: Any,
     ) -> None:
         if options:
@@ -81,32 +85,43 @@ class SklearnFlavor(Flavor):
             )
         import sklearn
 
-        if serialization_format == "cloudpickle":
-            import cloudpickle
-
-            payload = cloudpickle.dumps(model)
+        extra: dict[str, Any] = {}
+        if serialization_format == "skops":
+            file_name = SKOPS_MODEL_FILE
+            _save_skops(model, path / file_name, skops_trusted_types)
+            extra["skops_trusted_types"] = list(skops_trusted_types or []) or None
         else:
-            payload = pickle.dumps(model, protocol=pickle.DEFAULT_PROTOCOL)
-        (path / MODEL_FILE).write_bytes(payload)
+            if skops_trusted_types:
+                raise InvalidParameter("skops_trusted_types is for serialization_format='skops'")
+            file_name = MODEL_FILE
+            if serialization_format == "cloudpickle":
+                import cloudpickle
+
+                payload = cloudpickle.dumps(model)
+            else:
+                payload = pickle.dumps(model, protocol=pickle.DEFAULT_PROTOCOL)
+            (path / file_name).write_bytes(payload)
         mlmodel.add_flavor(
             FLAVOR_NAME,
-            pickled_model=MODEL_FILE,
+            pickled_model=file_name,
             serialization_format=serialization_format,
             sklearn_version=sklearn.__version__,
             code=None,
+            **extra,
         )
         mlmodel.add_flavor(
             PYFUNC_FLAVOR,
             loader_module=self.loader_modules[0],
-            model_path=MODEL_FILE,
+            model_path=file_name,
             predict_fn=pyfunc_predict_fn,
             python_version=platform.python_version(),
         )
 
     def requirements(self, model: Any, **options: Any) -> list[str]:
         dists = ["scikit-learn", "numpy", "scipy", "pandas"]
-        if options.get("serialization_format", "cloudpickle") == "cloudpickle":
-            dists.append("cloudpickle")
+        fmt = options.get("serialization_format", "cloudpickle")
+        if fmt in ("cloudpickle", "skops"):
+            dists.append(fmt)
         return dists
 
     def load(self, path: Path, mlmodel: Model) -> Any:
@@ -130,15 +145,47 @@ class SklearnFlavor(Flavor):
         return _SklearnPredictor(native, predict_fn)
 
 
-def _load_skops(model_file: Path, conf: dict[str, Any]) -> Any:
+def _skops_io(purpose: str) -> Any:
     try:
         import skops.io
     except ImportError:
+        raise InvalidParameter(f"{purpose} the skops format: {SKOPS_HINT}") from None
+    return skops.io
+
+
+def _save_skops(model: Any, target: Path, trusted: list[str] | None) -> None:
+    """Write ``model`` with skops and check it loads trusting only ``trusted`` (as MLflow)."""
+    sio = _skops_io("Saving a model in")
+    if trusted is not None and (
+        isinstance(trusted, str) or not all(isinstance(t, str) for t in trusted)
+    ):
+        raise InvalidParameter("skops_trusted_types must be a list of type names")
+    try:
+        sio.dump(model, target)
+    except Exception as exc:  # skops refuses what it cannot represent (lambdas, local classes)
         raise InvalidParameter(
-            "This model was saved in the skops format: `pip install skops` to load it"
+            f"skops cannot serialize this {type(model).__name__} ({exc}); save it with "
+            "serialization_format='cloudpickle' instead"
         ) from None
+    untrusted = sorted(set(sio.get_untrusted_types(file=target)) - set(trusted or []))
+    if untrusted:
+        raise InvalidParameter(
+            f"The skops file holds types skops does not trust by default: {untrusted}; if "
+            f"loading them is safe, pass skops_trusted_types={untrusted}"
+        )
+    try:  # what MLflow checks too: the file loads back with exactly these trusted types
+        sio.load(target, trusted=trusted or None)
+    except Exception as exc:  # e.g. a class defined inside a function cannot be imported
+        raise InvalidParameter(
+            f"The skops file of this {type(model).__name__} does not load back ({exc}); save "
+            "it with serialization_format='cloudpickle' instead"
+        ) from None
+
+
+def _load_skops(model_file: Path, conf: dict[str, Any]) -> Any:
+    sio = _skops_io("This model was saved in")
     # Trust only what the saver explicitly declared, never everything the file asks for.
-    return skops.io.load(model_file, trusted=conf.get("skops_trusted_types") or None)
+    return sio.load(model_file, trusted=conf.get("skops_trusted_types") or None)
 
 
 def save_model(sk_model: Any, path: str | Path, **kwargs: Any) -> Model:
@@ -148,8 +195,10 @@ def save_model(sk_model: Any, path: str | Path, **kwargs: Any) -> Model:
         sk_model: A fitted estimator or pipeline.
         path: A local directory that does not exist yet (or is empty).
         **kwargs: `flowml.save_model` arguments, plus ``serialization_format``
-            (``cloudpickle``/``pickle``) and ``pyfunc_predict_fn`` (``predict``,
-            ``predict_proba``, ...).
+            (``cloudpickle``, ``pickle``, or ``skops``: MLflow 3's default, which needs
+            ``pip install skops``), ``skops_trusted_types`` (type names skops may load
+            beyond its defaults, e.g. ``["sklearn.tree._tree.Tree"]``) and
+            ``pyfunc_predict_fn`` (``predict``, ``predict_proba``, ...).
 
     Returns:
         The MLmodel metadata written.

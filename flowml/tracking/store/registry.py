@@ -46,7 +46,36 @@ def _scheme(uri: str) -> str:
     return scheme.split("+", 1)[0]  # postgresql+psycopg -> postgresql
 
 
+# What `flowml import mlflow` reads: MLflow's file store is not one of them, but a
+# `mlflow server` in front of it is.
+_FILE_STORE_HINT = (
+    "flowml keeps runs in a database, not in MLflow's file store ({uri!r} is a file path). "
+    "Use sqlite:///path/to/flowml.db, postgresql://... or http(s)://<flowml server>; to bring "
+    "MLflow runs along, run `flowml import mlflow SOURCE` with an MLflow database URI or "
+    "tracking server URL (for a ./mlruns directory: `mlflow server --backend-store-uri "
+    "./mlruns`, then import from its URL)"
+)
+
+
+def check_tracking_uri(uri: str) -> str:
+    """``uri`` when it can name a tracking store; file paths and ``file:`` URIs are refused.
+
+    Raises:
+        InvalidParameter: ``uri`` is empty, a ``file:`` URI or a path (``./mlruns``,
+            ``/data/mlruns``), with what to use instead.
+    """
+    text = str(uri).strip()
+    if not text:
+        raise InvalidParameter("A tracking URI must not be empty")
+    scheme = urlsplit(text).scheme.lower()
+    # A one-letter "scheme" is a Windows drive (C:\mlruns), a path like any other.
+    if scheme == "file" or len(scheme) <= 1:
+        raise InvalidParameter(_FILE_STORE_HINT.format(uri=text))
+    return text
+
+
 def _factory(uri: str) -> StoreFactory:
+    check_tracking_uri(uri)
     scheme = _scheme(uri)
     if scheme in _registered:
         return _registered[scheme]
