@@ -73,6 +73,11 @@ _LAZY: dict[str, str] = {
     "load_model": "flowml.models.api",
     "log_model": "flowml.models.api",
     "save_model": "flowml.models.api",
+    # evaluation
+    "EvaluationResult": "flowml.evaluation.result",
+    "MetricThreshold": "flowml.evaluation.thresholds",
+    "ModelValidationFailed": "flowml.evaluation.thresholds",
+    "evaluate": "flowml.evaluation.evaluate",
     # registry
     "RegistryClient": "flowml.registry.client",
     "get_registry_uri": "flowml.registry.fluent",
@@ -91,6 +96,8 @@ _SUBMODULES = {
     "registry",
     "projects",
     "tasks",
+    "evaluation",
+    "genai",
     "testing",
 }
 # flavor modules reachable as flowml.<flavor> (flowml.sklearn.load_model gives the estimator)
@@ -104,6 +111,9 @@ __getattr__, __dir__ = lazy_exports(
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from flowml.evaluation.evaluate import evaluate
+    from flowml.evaluation.result import EvaluationResult
+    from flowml.evaluation.thresholds import MetricThreshold, ModelValidationFailed
     from flowml.models.api import load_model, log_model, save_model
     from flowml.models.mlmodel import ModelInfo
     from flowml.models.pyfunc import PyFuncModel

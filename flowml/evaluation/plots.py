@@ -1,0 +1,108 @@
+"""Evaluation plots as PNG files, drawn by scikit-learn's displays on matplotlib.
+
+Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly, never
+through pyplot's global state: no GUI backend is touched, nothing leaks between threads,
+and no figure stays open after its file is written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["MAX_CURVE_CLASSES", "classifier_plots", "regressor_plots"]
+
+# One curve per class stops being readable past this many classes (MLflow's default too).
+MAX_CURVE_CLASSES = 10
+_SIZE = (6.0, 4.5)
+_DPI = 80
+
+
+def classifier_plots(
+    directory: Path, y_true: Any, y_pred: Any, labels: Any, probs: Any
+) -> list[str]:
+    """Write the confusion matrix and, with probabilities, the ROC and PR curves.
+
+    Args:
+        directory: where the PNG files go.
+        y_true: the labels.
+        y_pred: the predicted labels.
+        labels: every class, sorted (the matrix's order).
+        probs: probabilities aligned with ``labels``, or ``None``.
+
+    Returns:
+        The file names written (``confusion_matrix.png``, ``roc_curve_plot.png``,
+        ``precision_recall_curve_plot.png``, as MLflow names them).
+    """
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    names = [
+        _save(
+            directory,
+            "confusion_matrix.png",
+            lambda ax: ConfusionMatrixDisplay.from_predictions(
+                y_true, y_pred, labels=labels, ax=ax, colorbar=False
+            ),
+            "Confusion matrix",
+        )
+    ]
+    if probs is None or len(labels) > MAX_CURVE_CLASSES:
+        return names
+    from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
+
+    for file_name, display, title in (
+        ("roc_curve_plot.png", RocCurveDisplay, "ROC curve"),
+        ("precision_recall_curve_plot.png", PrecisionRecallDisplay, "Precision-recall curve"),
+    ):
+        names.append(_save(directory, file_name, _curves(display, y_true, probs, labels), title))
+    return names
+
+
+def regressor_plots(directory: Path, y_true: Any, y_pred: Any) -> list[str]:
+    """Write the residuals against the predictions (``residuals_plot.png``).
+
+    Returns:
+        The file names written.
+    """
+    from sklearn.metrics import PredictionErrorDisplay
+
+    return [
+        _save(
+            directory,
+            "residuals_plot.png",
+            lambda ax: PredictionErrorDisplay.from_predictions(
+                y_true,
+                y_pred,
+                kind="residual_vs_predicted",
+                ax=ax,
+                subsample=2000,
+                random_state=0,
+            ),
+            "Residuals",
+        )
+    ]
+
+
+def _curves(display: Any, y_true: Any, probs: Any, labels: Any) -> Callable[[Any], None]:
+    def draw(ax: Any) -> None:
+        # Binary: the positive (larger) class only; multiclass: one-vs-rest, one per class.
+        classes = [1] if len(labels) == 2 else range(len(labels))
+        for j in classes:
+            display.from_predictions(y_true == labels[j], probs[:, j], ax=ax, name=str(labels[j]))
+
+    return draw
+
+
+def _save(directory: Path, name: str, draw: Callable[[Any], Any], title: str) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=_SIZE, dpi=_DPI)
+    FigureCanvasAgg(figure)
+    ax = figure.add_subplot()
+    draw(ax)
+    ax.set_title(title)
+    figure.tight_layout()
+    figure.savefig(directory / name, format="png")
+    return name
