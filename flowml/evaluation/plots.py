@@ -51,11 +51,25 @@ def classifier_plots(
         return names
     from sklearn.metrics import PrecisionRecallDisplay, RocCurveDisplay
 
-    for file_name, display, title in (
-        ("roc_curve_plot.png", RocCurveDisplay, "ROC curve"),
-        ("precision_recall_curve_plot.png", PrecisionRecallDisplay, "Precision-recall curve"),
-    ):
-        names.append(_save(directory, file_name, _curves(display, y_true, probs, labels), title))
+    curves = (
+        (
+            "roc_curve_plot.png",
+            RocCurveDisplay,
+            "ROC curve",
+            "False positive rate",
+            "True positive rate",
+        ),
+        (
+            "precision_recall_curve_plot.png",
+            PrecisionRecallDisplay,
+            "Precision-recall curve",
+            "Recall",
+            "Precision",
+        ),
+    )
+    for file_name, display, title, x_label, y_label in curves:
+        draw = _curves(display, y_true, probs, labels, (x_label, y_label))
+        names.append(_save(directory, file_name, draw, title))
     return names
 
 
@@ -84,12 +98,19 @@ def regressor_plots(directory: Path, y_true: Any, y_pred: Any) -> list[str]:
     ]
 
 
-def _curves(display: Any, y_true: Any, probs: Any, labels: Any) -> Callable[[Any], None]:
+def _curves(
+    display: Any, y_true: Any, probs: Any, labels: Any, axes: tuple[str, str]
+) -> Callable[[Any], None]:
     def draw(ax: Any) -> None:
         # Binary: the positive (larger) class only; multiclass: one-vs-rest, one per class.
         classes = [1] if len(labels) == 2 else range(len(labels))
         for j in classes:
-            display.from_predictions(y_true == labels[j], probs[:, j], ax=ax, name=str(labels[j]))
+            display.from_predictions(
+                y_true == labels[j], probs[:, j], ax=ax, name=f"class {labels[j]}"
+            )
+        # sklearn names the axes after the boolean positive label: name the real quantities.
+        ax.set_xlabel(axes[0])
+        ax.set_ylabel(axes[1])
 
     return draw
 

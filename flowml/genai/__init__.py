@@ -1,0 +1,1 @@
+"""GenAI: the prompt registry."""
