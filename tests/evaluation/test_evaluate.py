@@ -19,7 +19,8 @@ def _local(uri: str) -> Path:
 
 
 def _inputs(run_id: str) -> list[Any]:
-    return [e for e in get_client().store.search_lineage(run_ids=[run_id]) if e.direction == "input"]
+    entries = get_client().store.search_lineage(run_ids=[run_id])
+    return [e for e in entries if e.direction == "input"]
 
 
 def test_binary_classifier_logs_metrics_plots_table_and_dataset(binary):
