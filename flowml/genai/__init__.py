@@ -1,1 +1,33 @@
-"""GenAI: the prompt registry."""
+"""GenAI building blocks: the prompt registry (versioned ``{{variable}}`` templates).
+
+``flowml.genai.evaluate`` and its scorers and LLM judges come with tracing (flowml/tracing/);
+they are not here yet.
+
+Example:
+    >>> from flowml import genai
+    >>> genai.register_prompt("qa", "Answer {{question}} briefly.", commit_message="first")
+    >>> genai.load_prompt("prompts:/qa/1").format(question="Why?")
+    'Answer Why? briefly.'
+"""
+
+from __future__ import annotations
+
+from flowml._lazy import lazy_exports
+
+_EXPORTS = {
+    "MissingPromptVariables": "flowml.genai.template",
+    "Prompt": "flowml.genai.prompts",
+    "PromptTemplateError": "flowml.genai.template",
+    "PromptVersion": "flowml.genai.prompts",
+    "delete_prompt_alias": "flowml.genai.prompts",
+    "get_prompt_runs": "flowml.genai.prompts",
+    "load_prompt": "flowml.genai.prompts",
+    "register_prompt": "flowml.genai.prompts",
+    "search_prompt_versions": "flowml.genai.prompts",
+    "search_prompts": "flowml.genai.prompts",
+    "set_prompt_alias": "flowml.genai.prompts",
+}
+
+__all__ = sorted(_EXPORTS)
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
