@@ -19,6 +19,7 @@ app.command("flowml.cli.artifacts:app", name="artifacts")
 app.command("flowml.cli.db:app", name="db")
 app.command("flowml.cli.models:app", name="models")
 app.command("flowml.cli.projects:app", name="projects")
+app.command("flowml.cli.prompts:app", name="prompts")
 app.command("flowml.cli.projects:run_project", name="run")
 app.command("flowml.cli.server:server", name="server")
 
