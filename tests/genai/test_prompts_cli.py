@@ -40,7 +40,8 @@ def test_list_show_versions_and_alias(env: dict[str, str]):
     genai.register_prompt("qa", [{"role": "user", "content": "{{question}}"}], "chat form")
     listed = json.loads(cli(env, "list", "-o", "json").stdout)
     assert listed == [{"name": "qa", "latest_version": 2, "aliases": {}, "tags": {}}]
-    assert "prompts:/qa@production -> version 1" in cli(env, "alias", "qa", "production", "1").stdout
+    moved = cli(env, "alias", "qa", "production", "1").stdout
+    assert "prompts:/qa@production -> version 1" in moved
     shown = cli(env, "show", "prompts:/qa@production").stdout
     assert "prompts:/qa/1  (text)" in shown and "Answer {{question}}" in shown
     assert "production" in shown
