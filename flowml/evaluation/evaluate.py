@@ -237,13 +237,25 @@ def _write_files(
             files += plots.regressor_plots(directory, prepared.targets, scored["y_pred"])
     for name, table in tables.items():
         if name == "eval_results_table":
-            # MLflow's table format ({"columns": [...], "data": [[...]]}), which its UI reads.
-            (directory / TABLE_FILE).write_text(table.to_json(orient="split", index=False))
+            (directory / TABLE_FILE).write_bytes(_table_json(table))
             files.append(TABLE_FILE)
         else:
             table.to_csv(directory / f"{name}.csv", index=False)
             files.append(f"{name}.csv")
     return files
+
+
+def _table_json(table: Any) -> bytes:
+    """MLflow's table format, ``{"columns": [...], "data": [[...], ...]}``, which its UI reads.
+
+    Built column by column with orjson: pandas' own ``to_json`` walks the rows in Python
+    and takes several times longer on a 10,000-row table.
+    """
+    import orjson
+
+    columns = [table[c].tolist() for c in table.columns]
+    payload = {"columns": [str(c) for c in table.columns], "data": list(zip(*columns))}
+    return orjson.dumps(payload, default=str)
 
 
 def _log(

