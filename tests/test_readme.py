@@ -20,7 +20,9 @@ def _blocks_under(heading: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.S)
 
 
-@pytest.mark.parametrize("heading", ["## Tracking in five lines", "## Models"])
+@pytest.mark.parametrize(
+    "heading", ["## Tracking in five lines", "## Models", "## Evaluation", "## Prompt registry"]
+)
 def test_readme_examples_run(heading: str, tmp_path: Path):
     blocks = _blocks_under(heading)
     assert blocks, f"no python example under {heading!r}"
