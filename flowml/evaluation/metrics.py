@@ -64,13 +64,14 @@ def classifier_metrics(y_true: Any, y_pred: Any, proba: Any, classes: Any) -> Cl
         "example_count": float(len(y_true)),
         "accuracy_score": m.accuracy_score(y_true, y_pred),
     }
-    for key, fn in (
-        ("precision_score", m.precision_score),
-        ("recall_score", m.recall_score),
-        ("f1_score", m.f1_score),
-    ):
-        out[key] = fn(y_true, y_pred, average=average, pos_label=pos, zero_division=0)
-        out[f"{key}_macro"] = fn(y_true, y_pred, average="macro", zero_division=0)
+    # One call per averaging gives precision, recall and F1 together (each of sklearn's
+    # precision_score/recall_score/f1_score calls would redo the same counting).
+    for suffix, how, positive in (("", average, pos), ("_macro", "macro", None)):
+        scores = m.precision_recall_fscore_support(
+            y_true, y_pred, average=how, pos_label=positive, zero_division=0
+        )
+        for key, value in zip(("precision_score", "recall_score", "f1_score"), scores[:3]):
+            out[key + suffix] = value
     if binary:
         tn, fp, fn_, tp = m.confusion_matrix(y_true, y_pred, labels=labels).ravel()
         out.update(true_negatives=tn, false_positives=fp, false_negatives=fn_, true_positives=tp)
