@@ -18,6 +18,7 @@ from flowml.evaluation.model import Scorer, as_scorer
 from flowml.evaluation.result import EvaluationResult
 from flowml.evaluation.thresholds import MetricThreshold, check_thresholds, raise_for_failures
 from flowml.exceptions import InvalidParameter
+from flowml.tracking.validation import validate_key
 
 __all__ = ["EVALUATORS", "evaluate"]
 
@@ -174,11 +175,14 @@ def _score(
                 f"The evaluator {extra!r} must return a mapping of metric names to numbers"
             )
         try:
-            out["metrics"].update({str(k): float(v) for k, v in added.items()})
+            values = {str(k): float(v) for k, v in added.items()}
         except (TypeError, ValueError):
             raise InvalidParameter(
                 f"The evaluator {extra!r} returned a non-numeric value"
             ) from None
+        for key in values:  # checked now: a bad name must not fail the run half-logged
+            validate_key("Metric", key)
+        out["metrics"].update(values)
     return out
 
 
@@ -254,7 +258,7 @@ def _table_json(table: Any) -> bytes:
     import orjson
 
     columns = [table[c].tolist() for c in table.columns]
-    payload = {"columns": [str(c) for c in table.columns], "data": list(zip(*columns))}
+    payload = {"columns": [str(c) for c in table.columns], "data": list(zip(*columns, strict=True))}
     return orjson.dumps(payload, default=str)
 
 

@@ -70,7 +70,9 @@ def classifier_metrics(y_true: Any, y_pred: Any, proba: Any, classes: Any) -> Cl
         scores = m.precision_recall_fscore_support(
             y_true, y_pred, average=how, pos_label=positive, zero_division=0
         )
-        for key, value in zip(("precision_score", "recall_score", "f1_score"), scores[:3]):
+        for key, value in zip(
+            ("precision_score", "recall_score", "f1_score"), scores[:3], strict=True
+        ):
             out[key + suffix] = value
     if binary:
         tn, fp, fn_, tp = m.confusion_matrix(y_true, y_pred, labels=labels).ravel()

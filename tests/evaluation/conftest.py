@@ -27,9 +27,7 @@ def multiclass() -> tuple[Any, Any, Any]:
     from sklearn.datasets import make_classification
     from sklearn.linear_model import LogisticRegression
 
-    features, y = make_classification(
-        400, 6, n_informative=4, n_classes=3, random_state=0
-    )
+    features, y = make_classification(400, 6, n_informative=4, n_classes=3, random_state=0)
     labels = [("red", "green", "blue")[i] for i in y]
     return features, labels, LogisticRegression(max_iter=500).fit(features, labels)
 

@@ -75,8 +75,9 @@ def test_failed_thresholds_raise_a_typed_picklable_error_listing_each_check(bina
 def test_validate_evaluation_results_compares_two_results(binary):
     frame, model = binary
     good = flowml.evaluate(model, frame, targets="label", evaluators=["metrics"])
-    dummy = flowml.evaluate(lambda rows: [1] * len(rows), frame, targets="label",
-                            evaluators=["metrics"])
+    dummy = flowml.evaluate(
+        lambda rows: [1] * len(rows), frame, targets="label", evaluators=["metrics"]
+    )
     better = {"accuracy_score": MetricThreshold(min_absolute_change=0.05, greater_is_better=True)}
     assert [c.passed for c in validate_evaluation_results(better, good, dummy)] == [True]
     with pytest.raises(ModelValidationFailed, match="accuracy_score"):
@@ -172,6 +173,20 @@ def _bad_inputs(binary: Any) -> list[tuple[str, Callable[[], Any], str]]:
             "short predictions",
             lambda: flowml.evaluate(lambda rows: [0, 1], frame, targets="label"),
             "returned 2 predictions",
+        ),
+        (
+            "evaluator metric name",
+            lambda: flowml.evaluate(
+                model, frame, targets="label", evaluators=[lambda *a: {"../escape": 1.0}]
+            ),
+            "Metric",
+        ),
+        (
+            "evaluator value",
+            lambda: flowml.evaluate(
+                model, frame, targets="label", evaluators=[lambda *a: {"x": "high"}]
+            ),
+            "non-numeric",
         ),
         ("data type", lambda: flowml.evaluate(model, {"x1": [1]}, targets="label"), "data must"),
         (
