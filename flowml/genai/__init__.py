@@ -1,7 +1,8 @@
-"""GenAI building blocks: the prompt registry (versioned ``{{variable}}`` templates).
+"""GenAI building blocks: the prompt registry (versioned ``{{variable}}`` templates) and
+``evaluate`` with scorers.
 
-``flowml.genai.evaluate`` and its scorers and LLM judges come with tracing (flowml/tracing/);
-they are not here yet.
+Predictions are not traced yet (flowml/tracing/ will plug into
+`flowml.genai.evaluation.TRACE_HOOK`), and the LLM judges are still to come.
 
 Example:
     >>> from flowml import genai
@@ -15,6 +16,11 @@ from __future__ import annotations
 from flowml._lazy import lazy_exports
 
 _EXPORTS = {
+    "Feedback": "flowml.genai.scorers",
+    "GenAIEvaluationResult": "flowml.genai.evaluation",
+    "Scorer": "flowml.genai.scorers",
+    "evaluate": "flowml.genai.evaluation",
+    "scorer": "flowml.genai.scorers",
     "MissingPromptVariables": "flowml.genai.template",
     "Prompt": "flowml.genai.prompts",
     "PromptTemplateError": "flowml.genai.template",
@@ -30,4 +36,6 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+__getattr__, __dir__ = lazy_exports(
+    __name__, _EXPORTS, globals(), {"scorers": "flowml.genai.scorers"}
+)
