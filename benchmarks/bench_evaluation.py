@@ -10,6 +10,10 @@ logs by default (flowml: confusion matrix, ROC and PR curves or residuals, the p
 table; MLflow: its curves, confusion matrix, calibration and lift curves, per-class
 metrics). MLflow's SHAP explainability is switched off (``shap`` is not installed there).
 
+And ``genai.evaluate`` of 200 rows (a trivial ``predict_fn``) with 3 heuristic scorers written
+with each library's own ``@scorer`` (exact match, contains, token count); MLflow traces each
+prediction, flowml does not trace yet.
+
 Measured per model: the first evaluation in a fresh process (imports and loading
 included) and the median of the following ones (each a new run). The sides take turns
 for a few rounds and each figure is the best of its rounds (the machine is shared).
@@ -62,7 +66,43 @@ for case, kind, model_type, target in {cases}:
         times.append(time.perf_counter() - start)
     out[case] = {{"first": times[0], "warm": sorted(times[1:])[len(times[1:]) // 2],
                  "metrics": sorted(metrics)}}
+{genai}
 print(json.dumps(out))
+"""
+
+# genai.evaluate of GENAI_ROWS rows with 3 heuristic scorers written with each library's own
+# @scorer decorator (the same three functions), a trivial predict_fn.
+GENAI_ROWS = 200
+# MLflow takes minutes per genai evaluation here (a trace per row written to SQLite): one
+# warm run after the first.
+GENAI_REPEATS = 1
+GENAI = """
+rows = [{{"inputs": {{"question": f"q{{i}}"}},
+         "expectations": {{"expected_response": f"answer {{i}}"}}}} for i in range({rows})]
+
+@scorer
+def exact_match(outputs, expectations):
+    return outputs.strip() == expectations["expected_response"].strip()
+
+@scorer
+def contains(outputs, expectations):
+    return expectations["expected_response"].lower() in outputs.lower()
+
+@scorer
+def token_count(outputs):
+    return len(outputs.split())
+
+def predict(question):
+    return "answer " + question[1:]
+
+times = []
+for i in range({genai_repeats} + 1):
+    start = time.perf_counter()
+    metrics = {evaluate}(data=rows, predict_fn=predict,
+                         scorers=[exact_match, contains, token_count]).metrics
+    times.append(time.perf_counter() - start)
+out["genai"] = {{"first": times[0], "warm": sorted(times[1:])[len(times[1:]) // 2],
+                "metrics": sorted(metrics)}}
 """
 
 CASES = [
@@ -70,7 +110,10 @@ CASES = [
     ("regressor", "regressor", "regressor", "y"),
 ]
 FLOWML = {
-    "imports": "import flowml",
+    "imports": "import flowml\nfrom flowml.genai import scorer",
+    "genai": GENAI.format(
+        rows=GENAI_ROWS, evaluate="flowml.genai.evaluate", genai_repeats=GENAI_REPEATS
+    ),
     "call": "metrics = flowml.evaluate(model, data, targets=target, model_type=model_type, "
     "evaluators=['metrics'] if case.endswith('metrics') else None).metrics",
     # MLflow's default regressor evaluation logs metrics only (its one plot is SHAP's):
@@ -78,7 +121,10 @@ FLOWML = {
     "cases": repr([*CASES, ("regressor_metrics", "regressor", "regressor", "y")]),
 }
 MLFLOW = {
-    "imports": "import mlflow",
+    "imports": "import mlflow\nfrom mlflow.genai.scorers import scorer",
+    "genai": GENAI.format(
+        rows=GENAI_ROWS, evaluate="mlflow.genai.evaluate", genai_repeats=GENAI_REPEATS
+    ),
     "cases": repr(CASES),
     "call": "with mlflow.start_run():\n"
     "            metrics = mlflow.models.evaluate(model, data, targets=target, "
@@ -127,6 +173,11 @@ def run_side(side: str, root: Path, repeats: int, round_no: int = 0) -> dict[str
         env = mlflow_env()
         env["MLFLOW_TRACKING_URI"] = f"sqlite:///{store / 'mlflow.db'}"
         env["MPLBACKEND"] = "Agg"
+        # Its default 10 threads exhaust SQLAlchemy's connection pool on SQLite and traces
+        # then fail to export (after 30 s timeouts): one worker is MLflow's fastest working
+        # setting here.
+        env["MLFLOW_GENAI_EVAL_MAX_WORKERS"] = "1"
+        env["MLFLOW_GENAI_EVAL_MAX_SCORER_WORKERS"] = "1"
     done = subprocess.run(
         [python, "-c", script, str(root), str(repeats)],
         env=env,
@@ -170,7 +221,7 @@ def run(sides: list[str], sizes: dict[str, int]) -> dict[str, Any]:
     }
     if len(sides) == 2:
         # regressor_metrics: flowml with metrics only against MLflow's default (metrics only)
-        pairs = {"classifier": "classifier", "regressor": "regressor"}
+        pairs = {"classifier": "classifier", "regressor": "regressor", "genai": "genai"}
         pairs["regressor_metrics"] = "regressor"
         report["ratios"] = {
             case: {

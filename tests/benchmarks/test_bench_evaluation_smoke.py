@@ -28,7 +28,8 @@ def test_quick_flowml_side_reports_every_case(tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["quick"] is True and report["rows"] == 1_000
     results = report["results"]["flowml"]
-    assert sorted(results) == ["classifier", "regressor", "regressor_metrics"]
+    assert sorted(results) == ["classifier", "genai", "regressor", "regressor_metrics"]
     assert "accuracy_score" in results["classifier"]["metrics"]
     assert "root_mean_squared_error" in results["regressor_metrics"]["metrics"]
+    assert results["genai"]["metrics"] == ["contains/mean", "exact_match/mean", "token_count/mean"]
     assert all(case["warm"] > 0 for case in results.values())
