@@ -157,9 +157,14 @@ def _score(
     check_label_types(y_true, y_pred, model_type)
     out: dict[str, Any] = {"y_pred": y_pred, "probs": None, "labels": None, "per_class": None}
     if model_type == "classifier":
-        scores = m.classifier_metrics(
-            y_true, y_pred, scorer.probabilities(features), scorer.classes
-        )
+        try:
+            scores = m.classifier_metrics(
+                y_true, y_pred, scorer.probabilities(features), scorer.classes
+            )
+        except ValueError as exc:  # sklearn's word on labels it cannot compare
+            raise InvalidParameter(
+                f"The predictions of {scorer.name} cannot be scored as a classifier's: {exc}"
+            ) from None
         out.update(
             metrics=scores.metrics,
             probs=scores.probabilities,

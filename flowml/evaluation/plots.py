@@ -11,10 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_CURVE_CLASSES", "classifier_plots", "regressor_plots"]
+__all__ = ["MAX_CURVE_CLASSES", "MAX_MATRIX_CLASSES", "classifier_plots", "regressor_plots"]
 
 # One curve per class stops being readable past this many classes (MLflow's default too).
 MAX_CURVE_CLASSES = 10
+# Past these, a matrix's cell counts are unreadable, then the matrix itself is.
+MAX_ANNOTATED_CLASSES = 20
+MAX_MATRIX_CLASSES = 100
 _SIZE = (6.0, 4.5)
 _DPI = 80
 _MARGINS = {"left": 0.14, "right": 0.96, "bottom": 0.13, "top": 0.92}
@@ -34,16 +37,24 @@ def classifier_plots(
 
     Returns:
         The file names written (``confusion_matrix.png``, ``roc_curve_plot.png``,
-        ``precision_recall_curve_plot.png``, as MLflow names them).
+        ``precision_recall_curve_plot.png``, as MLflow names them): no curves past 10
+        classes, no plot at all past 100.
     """
     from sklearn.metrics import ConfusionMatrixDisplay
 
+    if len(labels) > MAX_MATRIX_CLASSES:
+        return []
     names = [
         _save(
             directory,
             "confusion_matrix.png",
             lambda ax: ConfusionMatrixDisplay.from_predictions(
-                y_true, y_pred, labels=labels, ax=ax, colorbar=False
+                y_true,
+                y_pred,
+                labels=labels,
+                ax=ax,
+                colorbar=False,
+                include_values=len(labels) <= MAX_ANNOTATED_CLASSES,
             ),
             "Confusion matrix",
         )

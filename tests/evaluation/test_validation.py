@@ -188,6 +188,11 @@ def _bad_inputs(binary: Any) -> list[tuple[str, Callable[[], Any], str]]:
             ),
             "non-numeric",
         ),
+        (
+            "continuous predictions for a classifier",
+            lambda: flowml.evaluate(lambda rows: rows["x1"].to_numpy(), frame, targets="label"),
+            "cannot be scored as a classifier",
+        ),
         ("data type", lambda: flowml.evaluate(model, {"x1": [1]}, targets="label"), "data must"),
         (
             "missing file",
