@@ -7,6 +7,9 @@
 | ``FLOWML_ARTIFACT_ROOT`` | ``$FLOWML_HOME/artifacts`` (any fsspec URL) |
 | ``FLOWML_REGISTRY_URI`` | the tracking URI |
 | ``FLOWML_SEARCH_TIMEOUT_SECONDS`` | ``60`` (``0``: no limit) |
+| ``FLOWML_JUDGE_URI`` | none: the OpenAI-compatible endpoint of LLM judges (``.../v1``) |
+| ``FLOWML_JUDGE_MODEL`` | none: the model name the judges ask for |
+| ``FLOWML_JUDGE_API_KEY`` | none: sent as a bearer token, when set |
 
 Stores never read the environment: the edges (fluent API, CLI, servers) call
 `get_settings()` and pass the values down.
@@ -43,6 +46,11 @@ class Settings(BaseSettings):
     search_timeout_seconds: float = Field(
         default=DEFAULT_SEARCH_TIMEOUT_SECONDS, ge=0, allow_inf_nan=False
     )
+
+    # LLM judges (flowml.genai.judges): any OpenAI-compatible chat-completions endpoint.
+    judge_uri: str | None = None
+    judge_model: str | None = None
+    judge_api_key: str | None = Field(default=None, repr=False)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -1,8 +1,8 @@
 """GenAI building blocks: the prompt registry (versioned ``{{variable}}`` templates) and
 ``evaluate`` with scorers.
 
-Predictions are not traced yet (flowml/tracing/ will plug into
-`flowml.genai.evaluation.TRACE_HOOK`), and the LLM judges are still to come.
+LLM judges (`flowml.genai.judges`) ask any OpenAI-compatible endpoint. Predictions are not
+traced yet: flowml/tracing/ will plug into `flowml.genai.evaluation.TRACE_HOOK`.
 
 Example:
     >>> from flowml import genai
@@ -37,5 +37,8 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 __getattr__, __dir__ = lazy_exports(
-    __name__, _EXPORTS, globals(), {"scorers": "flowml.genai.scorers"}
+    __name__,
+    _EXPORTS,
+    globals(),
+    {"judges": "flowml.genai.judges", "scorers": "flowml.genai.scorers"},
 )
