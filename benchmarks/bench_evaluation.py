@@ -155,10 +155,15 @@ def prepare(root: Path, rows: int) -> None:
     save_model(Ridge().fit(frame[columns], y), str(root / "regressor_model"))
 
 
-def run_side(side: str, root: Path, repeats: int, round_no: int = 0) -> dict[str, Any]:
+def run_side(
+    side: str, root: Path, repeats: int, round_no: int = 0, genai: bool = True
+) -> dict[str, Any]:
     store = root / f"{side}-{round_no}"
     store.mkdir()
-    script = WORKER.format(**(FLOWML if side == "flowml" else MLFLOW))
+    parts = dict(FLOWML if side == "flowml" else MLFLOW)
+    if not genai:
+        parts["genai"] = ""
+    script = WORKER.format(**parts)
     if side == "flowml":
         python = sys.executable
         env = {
@@ -208,7 +213,7 @@ def run(sides: list[str], sizes: dict[str, int]) -> dict[str, Any]:
         # Sides take turns, round after round, and each figure is the best of its rounds: on a
         # shared machine, load that comes and goes then weighs on both sides alike.
         rounds = [
-            {side: run_side(side, root, sizes["repeats"], n) for side in sides}
+            {side: run_side(side, root, sizes["repeats"], n, sizes.get("genai", True)) for side in sides}
             for n in range(sizes["rounds"])
         ]
         results = {side: _best([r[side] for r in rounds]) for side in sides}
@@ -221,7 +226,9 @@ def run(sides: list[str], sizes: dict[str, int]) -> dict[str, Any]:
     }
     if len(sides) == 2:
         # regressor_metrics: flowml with metrics only against MLflow's default (metrics only)
-        pairs = {"classifier": "classifier", "regressor": "regressor", "genai": "genai"}
+        pairs = {"classifier": "classifier", "regressor": "regressor"}
+        if sizes.get("genai", True):
+            pairs["genai"] = "genai"
         pairs["regressor_metrics"] = "regressor"
         report["ratios"] = {
             case: {
@@ -258,9 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     parser.add_argument("--side", choices=["both", "flowml", "mlflow"], default="both")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--no-genai", action="store_true", help="skip the genai case (minutes)")
     args = parser.parse_args(argv)
     sides = ["flowml", "mlflow"] if args.side == "both" else [args.side]
-    report = run(sides, QUICK if args.quick else FULL)
+    report = run(sides, {**(QUICK if args.quick else FULL), "genai": not args.no_genai})
     report["quick"] = args.quick
     if args.json:
         print(json.dumps(report, indent=2))
