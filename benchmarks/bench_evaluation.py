@@ -209,11 +209,12 @@ def _best(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def run(sides: list[str], sizes: dict[str, int]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flowml-bench-eval-") as tmp:
         root = Path(tmp)
+        genai = bool(sizes.get("genai", True))
         prepare(root, sizes["rows"])
         # Sides take turns, round after round, and each figure is the best of its rounds: on a
         # shared machine, load that comes and goes then weighs on both sides alike.
         rounds = [
-            {side: run_side(side, root, sizes["repeats"], n, sizes.get("genai", True)) for side in sides}
+            {side: run_side(side, root, sizes["repeats"], n, genai) for side in sides}
             for n in range(sizes["rounds"])
         ]
         results = {side: _best([r[side] for r in rounds]) for side in sides}
@@ -227,7 +228,7 @@ def run(sides: list[str], sizes: dict[str, int]) -> dict[str, Any]:
     if len(sides) == 2:
         # regressor_metrics: flowml with metrics only against MLflow's default (metrics only)
         pairs = {"classifier": "classifier", "regressor": "regressor"}
-        if sizes.get("genai", True):
+        if genai:
             pairs["genai"] = "genai"
         pairs["regressor_metrics"] = "regressor"
         report["ratios"] = {
