@@ -99,6 +99,11 @@ _LAZY: dict[str, str] = {
     "start_span": "flowml.tracing.fluent",
     "trace": "flowml.tracing.fluent",
     "update_current_trace": "flowml.tracing.fluent",
+    # evaluation
+    "EvaluationResult": "flowml.evaluation.result",
+    "MetricThreshold": "flowml.evaluation.thresholds",
+    "ModelValidationFailed": "flowml.evaluation.thresholds",
+    "evaluate": "flowml.evaluation.evaluate",
     # registry
     "RegistryClient": "flowml.registry.client",
     "get_registry_uri": "flowml.registry.fluent",
@@ -119,6 +124,8 @@ _SUBMODULES = {
     "tracing",
     "projects",
     "tasks",
+    "evaluation",
+    "genai",
     "testing",
 }
 # flavor modules reachable as flowml.<flavor> (flowml.sklearn.load_model gives the estimator)
@@ -137,6 +144,9 @@ __getattr__, __dir__ = lazy_exports(
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from flowml.models.autolog import autolog
+    from flowml.evaluation.evaluate import evaluate
+    from flowml.evaluation.result import EvaluationResult
+    from flowml.evaluation.thresholds import MetricThreshold, ModelValidationFailed
     from flowml.models.api import load_model, log_model, save_model
     from flowml.models.mlmodel import ModelInfo
     from flowml.models.pyfunc import PyFuncModel

@@ -9,6 +9,9 @@
 | ``FLOWML_SEARCH_TIMEOUT_SECONDS`` | ``60`` (``0``: no limit) |
 | ``FLOWML_TRACKING_TOKEN`` (or ``MLFLOW_TRACKING_TOKEN``) | none (a tracking server token) |
 | ``FLOWML_OTLP_ENDPOINT`` | unset (traces also go to this OTLP/HTTP endpoint when set) |
+| ``FLOWML_JUDGE_URI`` | none: the OpenAI-compatible endpoint of LLM judges (``.../v1``) |
+| ``FLOWML_JUDGE_MODEL`` | none: the model name the judges ask for |
+| ``FLOWML_JUDGE_API_KEY`` | none: sent as a bearer token, when set |
 
 Stores never read the environment: the edges (fluent API, CLI, servers) call
 `get_settings()` and pass the values down.
@@ -57,6 +60,11 @@ class Settings(BaseSettings):
 
     # Where traces are also exported over OTLP/HTTP (``http://host:4318``); unset: nowhere.
     otlp_endpoint: str | None = None
+
+    # LLM judges (flowml.genai.judges): any OpenAI-compatible chat-completions endpoint.
+    judge_uri: str | None = None
+    judge_model: str | None = None
+    judge_api_key: str | None = Field(default=None, repr=False)
 
     @field_validator("home", mode="after")
     @classmethod

@@ -21,46 +21,24 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 
+from flowml.evaluation import MetricThreshold
 from flowml.exceptions import InvalidParameter, ResourceNotFound
-from flowml.registry import RegistryClient, beats_champion, metric_at_least
+from flowml.registry import RegistryClient, beats_champion
 from flowml.registry.entities import is_stage
+from flowml.tasks.evaluate import evaluate_model
 from flowml.tasks.steps import PromotionResult, promote_model
 
-# metric -> whether higher is better
-METRICS = {"accuracy": True, "f1": True, "r2": True, "rmse": False, "mae": False}
-
-
-@task(cache_policy=NO_CACHE)
-def load_holdout(uri: str, target_column: str) -> tuple[Any, Any]:
-    """Features and labels from a CSV or Parquet file (local path or any fsspec URL)."""
-    import pandas as pd
-
-    frame = pd.read_parquet(uri) if uri.endswith(".parquet") else pd.read_csv(uri)
-    if target_column not in frame.columns:
-        raise InvalidParameter(f"{uri} has no column {target_column!r}")
-    return frame.drop(columns=[target_column]), frame[target_column]
-
-
-@task(task_run_name="score-{model_uri}", cache_policy=NO_CACHE)
-def score(model_uri: str, features: Any, labels: Any, metric: str) -> float:
-    """The model's ``metric`` on the held-out data."""
-    from sklearn import metrics as m
-
-    from flowml.models import load_model
-
-    predicted = load_model(model_uri).predict(features)
-    if metric == "accuracy":
-        return float(m.accuracy_score(labels, predicted))
-    if metric == "f1":
-        return float(m.f1_score(labels, predicted, average="macro"))
-    if metric == "r2":
-        return float(m.r2_score(labels, predicted))
-    if metric == "mae":
-        return float(m.mean_absolute_error(labels, predicted))
-    return float(m.mean_squared_error(labels, predicted) ** 0.5)
+# short name -> (MLflow's metric name, model type, whether higher is better)
+METRICS = {
+    "accuracy": ("accuracy_score", "classifier", True),
+    "f1": ("f1_score", "classifier", True),
+    "roc_auc": ("roc_auc", "classifier", True),
+    "r2": ("r2_score", "regressor", True),
+    "rmse": ("root_mean_squared_error", "regressor", False),
+    "mae": ("mean_absolute_error", "regressor", False),
+}
 
 
 @flow(name="champion-challenger")
@@ -76,11 +54,16 @@ def champion_challenger(
 ) -> PromotionResult | None:
     """Promote the newest version of ``model_name`` to ``to`` if it wins on held-out data.
 
+    The challenger is evaluated with `flowml.tasks.evaluate_model` (all the standard metrics,
+    plots and a per-row table on the task's run), with the champion as the baseline on the
+    same rows. The evaluation is the gate: the challenger must beat the champion on
+    ``metric`` (by more than ``margin``) and reach ``min_score`` when given.
+
     Args:
         model_name: the registered model.
         holdout_uri: held-out data (CSV or Parquet), never seen in training.
         target_column: the label column in it.
-        metric: accuracy, f1 or r2 (higher is better), rmse or mae (lower is better).
+        metric: accuracy, f1, roc_auc or r2 (higher is better), rmse or mae (lower is better).
         to: the alias (``champion``) or stage (``Production``) to promote to.
         min_score: also require this score (a floor for accuracy/f1/r2, a ceiling for rmse/mae).
         margin: how much better than the champion the challenger must be.
@@ -94,27 +77,27 @@ def champion_challenger(
     """
     if metric not in METRICS:
         raise InvalidParameter(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    higher_is_better = METRICS[metric]
+    key, model_type, higher_is_better = METRICS[metric]
     client = RegistryClient()
     challenger = client.get_model_version_by_alias(model_name, "latest")
     champion = _holder(client, model_name, to)
     if champion is not None and champion.version == challenger.version:
         return None
-    features, labels = load_holdout(holdout_uri, target_column)
-    key = f"holdout_{metric}"
-    evaluations = {
-        challenger.version: {
-            key: score(f"models:/{model_name}/{challenger.version}", features, labels, metric)
-        }
-    }
-    if champion is not None:
-        evaluations[champion.version] = {
-            key: score(f"models:/{model_name}/{champion.version}", features, labels, metric)
-        }
-    gates = [beats_champion(key, margin=margin, higher_is_better=higher_is_better)]
+    result = evaluate_model(
+        f"models:/{model_name}/{challenger.version}",
+        holdout_uri,
+        targets=target_column,
+        model_type=model_type,
+        baseline_model=None if champion is None else f"models:/{model_name}/{champion.version}",
+        dataset_name="holdout",
+    )
+    evaluations = {challenger.version: result.metrics}
+    if champion is not None and result.baseline_metrics is not None:
+        evaluations[champion.version] = result.baseline_metrics
+    gates: list[Any] = [beats_champion(key, margin=margin, higher_is_better=higher_is_better)]
     if min_score is not None:
-        floor = metric_at_least(key, min_score) if higher_is_better else _at_most(key, min_score)
-        gates.insert(0, floor)
+        floor = {key: MetricThreshold(threshold=min_score, greater_is_better=higher_is_better)}
+        gates.insert(0, result.as_gate(floor))
     return promote_model(
         model_name,
         challenger.version,
@@ -122,7 +105,7 @@ def champion_challenger(
         gates=gates,
         evaluations=evaluations,
         require_approval=require_approval,
-        reason=f"champion/challenger on {holdout_uri} ({metric})",
+        reason=f"champion/challenger on {holdout_uri} ({key})",
     )
 
 
@@ -133,17 +116,6 @@ def _holder(client: RegistryClient, name: str, to: str) -> Any:
         return client.get_model_version_by_alias(name, to)
     except ResourceNotFound:
         return None
-
-
-def _at_most(key: str, ceiling: float) -> Any:
-    """A gate for losses: the challenger's ``key`` must not exceed ``ceiling``."""
-
-    def gate(ctx: Any) -> bool:
-        value = ctx.metric(ctx.candidate, key)
-        return value is not None and value <= ceiling
-
-    gate.__name__ = gate.__qualname__ = f"metric_at_most({key!r}, {ceiling:g})"
-    return gate
 
 
 def main() -> None:

@@ -22,7 +22,14 @@ def _blocks_under(heading: str) -> list[str]:
 
 @pytest.mark.parametrize(
     "heading",
-    ["## Tracking in five lines", "## Models", "## GenAI tracing", "## Switching from MLflow"],
+    [
+        "## Tracking in five lines",
+        "## Models",
+        "## GenAI tracing",
+        "## Switching from MLflow",
+        "## Evaluation",
+        "## Prompt registry",
+    ],
 )
 def test_readme_examples_run(heading: str, tmp_path: Path):
     blocks = _blocks_under(heading)

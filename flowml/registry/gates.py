@@ -11,6 +11,10 @@ ready-made gates cover the usual checks:
 Metrics come from each version's source run (its latest value per key), unless the
 promotion passes ``evaluations`` (e.g. scores on held-out data), which take precedence.
 
+An evaluation result (anything with an ``as_gate()`` method, such as
+`flowml.evaluation.EvaluationResult`) is a gate too: it passes when the evaluation scored
+the candidate and every validation threshold of it passed.
+
 Example:
     >>> def has_signature(ctx: GateContext) -> bool:
     ...     return ctx.candidate.tags.get("signature") == "yes"
@@ -34,6 +38,7 @@ __all__ = [
     "Gate",
     "GateContext",
     "GateResult",
+    "as_gate",
     "beats_champion",
     "gate_name",
     "metric_at_least",
@@ -214,13 +219,15 @@ def run_gates(ctx: GateContext, gates: Sequence[Gate]) -> list[GateResult]:
     """Every gate's result, in order. All gates run, so a refusal lists every reason.
 
     A gate that raises fails with the error as its detail: an unexpected error never
-    lets a promotion through.
+    lets a promotion through. An item with an ``as_gate()`` method (an evaluation result)
+    is replaced by the gate it gives.
 
     Raises:
         InvalidParameter: an item of ``gates`` is not callable.
     """
     if isinstance(gates, (str, bytes)) or not isinstance(gates, Sequence):
         raise InvalidParameter(f"gates must be a list of callables, got {type(gates).__name__}")
+    gates = [as_gate(gate) for gate in gates]
     for gate in gates:
         if not callable(gate):
             raise InvalidParameter(f"A gate must be callable, got {gate!r}")
@@ -241,6 +248,12 @@ def run_gates(ctx: GateContext, gates: Sequence[Gate]) -> list[GateResult]:
                 GateResult(name, False, f"the gate returned {verdict!r}, not a bool or GateResult")
             )
     return results
+
+
+def as_gate(item: Any) -> Any:
+    """``item`` itself, or the gate its ``as_gate()`` gives (evaluation results)."""
+    convert = getattr(item, "as_gate", None)
+    return convert() if callable(convert) and not callable(item) else item
 
 
 def _check_key(key: object) -> None:

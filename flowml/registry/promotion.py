@@ -171,7 +171,8 @@ def gate_context(
     """What the gates of ``plan`` see: its candidate, its champion, and their metrics.
 
     Args:
-        evaluations: version -> metric values overriding the versions' run metrics.
+        evaluations: version -> metric values overriding the versions' run metrics; a
+            value may also be an evaluation result (anything with a ``metrics`` mapping).
 
     Raises:
         InvalidParameter: ``evaluations`` is not a mapping of version to numbers.
@@ -180,6 +181,9 @@ def gate_context(
         raise InvalidParameter(f"evaluations must map versions to metrics, got {evaluations!r}")
     normalised: dict[int, dict[str, float]] = {}
     for version, values in (evaluations or {}).items():
+        scores = getattr(values, "metrics", None)
+        if not isinstance(values, Mapping) and isinstance(scores, Mapping):
+            values = scores
         if not isinstance(values, Mapping):
             raise InvalidParameter(f"evaluations[{version!r}] must map metric names to numbers")
         try:

@@ -9,6 +9,7 @@ from flowml._lazy import lazy_exports
 
 _EXPORTS = {
     "batch_predict": "flowml.tasks.batch_predict",
+    "evaluate_model": "flowml.tasks.evaluate",
     "promote_model": "flowml.tasks.steps",
     "register_model": "flowml.tasks.steps",
     "tracked_flow": "flowml.tasks.decorators",

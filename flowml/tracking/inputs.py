@@ -32,7 +32,7 @@ from flowml.tracking.lineage import (
 if TYPE_CHECKING:
     from flowml.tracking.client import TrackingClient
 
-__all__ = ["defer_lineage", "log_input", "record_output", "take_deferred"]
+__all__ = ["defer_lineage", "log_input", "record_input", "record_output", "take_deferred"]
 
 INPUTS_TAG = "flowml.inputs"
 DATASET_CONTEXT_TAG = "mlflow.data.context"
@@ -149,6 +149,31 @@ def record_output(
 
         client = get_client()
     entry = LineageEntry(OUTPUT, kind, uri, name=name, digest=digest)
+    _record(client, run_id, [entry])
+    return entry
+
+
+def record_input(
+    run_id: str,
+    kind: str,
+    uri: str,
+    *,
+    name: str | None = None,
+    digest: str | None = None,
+    client: TrackingClient | None = None,
+) -> LineageEntry:
+    """Record that a run read something identified by a URI no filesystem opens
+    (``prompts:/qa/3``): the same rules and deferral as `log_input`.
+
+    Raises:
+        InvalidParameter: a bad kind, URI, name or digest.
+        ResourceNotFound: no run has that id.
+    """
+    if client is None:
+        from flowml.tracking.fluent import get_client
+
+        client = get_client()
+    entry = LineageEntry(INPUT, kind, uri, name=name, digest=digest)
     _record(client, run_id, [entry])
     return entry
 

@@ -69,9 +69,11 @@ def test_champion_challenger(promote_flow: ModuleType, data):
     assert client.get_model_version_by_alias("wine", "champion").version == strong
     scores = {g["gate"]: (g["candidate_value"], g["champion_value"]) for g in second.gates}
     candidate, champion = scores[
-        "beats_champion('holdout_accuracy', margin=0, higher_is_better=True)"
+        "beats_champion('accuracy_score', margin=0, higher_is_better=True)"
     ]
     assert candidate > 0.9 and champion < candidate
+    evaluation = next(g for g in second.gates if g["gate"].startswith("evaluation("))
+    assert evaluation["passed"], evaluation
     assert promote_flow.champion_challenger("wine", holdout, "label") is None  # already champion
     _register(DummyClassifier(strategy="most_frequent"), features, labels)
     state = promote_flow.champion_challenger("wine", holdout, "label", return_state=True)

@@ -28,6 +28,7 @@ from flowml.registry.entities import (
     RegisteredModel,
     canonical_stage,
 )
+from flowml.registry.prompt_tags import check_version_tag_writable
 from flowml.registry.schema import (
     model_version_tags,
     model_versions,
@@ -468,6 +469,7 @@ class SqlRegistryStore(AbstractRegistryStore):
         v.validate_model_name(name)
         number = v.validate_version(version)
         key, value = v.validate_tag(key, value)
+        check_version_tag_writable(key)
         with write_transaction(self.engine) as conn:
             row = self._model_row(conn, name, lock=True)
             self._version(conn, row.id, name, number)
@@ -483,6 +485,7 @@ class SqlRegistryStore(AbstractRegistryStore):
         v.validate_model_name(name)
         number = v.validate_version(version)
         v.validate_tag(key, "")
+        check_version_tag_writable(key)
         with write_transaction(self.engine) as conn:
             row = self._model_row(conn, name, lock=True)
             self._version(conn, row.id, name, number)
