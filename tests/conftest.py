@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -142,3 +143,14 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One ``flowml server`` on a loopback port and a SQLite store, for the REST stores' tests."""
+    from loopback_server import LoopbackServer
+
+    server = LoopbackServer(tmp_path_factory.mktemp("rest-server"))
+    server.start()
+    yield server
+    server.stop()

@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from flowml.exceptions import BadRequest, FlowMLError
+from flowml.registry.audit import AuditInfo, audit_context
+from flowml.registry.store.rest import AUDIT_HEADER, audit_from_header
 from flowml.server.context import ServerContext
 from flowml.server.wire import Fields
 
@@ -41,6 +43,7 @@ _log = logging.getLogger("flowml.server")
 MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
 
 Handler = Callable[[ServerContext, Fields], dict[str, Any]]
+_AUDIT_FIELDS = frozenset({"user_id", "reason", "flow_run_id", "task_run_id"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +104,33 @@ async def read_fields(request: Request) -> Fields:
     return fields.with_values(request.path_params) if request.path_params else fields
 
 
+def _audited(
+    handler: Handler, ctx: ServerContext, fields: Fields, audit: AuditInfo | None
+) -> dict[str, Any]:
+    if audit is None:
+        return handler(ctx, fields)
+    # Registry changes record who asked, why and from which Prefect run (flowml's REST
+    # registry store sends it); set in the worker thread, where the store reads it.
+    with audit_context(
+        user_id=audit.user_id,
+        reason=audit.reason,
+        flow_run_id=audit.flow_run_id,
+        task_run_id=audit.task_run_id,
+        **{k: val for k, val in audit.details.items() if k not in _AUDIT_FIELDS},
+    ):
+        return handler(ctx, fields)
+
+
 def json_endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint running ``handler`` on a worker thread."""
 
     async def endpoint(request: Request) -> Response:
         try:
             fields = await read_fields(request)
-            result = await run_in_threadpool(handler, request.app.state.ctx, fields)
+            audit = audit_from_header(request.headers.get(AUDIT_HEADER))
+            result = await run_in_threadpool(
+                _audited, handler, request.app.state.ctx, fields, audit
+            )
         except FlowMLError as exc:
             return error_response(exc)
         except Exception as exc:  # any other fault: logged, answered without internals

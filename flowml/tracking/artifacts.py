@@ -294,11 +294,21 @@ def _is_local(fs: Any) -> bool:
     return protocol in ("file", "local")
 
 
-def download_uri(uri: str, dst_path: str | os.PathLike[str] | None = None) -> str:
+def download_uri(
+    uri: str, dst_path: str | os.PathLike[str] | None = None, *, proxy_url: str | None = None
+) -> str:
     """Make the file or directory at ``uri`` available locally and return its local path.
 
     Local paths (and ``file://`` URLs) are returned as they are, without copying.
+    ``mlflow-artifacts:/`` URIs are read through the artifact proxy of the tracking server
+    at ``proxy_url``.
     """
+    if uri.lower().startswith("mlflow-artifacts:"):
+        parent, _, name = uri.rstrip("/").rpartition("/")
+        if parent.endswith(":"):  # mlflow-artifacts:/<name>: the destination's root
+            parent, name = uri.rstrip("/"), ""
+        repo = ArtifactRepository(parent, proxy_url=proxy_url)
+        return repo.download_artifacts(name, dst_path)
     fs, path = _url_to_fs(uri)
     if _is_local(fs):
         if not fs.exists(path):

@@ -21,14 +21,6 @@ from flowml.tracking.store.rest import RestStore
 from flowml.tracking.store.sql import SqlStore
 
 
-@pytest.fixture(scope="session")
-def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(tmp_path_factory.mktemp("rest-server"))
-    server.start()
-    yield server
-    server.stop()
-
-
 class RestStoreUnderTest(RestStore):
     """A REST store whose ``engine`` is the server's database, for the tests' row counts."""
 
