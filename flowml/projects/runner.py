@@ -8,10 +8,11 @@ output line into the Prefect run logs. The command gets ``FLOWML_TRACKING_URI``,
 ``FLOWML_RUN_ID`` and ``FLOWML_EXPERIMENT_ID``, so ``flowml.log_metric`` in the script logs
 into that run; with a tracking server (``http(s)://``) it also gets ``MLFLOW_TRACKING_URI``,
 ``MLFLOW_RUN_ID`` and ``MLFLOW_EXPERIMENT_ID``, so an unchanged MLflow script's
-``mlflow.log_*`` calls log into the same run through the server. Exit code 0 ends the run FINISHED, any other FAILED (and the flow run fails);
-an interruption (Ctrl-C, the Prefect runner's cancellation signal) stops the command's whole
-process group and ends the run KILLED. The run then publishes the ``flowml.run.finished``
-event and artifacts of a tracked flow (`flowml.projects.monitor`).
+``mlflow.log_*`` calls log into the same run through the server. Exit code 0 ends the run
+FINISHED, any other FAILED (and the flow run fails); an interruption (Ctrl-C, the Prefect
+runner's cancellation signal) stops the command's whole process group and ends the run
+KILLED. The run then publishes the ``flowml.run.finished`` event and artifacts of a
+tracked flow (`flowml.projects.monitor`).
 """
 
 from __future__ import annotations
