@@ -4,11 +4,12 @@
 |---|---|
 | ``/api/2.0/mlflow/`` (and ``/ajax-api/``) | experiments, runs, metrics, artifacts/list, registry |
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
+| ``/api/2.0/mlflow-artifacts/mpu/`` | multipart uploads through the proxy (`multipart`) |
 | ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
 | ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
-| ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
+| ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: multipart uploads, no workspaces |
 
 Unknown paths answer 404 and wrong methods 405, both with MLflow's ``ENDPOINT_NOT_FOUND``
 error body (its client falls back to another endpoint on that code).
@@ -31,6 +32,7 @@ from flowml.server import (
     extension,
     inputs,
     logged_models,
+    multipart,
     registry,
     runs,
 )
@@ -126,6 +128,17 @@ def _routes() -> list[Route]:
             Route(f"{proxy}/{{artifact_path:path}}", artifacts.download, methods=["GET"]),
             Route(f"{proxy}/{{artifact_path:path}}", artifacts.upload, methods=["PUT"]),
             Route(f"{proxy}/{{artifact_path:path}}", artifacts.delete_artifact, methods=["DELETE"]),
+        ]
+        mpu = f"{prefix}/mlflow-artifacts/mpu"
+        routes += [
+            Route(f"{mpu}/create/{{artifact_path:path}}", multipart.create, methods=["POST"]),
+            Route(f"{mpu}/complete/{{artifact_path:path}}", multipart.complete, methods=["POST"]),
+            Route(f"{mpu}/abort/{{artifact_path:path}}", multipart.abort, methods=["POST"]),
+            Route(
+                f"{mpu}/part/{{upload_id}}/{{part_number:int}}",
+                multipart.upload_part,
+                methods=["PUT"],
+            ),
             Route(
                 f"{prefix}/mlflow/logged-models/{{model_id}}/artifacts/files",
                 logged_models.download_file,
@@ -145,12 +158,13 @@ async def _version(request: Request) -> Response:
     return PlainTextResponse(__version__)
 
 
-# MLflow 3's client asks before large uploads and downloads; nothing here is optional yet.
+# MLflow 3's client asks before large uploads and downloads: uploads go in parts through
+# the proxy (`multipart`); downloads stream whole.
 _SERVER_INFO = {
     "store_type": None,
     "workspaces_enabled": False,
     "trace_archival_enabled": False,
-    "multipart_uploads_enabled": False,
+    "multipart_uploads_enabled": True,
     "multipart_downloads_enabled": False,
     "presigned_upload_run_id_supported": False,
     "presigned_upload_model_id_supported": False,
