@@ -9,7 +9,7 @@
 | ``/api/2.0/flowml/`` | run keys and lineage, for flowml's REST store (`extension`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
-| ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: multipart uploads, no workspaces |
+| ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: multipart uploads on |
 
 Unknown paths answer 404 and wrong methods 405, both with MLflow's ``ENDPOINT_NOT_FOUND``
 error body (its client falls back to another endpoint on that code).

@@ -3,12 +3,12 @@
 MLflow's client uploads a large file (at least ``MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE``)
 in parts when ``/api/3.0/mlflow/server-info`` says ``multipart_uploads_enabled``:
 
-| method | path (below ``/api/2.0/mlflow-artifacts``) | what |
+| method | path below ``/api/2.0/mlflow-artifacts``, body | what |
 |---|---|---|
-| POST | ``/mpu/create/<dir>`` ``{"path", "num_parts"}`` | an ``upload_id``, a credential (URL) per part |
-| PUT | the credential's URL: ``/mpu/part/<upload_id>/<n>`` | part ``n``'s bytes; answers an ``ETag`` |
-| POST | ``/mpu/complete/<dir>`` ``{"path", "upload_id", "parts"}`` | assemble the parts |
-| POST | ``/mpu/abort/<dir>`` ``{"path", "upload_id"}`` | forget the upload |
+| POST | ``/mpu/create/<dir>`` ``{path, num_parts}`` | an ``upload_id``, one URL per part |
+| PUT | the part's URL: ``/mpu/part/<upload_id>/<n>`` | part ``n``'s bytes; answers an ETag |
+| POST | ``/mpu/complete/<dir>`` ``{path, upload_id, parts}`` | assemble the parts |
+| POST | ``/mpu/abort/<dir>`` ``{path, upload_id}`` | forget the upload |
 
 ``<dir>`` is the artifact's directory below the destination and ``path`` the client's local
 file: its name is the artifact's name, as in MLflow.
