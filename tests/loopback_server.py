@@ -23,9 +23,12 @@ def free_port() -> int:
 class LoopbackServer:
     """A ``flowml server`` on 127.0.0.1, stoppable and restartable on the same port and store."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(
+        self, root: Path, port: int | None = None, store_uri: str | None = None, workers: int = 1
+    ) -> None:
         self.root = root
-        self.store_uri = f"sqlite:///{root / 'server.db'}"
+        self.store_uri = store_uri or f"sqlite:///{root / 'server.db'}"
+        self.workers = workers
         self.destination = root / "artifacts"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,6 +36,7 @@ class LoopbackServer:
 
     def start(self) -> None:
         options = ["--port", str(self.port), "--backend-store-uri", self.store_uri]
+        options += ["--workers", str(self.workers)]
         options += ["--artifacts-destination", str(self.destination)]
         with open(self.root / "server.log", "ab") as log:
             self.proc = subprocess.Popen(
