@@ -31,6 +31,7 @@ from flowml.tracking.artifacts import FileInfo, safe_artifact_path
 __all__ = ["ENDPOINTS", "delete_artifact", "download", "list_proxied", "upload"]
 
 _CHUNK = 1024 * 1024
+_IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
 def _file_json(info: FileInfo, path: str) -> dict[str, Any]:
@@ -118,6 +119,13 @@ async def upload(request: Request) -> Response:
         rel = _proxy_path(request)
         if not rel:
             raise ArtifactPathError("An artifact upload needs a file path")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= _IN_MEMORY_BYTES:
+            # Small files (most artifacts): one write, no spool file. The declared length
+            # bounds what is held; a body longer than declared is cut off by the server.
+            body = await request.body()
+            await run_in_threadpool(ctx.artifacts.write_bytes, rel, body)
+            return json_response({})
         directory, name = posixpath.split(rel)
         with tempfile.TemporaryDirectory(prefix="flowml-upload-") as spool:
             local = os.path.join(spool, name)
