@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select
+from loopback_server import empty_database
+from sqlalchemy import select
 
 from flowml.registry import schema
 from flowml.registry.client import RegistryClient
@@ -47,19 +48,6 @@ def registry_uri(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     clear_cache()
 
 
-def _empty_registry(backing: SqlRegistryStore) -> None:
-    # The audit table is append-only (a trigger): lifted for the emptying only, in the
-    # same transaction, so the server never sees it missing.
-    with backing.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TRIGGER registry_audit_no_delete")
-        for table in reversed(_TABLES):
-            conn.execute(delete(table))
-        conn.exec_driver_sql(
-            "CREATE TRIGGER registry_audit_no_delete BEFORE DELETE ON registry_audit "
-            "BEGIN SELECT RAISE(ABORT, 'registry_audit is append-only'); END"
-        )
-
-
 @pytest.fixture
 def store(registry_uri: str) -> SqlRegistryStore:
     return SqlRegistryStore(registry_uri)
@@ -76,7 +64,7 @@ def conformance_store(
     if request.param == "rest":
         server = request.getfixturevalue("rest_server")
         backing = SqlRegistryStore(server.store_uri)
-        _empty_registry(backing)
+        empty_database(backing.engine)
         rest = RestRegistryStoreUnderTest(server.url, backing)
         yield rest
         rest.close()
