@@ -126,6 +126,8 @@ async def upload(request: Request) -> Response:
             body = await request.body()
             await run_in_threadpool(ctx.artifacts.write_bytes, rel, body)
             return json_response({})
+        if await _stream_to_disk(ctx, rel, request):
+            return json_response({})
         directory, name = posixpath.split(rel)
         with tempfile.TemporaryDirectory(prefix="flowml-upload-") as spool:
             local = os.path.join(spool, name)
@@ -138,6 +140,28 @@ async def upload(request: Request) -> Response:
     except Exception as exc:  # any other fault: logged, answered without internals
         return internal_error(exc)
     return json_response({})
+
+
+async def _stream_to_disk(ctx: ServerContext, rel: str, request: Request) -> bool:
+    """Write the body straight into the local destination (one write, atomic rename).
+
+    The file is written on a worker thread, which pulls the body's chunks from the event
+    loop one at a time; a client that disconnects midway leaves no partial artifact.
+    Returns ``False`` when the destination is not local disk (nothing read yet).
+    """
+    import anyio.from_thread
+
+    chunks = request.stream().__aiter__()
+
+    def fill(out: Any) -> None:
+        while True:
+            try:
+                chunk = anyio.from_thread.run(chunks.__anext__)
+            except StopAsyncIteration:
+                return
+            out.write(chunk)
+
+    return bool(await run_in_threadpool(ctx.artifacts.write_stream, rel, fill))
 
 
 async def delete_artifact(request: Request) -> Response:

@@ -146,6 +146,21 @@ class ArtifactRepository:
             # One PUT: an object store shows the old object or the whole new one.
             self.fs.pipe_file(self._full(rel), data)
 
+    def write_stream(self, artifact_path: str, fill: Any) -> bool:
+        """Write a file by calling ``fill(binary_file)``, on local disk only (atomically).
+
+        Returns:
+            ``False`` (nothing written) when the root is not local: the caller then
+            spools the content and uses `log_artifact`.
+        """
+        rel = safe_artifact_path(artifact_path)
+        if not rel:
+            raise ArtifactPathError("An artifact needs a file name")
+        if not self._local:
+            return False
+        local_fs.write_file(self.root, rel, fill)
+        return True
+
     def read_bytes(self, artifact_path: str) -> bytes:
         src = self._full(artifact_path)
         if self._local:
