@@ -110,9 +110,11 @@ def file_response(handle: Any, name: str) -> StreamingResponse:
 async def upload(request: Request) -> Response:
     """``PUT .../mlflow-artifacts/artifacts/<path>``: store the body as that file.
 
-    The body is spooled to a private temporary file first and then written through the
-    repository (atomically on local disk, one PUT or a completed multipart upload on object
-    stores), so a client that disconnects midway leaves no partial artifact.
+    Small bodies are written in one step; larger ones stream into the artifact's own
+    temporary file on a local destination (renamed into place once whole), or are spooled
+    to a private temporary file and then written through the repository on object stores
+    (one PUT or a completed multipart upload). Either way a client that disconnects midway
+    leaves no partial artifact.
     """
     ctx: ServerContext = request.app.state.ctx
     try:
