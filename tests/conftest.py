@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +152,29 @@ def prefect_harness() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One ``flowml server`` on a loopback port and a SQLite store, for the REST stores' tests."""
+    from loopback_server import LoopbackServer
+
+    server = LoopbackServer(tmp_path_factory.mktemp("rest-server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> tuple[Path, dict[str, str]]:
+    """MLflow 3.17's interpreter (its venv is created on first use) and its environment."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location(
+        "_flowml_bench_mlflow_env", root / "benchmarks" / "_mlflow_env.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Path(module.mlflow_python()), module.mlflow_env()

@@ -67,6 +67,18 @@ def resolve_model_uri(uri: str) -> str:
     return uri
 
 
+def _proxy_url(uri: str) -> str:
+    # ``mlflow-artifacts:/`` locations are served by the server that named them: the
+    # registry's for models:/ URIs, the tracking server's for runs:/ URIs.
+    from flowml.tracking.fluent import get_tracking_uri
+
+    if uri.startswith(MODELS_SCHEME):
+        from flowml.settings import get_settings
+
+        return get_settings().registry_uri or get_tracking_uri()
+    return get_tracking_uri()
+
+
 def download_to_local(uri: str, dst_path: str | None = None) -> str:
     """A local path holding the file or directory at model URI `uri`.
 
@@ -81,7 +93,7 @@ def download_to_local(uri: str, dst_path: str | None = None) -> str:
 
     location = resolve_model_uri(uri)
     try:
-        return download_uri(location, dst_path)
+        return download_uri(location, dst_path, proxy_url=_proxy_url(uri))
     except (FileNotFoundError, ResourceNotFound):
         where = f"{uri!r}" if location == uri else f"{uri!r} (resolved to {location!r})"
         raise ResourceNotFound(f"No model at {where}: nothing exists there") from None

@@ -6,10 +6,13 @@ fetches the project, resolves the parameters, creates the tracked run (parameter
 MLflow's project tags set), prepares the environment and runs the command, streaming every
 output line into the Prefect run logs. The command gets ``FLOWML_TRACKING_URI``,
 ``FLOWML_RUN_ID`` and ``FLOWML_EXPERIMENT_ID``, so ``flowml.log_metric`` in the script logs
-into that run. Exit code 0 ends the run FINISHED, any other FAILED (and the flow run fails);
-an interruption (Ctrl-C, the Prefect runner's cancellation signal) stops the command's whole
-process group and ends the run KILLED. The run then publishes the ``flowml.run.finished``
-event and artifacts of a tracked flow (`flowml.projects.monitor`).
+into that run; with a tracking server (``http(s)://``) it also gets ``MLFLOW_TRACKING_URI``,
+``MLFLOW_RUN_ID`` and ``MLFLOW_EXPERIMENT_ID``, so an unchanged MLflow script's
+``mlflow.log_*`` calls log into the same run through the server. Exit code 0 ends the run
+FINISHED, any other FAILED (and the flow run fails); an interruption (Ctrl-C, the Prefect
+runner's cancellation signal) stops the command's whole process group and ends the run
+KILLED. The run then publishes the ``flowml.run.finished`` event and artifacts of a
+tracked flow (`flowml.projects.monitor`).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
 
     from flowml.tracking.client import TrackingClient
 
-__all__ = ["ProjectRun", "as_flow", "run"]
+__all__ = ["ProjectRun", "as_flow", "mlflow_env", "run"]
 
 PROJECT_ENTRY_POINT_TAG = "mlflow.project.entryPoint"
 PROJECT_ENV_TAG = "mlflow.project.env"
@@ -135,6 +138,35 @@ def as_flow(
         entry = project.get_entry_point(entry_point)
         get_env_manager(env_manager, project, get_settings().home / "envs")
     return _build_flow(project, entry, config)
+
+
+def mlflow_env(tracking_uri: str, run_id: str, experiment_id: str) -> dict[str, str]:
+    """MLflow's variables pointing an MLflow script at the project's run, for a server URI.
+
+    MLflow's client speaks REST only to a server: a database URI is flowml's schema, not
+    MLflow's, so nothing is set for one (``mlflow.log_*`` would log elsewhere, as it would
+    without flowml).
+
+    Args:
+        tracking_uri: the project run's tracking URI.
+        run_id: the project run.
+        experiment_id: its experiment.
+
+    Returns:
+        ``MLFLOW_TRACKING_URI``, ``MLFLOW_RUN_ID`` and ``MLFLOW_EXPERIMENT_ID`` for an
+        ``http(s)://`` URI, else nothing.
+
+    Example:
+        >>> mlflow_env("http://127.0.0.1:5000", "4f1c...", "1")["MLFLOW_RUN_ID"]
+        '4f1c...'
+    """
+    if not tracking_uri.lower().startswith(("http://", "https://")):
+        return {}
+    return {
+        "MLFLOW_TRACKING_URI": tracking_uri,
+        "MLFLOW_RUN_ID": run_id,
+        "MLFLOW_EXPERIMENT_ID": experiment_id,
+    }
 
 
 def run(
@@ -267,6 +299,7 @@ def _execute(config: _Config, parameters: dict[str, Any]) -> ProjectRun:
                     "FLOWML_RUN_ID": run_id,
                     "FLOWML_EXPERIMENT_ID": experiment_id,
                     "PYTHONUNBUFFERED": "1",  # so the output streams line by line
+                    **mlflow_env(tracking_uri, run_id, experiment_id),
                 }
                 launch = environment.launch(command.command, source.work_dir, child_env)
                 code = run_streaming(launch, logger.info)

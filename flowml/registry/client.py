@@ -380,7 +380,8 @@ class RegistryClient:
         # rather than when someone tries to load the version.
         from flowml.tracking.artifacts import ArtifactRepository
 
-        if not ArtifactRepository(location).exists("MLmodel"):
+        # A run logged through a server has mlflow-artifacts:/ files, read via its proxy.
+        if not ArtifactRepository(location, proxy_url=self.tracking_uri).exists("MLmodel"):
             raise ResourceNotFound(
                 f"No model logged at {model_uri!r}: {location}/MLmodel does not exist"
             )

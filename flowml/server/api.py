@@ -22,6 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from flowml.exceptions import BadRequest, FlowMLError
+from flowml.registry.audit import AuditInfo, audit_context
+from flowml.registry.store.rest import AUDIT_HEADER, audit_from_header
 from flowml.server.context import ServerContext
 from flowml.server.wire import Fields
 
@@ -52,6 +54,9 @@ class RequestTooLarge(BadRequest):
     @property
     def http_status(self) -> int:
         return 413
+
+
+_AUDIT_FIELDS = frozenset({"user_id", "reason", "flow_run_id", "task_run_id"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +119,30 @@ async def read_fields(request: Request) -> Fields:
     return fields.with_values(request.path_params) if request.path_params else fields
 
 
+def _audited(
+    handler: Handler,
+    ctx: ServerContext,
+    fields: Fields,
+    audit: AuditInfo | None,
+    *,
+    trust_user: bool = True,
+) -> dict[str, Any]:
+    if audit is None:
+        return handler(ctx, fields)
+    # Registry changes record who asked, why and from which Prefect run (flowml's REST
+    # registry store sends it); set in the worker thread, where the store reads it. With
+    # auth on, the user is the authenticated one (set by the guard, inherited here), never
+    # the one the header claims.
+    with audit_context(
+        user_id=audit.user_id if trust_user else None,
+        reason=audit.reason,
+        flow_run_id=audit.flow_run_id,
+        task_run_id=audit.task_run_id,
+        **{k: val for k, val in audit.details.items() if k not in _AUDIT_FIELDS},
+    ):
+        return handler(ctx, fields)
+
+
 def json_endpoint(
     handler: Handler, key: RouteKey | None = None
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -126,11 +155,18 @@ def json_endpoint(
     async def endpoint(request: Request) -> Response:
         try:
             fields = await read_fields(request)
+            audit = audit_from_header(request.headers.get(AUDIT_HEADER))
             guard = request.app.state.guard
             if guard is None:
-                result = await run_in_threadpool(handler, request.app.state.ctx, fields)
+                result = await run_in_threadpool(
+                    _audited, handler, request.app.state.ctx, fields, audit
+                )
             else:
-                result = await run_in_threadpool(guard.call, request, key, handler, fields)
+
+                def audited(ctx: ServerContext, checked: Fields) -> dict[str, Any]:
+                    return _audited(handler, ctx, checked, audit, trust_user=False)
+
+                result = await run_in_threadpool(guard.call, request, key, audited, fields)
         except FlowMLError as exc:
             return error_response(exc)
         except Exception as exc:  # any other fault: logged, answered without internals

@@ -4,6 +4,7 @@
 |---|---|
 | ``/api/2.0/mlflow/`` (and ``/ajax-api/``) | experiments, runs, metrics, artifacts/list, registry |
 | ``/api/2.0/mlflow-artifacts/artifacts`` (and ``/ajax-api/``) | the artifact proxy |
+| ``/api/2.0/mlflow-artifacts/mpu/`` | multipart uploads through the proxy (`multipart`) |
 | ``/ajax-api/2.0/mlflow/logged-models/<id>/artifacts/files`` | a logged model's file |
 | ``/api/2.0/flowml/`` | run keys, lineage; for the web UI: thinned histories, audit, previews |
 | ``/get-artifact``, ``/model-versions/get-artifact`` | one run or version file (MLflow's) |
@@ -12,7 +13,7 @@
 | ``/api/3.0/mlflow/traces`` | MLflow 3's StartTraceV3 and GetTraceInfoV3 (`traces`) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
-| ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: no multipart, no workspaces |
+| ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: multipart uploads on |
 
 Unknown paths answer 404 and wrong methods 405, both with MLflow's ``ENDPOINT_NOT_FOUND``
 error body (its client falls back to another endpoint on that code).
@@ -45,6 +46,7 @@ from flowml.server import (
     history,
     inputs,
     logged_models,
+    multipart,
     previews,
     registry,
     registry_ui,
@@ -194,6 +196,7 @@ def _routes() -> list[BaseRoute]:
 def _streamed() -> list[tuple[str, str, Any]]:
     """The routes that stream bytes: ``(path below the API prefix, method, endpoint)``."""
     proxy = "/mlflow-artifacts/artifacts"
+    mpu = "/mlflow-artifacts/mpu"
     return [
         (proxy, "GET", artifacts.list_proxied),
         (f"{proxy}/{{artifact_path:path}}", "GET", artifacts.download),
@@ -204,6 +207,11 @@ def _streamed() -> list[tuple[str, str, Any]]:
             "GET",
             logged_models.download_file,
         ),
+        # Multipart uploads, as MLflow 3's client sends large files.
+        (f"{mpu}/create/{{artifact_path:path}}", "POST", multipart.create),
+        (f"{mpu}/complete/{{artifact_path:path}}", "POST", multipart.complete),
+        (f"{mpu}/abort/{{artifact_path:path}}", "POST", multipart.abort),
+        (f"{mpu}/part/{{upload_id}}/{{part_number:int}}", "PUT", multipart.upload_part),
     ]
 
 
@@ -231,12 +239,13 @@ async def _version(request: Request) -> Response:
     return PlainTextResponse(__version__)
 
 
-# MLflow 3's client asks before large uploads and downloads; nothing here is optional yet.
+# MLflow 3's client asks before large uploads and downloads: uploads go in parts through
+# the proxy (`multipart`); downloads stream whole.
 _SERVER_INFO = {
     "store_type": None,
     "workspaces_enabled": False,
     "trace_archival_enabled": False,
-    "multipart_uploads_enabled": False,
+    "multipart_uploads_enabled": True,
     "multipart_downloads_enabled": False,
     "presigned_upload_run_id_supported": False,
     "presigned_upload_model_id_supported": False,

@@ -37,6 +37,7 @@ from flowml.tracking.artifacts import FileInfo, safe_artifact_path
 __all__ = ["ENDPOINTS", "delete_artifact", "download", "list_proxied", "upload"]
 
 _CHUNK = 1024 * 1024
+_IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
 def _file_json(info: FileInfo, path: str) -> dict[str, Any]:
@@ -115,15 +116,26 @@ def file_response(handle: Any, name: str) -> StreamingResponse:
 async def upload(request: Request) -> Response:
     """``PUT .../mlflow-artifacts/artifacts/<path>``: store the body as that file.
 
-    The body is spooled to a private temporary file first and then written through the
-    repository (atomically on local disk, one PUT or a completed multipart upload on object
-    stores), so a client that disconnects midway leaves no partial artifact.
+    Small bodies are written in one step; larger ones stream into the artifact's own
+    temporary file on a local destination (renamed into place once whole), or are spooled
+    to a private temporary file and then written through the repository on object stores
+    (one PUT or a completed multipart upload). Either way a client that disconnects midway
+    leaves no partial artifact.
     """
     ctx: ServerContext = request.app.state.ctx
     try:
         rel = _proxy_path(request)
         if not rel:
             raise ArtifactPathError("An artifact upload needs a file path")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= _IN_MEMORY_BYTES:
+            # Small files (most artifacts): one write, no spool file. The declared length
+            # bounds what is held; a body longer than declared is cut off by the server.
+            body = await request.body()
+            await run_in_threadpool(ctx.artifacts.write_bytes, rel, body)
+            return json_response({})
+        if await _stream_to_disk(ctx, rel, request):
+            return json_response({})
         directory, name = posixpath.split(rel)
         limit: int = request.app.state.max_upload_bytes
         with tempfile.TemporaryDirectory(prefix="flowml-upload-") as spool:
@@ -143,6 +155,28 @@ async def upload(request: Request) -> Response:
     except Exception as exc:  # any other fault: logged, answered without internals
         return internal_error(exc)
     return json_response({})
+
+
+async def _stream_to_disk(ctx: ServerContext, rel: str, request: Request) -> bool:
+    """Write the body straight into the local destination (one write, atomic rename).
+
+    The file is written on a worker thread, which pulls the body's chunks from the event
+    loop one at a time; a client that disconnects midway leaves no partial artifact.
+    Returns ``False`` when the destination is not local disk (nothing read yet).
+    """
+    import anyio.from_thread
+
+    chunks = request.stream().__aiter__()
+
+    def fill(out: Any) -> None:
+        while True:
+            try:
+                chunk = anyio.from_thread.run(chunks.__anext__)
+            except StopAsyncIteration:
+                return
+            out.write(chunk)
+
+    return bool(await run_in_threadpool(ctx.artifacts.write_stream, rel, fill))
 
 
 async def delete_artifact(request: Request) -> Response:

@@ -9,6 +9,11 @@ asks these few methods for them (MLflow's clients never call them):
 | GET | ``/runs/get-by-key`` | the run created with ``run_key`` |
 | POST | ``/lineage/log`` | record a run's lineage entries |
 | POST | ``/lineage/search`` | entries by ``run_ids``, ``uris`` and ``direction`` |
+| POST | ``/registry/audit/log`` | append a decision to a model's audit trail |
+| GET | ``/registry/audit/search`` | audit entries by ``name``, ``max_results``, ``after_id`` |
+
+Who, why and which Prefect run made a registry change travel in the ``X-FlowML-Audit``
+header of any request (`flowml.registry.store.rest`).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowml.exceptions import ResourceNotFound
+from flowml.registry.store.base import AUDIT_MAX_RESULTS_DEFAULT
 from flowml.server import runs
 from flowml.server.api import Endpoint
 from flowml.server.context import ServerContext
@@ -69,9 +75,32 @@ def search_lineage(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     return {"entries": [lineage_to_json(e) for e in found]}
 
 
+def log_audit_event(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    entry = ctx.registry.log_audit_event(
+        fields.required("name"),
+        fields.required("action"),
+        version=fields.string("version"),
+        from_value=fields.string("from_value"),
+        to_value=fields.string("to_value"),
+    )
+    return {"entry": entry.to_dict()}
+
+
+def search_audit(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    max_results = fields.int64("max_results")
+    entries = ctx.registry.get_audit_log(
+        fields.string("name"),
+        AUDIT_MAX_RESULTS_DEFAULT if max_results is None else max_results,
+        fields.int64("after_id") or 0,
+    )
+    return {"entries": [e.to_dict() for e in entries]}
+
+
 ENDPOINTS = (
     Endpoint("/runs/create", "POST", create_run),
     Endpoint("/runs/get-by-key", "GET", get_run_by_key),
     Endpoint("/lineage/log", "POST", log_lineage),
     Endpoint("/lineage/search", "POST", search_lineage),
+    Endpoint("/registry/audit/log", "POST", log_audit_event),
+    Endpoint("/registry/audit/search", "GET", search_audit),
 )

@@ -268,14 +268,22 @@ def run_info_json(info: RunInfo, locations: ArtifactLocations) -> dict[str, Any]
     )
 
 
+def _latest_json(key: str, value: float, point: tuple[int, int] | None) -> dict[str, Any]:
+    if point is None:
+        return {"key": key, "value": float_json(value)}
+    return {"key": key, "value": float_json(value), "timestamp": point[0], "step": point[1]}
+
+
 def run_json(run: Run, locations: ArtifactLocations) -> dict[str, Any]:
     data = run.data
     return {
         "info": run_info_json(run.info, locations),
         "data": _present(
             {
-                # The run's latest value per key (its step and timestamp are in the history).
-                "metrics": [{"key": k, "value": float_json(v)} for k, v in data.metrics.items()],
+                # The run's latest value per key, with its timestamp and step as MLflow's.
+                "metrics": [
+                    _latest_json(k, v, data.metric_points.get(k)) for k, v in data.metrics.items()
+                ],
                 "params": _pairs(data.params),
                 "tags": _pairs(data.tags),
             }

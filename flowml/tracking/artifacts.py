@@ -146,6 +146,21 @@ class ArtifactRepository:
             # One PUT: an object store shows the old object or the whole new one.
             self.fs.pipe_file(self._full(rel), data)
 
+    def write_stream(self, artifact_path: str, fill: Any) -> bool:
+        """Write a file by calling ``fill(binary_file)``, on local disk only (atomically).
+
+        Returns:
+            ``False`` (nothing written) when the root is not local: the caller then
+            spools the content and uses `log_artifact`.
+        """
+        rel = safe_artifact_path(artifact_path)
+        if not rel:
+            raise ArtifactPathError("An artifact needs a file name")
+        if not self._local:
+            return False
+        local_fs.write_file(self.root, rel, fill)
+        return True
+
     def read_bytes(self, artifact_path: str) -> bytes:
         src = self._full(artifact_path)
         if self._local:
@@ -294,11 +309,21 @@ def _is_local(fs: Any) -> bool:
     return protocol in ("file", "local")
 
 
-def download_uri(uri: str, dst_path: str | os.PathLike[str] | None = None) -> str:
+def download_uri(
+    uri: str, dst_path: str | os.PathLike[str] | None = None, *, proxy_url: str | None = None
+) -> str:
     """Make the file or directory at ``uri`` available locally and return its local path.
 
     Local paths (and ``file://`` URLs) are returned as they are, without copying.
+    ``mlflow-artifacts:/`` URIs are read through the artifact proxy of the tracking server
+    at ``proxy_url``.
     """
+    if uri.lower().startswith("mlflow-artifacts:"):
+        parent, _, name = uri.rstrip("/").rpartition("/")
+        if parent.endswith(":"):  # mlflow-artifacts:/<name>: the destination's root
+            parent, name = uri.rstrip("/"), ""
+        repo = ArtifactRepository(parent, proxy_url=proxy_url)
+        return repo.download_artifacts(name, dst_path)
     fs, path = _url_to_fs(uri)
     if _is_local(fs):
         if not fs.exists(path):

@@ -142,11 +142,19 @@ class RunInfo:
 
 @dataclass(slots=True)
 class RunData:
-    """A run's latest metric values, params and tags, each as a ``key -> value`` dict."""
+    """A run's latest metric values, params and tags, each as a ``key -> value`` dict.
+
+    ``metric_points`` holds the ``(timestamp, step)`` of each latest metric value, when the
+    store read them (MLflow's run data carries them on the wire); it takes no part in
+    comparisons.
+    """
 
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    metric_points: dict[str, tuple[int, int]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""Registry store conformance: MLflow's registry semantics on SQLite and PostgreSQL."""
+"""Registry store conformance: MLflow's registry semantics on SQLite, PostgreSQL and REST."""
 
 from __future__ import annotations
 
@@ -6,13 +6,20 @@ import pytest
 
 from flowml.exceptions import InvalidParameter, ResourceAlreadyExists, ResourceNotFound
 from flowml.registry.entities import ModelVersionStatus
+from flowml.registry.store import AbstractRegistryStore
 from flowml.registry.store.sql import SqlRegistryStore
+
+
+@pytest.fixture
+def store(conformance_store: AbstractRegistryStore) -> AbstractRegistryStore:
+    """Every backend: SQLite, PostgreSQL and REST through a loopback server."""
+    return conformance_store
 
 
 def _model_with_versions(store: SqlRegistryStore, name: str = "churn", count: int = 3) -> None:
     store.create_registered_model(name)
     for i in range(count):
-        store.create_model_version(name, f"file:///models/{name}/{i + 1}", run_id=f"run{i + 1}")
+        store.create_model_version(name, f"s3://bucket/models/{name}/{i + 1}", run_id=f"run{i + 1}")
 
 
 # -- registered models ---------------------------------------------------------------------
@@ -51,7 +58,7 @@ def test_missing_models_raise_not_found(store: SqlRegistryStore, unchanged):
     unchanged(ResourceNotFound, store.delete_registered_model, "nope")
     unchanged(ResourceNotFound, store.get_latest_versions, "nope")
     unchanged(ResourceNotFound, store.set_registered_model_tag, "nope", "k", "v")
-    unchanged(ResourceNotFound, store.create_model_version, "nope", "file:///m")
+    unchanged(ResourceNotFound, store.create_model_version, "nope", "s3://bucket/m")
 
 
 def test_rename_moves_versions_and_aliases(store: SqlRegistryStore, unchanged):
@@ -79,7 +86,7 @@ def test_delete_registered_model_removes_everything_but_history(store: SqlRegist
     assert list(store.search_model_versions("name = 'churn'")) == []
     # A new model with the same name starts again at version 1, as in MLflow.
     store.create_registered_model("churn")
-    assert store.create_model_version("churn", "file:///x").version == 1
+    assert store.create_model_version("churn", "s3://bucket/x").version == 1
     actions = [e.action for e in store.get_audit_log("churn")]
     assert actions.count("model_created") == 2 and "model_deleted" in actions
 
@@ -135,7 +142,7 @@ def test_version_get_update_delete(store: SqlRegistryStore, unchanged):
     assert store.get_model_version("churn", "2").version == 2
     updated = store.update_model_version("churn", 2, "better")
     assert updated.description == "better"
-    assert store.get_model_version_download_uri("churn", 1) == "file:///models/churn/1"
+    assert store.get_model_version_download_uri("churn", 1) == "s3://bucket/models/churn/1"
     unchanged(ResourceNotFound, store.get_model_version, "churn", 9)
     unchanged(ResourceNotFound, store.update_model_version, "churn", 9, "x")
     unchanged(ResourceNotFound, store.delete_model_version, "churn", 9)

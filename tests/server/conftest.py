@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import socket
 import subprocess
@@ -13,8 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -130,18 +127,6 @@ def server_factory() -> Iterator[Callable[..., FlowmlServer]]:
 def http(server: FlowmlServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
-
-
-@pytest.fixture(scope="session")
-def mlflow_python() -> tuple[Path, dict[str, str]]:
-    """MLflow 3.17's interpreter (its venv is created on first use) and its environment."""
-    spec = importlib.util.spec_from_file_location(
-        "_flowml_bench_mlflow_env", REPO_ROOT / "benchmarks" / "_mlflow_env.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return Path(module.mlflow_python()), module.mlflow_env()
 
 
 @pytest.fixture

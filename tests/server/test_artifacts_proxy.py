@@ -143,3 +143,21 @@ def test_experiment_location_confined_to_the_destination(http: httpx.Client, tmp
     listing = http.get(f"{API}/artifacts/list", params={"run_id": run["run_id"]})
     assert listing.status_code == 400
     assert "outside this server's artifact destination" in listing.json()["message"]
+
+
+def test_an_upload_cut_off_midway_leaves_nothing(http: httpx.Client, server):
+    import socket
+    import time
+
+    root = _run(http)["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    path = f"{PROXY}/{root}/cut/weights.bin"
+    declared = 20 * 1024 * 1024  # above the in-memory size: streamed to disk
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        head = f"PUT {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {declared}\r\n\r\n"
+        sock.sendall(head.encode() + b"x" * (2 * 1024 * 1024))
+    folder = server.destination / root / "cut"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and folder.exists() and any(folder.iterdir()):
+        time.sleep(0.2)  # the server notices the disconnect and removes its temporary file
+    assert not folder.exists() or not any(folder.iterdir())
+    assert http.get(path).status_code == 404

@@ -27,7 +27,7 @@ def test_health_version_and_server_info(http: httpx.Client):
     assert http.get("/health").text == "OK"
     assert http.get("/version").text == __version__
     info = ok(http.get("/api/3.0/mlflow/server-info"))
-    assert info["multipart_uploads_enabled"] is False  # MLflow's client then sends one PUT
+    assert info["multipart_uploads_enabled"] is True  # large files go in parts (multipart)
 
 
 def test_experiment_shapes_and_lifecycle(http: httpx.Client):
@@ -238,6 +238,8 @@ def test_logging_and_metric_history(http: httpx.Client):
     assert {"key": "lr", "value": "0.1"} in data["params"]
     assert {"key": "depth", "value": "3"} in data["params"]
     metrics = {m["key"]: m["value"] for m in data["metrics"]}
+    latest = {m["key"]: (m["timestamp"], m["step"]) for m in data["metrics"]}
+    assert latest["loss"] == (3000, 2)  # the latest value's own timestamp and step
     assert metrics == {"loss": 0.25, "acc": "Infinity"}
     tags = {t["key"]: t["value"] for t in data["tags"]}
     assert tags["k"] == "v" and tags["note"] == "x" and "gone" not in tags

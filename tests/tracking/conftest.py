@@ -12,21 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopback_server import LoopbackServer
-from sqlalchemy import delete
+from loopback_server import LoopbackServer, empty_database
 
-from flowml.tracking.store import schema
 from flowml.tracking.store.base import AbstractStore
 from flowml.tracking.store.rest import RestStore
 from flowml.tracking.store.sql import SqlStore
-
-
-@pytest.fixture(scope="session")
-def rest_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(tmp_path_factory.mktemp("rest-server"))
-    server.start()
-    yield server
-    server.stop()
 
 
 class RestStoreUnderTest(RestStore):
@@ -39,9 +29,7 @@ class RestStoreUnderTest(RestStore):
 
 def _emptied(server: LoopbackServer) -> SqlStore:
     backing = SqlStore(server.store_uri, str(server.destination))
-    with backing.engine.begin() as conn:
-        for table in reversed(schema.metadata.sorted_tables):
-            conn.execute(delete(table))
+    empty_database(backing.engine)
     # A fresh Default experiment, as a new store has.
     return SqlStore(server.store_uri, str(server.destination))
 

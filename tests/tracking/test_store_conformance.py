@@ -243,7 +243,11 @@ def test_metric_history_and_latest(store):
         (1, 11, 0.5),
     ]
     # latest = highest step, then latest timestamp (independent of write order)
-    assert store.get_run(rid).data.metrics == {"loss": 0.5}
+    run = store.get_run(rid)
+    assert run.data.metrics == {"loss": 0.5}
+    assert run.data.metric_points == {"loss": (11, 1)}  # its timestamp and step, as MLflow's
+    found = store.search_runs([run.info.experiment_id], f"attributes.run_id = '{rid}'")
+    assert found[0].data.metric_points == {"loss": (11, 1)}
 
 
 def test_nan_and_infinities_round_trip(store):

@@ -1,7 +1,8 @@
 """Registry stores chosen by URI scheme, opened once per process.
 
-Only SQL databases exist so far (the tracking database, usually); a REST store
-registers itself with `register_registry_store` the same way.
+SQL databases (the tracking database, usually) and, for ``http(s)://`` URIs, a tracking
+server's registry endpoints (`flowml.registry.store.rest`); other backends register
+themselves with `register_registry_store`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ _BUILTIN = {
     "sqlite": "flowml.registry.store.sql:SqlRegistryStore",
     "postgresql": "flowml.registry.store.sql:SqlRegistryStore",
     "postgres": "flowml.registry.store.sql:SqlRegistryStore",
+    "http": "flowml.registry.store.rest:RestRegistryStore",
+    "https": "flowml.registry.store.rest:RestRegistryStore",
 }
 _registered: dict[str, RegistryStoreFactory] = {}
 _cache: dict[tuple[str, float], AbstractRegistryStore] = {}

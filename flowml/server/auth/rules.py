@@ -306,6 +306,8 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("mlflow", "/traces", "POST"): Rule(trace_start),
     ("mlflow", "/traces/{trace_id}", "GET"): Rule(authenticated, _trace_of),
     ("raw", "/v1/traces", "POST"): Rule(experiment(EDIT)),
+    ("flowml", "/registry/audit/log", "POST"): Rule(model(EDIT)),
+    ("flowml", "/registry/audit/search", "GET"): Rule(model(READ)),
     # flowml's own methods (the web UI)
     ("flowml", "/metrics/history", "POST"): Rule(runs_listed(READ)),
     ("flowml", "/registry/audit", "GET"): Rule(model(READ)),
@@ -319,5 +321,15 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("raw", "/mlflow/logged-models/{model_id}/artifacts/files", "GET"): Rule(logged_model(READ)),
     ("raw", "/mlflow/server-info", "GET"): Rule(authenticated),
     ("raw", "/get-artifact", "GET"): Rule(run(READ)),
+    # multipart uploads: EDIT where the file goes; a part needs its upload's secret id,
+    # which only the user who created the upload (EDIT checked then) was given
+    ("raw", "/mlflow-artifacts/mpu/create/{artifact_path:path}", "POST"): Rule(proxied_path(EDIT)),
+    ("raw", "/mlflow-artifacts/mpu/complete/{artifact_path:path}", "POST"): Rule(
+        proxied_path(EDIT)
+    ),
+    ("raw", "/mlflow-artifacts/mpu/abort/{artifact_path:path}", "POST"): Rule(proxied_path(EDIT)),
+    ("raw", "/mlflow-artifacts/mpu/part/{upload_id}/{part_number:int}", "PUT"): Rule(
+        authenticated
+    ),
     ("raw", "/model-versions/get-artifact", "GET"): Rule(model(READ)),
 }

@@ -104,12 +104,18 @@ class HttpTransport:
                     self._pid = os.getpid()
         return self._client
 
-    def json(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    def json(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """Call one JSON endpoint (GET: ``body`` as query parameters); returns the reply."""
         if method == "GET":
-            response = self.send(method, path, params=_query(body or {}))
+            response = self.send(method, path, params=_query(body or {}), headers=headers)
         else:
-            response = self.send(method, path, json=body or {})
+            response = self.send(method, path, json=body or {}, headers=headers)
         try:
             data = response.json()
         except ValueError:

@@ -120,6 +120,11 @@ def run_from_json(data: Mapping[str, Any]) -> Run:
             metrics={m["key"]: float_from_json(m.get("value")) for m in body.get("metrics", ())},
             params=_dict(body.get("params")),
             tags=_dict(body.get("tags")),
+            metric_points={
+                m["key"]: (_int(m.get("timestamp")) or 0, _int(m.get("step")) or 0)
+                for m in body.get("metrics", ())
+                if "timestamp" in m
+            },
         ),
     )
 

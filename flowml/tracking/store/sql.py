@@ -648,8 +648,12 @@ class SqlStore(AbstractStore):
                 by_id[run_uuid].data.params[key] = value
             for run_uuid, key, value in sql_fast.select_children(conn, "tags", chunk):
                 by_id[run_uuid].data.tags[key] = value
-            for run_uuid, key, value in sql_fast.select_children(conn, "latest_metrics", chunk):
-                by_id[run_uuid].data.metrics[key] = nan if value is None else value
+            for run_uuid, key, value, timestamp, step in sql_fast.select_children(
+                conn, "latest_metrics", chunk
+            ):
+                data = by_id[run_uuid].data
+                data.metrics[key] = nan if value is None else value
+                data.metric_points[key] = (timestamp, step)
         return list(by_id.values())
 
     def close(self) -> None:

@@ -226,13 +226,15 @@ _CHILD_TABLES = ("params", "tags", "latest_metrics")
 
 def select_children(conn: Connection, table: str, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
     """``(run_uuid, key, value)`` of every row of a child table for some runs (reads a page
-    of search results: tens of thousands of rows, where per-row Python cost dominates)."""
+    of search results: tens of thousands of rows, where per-row Python cost dominates);
+    ``latest_metrics`` rows add ``timestamp, step``."""
     if table not in _CHILD_TABLES:
         raise ValueError(f"not a child table of runs: {table!r}")
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     key = '"key"' if conn.dialect.name == "sqlite" else "key"
+    extra = ', "timestamp", step' if table == "latest_metrics" else ""
     sql = (
-        f"SELECT run_uuid, {key}, value FROM {table} "
+        f"SELECT run_uuid, {key}, value{extra} FROM {table} "
         f"WHERE run_uuid IN ({', '.join([mark] * len(run_ids))})"
     )
     cursor = conn.connection.dbapi_connection.cursor()

@@ -8,10 +8,34 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-__all__ = ["LoopbackServer", "free_port"]
+__all__ = ["LoopbackServer", "empty_database", "free_port"]
+
+_NO_DELETE = (
+    "CREATE TRIGGER registry_audit_no_delete BEFORE DELETE ON registry_audit "
+    "BEGIN SELECT RAISE(ABORT, 'registry_audit is append-only'); END"
+)
+
+
+def empty_database(engine: Any) -> None:
+    """Empty every table of a server's SQLite database (tracking and registry alike).
+
+    The registry's audit table is append-only (a trigger): lifted for the emptying only,
+    in the same transaction, so the server never sees it missing.
+    """
+    from sqlalchemy import delete
+
+    import flowml.registry.schema  # noqa: F401 - its tables join the shared metadata
+    from flowml.tracking.store import schema
+
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER IF EXISTS registry_audit_no_delete")
+        for table in reversed(schema.metadata.sorted_tables):
+            conn.execute(delete(table))
+        conn.exec_driver_sql(_NO_DELETE)
 
 
 def free_port() -> int:
@@ -23,9 +47,12 @@ def free_port() -> int:
 class LoopbackServer:
     """A ``flowml server`` on 127.0.0.1, stoppable and restartable on the same port and store."""
 
-    def __init__(self, root: Path, port: int | None = None) -> None:
+    def __init__(
+        self, root: Path, port: int | None = None, store_uri: str | None = None, workers: int = 1
+    ) -> None:
         self.root = root
-        self.store_uri = f"sqlite:///{root / 'server.db'}"
+        self.store_uri = store_uri or f"sqlite:///{root / 'server.db'}"
+        self.workers = workers
         self.destination = root / "artifacts"
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,6 +60,7 @@ class LoopbackServer:
 
     def start(self) -> None:
         options = ["--port", str(self.port), "--backend-store-uri", self.store_uri]
+        options += ["--workers", str(self.workers)]
         options += ["--artifacts-destination", str(self.destination)]
         with open(self.root / "server.log", "ab") as log:
             self.proc = subprocess.Popen(

@@ -1,0 +1,333 @@
+"""Tracking server speed: ``flowml server`` against ``mlflow server`` 3.17, side by side.
+
+Both servers run on this machine with the same backend (a fresh PostgreSQL database each,
+``--workers 4``, artifacts proxied to a local directory), one after the other, and are
+driven by the *same* client: plain HTTP calls to MLflow's REST API (httpx, from worker
+processes), so the figures compare the servers, not two client libraries.
+
+Workloads (issue 11, "Speed"):
+  (a) ``runs/log-batch`` values/s with 1 and 4 concurrent clients (each its own run, batches
+      of 20 metrics x 10 steps);
+  (b) per-call logging: ``runs/log-metric`` requests/s, one client;
+  (c) ``runs/search`` latency over REST on 5,000 runs: no filter (1,000 results) and
+      ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC`` (100);
+      median of 5;
+  (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file;
+  (e) memory: RSS (and PSS, which counts pages shared between workers once) of each
+      server's whole process tree after the workloads.
+
+Usage:
+    python benchmarks/bench_server.py            # full run (several minutes)
+    python benchmarks/bench_server.py --quick    # small sizes, a smoke run
+    python benchmarks/bench_server.py --json
+
+PostgreSQL is expected at ``FLOWML_BENCH_PG`` (default ``postgres@127.0.0.1:5432``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _mlflow_env import mlflow_env, mlflow_python  # noqa: E402
+from _prefect_server import PG, _admin, free_port  # noqa: E402
+
+API = "/api/2.0/mlflow"
+PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+WORKERS = 4
+FULL = {"batches": 25, "calls": 300, "runs": 5000, "repeats": 5, "small": 100, "big_mb": 50}
+QUICK = {"batches": 5, "calls": 50, "runs": 300, "repeats": 3, "small": 20, "big_mb": 5}
+
+
+# -- the client (runs in worker processes) ---------------------------------------------------
+
+
+def _client(url: str) -> Any:
+    import httpx
+
+    return httpx.Client(base_url=url, timeout=300)
+
+
+def _post(http: Any, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    reply = http.post(API + path, json=body)
+    reply.raise_for_status()
+    return reply.json()
+
+
+def _new_run(http: Any, experiment_id: str, tags: list[dict[str, str]] | None = None) -> str:
+    body = {"experiment_id": experiment_id, "start_time": int(time.time() * 1000)}
+    if tags:
+        body["tags"] = tags
+    return _post(http, "/runs/create", body)["run"]["info"]["run_id"]
+
+
+def _log_batches(url: str, experiment_id: str, batches: int) -> int:
+    """One client: a run, then ``batches`` log-batch calls of 200 metric values each."""
+    with _client(url) as http:
+        run_id = _new_run(http, experiment_id)
+        now = int(time.time() * 1000)
+        sent = 0
+        for b in range(batches):
+            metrics = [
+                {"key": f"m{k}", "value": k * 0.1 + s, "timestamp": now + s, "step": b * 10 + s}
+                for k in range(20)
+                for s in range(10)
+            ]
+            _post(http, "/runs/log-batch", {"run_id": run_id, "metrics": metrics})
+            sent += len(metrics)
+        return sent
+
+
+def _log_calls(url: str, experiment_id: str, calls: int) -> None:
+    with _client(url) as http:
+        run_id = _new_run(http, experiment_id)
+        now = int(time.time() * 1000)
+        for i in range(calls):
+            body = {"run_id": run_id, "key": "loss", "value": 1 / (i + 1), "timestamp": now + i}
+            _post(http, "/runs/log-metric", {**body, "step": i})
+
+
+def _populate(url: str, experiment_id: str, start: int, count: int) -> None:
+    with _client(url) as http:
+        for i in range(start, start + count):
+            run_id = _new_run(http, experiment_id, [{"key": "team", "value": f"t{i % 7}"}])
+            body = {
+                "run_id": run_id,
+                "params": [{"key": "lr", "value": "0.01" if i % 2 else "0.1"}],
+                "metrics": [{"key": "acc", "value": (i % 100) / 100, "timestamp": 1, "step": 0}],
+            }
+            _post(http, "/runs/log-batch", body)
+
+
+# -- measurements ----------------------------------------------------------------------------
+
+
+def _parallel(fn: Any, args: list[tuple[Any, ...]]) -> tuple[float, list[Any]]:
+    with ProcessPoolExecutor(len(args)) as pool:
+        started = time.perf_counter()
+        results = list(pool.map(fn, *zip(*args, strict=True)))
+        return time.perf_counter() - started, results
+
+
+def _experiment(url: str, name: str) -> str:
+    with _client(url) as http:
+        return _post(http, "/experiments/create", {"name": name})["experiment_id"]
+
+
+def _search_ms(url: str, experiment_id: str, body: dict[str, Any], repeats: int) -> float:
+    times = []
+    with _client(url) as http:
+        for _ in range(repeats + 1):  # the first warms caches and connections
+            started = time.perf_counter()
+            _post(http, "/runs/search", {"experiment_ids": [experiment_id], **body})
+            times.append(time.perf_counter() - started)
+    return statistics.median(times[1:]) * 1000
+
+
+def _artifacts(url: str, side: str, small: int, big_mb: int) -> dict[str, float]:
+    payload = os.urandom(10 * 1024)
+    big = os.urandom(big_mb * 1024 * 1024)
+    out = {}
+    with _client(url) as http:
+        base = f"{PROXY}/bench-{side}-{uuid.uuid4().hex[:6]}"
+        started = time.perf_counter()
+        for i in range(small):
+            http.put(f"{base}/small/{i}.bin", content=payload).raise_for_status()
+        out["small_up"] = small * len(payload) / 1e6 / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for i in range(small):
+            assert len(http.get(f"{base}/small/{i}.bin").content) == len(payload)
+        out["small_down"] = small * len(payload) / 1e6 / (time.perf_counter() - started)
+        started = time.perf_counter()
+        http.put(f"{base}/big.bin", content=big).raise_for_status()
+        out["big_up"] = len(big) / 1e6 / (time.perf_counter() - started)
+        started = time.perf_counter()
+        assert len(http.get(f"{base}/big.bin").content) == len(big)
+        out["big_down"] = len(big) / 1e6 / (time.perf_counter() - started)
+    return out
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def _memory_mb(pid: int) -> tuple[float, float]:
+    rss = pss = 0
+    for one in _tree(pid):
+        try:
+            with open(f"/proc/{one}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            continue
+    return rss / 1024, pss / 1024
+
+
+# -- the servers -----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _database() -> Iterator[str]:
+    name = f"bench_server_{uuid.uuid4().hex[:10]}"
+    with _admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def _server(side: str) -> Iterator[tuple[str, int]]:
+    port = free_port()
+    with _database() as db, tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as tmp:
+        common = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
+        common += ["--artifacts-destination", str(Path(tmp) / "artifacts")]
+        if side == "flowml":
+            env = {**os.environ, "FLOWML_HOME": str(Path(tmp) / "home")}
+            env["PYTHONPATH"] = os.pathsep.join([str(REPO_ROOT), env.get("PYTHONPATH", "")])
+            store = f"postgresql+psycopg://{PG}/{db}"
+            argv = [sys.executable, "-m", "flowml.cli", "server", "--backend-store-uri", store]
+        else:
+            env = mlflow_env()
+            python = mlflow_python()
+            argv = [str(python), "-m", "mlflow", "server"]
+            argv += ["--backend-store-uri", f"postgresql://{PG}/{db}"]
+            # uvicorn restarts a worker that misses a 5 s health ping, which MLflow's slow
+            # start misses on a busy machine: wait as long as flowml's server does.
+            argv += ["--uvicorn-opts", "--timeout-worker-healthcheck 60"]
+        log = open(Path(tmp) / "server.log", "wb")  # noqa: SIM115 - closed below
+        proc = subprocess.Popen([*argv, *common], env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait(url, proc, Path(tmp) / "server.log")
+            yield url, proc.pid
+        except BaseException:
+            print(f"{side} server log:\n{(Path(tmp) / 'server.log').read_text()[-3000:]}")
+            raise
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"server did not answer:\n{log.read_text()[-3000:]}")
+
+
+def measure(side: str, sizes: dict[str, int]) -> dict[str, float]:
+    """Every workload against one fresh server of ``side`` (``flowml`` or ``mlflow``)."""
+    out: dict[str, float] = {}
+    with _server(side) as (url, pid):
+        exp = _experiment(url, "log")
+        print(f"{side}: log-batch", file=sys.stderr)
+        for clients in (1, 4):
+            seconds, sent = _parallel(_log_batches, [(url, exp, sizes["batches"])] * clients)
+            out[f"log_batch_{clients}"] = sum(sent) / seconds
+        seconds, _ = _parallel(_log_calls, [(url, exp, sizes["calls"])])
+        out["log_calls"] = sizes["calls"] / seconds
+
+        print(f"{side}: {sizes['runs']} runs for search", file=sys.stderr)
+        search_exp = _experiment(url, "search")
+        share = sizes["runs"] // 4
+        _parallel(_populate, [(url, search_exp, i * share, share) for i in range(4)])
+        out["search_all_ms"] = _search_ms(url, search_exp, {"max_results": 1000}, sizes["repeats"])
+        filtered = {
+            "filter": "metrics.acc > 0.5 and params.lr = '0.01'",
+            "order_by": ["metrics.acc DESC"],
+            "max_results": 100,
+        }
+        out["search_filter_ms"] = _search_ms(url, search_exp, filtered, sizes["repeats"])
+        print(f"{side}: artifacts", file=sys.stderr)
+        out.update(_artifacts(url, side, sizes["small"], sizes["big_mb"]))
+        out["rss_mb"], out["pss_mb"] = _memory_mb(pid)
+    return out
+
+
+ROWS = (
+    ("log_batch_1", "log-batch values/s, 1 client", True),
+    ("log_batch_4", "log-batch values/s, 4 clients", True),
+    ("log_calls", "log-metric requests/s, 1 client", True),
+    ("search_all_ms", "search 5,000 runs, 1,000 results (ms)", False),
+    ("search_filter_ms", "search with filter + order, 100 results (ms)", False),
+    ("small_up", "proxy up, 100 x 10 KB (MB/s)", True),
+    ("small_down", "proxy down, 100 x 10 KB (MB/s)", True),
+    ("big_up", "proxy up, one 50 MB file (MB/s)", True),
+    ("big_down", "proxy down, one 50 MB file (MB/s)", True),
+    ("rss_mb", "process tree RSS after the run (MB)", False),
+    ("pss_mb", "process tree PSS after the run (MB)", False),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    results = {side: measure(side, sizes) for side in ("flowml", "mlflow")}
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return
+    print(f"{'workload':<46} {'flowml':>10} {'mlflow':>10} {'ratio':>8}")
+    for key, label, higher_better in ROWS:
+        ours, theirs = results["flowml"][key], results["mlflow"][key]
+        # Ratio > 1 means flowml is better, whichever direction the unit goes.
+        ratio = ours / theirs if higher_better else theirs / ours
+        print(f"{label:<46} {ours:>10.1f} {theirs:>10.1f} {ratio:>7.1f}x")
+    print("(ratio: how many times better flowml is; >1 favours flowml)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Multipart uploads through the artifact proxy: MLflow 3's ``mpu`` endpoints, and abuse refused."""
+
+from __future__ import annotations
+
+import hashlib
+import textwrap
+import uuid
+
+import httpx
+import pytest
+from test_artifacts_proxy import _raw, _run
+
+MPU = "/api/2.0/mlflow-artifacts/mpu"
+PROXY = "/api/2.0/mlflow-artifacts/artifacts"
+
+
+def _create(http: httpx.Client, path: str, num_parts: int) -> dict:
+    directory, _, name = path.rpartition("/")
+    body = {"path": f"/home/me/{name}", "num_parts": num_parts}
+    reply = http.post(f"{MPU}/create/{directory}", json=body)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def _put(http: httpx.Client, credential: dict, data: bytes) -> str:
+    reply = http.put(credential["url"], content=data, headers=credential["headers"])
+    assert reply.status_code == 200, reply.text
+    return reply.headers["ETag"]
+
+
+def test_parts_in_any_order_become_one_artifact(http: httpx.Client, server) -> None:
+    root = _run(http)["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    parts = [bytes([i]) * (300_000 + i) for i in range(4)]
+    created = _create(http, f"{root}/model/big.bin", 4)
+    credentials = created["credentials"]
+    assert [c["part_number"] for c in credentials] == [1, 2, 3, 4]
+    assert credentials[0]["url"].startswith(server.url + MPU + "/part/")
+    etags = {}
+    for i in (2, 0, 3, 1):  # parallel clients finish in any order
+        etags[i + 1] = _put(http, credentials[i], parts[i])
+    etags[3] = _put(http, credentials[2], parts[2])  # a retried part replaces the first try
+    assert not (server.destination / root / "model" / "big.bin").exists()  # nothing before complete
+    body = {
+        "path": "C:\\data\\big.bin",  # a Windows client's local path: only its name counts
+        "upload_id": created["upload_id"],
+        "parts": [{"part_number": n, "etag": etags[n]} for n in (1, 2, 3, 4)],
+    }
+    assert http.post(f"{MPU}/complete/{root}/model", json=body).json() == {}
+    assert (server.destination / root / "model" / "big.bin").read_bytes() == b"".join(parts)
+    assert http.get(f"{PROXY}/{root}/model/big.bin").content == b"".join(parts)
+    # The upload is gone: completing twice, or sending another part, is refused.
+    again = http.post(f"{MPU}/complete/{root}/model", json=body)
+    assert again.status_code == 404 and again.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    assert http.put(credentials[0]["url"], content=b"x").status_code == 404
+
+
+def test_a_bad_completion_writes_nothing(http: httpx.Client, server) -> None:
+    root = _run(http)["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    created = _create(http, f"{root}/m.bin", 2)
+    upload_id, (first, second) = created["upload_id"], created["credentials"]
+    etag = _put(http, first, b"a" * 1000)
+
+    def complete(path: str, parts: list[dict]) -> httpx.Response:
+        directory, _, name = path.rpartition("/")
+        body = {"path": name, "upload_id": upload_id, "parts": parts}
+        return http.post(f"{MPU}/complete/{directory}", json=body)
+
+    missing = complete(f"{root}/m.bin", [{"part_number": 1}, {"part_number": 2}])
+    assert missing.status_code == 400 and "never arrived" in missing.json()["message"]
+    _put(http, second, b"b" * 10)
+    forged = complete(f"{root}/m.bin", [{"part_number": 1, "etag": '"00"'}, {"part_number": 2}])
+    assert forged.status_code == 400 and "ETag" in forged.json()["message"]
+    gaps = complete(f"{root}/m.bin", [{"part_number": 1}, {"part_number": 3}])
+    assert gaps.status_code == 400
+    elsewhere = complete(f"{root}/other.bin", [{"part_number": 1, "etag": etag}])
+    assert elsewhere.status_code == 400 and "another path" in elsewhere.json()["message"]
+    assert not (server.destination / root / "m.bin").exists()
+    assert not (server.destination / root / "other.bin").exists()
+    aborted = http.post(f"{MPU}/abort/{root}", json={"path": "m.bin", "upload_id": upload_id})
+    assert aborted.status_code == 200
+    assert complete(f"{root}/m.bin", [{"part_number": 1}]).status_code == 404
+    assert not (server.destination / root / "m.bin").exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../../etc/passwd",
+        "%2e%2e/%2e%2e/etc/passwd",
+        "%252e%252e/x",
+        "a/..%5c..%5cx",
+        "/etc/passwd",
+    ],
+)
+def test_escaping_paths_are_refused(server, path: str) -> None:
+    status, _ = _raw(server, "POST", f"{MPU}/create/{path}", b'{"path": "x", "num_parts": 1}')
+    assert status in (400, 404)
+
+
+@pytest.mark.parametrize("name", ["..", "a/..", "%2e%2e", "", "/"])
+def test_escaping_file_names_are_refused(http: httpx.Client, name: str) -> None:
+    reply = http.post(f"{MPU}/create/dir", json={"path": name, "num_parts": 1})
+    assert reply.status_code == 400
+
+
+def test_bad_ids_counts_and_numbers_are_refused(http: httpx.Client) -> None:
+    for count in (0, -1, 10_001, "many"):
+        body = {"path": "x.bin", "num_parts": count}
+        assert http.post(f"{MPU}/create/d", json=body).status_code == 400
+    created = _create(http, "x.bin", 1)
+    url = created["credentials"][0]["url"]
+    assert http.put(url.rsplit("/", 1)[0] + "/0", content=b"x").status_code == 400
+    assert http.put(f"{MPU}/part/../../1", content=b"x").status_code in (400, 404)
+    assert http.put(f"{MPU}/part/{'z' * 32}/1", content=b"x").status_code == 400
+    assert http.put(f"{MPU}/part/{uuid.uuid4().hex}/1", content=b"x").status_code == 404
+    bad = http.post(f"{MPU}/abort/d", json={"path": "x.bin", "upload_id": "../../tmp"})
+    assert bad.status_code == 400
+
+
+@pytest.mark.mlflow
+def test_mlflow_client_uploads_large_files_in_parts(server, run_mlflow_against, tmp_path) -> None:
+    script = textwrap.dedent(
+        """
+        import hashlib, os, sys
+        import mlflow
+        os.environ["MLFLOW_MULTIPART_UPLOAD_MINIMUM_FILE_SIZE"] = str(1024 * 1024)
+        os.environ["MLFLOW_MULTIPART_UPLOAD_CHUNK_SIZE"] = str(1024 * 1024)
+        data = os.urandom(3 * 1024 * 1024 + 123)
+        with open("big.bin", "wb") as fh:
+            fh.write(data)
+        mlflow.set_experiment(sys.argv[1])
+        with mlflow.start_run() as run:
+            mlflow.log_artifact("big.bin", "blobs")
+        down = mlflow.artifacts.download_artifacts(
+            run_id=run.info.run_id, artifact_path="blobs/big.bin", dst_path="down"
+        )
+        assert open(down, "rb").read() == data
+        print(run.info.artifact_uri, hashlib.sha256(data).hexdigest())
+        """
+    )
+    out = run_mlflow_against(server.url, script, f"mpu-{uuid.uuid4().hex[:8]}")
+    artifact_uri, digest = out.split()[-2:]
+    stored = server.destination / artifact_uri.removeprefix("mlflow-artifacts:/") / "blobs"
+    assert hashlib.sha256((stored / "big.bin").read_bytes()).hexdigest() == digest
+    assert "/mpu/part/" in server.log.read_text()  # it went in parts, not one PUT
