@@ -11,11 +11,12 @@ import pytest
 
 import flowml
 from flowml import genai
-from flowml.exceptions import InvalidParameter
+from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.genai import judges, scorers
 from flowml.tracing import provider, writer
 from flowml.tracking.fluent import get_client
 from tests._fake_openai import FakeOpenAI
+from tests.server.conftest import start_server
 
 SOURCE_RUN = "mlflow.assessment.sourceRunId"
 ROWS = [
@@ -190,3 +191,25 @@ def test_bad_trace_data_and_expectations_are_typed_errors_logging_nothing():
         assert flowml.active_run() is None
     assert [r.info.run_id for r in get_client().search_runs(["0"])] == before
     assert [len(flowml.get_trace(i).info.assessments) for i in ids] == [1, 1, 0]
+
+
+def test_a_trace_of_another_store_is_refused_and_nothing_logged(tmp_path):
+    _record_traces()
+    traces = flowml.search_traces(return_type="list")
+    flowml.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    with pytest.raises(ResourceNotFound, match="not in the current tracking store"):
+        genai.evaluate(traces, scorers=[scorers.token_count()])
+    assert flowml.active_run() is None
+    assert list(get_client().search_runs(["0"])) == []
+
+
+def test_against_a_tracking_server_predictions_run_untraced(tmp_path):
+    server = start_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server")
+    try:
+        flowml.set_tracking_uri(server.url)
+        result = genai.evaluate(ROWS, predict_fn=_predict, scorers=[scorers.exact_match()])
+        assert result.result_df["trace_id"].isna().all()
+        assert result.metrics == {"exact_match/mean": pytest.approx(2 / 3)}
+        assert flowml.get_run(result.run_id).info.status == "FINISHED"
+    finally:
+        server.stop()
