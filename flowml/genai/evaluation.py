@@ -79,6 +79,7 @@ def evaluate(
         InvalidParameter: empty data, a row without inputs (or outputs), no scorers, two
             scorers with one name, traces together with a ``predict_fn``, or expectations
             too big to store (nothing is logged).
+        ResourceNotFound: a trace in ``data`` is not in the current tracking store.
     """
     checked = [s if isinstance(s, Scorer) else Scorer(s) for s in _scorer_list(scorers)]
     names = [s.name for s in checked]

@@ -4,7 +4,6 @@ against the loopback OpenAI-compatible server, and evaluation of recorded traces
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ import flowml
 from flowml import genai
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.genai import judges, scorers
-from flowml.tracing import provider, writer
 from flowml.tracking.fluent import get_client
 from tests._fake_openai import FakeOpenAI
 from tests.server.conftest import start_server
@@ -23,14 +21,6 @@ ROWS = [
     {"inputs": {"question": f"q{i}"}, "expectations": {"expected_response": f"answer {i}"}}
     for i in range(4)
 ]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_tracing() -> Iterator[None]:
-    yield
-    writer.flush(raise_error=False)
-    provider.reset()
-    writer._stores.clear()
 
 
 def _predict(question: str) -> str:
