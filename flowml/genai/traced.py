@@ -197,19 +197,31 @@ def feedback_assessments(
         else:
             source = AssessmentSource("CODE", s.name)
         rationale = feedback.rationale[:MAX_RATIONALE_CHARS] if feedback.rationale else None
-        out.append(
-            make_assessment(
+        value, error = feedback.value, feedback.error
+        try:
+            assessment = make_assessment(
                 "feedback",
                 trace_id,
                 s.name,
-                feedback.value,
+                value,
                 source,
                 rationale=rationale,
-                error=feedback.error,
+                error=error,
                 metadata=metadata,
                 span_id=span_id,
             )
-        )
+        except InvalidParameter as exc:  # a value too big to store: recorded, not a crash
+            assessment = make_assessment(
+                "feedback",
+                trace_id,
+                s.name,
+                None,
+                source,
+                error=f"InvalidParameter: {exc}",
+                metadata=metadata,
+                span_id=span_id,
+            )
+        out.append(assessment)
     out.extend(
         dataclasses.replace(e, trace_id=trace_id, span_id=span_id, metadata=metadata)
         for e in expectations

@@ -43,6 +43,10 @@ def test_each_prediction_is_traced_in_the_run_with_its_assessments():
         raise ValueError("scorer bug")
 
     @genai.scorer
+    def verbose(outputs: str) -> str:
+        return outputs * 50_000  # too big for an assessment: an errored one instead
+
+    @genai.scorer
     def has_spans(trace) -> bool:  # scorers taking ``trace`` get the stored trace
         seen.append(trace)
         return len(trace.data.spans) == 2
@@ -54,7 +58,7 @@ def test_each_prediction_is_traced_in_the_run_with_its_assessments():
     result = genai.evaluate(
         ROWS,
         predict_fn=lambda question: llm(question),
-        scorers=[scorers.exact_match(), scorers.latency(), crashes, has_spans],
+        scorers=[scorers.exact_match(), scorers.latency(), crashes, verbose, has_spans],
     )
     table = result.result_df
     ids = list(table["trace_id"])
@@ -76,6 +80,7 @@ def test_each_prediction_is_traced_in_the_run_with_its_assessments():
     assert exact.metadata == {SOURCE_RUN: result.run_id}
     assert found[("feedback", "crashes")].error == "ValueError: scorer bug"
     assert found[("feedback", "latency")].value >= 0
+    assert "100,000" in found[("feedback", "verbose")].error
     expected = found[("expectation", "expected_response")]
     assert expected.value == "answer 0" and expected.source.source_type == "HUMAN"
 
@@ -203,3 +208,23 @@ def test_against_a_tracking_server_predictions_run_untraced(tmp_path):
         assert flowml.get_run(result.run_id).info.status == "FINISHED"
     finally:
         server.stop()
+
+
+def test_assessment_batches_are_atomic_and_trace_ids_are_only_data():
+    import pandas as pd
+
+    from flowml.tracing.assessments import log_assessments, make_assessment
+
+    [trace_id, *_] = _record_traces()
+    batch = [
+        make_assessment("feedback", trace_id, "ok", True, None),
+        make_assessment("feedback", "tr-missing", "ok", True, None),
+    ]
+    with pytest.raises(ResourceNotFound, match="tr-missing"):
+        log_assessments(batch)
+    assert len(flowml.get_trace(trace_id).info.assessments) == 1  # only its expectation
+    frame = flowml.search_traces()
+    frame.loc[0, "trace_id"] = "x' OR '1'='1"  # a crafted id is a value, never SQL
+    with pytest.raises(ResourceNotFound, match="not in the current tracking store"):
+        genai.evaluate(pd.DataFrame(frame), scorers=[scorers.token_count()])
+    assert flowml.active_run() is None
