@@ -11,8 +11,8 @@ table; MLflow: its curves, confusion matrix, calibration and lift curves, per-cl
 metrics). MLflow's SHAP explainability is switched off (``shap`` is not installed there).
 
 And ``genai.evaluate`` of 200 rows (a trivial ``predict_fn``) with 3 heuristic scorers written
-with each library's own ``@scorer`` (exact match, contains, token count); MLflow traces each
-prediction, flowml does not trace yet.
+with each library's own ``@scorer`` (exact match, contains, token count); both trace each
+prediction and store each verdict as an assessment on its trace.
 
 Measured per model: the first evaluation in a fresh process (imports and loading
 included) and the median of the following ones (each a new run). The sides take turns

@@ -1,8 +1,8 @@
 """GenAI building blocks: the prompt registry (versioned ``{{variable}}`` templates) and
 ``evaluate`` with scorers.
 
-LLM judges (`flowml.genai.judges`) ask any OpenAI-compatible endpoint. Predictions are not
-traced yet: flowml/tracing/ will plug into `flowml.genai.evaluation.TRACE_HOOK`.
+LLM judges (`flowml.genai.judges`) ask any OpenAI-compatible endpoint. ``evaluate`` traces
+each prediction and stores the verdicts as assessments on its trace (`flowml.genai.traced`).
 
 Example:
     >>> from flowml import genai

@@ -163,7 +163,9 @@ def _judge(name: str, template: str, client: JudgeClient | None, needs: Sequence
         return chosen.verdict(template.format(**values))
 
     ask.__name__ = name
-    return Scorer(ask, name)
+    judge = Scorer(ask, name)
+    judge.judge_model = chosen.model  # its assessments' LLM_JUDGE source
+    return judge
 
 
 def correctness(*, client: JudgeClient | None = None) -> Scorer:

@@ -10,7 +10,8 @@ returns a bool, a number, a string or a `Feedback`. ``@scorer`` turns a function
 
 Built-ins: `exact_match`, `contains`, `regex_match`, `string_similarity` (against
 ``expectations["expected_response"]``, MLflow's key), `latency` and `token_count`.
-LLM judges (correctness, relevance, groundedness, safety, guidelines) are not here yet.
+LLM judges (correctness, relevance, groundedness, safety, guidelines) are in
+`flowml.genai.judges`.
 """
 
 from __future__ import annotations
@@ -69,6 +70,9 @@ class Scorer:
     Raises:
         InvalidParameter: ``fn`` takes an argument that is none of those, or a bad name.
     """
+
+    #: The model of an LLM judge (its assessments' source), ``None`` for code.
+    judge_model: str | None = None
 
     def __init__(self, fn: Callable[..., Any], name: str | None = None) -> None:
         if not callable(fn):

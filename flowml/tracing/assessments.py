@@ -23,7 +23,7 @@ from flowml.tracing.entities import Assessment, AssessmentSource
 from flowml.tracking.entities import now_ms
 from flowml.tracking.validation import validate_key
 
-__all__ = ["log_expectation", "log_feedback"]
+__all__ = ["log_assessments", "log_expectation", "log_feedback", "make_assessment"]
 
 MAX_RATIONALE_CHARS = 10_000
 MAX_VALUE_CHARS = 100_000
@@ -56,7 +56,7 @@ def _value(value: Any) -> Any:
     return orjson.loads(text)
 
 
-def _log(
+def make_assessment(
     kind: str,
     trace_id: str,
     name: str,
@@ -68,8 +68,11 @@ def _log(
     metadata: Mapping[str, Any] | None = None,
     span_id: str | None = None,
 ) -> Assessment:
-    from flowml.tracing.fluent import _store
+    """A validated feedback or expectation (``kind``), not stored yet: see `log_assessments`.
 
+    Raises:
+        InvalidParameter: a bad name, source, value or rationale.
+    """
     validate_key("assessment", name)
     if rationale is not None and (
         not isinstance(rationale, str) or len(rationale) > MAX_RATIONALE_CHARS
@@ -92,7 +95,24 @@ def _log(
         span_id=span_id,
         metadata={str(k): str(v) for k, v in metadata.items()} if metadata else None,
     )
-    return _store().create_assessment(assessment)
+    return assessment
+
+
+def log_assessments(batch: list[Assessment]) -> None:
+    """Store assessments made by `make_assessment`, all in one transaction.
+
+    Raises:
+        ResourceNotFound: one of their traces does not exist (nothing is written).
+    """
+    from flowml.tracing.fluent import _store
+
+    _store().create_assessments(batch)
+
+
+def _log(kind: str, trace_id: str, name: str, value: Any, source: Any, **extra: Any) -> Assessment:
+    from flowml.tracing.fluent import _store
+
+    return _store().create_assessment(make_assessment(kind, trace_id, name, value, source, **extra))
 
 
 def log_feedback(

@@ -164,29 +164,30 @@ class SqlTraceStore:
         Raises:
             ResourceNotFound: no such trace (nothing written).
         """
-        with write_transaction(self.engine) as conn:
-            self._require(conn, assessment.trace_id)
-            conn.execute(
-                insert(assessments).values(
-                    assessment_id=assessment.assessment_id,
-                    trace_id=assessment.trace_id,
-                    name=assessment.name,
-                    kind=assessment.kind,
-                    value=orjson.dumps(assessment.value).decode(),
-                    error=assessment.error,
-                    rationale=assessment.rationale,
-                    source_type=assessment.source.source_type,
-                    source_id=assessment.source.source_id,
-                    span_id=assessment.span_id,
-                    metadata=orjson.dumps(assessment.metadata).decode()
-                    if assessment.metadata
-                    else None,
-                    create_time_ms=assessment.create_time_ms,
-                    last_update_time_ms=assessment.last_update_time_ms,
-                    valid=assessment.valid,
-                )
-            )
+        self.create_assessments([assessment])
         return assessment
+
+    def create_assessments(self, batch: Sequence[e.Assessment]) -> None:
+        """Store many assessments in one transaction (an evaluation logs one per row and
+        scorer: a transaction each would dominate its time).
+
+        Raises:
+            ResourceNotFound: one of their traces does not exist (nothing written).
+        """
+        if not batch:
+            return
+        wanted = sorted({a.trace_id for a in batch})
+        with write_transaction(self.engine) as conn:
+            found = set()
+            for start in range(0, len(wanted), 500):  # bounded IN lists
+                chunk = wanted[start : start + 500]
+                found.update(
+                    conn.execute(select(_t.trace_id).where(_t.trace_id.in_(chunk))).scalars()
+                )
+            missing = [t for t in wanted if t not in found]
+            if missing:
+                raise ResourceNotFound(f"No trace with id {missing[0]!r}")
+            conn.execute(insert(assessments), [_assessment_row(a) for a in batch])
 
     def delete_traces(
         self,
@@ -244,6 +245,11 @@ class SqlTraceStore:
         if not infos:
             raise ResourceNotFound(f"No trace with id {trace_id!r}")
         return infos[0]
+
+    def get_trace_infos(self, trace_ids: Sequence[str]) -> dict[str, e.TraceInfo]:
+        """The summaries with assessments of the traces ``trace_ids`` that exist, by id."""
+        with self.engine.connect() as conn:
+            return read_infos(conn, list(trace_ids), with_assessments=True)
 
     def get_spans(self, trace_ids: Sequence[str]) -> dict[str, list[e.Span]]:
         """The spans of each trace (root first, then by start time)."""
@@ -348,6 +354,25 @@ def _span_row(trace_id: str, span: e.Span) -> tuple[Any, ...]:
         span.end_time_ns,
         orjson.dumps(span.raw).decode(),
     )
+
+
+def _assessment_row(assessment: e.Assessment) -> dict[str, Any]:
+    return {
+        "assessment_id": assessment.assessment_id,
+        "trace_id": assessment.trace_id,
+        "name": assessment.name,
+        "kind": assessment.kind,
+        "value": orjson.dumps(assessment.value).decode(),
+        "error": assessment.error,
+        "rationale": assessment.rationale,
+        "source_type": assessment.source.source_type,
+        "source_id": assessment.source.source_id,
+        "span_id": assessment.span_id,
+        "metadata": orjson.dumps(assessment.metadata).decode() if assessment.metadata else None,
+        "create_time_ms": assessment.create_time_ms,
+        "last_update_time_ms": assessment.last_update_time_ms,
+        "valid": assessment.valid,
+    }
 
 
 def _kv(trace_id: str, values: dict[str, str]) -> list[tuple[str, str, str]]:
