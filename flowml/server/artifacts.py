@@ -167,13 +167,18 @@ async def _stream_to_disk(ctx: ServerContext, rel: str, request: Request) -> boo
     import anyio.from_thread
 
     chunks = request.stream().__aiter__()
+    limit: int = request.app.state.max_upload_bytes
 
     def fill(out: Any) -> None:
+        size = 0
         while True:
             try:
                 chunk = anyio.from_thread.run(chunks.__anext__)
             except StopAsyncIteration:
                 return
+            size += len(chunk)
+            if size > limit:  # a chunked body declares no length up front
+                raise RequestTooLarge(f"Upload is larger than this server's limit of {limit} bytes")
             out.write(chunk)
 
     return bool(await run_in_threadpool(ctx.artifacts.write_stream, rel, fill))
