@@ -243,13 +243,34 @@ class _Assembler:
         }
 
 
-class _TracedStream:
-    """The client's stream, passing every chunk through, ending the span when done."""
+class _StreamSpan:
+    """What both stream wrappers share: the span, ended once, and the chunks assembled."""
 
     def __init__(self, stream: Any, span: LiveSpan) -> None:
         self._stream = stream
         self._span: LiveSpan | None = span
         self._assembler = _Assembler()
+
+    def _take(self, item: Any) -> Any:
+        self._assembler.add(item)
+        return item
+
+    def _failed(self, exc: BaseException) -> None:
+        if self._span is not None:
+            _fail(self._span, exc)
+            self._span = None
+
+    def _end(self) -> None:
+        if self._span is not None:
+            _finish(self._span, self._assembler.outputs(), self._assembler.usage)
+            self._span = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class _TracedStream(_StreamSpan):
+    """The client's stream, passing every chunk through, ending the span when done."""
 
     def __iter__(self) -> _TracedStream:
         return self
@@ -261,17 +282,9 @@ class _TracedStream:
             self._end()
             raise
         except BaseException as exc:
-            if self._span is not None:
-                _fail(self._span, exc)
-                self._span = None
+            self._failed(exc)
             raise
-        self._assembler.add(item)
-        return item
-
-    def _end(self) -> None:
-        if self._span is not None:
-            _finish(self._span, self._assembler.outputs(), self._assembler.usage)
-            self._span = None
+        return self._take(item)
 
     def close(self) -> None:
         self._end()
@@ -283,17 +296,12 @@ class _TracedStream:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
 
-
-class _TracedAsyncStream:
+class _TracedAsyncStream(_StreamSpan):
     """The async client's stream, traced the same way."""
 
     def __init__(self, stream: Any, span: LiveSpan) -> None:
-        self._stream = stream
-        self._span: LiveSpan | None = span
-        self._assembler = _Assembler()
+        super().__init__(stream, span)
         self._iterator: Any = None
 
     def __aiter__(self) -> _TracedAsyncStream:
@@ -308,17 +316,9 @@ class _TracedAsyncStream:
             self._end()
             raise
         except BaseException as exc:
-            if self._span is not None:
-                _fail(self._span, exc)
-                self._span = None
+            self._failed(exc)
             raise
-        self._assembler.add(item)
-        return item
-
-    def _end(self) -> None:
-        if self._span is not None:
-            _finish(self._span, self._assembler.outputs(), self._assembler.usage)
-            self._span = None
+        return self._take(item)
 
     async def close(self) -> None:
         self._end()
@@ -329,6 +329,3 @@ class _TracedAsyncStream:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._stream, name)
