@@ -91,9 +91,9 @@ def pg_url(pg_admin_engine) -> Iterator[str]:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     yield f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
     from flowml.tracking.store import engine as engines
-    from flowml.tracking.store import registry
+    from flowml.tracking.store import schemes
 
-    registry.clear_cache()
+    schemes.clear_cache()
     engines.dispose_all()
     with pg_admin_engine.connect() as conn:
         conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')

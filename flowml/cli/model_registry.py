@@ -334,7 +334,7 @@ def _prefect_tags() -> tuple[tuple[str, str], ...]:
 def _run_lineage(client: Any, run_id: str, depth: int) -> Any:
     """The run's lineage graph (`flowml.lineage`), or ``None`` without lineage support."""
     try:
-        from flowml.tracking.lineage_graph import lineage as run_lineage
+        from flowml.tracking.lineage.graph import lineage as run_lineage
     except ImportError:
         return None
     return run_lineage(run_id, depth=depth, client=client.tracking)

@@ -410,7 +410,7 @@ def _to_prompt_version(version: ModelVersion) -> PromptVersion:
 def _link_to_active_run(found: PromptVersion) -> None:
     from flowml.tracking import fluent
     from flowml.tracking.digest import digest_value
-    from flowml.tracking.inputs import record_input
+    from flowml.tracking.lineage.inputs import record_input
 
     run = fluent.active_run()
     if run is None:

@@ -20,7 +20,7 @@ from typing import Any
 from flowml.exceptions import InvalidParameter, InvalidState, ResourceAlreadyExists
 from flowml.models.environment import pinned_requirements, write_environment
 from flowml.models.flavors.base import Flavor
-from flowml.models.flavors.registry import flavor_for_model, get_flavor
+from flowml.models.flavors.catalog import flavor_for_model, get_flavor
 from flowml.models.input_example import save_input_example
 from flowml.models.mlmodel import PYFUNC_FLAVOR, Model, ModelInfo
 from flowml.models.pyfunc import PyFuncModel, load_pyfunc
@@ -251,7 +251,7 @@ def _append_tag(client: Any, run_id: str, key: str, entry: dict[str, Any]) -> No
 
 def _record_lineage(client: Any, run_id: str, model_uri: str, name: str) -> None:
     # The run's lineage names the model it produced (beside the MLflow-style tags).
-    from flowml.tracking.inputs import record_output
+    from flowml.tracking.lineage.inputs import record_output
     from flowml.tracking.lineage import KIND_MODEL
 
     record_output(run_id, KIND_MODEL, model_uri, name=name, client=client)

@@ -360,7 +360,7 @@ class RegistryClient:
         if not version.run_id:
             return
         try:
-            from flowml.tracking.inputs import record_output
+            from flowml.tracking.lineage.inputs import record_output
             from flowml.tracking.lineage import KIND_MODEL
         except ImportError:  # a tracking layer without lineage records
             return

@@ -39,7 +39,7 @@ from flowml.tracking.client import TrackingClient
 from flowml.tracking.closer import drain_all
 from flowml.tracking.entities import Run, RunStatus, RunTag, now_ms
 from flowml.tracking.fluent import activate_run
-from flowml.tracking.inputs import defer_lineage, take_deferred
+from flowml.tracking.lineage.inputs import defer_lineage, take_deferred
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, State

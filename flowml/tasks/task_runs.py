@@ -30,7 +30,7 @@ from flowml.tasks.recorder import (
 )
 from flowml.tracking.entities import RunStatus, RunTag, now_ms
 from flowml.tracking.fluent import activate_run
-from flowml.tracking.inputs import defer_lineage, take_deferred
+from flowml.tracking.lineage.inputs import defer_lineage, take_deferred
 from flowml.tracking.lineage import (
     INPUT,
     KIND_PREFECT_FLOW_RUN,

@@ -43,7 +43,7 @@ from flowml.tracking.entities import (
 from flowml.tracking.opener import RunOpener
 from flowml.tracking.owner import current_owner
 from flowml.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, AbstractStore
-from flowml.tracking.store.registry import get_store
+from flowml.tracking.store.schemes import get_store
 
 __all__ = ["TrackingClient"]
 

@@ -103,7 +103,7 @@ def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
     if uri is None:
         _tracking_uri = None
         return
-    from flowml.tracking.store.registry import check_tracking_uri
+    from flowml.tracking.store.schemes import check_tracking_uri
 
     _tracking_uri = check_tracking_uri(os.fspath(uri) if isinstance(uri, os.PathLike) else uri)
 
