@@ -48,12 +48,9 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     fluent._last_run = None
     yield home
     fluent._run_stack.set(())
-    for client in list(fluent._clients.values()):
-        try:
-            client.close()
-        except Exception:
-            pass
-    fluent._clients.clear()
+    from flowml.tracking.client import close_shared_clients
+
+    close_shared_clients()
     fluent._open_runs.clear()
     fluent._tracking_uri = None
     fluent._experiment_id = None

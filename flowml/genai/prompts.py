@@ -32,6 +32,7 @@ from flowml.registry.prompt_tags import (
     PROMPT_TEXT_TAG,
     PROMPT_TYPE_TAG,
 )
+from flowml.tracking.search import quote_literal
 
 __all__ = [
     "KIND_PROMPT",
@@ -248,12 +249,11 @@ def search_prompt_versions(name: str, *, registry_uri: str | None = None) -> lis
     _check_name(name)
     client = RegistryClient(registry_uri)
     _require_prompt(client, name)
-    quoted = name.replace("'", "''")  # the filter grammar's quoting: the name stays a literal
     out: list[PromptVersion] = []
     token = None
     while True:
         page = client.store.search_model_versions(
-            f"name = '{quoted}'", order_by=["version_number DESC"], page_token=token
+            f"name = {quote_literal(name)}", order_by=["version_number DESC"], page_token=token
         )
         out.extend(_to_prompt_version(v) for v in page)
         token = page.token
