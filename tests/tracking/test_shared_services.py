@@ -152,3 +152,32 @@ def test_a_registered_scheme_belongs_to_its_store_kind(tmp_path: Path) -> None:
     finally:
         schemes.TRACKING_STORES._registered.pop("mystore", None)
         schemes.clear_cache()
+
+
+@pytest.mark.parametrize("name", ["plain", "it's", "''", "a' OR name LIKE '%"])
+def test_quote_literal_keeps_a_name_one_literal(name: str) -> None:
+    from flowml.tracking.search import EXPERIMENT_SEARCH, Comparison, parse_filter, quote_literal
+
+    node = parse_filter(f"name = {quote_literal(name)}", EXPERIMENT_SEARCH)
+    assert isinstance(node, Comparison) and node.op == "=" and node.value == name
+
+
+def test_a_quoted_model_name_finds_its_versions_only(tmp_path: Path, uri: str) -> None:
+    from flowml.registry.client import RegistryClient
+    from flowml.tracking.search import quote_literal
+
+    client = RegistryClient(uri, uri)
+    for name in ("o'brien", "o"):
+        client.create_registered_model(name)
+        client.create_model_version(name, f"file:///m/{len(name)}")
+    found = client.search_model_versions("name = " + quote_literal("o'brien"))
+    assert [(v.name, v.version) for v in found] == [("o'brien", 1)]
+
+
+def test_key_values_name_their_option() -> None:
+    from flowml.projects.params import parse_key_values
+
+    assert parse_key_values(["team=ml", " k =a=b"], "--tag") == {"team": "ml", "k": "a=b"}
+    for bad in ("no-equals", "=v", " =v"):
+        with pytest.raises(InvalidParameter, match=r"^--tag takes key=value, got"):
+            parse_key_values([bad], "--tag")
