@@ -301,15 +301,8 @@ def _close_task_run(
 
     def close() -> None:
         finish(
-            record,
-            status,
-            state,
-            attempts,
-            entries,
-            state_name,
-            ended=ended,
-            opens=opens,
-            queued=queued,
+            record, status, state, attempts, entries, state_name,
+            ended=ended, opens=opens, queued=queued,
         )
         prefect_ui.publish_finished(
             record.client,
