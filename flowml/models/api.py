@@ -299,7 +299,6 @@ def log_model(
     artifact_path = safe_artifact_path(name)
     if not artifact_path:
         raise InvalidParameter("log_model needs a non-empty `name`")
-    register = RegistryClient().register_model if registered_model_name else None
     native, chosen = _pick_flavor(model, python_model, flavor)
     run_id, client = _run_for_logging(run_id)
     with tempfile.TemporaryDirectory(prefix="flowml-model-") as tmp:
@@ -341,9 +340,8 @@ def log_model(
     _append_tag(client, run_id, MODELS_TAG, summary)
     _record_lineage(client, run_id, model_uri, artifact_path)
     version = None
-    if register is not None:
-        registered = register(model_uri, registered_model_name)
-        version = getattr(registered, "version", None)
+    if registered_model_name:
+        version = RegistryClient().register_model(model_uri, registered_model_name).version
     return ModelInfo(
         name=artifact_path,
         model_uri=model_uri,

@@ -82,7 +82,7 @@ class StoreKind(Generic[S]):
                 f"known schemes: {', '.join(s + '://' for s in self.known_schemes())}"
             )
         module, attr = target.split(":")
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), attr)
 
     def open(self, key: Hashable, uri: str, *args: Any, **kwargs: Any) -> S:
         """The store cached under ``key``, made by ``factory(uri, *args, **kwargs)`` once."""
