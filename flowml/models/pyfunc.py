@@ -24,6 +24,12 @@ class PyFuncModel:
     Attributes:
         metadata: The MLmodel content.
         path: The local model directory it was loaded from.
+
+    Example:
+        >>> _ = flowml.save_model(python_model=lambda rows: [2 * r for r in rows], path="double")
+        >>> model = flowml.load_model("double")
+        >>> model.predict([1, 2]), model.path.name
+        ([2, 4], 'double')
     """
 
     def __init__(self, metadata: Model, predictor: Predictor, path: Path) -> None:
