@@ -77,7 +77,8 @@ def evaluate(
     Example:
         >>> import pandas as pd
         >>> from sklearn.linear_model import LogisticRegression
-        >>> frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "churned": [0, 0, 0, 1, 1, 1]})
+        >>> frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        ...                       "churned": [0, 0, 0, 1, 1, 1]})
         >>> model = LogisticRegression().fit(frame[["x"]], frame["churned"])
         >>> with flowml.start_run():
         ...     result = flowml.evaluate(model, frame, targets="churned",

@@ -100,8 +100,10 @@ def evaluate(
         >>> @genai.scorer
         ... def exact(outputs, expectations):
         ...     return outputs == expectations["answer"]
-        >>> data = [{"inputs": {"question": "Capital of France?"}, "expectations": {"answer": "Paris"}},
-        ...         {"inputs": {"question": "Capital of Peru?"}, "expectations": {"answer": "Lima"}}]
+        >>> data = [
+        ...     {"inputs": {"question": "Capital of France?"}, "expectations": {"answer": "Paris"}},
+        ...     {"inputs": {"question": "Capital of Peru?"}, "expectations": {"answer": "Lima"}},
+        ... ]
         >>> result = genai.evaluate(data, scorers=[exact], predict_fn=lambda question: "Paris")
         >>> result.metrics["exact/mean"], result.result_df["outputs"].tolist()
         (0.5, ['Paris', 'Paris'])

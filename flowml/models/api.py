@@ -405,7 +405,8 @@ def load_model(model_uri: str, dst_path: str | None = None) -> PyFuncModel:
 
     Example:
         >>> with flowml.start_run():
-        ...     info = flowml.log_model(python_model=lambda rows: [r + 1 for r in rows], name="model")
+        ...     info = flowml.log_model(python_model=lambda rows: [r + 1 for r in rows],
+        ...                             name="model")
         >>> model = flowml.load_model(info.model_uri)  # "runs:/<run_id>/model"
         >>> model.predict([1, 2])
         [2, 3]

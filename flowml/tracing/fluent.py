@@ -375,7 +375,8 @@ def search_traces(
     Example:
         >>> with flowml.start_span("step"):
         ...     pass
-        >>> found = flowml.search_traces(filter_string="attributes.status = 'OK'", return_type="list")
+        >>> found = flowml.search_traces(filter_string="attributes.status = 'OK'",
+        ...                              return_type="list")
         >>> [t.info.trace_id for t in found] == [flowml.get_last_active_trace_id()]
         True
     """

@@ -71,8 +71,9 @@ def autolog(disable: bool = False) -> None:
         ...         "choices": [{"index": 0, "finish_reason": "stop",
         ...                      "message": {"role": "assistant", "content": "Hi!"}}],
         ...         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+        >>> transport = httpx.MockTransport(endpoint)
         >>> client = openai.OpenAI(api_key="sk-test", base_url="http://llm.test/v1",
-        ...                        http_client=httpx.Client(transport=httpx.MockTransport(endpoint)))
+        ...                        http_client=httpx.Client(transport=transport))
         >>> flowml.openai.autolog()
         >>> reply = client.chat.completions.create(
         ...     model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}])
