@@ -20,7 +20,14 @@ import pytest
 import flowml
 
 # The public namespaces: the package itself and its public submodules with their own names.
-NAMESPACES = ("flowml", "flowml.genai", "flowml.tasks", "flowml.openai")
+NAMESPACES = (
+    "flowml",
+    "flowml.genai",
+    "flowml.tasks",
+    "flowml.openai",
+    "flowml.sklearn",
+    "flowml.pyfunc",
+)
 OPTIONS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 _PARSER = doctest.DocTestParser()
 
