@@ -75,11 +75,16 @@ def evaluate(
         ModelValidationFailed: a validation threshold was missed (the evaluation is logged).
 
     Example:
-        >>> import flowml
+        >>> import pandas as pd
+        >>> from sklearn.linear_model import LogisticRegression
+        >>> frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0],
+        ...                       "churned": [0, 0, 0, 1, 1, 1]})
+        >>> model = LogisticRegression().fit(frame[["x"]], frame["churned"])
         >>> with flowml.start_run():
-        ...     result = flowml.evaluate("models:/churn/3", holdout, targets="churned",
-        ...                              model_type="classifier")
-        >>> result.metrics["f1_score"]
+        ...     result = flowml.evaluate(model, frame, targets="churned",
+        ...                              model_type="classifier", evaluators=["metrics"])
+        >>> result.metrics["f1_score"], result.metrics["true_positives"]
+        (1.0, 3.0)
     """
     steps, extras = _evaluators(evaluators)
     frame_source = _read_if_path(data)

@@ -35,8 +35,15 @@ class EvaluationResult:
         dataset_digest: the digest of the evaluation data recorded as the run's input.
 
     Example:
-        >>> result = flowml.evaluate(model, frame, targets="label", model_type="classifier")
-        >>> result.metrics["accuracy_score"], sorted(result.artifacts)
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "label": [0, 0, 1, 1]})
+        >>> result = flowml.evaluate(lambda rows: (rows["x"] > 1.5).astype(int), frame,
+        ...                          targets="label", model_type="classifier",
+        ...                          evaluators=["metrics"])
+        >>> result.metrics["accuracy_score"], result.metrics["example_count"]
+        (1.0, 4.0)
+        >>> flowml.get_run(result.run_id).data.metrics["accuracy_score"]
+        1.0
     """
 
     metrics: dict[str, float]

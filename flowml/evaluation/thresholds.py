@@ -46,6 +46,14 @@ class MetricThreshold:
     Raises:
         InvalidParameter: a missing or non-boolean ``greater_is_better``, a non-finite
             limit, a change out of range, or no limit at all.
+
+    Example:
+        >>> floor = flowml.MetricThreshold(threshold=0.8, greater_is_better=True)
+        >>> result = flowml.evaluate(lambda rows: [1, 0], [{"x": 1.0}, {"x": 0.0}], targets=[1, 0],
+        ...                          model_type="classifier", evaluators=["metrics"],
+        ...                          validation_thresholds={"accuracy_score": floor})
+        >>> [check.passed for check in result.validation]
+        [True]
     """
 
     threshold: float | None = None
@@ -108,6 +116,16 @@ class ModelValidationFailed(InvalidState):
     Attributes:
         failures: each failed `ThresholdCheck` (its ``detail`` says why).
         run_id: the run the evaluation was logged to, if any.
+
+    Example:
+        >>> impossible = {"accuracy_score": flowml.MetricThreshold(1.01, greater_is_better=True)}
+        >>> try:
+        ...     flowml.evaluate(lambda rows: [1, 0], [{"x": 1.0}, {"x": 0.0}], targets=[1, 0],
+        ...                     model_type="classifier", evaluators=["metrics"],
+        ...                     validation_thresholds=impossible)
+        ... except flowml.ModelValidationFailed as failed:
+        ...     print([check.detail for check in failed.failures])
+        ['1 misses the threshold >= 1.01']
     """
 
     def __init__(

@@ -49,6 +49,20 @@ class GenAIEvaluationResult:
         metrics: ``<scorer>/mean`` for every scorer with numeric or bool values.
         result_df: one row per example: inputs, outputs, expectations, latency, its
             ``trace_id``, and each scorer's ``<name>/value`` and ``<name>/error``.
+
+    Example:
+        >>> from flowml import genai
+        >>> rows = [{"inputs": {"q": "hi"}, "outputs": "Hello"},
+        ...         {"inputs": {"q": "help"}, "outputs": "Sure, one moment please"}]
+        >>> def short(outputs):  # a plain function is a scorer named after it
+        ...     return len(outputs) < 10
+        >>> result = genai.evaluate(rows, scorers=[short])
+        >>> result.metrics
+        {'short/mean': 0.5}
+        >>> result.result_df["short/value"].tolist()
+        [True, False]
+        >>> flowml.get_run(result.run_id).data.metrics
+        {'short/mean': 0.5}
     """
 
     run_id: str
@@ -80,6 +94,19 @@ def evaluate(
             scorers with one name, traces together with a ``predict_fn``, or expectations
             too big to store (nothing is logged).
         ResourceNotFound: a trace in ``data`` is not in the current tracking store.
+
+    Example:
+        >>> from flowml import genai
+        >>> @genai.scorer
+        ... def exact(outputs, expectations):
+        ...     return outputs == expectations["answer"]
+        >>> data = [
+        ...     {"inputs": {"question": "Capital of France?"}, "expectations": {"answer": "Paris"}},
+        ...     {"inputs": {"question": "Capital of Peru?"}, "expectations": {"answer": "Lima"}},
+        ... ]
+        >>> result = genai.evaluate(data, scorers=[exact], predict_fn=lambda question: "Paris")
+        >>> result.metrics["exact/mean"], result.result_df["outputs"].tolist()
+        (0.5, ['Paris', 'Paris'])
     """
     checked = [s if isinstance(s, Scorer) else Scorer(s) for s in _scorer_list(scorers)]
     names = [s.name for s in checked]

@@ -70,6 +70,14 @@ class PromptVersion:
         tags: the version's own tags.
         aliases: the aliases pointing at it.
         creation_timestamp: epoch ms.
+
+    Example:
+        >>> from flowml import genai
+        >>> version = genai.register_prompt("qa", "Answer {{question}} briefly.", "first")
+        >>> version.version, version.prompt_type, version.variables, version.commit_message
+        (1, 'text', ['question'], 'first')
+        >>> version.format(question="why?")
+        'Answer why? briefly.'
     """
 
     name: str
@@ -123,6 +131,13 @@ class Prompt:
         latest_version: the highest version number (``None`` if it has none).
         aliases: alias -> version.
         tags: the prompt's own tags (without the registry's marker tag).
+
+    Example:
+        >>> from flowml import genai
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} briefly.")
+        >>> genai.set_prompt_alias("qa", "production", 1)
+        >>> genai.search_prompts("name = 'qa'")
+        [Prompt(name='qa', latest_version=1, aliases={'production': 1}, tags={})]
     """
 
     name: str
@@ -158,7 +173,10 @@ def register_prompt(
             the name.
 
     Example:
-        >>> register_prompt("qa", [{"role": "user", "content": "{{question}}"}], "chat form")
+        >>> from flowml import genai
+        >>> chat = [{"role": "user", "content": "{{question}}"}]
+        >>> genai.register_prompt("qa", chat, "chat form").prompt_type
+        'chat'
     """
     _check_name(name)
     parsed = parse_template(template)
@@ -196,6 +214,15 @@ def load_prompt(
     Raises:
         InvalidParameter: a malformed URI, name or version.
         ResourceNotFound: no such prompt, version or alias (or the name is a model's).
+
+    Example:
+        >>> from flowml import genai
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} briefly.")
+        >>> genai.set_prompt_alias("qa", "production", 1)
+        >>> genai.load_prompt("prompts:/qa@production").format(question="Why?")
+        'Answer Why? briefly.'
+        >>> genai.load_prompt("qa", version=1).version
+        1
     """
     name, number, alias = parse_prompt_uri(name_or_uri, version)
     client = RegistryClient(registry_uri)
@@ -215,6 +242,13 @@ def search_prompts(
 
     Raises:
         InvalidParameter: a malformed filter or ``max_results`` out of 1..1000.
+
+    Example:
+        >>> from flowml import genai
+        >>> _ = genai.register_prompt("qa", "Answer {{question}}.", tags={"team": "search"})
+        >>> _ = genai.register_prompt("summary", "Summarize {{text}}.")
+        >>> [p.name for p in genai.search_prompts("name LIKE 'q%'")]
+        ['qa']
     """
     if (
         isinstance(max_results, bool)
@@ -245,6 +279,13 @@ def search_prompt_versions(name: str, *, registry_uri: str | None = None) -> lis
 
     Raises:
         ResourceNotFound: no prompt has that name.
+
+    Example:
+        >>> from flowml import genai
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} briefly.")
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} in one word.")
+        >>> [v.version for v in genai.search_prompt_versions("qa")]
+        [2, 1]
     """
     _check_name(name)
     client = RegistryClient(registry_uri)
@@ -269,6 +310,14 @@ def set_prompt_alias(
     Raises:
         InvalidParameter: a malformed or reserved alias.
         ResourceNotFound: no such prompt or version.
+
+    Example:
+        >>> from flowml import genai
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} briefly.")
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} in one word.")
+        >>> genai.set_prompt_alias("qa", "production", 1)
+        >>> genai.load_prompt("prompts:/qa@production").version
+        1
     """
     _check_name(name)
     client = RegistryClient(registry_uri)
@@ -281,6 +330,14 @@ def delete_prompt_alias(name: str, alias: str, *, registry_uri: str | None = Non
 
     Raises:
         ResourceNotFound: no such prompt or alias.
+
+    Example:
+        >>> from flowml import genai
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} briefly.")
+        >>> genai.set_prompt_alias("qa", "staging", 1)
+        >>> genai.delete_prompt_alias("qa", "staging")
+        >>> genai.load_prompt("qa").aliases
+        []
     """
     _check_name(name)
     client = RegistryClient(registry_uri)
@@ -296,6 +353,14 @@ def get_prompt_runs(
     Raises:
         InvalidParameter: a malformed URI.
         ResourceNotFound: no such prompt, version or alias.
+
+    Example:
+        >>> from flowml import genai
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} briefly.")
+        >>> with flowml.start_run() as run:
+        ...     _ = genai.load_prompt("prompts:/qa/1")  # recorded as an input of the run
+        >>> [r.info.run_id for r in genai.get_prompt_runs("prompts:/qa/1")] == [run.info.run_id]
+        True
     """
     name, number, alias = parse_prompt_uri(name_or_uri, version)
     client = RegistryClient(registry_uri)

@@ -52,6 +52,15 @@ class Feedback:
         value: a bool, a number or a string (``None`` when the scorer failed or abstained).
         rationale: why, when the scorer says.
         error: what went wrong, when the scorer raised (the row is kept, never the run lost).
+
+    Example:
+        >>> from flowml import genai
+        >>> @genai.scorer
+        ... def polite(outputs):
+        ...     return genai.Feedback(value="please" in outputs, rationale="looked for 'please'")
+        >>> result = genai.evaluate([{"inputs": {"q": "?"}, "outputs": "Wait, please"}], [polite])
+        >>> result.result_df[["polite/value", "polite/rationale"]].values.tolist()
+        [[True, "looked for 'please'"]]
     """
 
     value: Any = None
@@ -69,6 +78,12 @@ class Scorer:
 
     Raises:
         InvalidParameter: ``fn`` takes an argument that is none of those, or a bad name.
+
+    Example:
+        >>> from flowml import genai
+        >>> length = genai.Scorer(lambda outputs: len(outputs), name="length")
+        >>> genai.evaluate([{"inputs": {"q": "?"}, "outputs": "four"}], [length]).metrics
+        {'length/mean': 4.0}
     """
 
     #: The model of an LLM judge (its assessments' source), ``None`` for code.
@@ -130,6 +145,10 @@ def scorer(
         >>> @scorer(name="mentions_price")
         ... def mentions_price(outputs: str) -> bool:
         ...     return "$" in outputs
+        >>> rows = [{"inputs": {"q": "cost?"}, "outputs": "$5"}]
+        >>> from flowml import genai
+        >>> genai.evaluate(rows, scorers=[mentions_price]).metrics
+        {'mentions_price/mean': 1.0}
     """
     if fn is not None:
         return Scorer(fn, name)

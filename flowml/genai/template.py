@@ -40,7 +40,16 @@ _VARIABLE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)
 
 
 class PromptTemplateError(InvalidParameter):
-    """A template is malformed: unbalanced braces, a bad variable name, a bad chat message."""
+    """A template is malformed: unbalanced braces, a bad variable name, a bad chat message.
+
+    Example:
+        >>> from flowml import genai
+        >>> try:
+        ...     genai.register_prompt("qa", "Answer {{question")
+        ... except genai.PromptTemplateError as error:
+        ...     print(error)
+        The template has an unbalanced '{{' near 'Answer {{question'
+    """
 
 
 class MissingPromptVariables(InvalidParameter):
@@ -48,6 +57,15 @@ class MissingPromptVariables(InvalidParameter):
 
     Attributes:
         missing: the variables without a value, sorted.
+
+    Example:
+        >>> from flowml import genai
+        >>> prompt = genai.register_prompt("qa", "Answer {{question}} for {{user}}.")
+        >>> try:
+        ...     prompt.format(user="ann")
+        ... except genai.MissingPromptVariables as error:
+        ...     print(error.missing)
+        ['question']
     """
 
     def __init__(self, message: str, *, missing: list[str]) -> None:

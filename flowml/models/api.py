@@ -175,8 +175,10 @@ def save_model(
 
     Example:
         >>> import flowml
-        >>> flowml.save_model(python_model=lambda df: df * 2, path="double")  # doctest: +SKIP
-        >>> flowml.load_model("double").predict([1, 2])  # doctest: +SKIP
+        >>> import pandas as pd
+        >>> _ = flowml.save_model(python_model=lambda df: df * 2, path="double")
+        >>> flowml.load_model("double").predict(pd.DataFrame({"x": [1, 2]}))["x"].tolist()
+        [2, 4]
     """
     if path is None:
         raise InvalidParameter("save_model needs a `path`")
@@ -290,8 +292,14 @@ def log_model(
         ResourceNotFound: `run_id` does not exist.
 
     Example:
-        >>> info = flowml.log_model(clf, "model", input_example=X.head())  # doctest: +SKIP
-        >>> flowml.load_model(info.model_uri).predict(X)  # doctest: +SKIP
+        >>> import pandas as pd
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+        >>> clf = DecisionTreeClassifier(random_state=0).fit(X, [0, 0, 1, 1])
+        >>> with flowml.start_run():
+        ...     info = flowml.log_model(clf, "model", input_example=X.head(2))
+        >>> flowml.load_model(info.model_uri).predict(X).tolist()
+        [0, 0, 1, 1]
     """
     from flowml.registry.client import RegistryClient
     from flowml.tracking.artifacts import safe_artifact_path
@@ -381,8 +389,12 @@ def load_model(model_uri: str, dst_path: str | None = None) -> PyFuncModel:
             These are checked before any file is read.
 
     Example:
-        >>> model = flowml.load_model("runs:/0123abcd/model")  # doctest: +SKIP
-        >>> model.predict(df)  # doctest: +SKIP
+        >>> with flowml.start_run():
+        ...     info = flowml.log_model(python_model=lambda rows: [r + 1 for r in rows],
+        ...                             name="model")
+        >>> model = flowml.load_model(info.model_uri)  # "runs:/<run_id>/model"
+        >>> model.predict([1, 2])
+        [2, 3]
     """
     return load_pyfunc(download_to_local(model_uri, dst_path))
 

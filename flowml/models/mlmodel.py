@@ -265,6 +265,12 @@ class ModelInfo:
         model_uuid: The model's unique id.
         utc_time_created: When it was saved (UTC, MLflow's format).
         registered_model_version: The version number when `registered_model_name` was given.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     info = flowml.log_model(python_model=lambda rows: rows, name="model")
+        >>> info.model_uri == f"runs:/{run.info.run_id}/model", info.name, list(info.flavors)
+        (True, 'model', ['python_function'])
     """
 
     name: str

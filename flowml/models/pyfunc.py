@@ -24,6 +24,12 @@ class PyFuncModel:
     Attributes:
         metadata: The MLmodel content.
         path: The local model directory it was loaded from.
+
+    Example:
+        >>> _ = flowml.save_model(python_model=lambda rows: [2 * r for r in rows], path="double")
+        >>> model = flowml.load_model("double")
+        >>> model.predict([1, 2]), model.path.name
+        ([2, 4], 'double')
     """
 
     def __init__(self, metadata: Model, predictor: Predictor, path: Path) -> None:
@@ -94,6 +100,11 @@ def load_pyfunc(path: str | Path, metadata: Model | None = None) -> PyFuncModel:
             that reads its ``loader_module``.
         InvalidParameter: the MLmodel names a file outside the model directory (checked
             before anything is read).
+
+    Example:
+        >>> _ = flowml.save_model(python_model=lambda rows: [r * 10 for r in rows], path="tens")
+        >>> flowml.pyfunc.load_pyfunc("tens").predict([1, 2])  # a local path; or flowml.load_model
+        [10, 20]
     """
     root = Path(path)
     mlmodel = metadata or Model.load(root)

@@ -20,6 +20,20 @@ class PythonModelContext:
     Attributes:
         artifacts: Artifact name -> absolute local path inside the loaded model directory.
         model_config: Optional configuration given at save time.
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("vocab.txt").write_text("cat dog")
+        >>> class Vocab(flowml.PythonModel):
+        ...     def load_context(self, context):
+        ...         self.words = Path(context.artifacts["vocab"]).read_text().split()
+        ...         self.prefix = context.model_config["prefix"]
+        ...     def predict(self, context, model_input, params=None):
+        ...         return [self.prefix + w for w in model_input if w in self.words]
+        >>> _ = flowml.save_model(python_model=Vocab(), path="vocab_model",
+        ...                       artifacts={"vocab": "vocab.txt"}, model_config={"prefix": "#"})
+        >>> flowml.load_model("vocab_model").predict(["cat", "emu"])
+        ['#cat']
     """
 
     def __init__(
@@ -58,7 +72,9 @@ class PythonModel(abc.ABC):
         ...     def predict(self, context, model_input, params=None):
         ...         return model_input + self.n
         >>> import flowml
-        >>> flowml.save_model(python_model=AddN(5), path="add_n")  # doctest: +SKIP
+        >>> _ = flowml.save_model(python_model=AddN(5), path="add_n")
+        >>> flowml.load_model("add_n").predict(1)
+        6
     """
 
     def load_context(self, context: PythonModelContext) -> None:  # noqa: B027

@@ -272,7 +272,17 @@ class ParamSchema:
 
 @dataclass(frozen=True, slots=True)
 class ModelSignature:
-    """What a model takes and returns, and the params it accepts."""
+    """What a model takes and returns, and the params it accepts.
+
+    Example:
+        >>> import pandas as pd
+        >>> signature = flowml.infer_signature(pd.DataFrame({"x": [1.0]}), [0])
+        >>> signature.to_dict()["inputs"]
+        '[{"type": "double", "name": "x", "required": true}]'
+        >>> _ = flowml.save_model(python_model=lambda rows: rows, path="m", signature=signature)
+        >>> flowml.load_model("m").metadata.signature == signature
+        True
+    """
 
     inputs: Schema | None = None
     outputs: Schema | None = None

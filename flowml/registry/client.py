@@ -41,6 +41,15 @@ class RegistryClient:
             the tracking URI.
         tracking_uri: the tracking store that ``runs:/`` sources and gate metrics are read
             from; defaults to the fluent API's current tracking URI.
+
+    Example:
+        >>> with flowml.start_run():
+        ...     info = flowml.log_model(python_model=lambda rows: rows, name="model")
+        >>> client = flowml.RegistryClient()
+        >>> version = client.register_model(info.model_uri, "echo")
+        >>> client.set_registered_model_alias("echo", "champion", version.version)
+        >>> client.get_model_version_by_alias("echo", "champion").version
+        1
     """
 
     def __init__(self, registry_uri: str | None = None, tracking_uri: str | None = None) -> None:

@@ -35,13 +35,25 @@ _registry_uri: str | None = None
 
 
 def set_registry_uri(uri: str | None) -> None:
-    """Point the module-level functions at another registry (``None``: back to the default)."""
+    """Point the module-level functions at another registry (``None``: back to the default).
+
+    Example:
+        >>> flowml.set_registry_uri("sqlite:///registry.db")
+        >>> flowml.get_registry_uri()
+        'sqlite:///registry.db'
+        >>> flowml.set_registry_uri(None)
+    """
     global _registry_uri
     _registry_uri = str(uri) if uri is not None else None
 
 
 def get_registry_uri() -> str:
-    """The registry URI the module-level functions use."""
+    """The registry URI the module-level functions use.
+
+    Example:
+        >>> flowml.get_registry_uri() == flowml.get_tracking_uri()  # unless set apart
+        True
+    """
     return _client().registry_uri
 
 
@@ -72,6 +84,13 @@ def register_model(
     Raises:
         ResourceNotFound: the run (or the model in it) or the source version does not exist.
         InvalidParameter: a malformed URI or name.
+
+    Example:
+        >>> with flowml.start_run():
+        ...     info = flowml.log_model(python_model=lambda rows: rows, name="model")
+        >>> version = flowml.register_model(info.model_uri, "echo", tags={"team": "risk"})
+        >>> version.name, version.version, version.tags
+        ('echo', 1, {'team': 'risk'})
     """
     return _client().register_model(model_uri, name, tags, description, reason=reason)
 
@@ -82,7 +101,16 @@ def search_registered_models(
     order_by: Sequence[str] | None = None,
     page_token: str | None = None,
 ) -> PagedList[RegisteredModel]:
-    """Registered models matching a filter such as ``name LIKE 'churn%'``."""
+    """Registered models matching a filter such as ``name LIKE 'churn%'``.
+
+    Example:
+        >>> with flowml.start_run():
+        ...     info = flowml.log_model(python_model=lambda rows: rows, name="model")
+        >>> _ = flowml.register_model(info.model_uri, "churn-small")
+        >>> _ = flowml.register_model(info.model_uri, "fraud")
+        >>> [m.name for m in flowml.search_registered_models("name LIKE 'churn%'")]
+        ['churn-small']
+    """
     return _client().search_registered_models(filter_string, max_results, order_by, page_token)
 
 
@@ -92,5 +120,14 @@ def search_model_versions(
     order_by: Sequence[str] | None = None,
     page_token: str | None = None,
 ) -> PagedList[ModelVersion]:
-    """Model versions matching a filter such as ``name = 'churn' and run_id = '...'``."""
+    """Model versions matching a filter such as ``name = 'churn' and run_id = '...'``.
+
+    Example:
+        >>> with flowml.start_run():
+        ...     info = flowml.log_model(python_model=lambda rows: rows, name="model")
+        >>> for _ in range(2):
+        ...     _ = flowml.register_model(info.model_uri, "churn")
+        >>> sorted(v.version for v in flowml.search_model_versions("name = 'churn'"))
+        [1, 2]
+    """
     return _client().search_model_versions(filter_string, max_results, order_by, page_token)

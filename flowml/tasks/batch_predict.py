@@ -73,14 +73,24 @@ def batch_predict(
         InvalidParameter: a bad format or a chunk that violates the model signature.
 
     Example:
+        >>> import pandas as pd
         >>> from prefect import flow, unmapped
+        >>> from flowml.tasks import batch_predict
+        >>> _ = flowml.save_model(python_model=lambda rows: rows["x"] * 2, path="double")
+        >>> for day in ("mon", "tue"):
+        ...     pd.DataFrame({"x": [1, 2, 3]}).to_csv(f"{day}.csv", index=False)
         >>> @flow
-        ... def score_day(files: list[str]):
+        ... def score_days(files: list[str]):
         ...     return batch_predict.map(
-        ...         unmapped("models:/churn@champion"),
+        ...         unmapped("double"),  # or "models:/churn@champion"
         ...         files,
-        ...         [f.replace("in/", "out/") for f in files],
+        ...         [f.replace(".csv", ".scored.csv") for f in files],
+        ...         chunk_rows=unmapped(2),
         ...     ).result()
+        >>> [(r.rows, r.chunks) for r in score_days(["mon.csv", "tue.csv"])]
+        [(3, 2), (3, 2)]
+        >>> pd.read_csv("tue.scored.csv")["prediction"].tolist()
+        [2, 4, 6]
     """
     return predict_file(
         _model(model_uri),

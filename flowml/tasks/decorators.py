@@ -287,8 +287,17 @@ def tracked_task(
 
     Example:
         >>> @flowml.tracked_task(retries=1, log_result="accuracy")
-        ... def evaluate(model, X, y) -> float:
-        ...     return float(model.score(X, y))
+        ... def evaluate(threshold: float) -> float:
+        ...     return 0.75
+        >>> @flowml.tracked_flow(experiment="scoring")
+        ... def pipeline():
+        ...     return evaluate(0.5)
+        >>> pipeline()
+        0.75
+        >>> task_run = flowml.search_runs(experiment_names=["scoring"],
+        ...                               filter_string="params.threshold = '0.5'")[0]
+        >>> task_run.data.metrics["accuracy"]
+        0.75
     """
     options = _options(
         log_params, exclude_params, max_param_length, summarize_param, log_result, artifacts
@@ -353,7 +362,11 @@ def tracked_flow(
     Example:
         >>> @flowml.tracked_flow(experiment="wine")
         ... def train(n_estimators: int = 100):
-        ...     ...
+        ...     flowml.log_metric("accuracy", 0.9)
+        >>> train(n_estimators=10)
+        >>> run = flowml.search_runs(experiment_names=["wine"])[0]
+        >>> run.info.status, run.data.params["n_estimators"], run.data.metrics["accuracy"]
+        ('FINISHED', '10', 0.9)
     """
     options = _options(
         log_params,

@@ -61,11 +61,17 @@ def evaluate_model(
         InvalidParameter: bad data, targets or model type (nothing is logged).
 
     Example:
-        >>> from prefect import flow
-        >>> @flow
-        ... def nightly(holdout: str):
-        ...     result = evaluate_model("models:/churn@challenger", holdout, targets="churned")
-        ...     promote_model("churn", "challenger", to="champion", gates=[result])
+        >>> import pandas as pd
+        >>> from flowml.tasks import evaluate_model
+        >>> holdout = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0], "churned": [0, 0, 1, 1]})
+        >>> @flowml.tracked_flow(experiment="nightly")
+        ... def nightly():
+        ...     # in production: evaluate_model("models:/churn@challenger", "holdout.csv", ...)
+        ...     return evaluate_model(lambda rows: (rows["x"] > 1.5).astype(int), holdout,
+        ...                           targets="churned", evaluators=["metrics"])
+        >>> result = nightly()
+        >>> result.metrics["accuracy_score"], flowml.get_run(result.run_id).info.status
+        (1.0, 'FINISHED')
     """
     return evaluate(
         model,

@@ -154,9 +154,14 @@ def progress(
         InvalidParameter: ``total`` is not positive or ``min_interval`` is negative.
 
     Example:
-        >>> with flowml.progress(total=10, description="epochs") as bar:
-        ...     for epoch in range(10):
-        ...         bar.advance()
+        >>> @flowml.tracked_flow(experiment="loop")
+        ... def fit(epochs: int = 3):
+        ...     with flowml.progress(total=epochs, description="epochs") as bar:
+        ...         for epoch in range(epochs):
+        ...             bar.advance()
+        ...     return bar.completed
+        >>> fit()
+        3.0
     """
     return Progress(total, key=key, description=description, min_interval=min_interval)
 

@@ -151,10 +151,15 @@ def register_model(
         InvalidParameter: a malformed URI or name.
 
     Example:
+        >>> from prefect import flow
+        >>> from flowml.tasks import register_model
+        >>> with flowml.start_run() as run:
+        ...     _ = flowml.log_model(python_model=lambda rows: rows, name="model")
         >>> @flow
-        ... def train():
-        ...     run_id = fit_and_log()
-        ...     register_model(f"runs:/{run_id}/model", "churn", reason="nightly")
+        ... def publish(run_id: str):
+        ...     return register_model(f"runs:/{run_id}/model", "churn", reason="nightly")
+        >>> publish(run.info.run_id).version
+        1
     """
     client = RegistryClient(registry_uri)
     with _audit(reason):
@@ -209,10 +214,20 @@ def promote_model(
         ResourceNotFound: no such model, version or alias.
 
     Example:
+        >>> from prefect import flow
+        >>> from flowml.registry import beats_champion
+        >>> from flowml.tasks import promote_model
+        >>> with flowml.start_run():
+        ...     flowml.log_metric("rmse", 0.4)
+        ...     _ = flowml.log_model(python_model=lambda rows: rows, name="model",
+        ...                          registered_model_name="churn")
         >>> @flow
         ... def weekly():
-        ...     promote_model("churn", "challenger", to="champion",
-        ...                   gates=[beats_champion("rmse", higher_is_better=False)])
+        ...     return promote_model("churn", 1, to="champion", reason="first model",
+        ...                          gates=[beats_champion("rmse", higher_is_better=False)])
+        >>> promoted = weekly()
+        >>> promoted.version, promoted.kind, promoted.target, promoted.previous
+        (1, 'alias', 'champion', None)
     """
     if not isinstance(require_approval, bool):
         raise InvalidParameter(f"require_approval must be a bool, got {require_approval!r}")

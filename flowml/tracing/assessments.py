@@ -145,8 +145,15 @@ def log_feedback(
         InvalidParameter: a bad name, source, value or rationale.
 
     Example:
-        >>> flowml.log_feedback(trace_id, name="thumbs_up", value=True,
-        ...                     source=flowml.AssessmentSource("HUMAN", "ann"))
+        >>> with flowml.start_span("answer") as span:
+        ...     span.set_outputs("Paris")
+        >>> trace_id = flowml.get_last_active_trace_id()
+        >>> feedback = flowml.log_feedback(trace_id, name="thumbs_up", value=True,
+        ...                                source=flowml.AssessmentSource("HUMAN", "ann"))
+        >>> feedback.kind, feedback.value
+        ('feedback', True)
+        >>> [a.name for a in flowml.get_trace(trace_id).info.assessments]
+        ['thumbs_up']
     """
     if value is None and error is None:
         raise InvalidParameter("log_feedback needs a value or an error")
@@ -190,6 +197,11 @@ def log_expectation(
         InvalidParameter: a bad name, source or value.
 
     Example:
-        >>> flowml.log_expectation(trace_id, name="expected_response", value="Paris")
+        >>> with flowml.start_span("answer") as span:
+        ...     span.set_outputs("Paris")
+        >>> trace_id = flowml.get_last_active_trace_id()
+        >>> expectation = flowml.log_expectation(trace_id, name="expected_response", value="Paris")
+        >>> expectation.kind, expectation.source.source_type
+        ('expectation', 'HUMAN')
     """
     return _log("expectation", trace_id, name, value, source, metadata=metadata, span_id=span_id)

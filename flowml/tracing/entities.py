@@ -34,7 +34,17 @@ __all__ = [
 
 
 class SpanType:
-    """MLflow's predefined span types (any other string is accepted too)."""
+    """MLflow's predefined span types (any other string is accepted too).
+
+    Example:
+        >>> @flowml.trace(span_type=flowml.SpanType.RETRIEVER)
+        ... def retrieve(query: str) -> list[str]:
+        ...     return ["doc-1"]
+        >>> _ = retrieve("refunds")
+        >>> trace = flowml.get_trace(flowml.get_last_active_trace_id())
+        >>> trace.data.spans[0].span_type
+        'RETRIEVER'
+    """
 
     LLM = "LLM"
     CHAIN = "CHAIN"
@@ -191,7 +201,18 @@ class Span:
 
 @dataclass(frozen=True)
 class AssessmentSource:
-    """Who judged: ``HUMAN``, ``LLM_JUDGE`` or ``CODE``, and which one (``source_id``)."""
+    """Who judged: ``HUMAN``, ``LLM_JUDGE`` or ``CODE``, and which one (``source_id``).
+
+    Example:
+        >>> @flowml.trace
+        ... def answer(question: str) -> str:
+        ...     return "Paris"
+        >>> _ = answer("Capital of France?")
+        >>> trace_id = flowml.get_last_active_trace_id()
+        >>> source = flowml.AssessmentSource("LLM_JUDGE", "gpt-4o-mini")
+        >>> flowml.log_feedback(trace_id, name="correct", value=True, source=source).source
+        AssessmentSource(source_type='LLM_JUDGE', source_id='gpt-4o-mini')
+    """
 
     source_type: str = "HUMAN"
     source_id: str = "default"
@@ -312,7 +333,20 @@ class TraceData:
 
 @dataclass(frozen=True)
 class Trace:
-    """A trace: its info and its spans (root first, then by start time)."""
+    """A trace: its info and its spans (root first, then by start time).
+
+    Example:
+        >>> @flowml.trace
+        ... def add(a: int, b: int) -> int:
+        ...     return a + b
+        >>> add(1, 2)
+        3
+        >>> trace = flowml.get_trace(flowml.get_last_active_trace_id())
+        >>> trace.info.state, [span.name for span in trace.data.spans]
+        ('OK', ['add'])
+        >>> trace.data.spans[0].inputs, trace.data.spans[0].outputs
+        ({'a': 1, 'b': 2}, 3)
+    """
 
     info: TraceInfo
     data: TraceData

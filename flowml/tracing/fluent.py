@@ -261,7 +261,15 @@ def start_span(
 
 
 def get_current_active_span() -> LiveSpan | None:
-    """The current flowml span in this thread / asyncio task, or ``None``."""
+    """The current flowml span in this thread / asyncio task, or ``None``.
+
+    Example:
+        >>> flowml.get_current_active_span() is None
+        True
+        >>> with flowml.start_span("step"):
+        ...     flowml.get_current_active_span().name
+        'step'
+    """
     return current_live_span()
 
 
@@ -293,7 +301,14 @@ def update_current_trace(
 
 
 def get_last_active_trace_id() -> str | None:
-    """The id of the trace finished last in this process (``None`` before any)."""
+    """The id of the trace finished last in this process (``None`` before any).
+
+    Example:
+        >>> with flowml.start_span("step"):
+        ...     pass
+        >>> flowml.get_trace(flowml.get_last_active_trace_id()).data.spans[0].name
+        'step'
+    """
     return provider.last_trace_id()
 
 
@@ -308,6 +323,15 @@ def get_trace(trace_id: str) -> Trace | None:
     """The trace with its spans and assessments, or ``None`` when it does not exist.
 
     Waits for traces still being written by this process first.
+
+    Example:
+        >>> with flowml.start_span("lookup") as span:
+        ...     span.set_outputs({"rows": 2})
+        >>> trace = flowml.get_trace(flowml.get_last_active_trace_id())
+        >>> trace.data.spans[0].outputs
+        {'rows': 2}
+        >>> flowml.get_trace("tr-0000") is None
+        True
     """
     from flowml.exceptions import ResourceNotFound
 
@@ -349,7 +373,12 @@ def search_traces(
         InvalidParameter: a bad filter, order_by, max_results or return_type.
 
     Example:
-        >>> flowml.search_traces(filter_string="attributes.status = 'OK'", return_type="list")
+        >>> with flowml.start_span("step"):
+        ...     pass
+        >>> found = flowml.search_traces(filter_string="attributes.status = 'OK'",
+        ...                              return_type="list")
+        >>> [t.info.trace_id for t in found] == [flowml.get_last_active_trace_id()]
+        True
     """
     from flowml.tracking import fluent
 
@@ -417,6 +446,14 @@ def set_trace_tag(trace_id: str, key: str, value: str) -> None:
 
     Raises:
         ResourceNotFound: no such trace.
+
+    Example:
+        >>> with flowml.start_span("step"):
+        ...     pass
+        >>> trace_id = flowml.get_last_active_trace_id()
+        >>> flowml.set_trace_tag(trace_id, "env", "prod")
+        >>> flowml.get_trace(trace_id).info.tags["env"]
+        'prod'
     """
     _store().set_trace_tag(trace_id, key, value)
 
@@ -426,5 +463,14 @@ def delete_trace_tag(trace_id: str, key: str) -> None:
 
     Raises:
         ResourceNotFound: no such trace, or it has no such tag.
+
+    Example:
+        >>> with flowml.start_span("step"):
+        ...     pass
+        >>> trace_id = flowml.get_last_active_trace_id()
+        >>> flowml.set_trace_tag(trace_id, "env", "prod")
+        >>> flowml.delete_trace_tag(trace_id, "env")
+        >>> "env" in flowml.get_trace(trace_id).info.tags
+        False
     """
     _store().delete_trace_tag(trace_id, key)

@@ -9,7 +9,7 @@ Example:
     >>> exp_id = client.create_experiment("demo")
     >>> run = client.create_run(exp_id, run_name="first")
     >>> client.log_metric(run.info.run_id, "acc", 0.93)
-    >>> client.set_terminated(run.info.run_id)
+    >>> _ = client.set_terminated(run.info.run_id)  # returns the ended RunInfo
 """
 
 from __future__ import annotations
@@ -56,6 +56,17 @@ class TrackingClient:
             under ``FLOWML_HOME`` when unset).
         artifact_root: where new experiments keep artifacts; defaults to
             ``FLOWML_ARTIFACT_ROOT``.
+
+    Example:
+        >>> client = flowml.TrackingClient()  # the store of FLOWML_TRACKING_URI
+        >>> experiment_id = client.create_experiment("churn")
+        >>> run = client.create_run(experiment_id, run_name="by-hand")
+        >>> client.log_metric(run.info.run_id, "acc", 0.9)
+        >>> _ = client.set_terminated(run.info.run_id)  # returns the ended RunInfo
+        >>> stored = client.get_run(run.info.run_id)
+        >>> stored.info.status, stored.data.metrics
+        ('FINISHED', {'acc': 0.9})
+        >>> client.close()
     """
 
     def __init__(self, tracking_uri: str | None = None, artifact_root: str | None = None) -> None:

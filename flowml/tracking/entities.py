@@ -36,7 +36,16 @@ def now_ms() -> int:
 
 
 class RunStatus:
-    """Run status names, as MLflow's ``RunStatus``."""
+    """Run status names, as MLflow's ``RunStatus``.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     pass
+        >>> flowml.get_run(run.info.run_id).info.status == flowml.RunStatus.FINISHED
+        True
+        >>> flowml.RunStatus.is_terminated("RUNNING")
+        False
+    """
 
     RUNNING = "RUNNING"
     SCHEDULED = "SCHEDULED"
@@ -58,7 +67,20 @@ class LifecycleStage:
 
 
 class ViewType:
-    """Which lifecycle stages a search sees, as MLflow's ``ViewType``."""
+    """Which lifecycle stages a search sees, as MLflow's ``ViewType``.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     pass
+        >>> flowml.delete_run(run.info.run_id)
+        >>> len(flowml.search_runs(search_all_experiments=True))
+        0
+        >>> deleted = flowml.search_runs(
+        ...     search_all_experiments=True, run_view_type=flowml.ViewType.DELETED_ONLY
+        ... )
+        >>> [r.info.run_id for r in deleted] == [run.info.run_id]
+        True
+    """
 
     ACTIVE_ONLY = 1
     DELETED_ONLY = 2
@@ -75,7 +97,14 @@ class ViewType:
 
 @dataclass(slots=True, frozen=True)
 class Metric:
-    """One metric point. ``value`` may be NaN or ±inf."""
+    """One metric point. ``value`` may be NaN or ±inf.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_metric("loss", 0.5, step=2, timestamp=1700000000000)
+        >>> flowml.get_metric_history(run.info.run_id, "loss")
+        [Metric(key='loss', value=0.5, timestamp=1700000000000, step=2)]
+    """
 
     key: str
     value: float
@@ -101,18 +130,47 @@ class Metric:
 
 @dataclass(slots=True, frozen=True)
 class Param:
+    """One param of a run: write-once, its value stored as a string.
+
+    Example:
+        >>> client = flowml.TrackingClient()
+        >>> run = client.create_run("0")
+        >>> client.log_batch(run.info.run_id, params=[flowml.Param("depth", "3")])
+        >>> client.get_run(run.info.run_id).data.params
+        {'depth': '3'}
+    """
+
     key: str
     value: str
 
 
 @dataclass(slots=True, frozen=True)
 class RunTag:
+    """One tag of a run (tags may be overwritten; ``mlflow.*`` names are MLflow's system tags).
+
+    Example:
+        >>> client = flowml.TrackingClient()
+        >>> run = client.create_run("0")
+        >>> client.log_batch(run.info.run_id, tags=[flowml.RunTag("team", "risk")])
+        >>> client.get_run(run.info.run_id).data.tags["team"]
+        'risk'
+    """
+
     key: str
     value: str
 
 
 @dataclass(slots=True)
 class Experiment:
+    """An experiment: a named group of runs, with its artifact location and tags.
+
+    Example:
+        >>> experiment_id = flowml.create_experiment("churn", tags={"team": "risk"})
+        >>> experiment = flowml.get_experiment(experiment_id)
+        >>> experiment.name, experiment.lifecycle_stage, experiment.tags
+        ('churn', 'active', {'team': 'risk'})
+    """
+
     experiment_id: str
     name: str
     artifact_location: str
@@ -159,6 +217,19 @@ class RunData:
 
 @dataclass(slots=True)
 class Run:
+    """A run as stored: ``info`` (`RunInfo`: id, name, status, times, artifact URI) and
+    ``data`` (`RunData`: latest metrics, params and tags); MLflow's ``Run``.
+
+    Example:
+        >>> with flowml.start_run(run_name="baseline") as active:
+        ...     flowml.log_metric("acc", 0.9)
+        >>> run = flowml.get_run(active.info.run_id)
+        >>> run.info.run_name, run.data.metrics
+        ('baseline', {'acc': 0.9})
+        >>> run.to_dict()["data"]["metrics"]
+        {'acc': 0.9}
+    """
+
     info: RunInfo
     data: RunData
 

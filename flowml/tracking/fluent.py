@@ -49,6 +49,13 @@ class ActiveRun:
 
     On leaving the ``with`` block the run ends FINISHED, or FAILED when an exception
     escaped (KILLED for ``KeyboardInterrupt``).
+
+    Example:
+        >>> with flowml.start_run(run_name="baseline") as run:
+        ...     run.info.run_name, run.info.status
+        ('baseline', 'RUNNING')
+        >>> flowml.get_run(run.info.run_id).info.status
+        'FINISHED'
     """
 
     def __init__(self, run: Run, client: TrackingClient, *, owned: bool = True) -> None:
@@ -107,6 +114,15 @@ def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
 
 
 def get_tracking_uri() -> str:
+    """The store the fluent API writes to: `set_tracking_uri`'s, else ``FLOWML_TRACKING_URI``,
+    else ``sqlite:///$FLOWML_HOME/flowml.db``.
+
+    Example:
+        >>> flowml.set_tracking_uri("sqlite:///experiments.db")
+        >>> flowml.get_tracking_uri()
+        'sqlite:///experiments.db'
+        >>> flowml.set_tracking_uri(None)  # back to the settings
+    """
     return _tracking_uri or get_settings().resolved_tracking_uri
 
 
@@ -118,7 +134,26 @@ def get_client() -> TrackingClient:
 def set_experiment(
     experiment_name: str | None = None, experiment_id: str | None = None
 ) -> Experiment:
-    """Make an experiment the default for new runs, creating it by name when missing."""
+    """Make an experiment the default for new runs, creating it by name when missing.
+
+    Args:
+        experiment_name: the experiment's name (created when no experiment has it).
+        experiment_id: instead, an existing experiment's id.
+
+    Returns:
+        The `Experiment`.
+
+    Raises:
+        InvalidParameter: both or neither argument given, or the experiment is deleted
+            (restore it first).
+        ResourceNotFound: no experiment has ``experiment_id``.
+
+    Example:
+        >>> experiment = flowml.set_experiment("churn")
+        >>> with flowml.start_run() as run:
+        ...     run.info.experiment_id == experiment.experiment_id
+        True
+    """
     global _experiment_id
     client = get_client()
     if (experiment_name is None) == (experiment_id is None):
@@ -165,7 +200,15 @@ def _current_experiment_id() -> str:
 
 
 def active_run() -> ActiveRun | None:
-    """The innermost active run of this thread / asyncio task, or ``None``."""
+    """The innermost active run of this thread / asyncio task, or ``None``.
+
+    Example:
+        >>> flowml.active_run() is None
+        True
+        >>> with flowml.start_run() as run:
+        ...     flowml.active_run().info.run_id == run.info.run_id
+        True
+    """
     stack = _run_stack.get()
     return stack[-1] if stack else None
 
@@ -214,9 +257,11 @@ def start_run(
         An `ActiveRun`, usable as a context manager.
 
     Example:
-        >>> with flowml.start_run(run_name="baseline"):
-        ...     flowml.log_param("lr", 0.01)
+        >>> with flowml.start_run(run_name="baseline") as run:
+        ...     flowml.log_params({"lr": 0.01})
         ...     flowml.log_metric("acc", 0.91)
+        >>> run.info.run_name, flowml.get_run(run.info.run_id).info.status
+        ('baseline', 'FINISHED')
     """
     parent = active_run()
     if parent is not None and not nested:
@@ -289,7 +334,14 @@ def activate_run(
 
 
 def end_run(status: str = RunStatus.FINISHED) -> None:
-    """End the innermost active run: write its queued values, then set ``status``."""
+    """End the innermost active run: write its queued values, then set ``status``.
+
+    Example:
+        >>> run = flowml.start_run()
+        >>> flowml.end_run(status="KILLED")
+        >>> flowml.get_run(run.info.run_id).info.status
+        'KILLED'
+    """
     run = active_run()
     if run is not None:
         _end(run, status)
@@ -366,7 +418,21 @@ os.register_at_fork(after_in_child=_forget_open_runs_after_fork)
 def log_metric(
     key: str, value: float, step: int | None = None, timestamp: int | None = None
 ) -> None:
-    """Log a metric point to the active run (queued; written in batches)."""
+    """Log a metric point to the active run (queued; written in batches).
+
+    Args:
+        key: the metric's name.
+        value: a number (NaN and infinities are kept, as MLflow).
+        step: the training step (default 0).
+        timestamp: epoch milliseconds (default now).
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     for step, loss in enumerate([0.9, 0.5, 0.3]):
+        ...         flowml.log_metric("loss", loss, step=step)
+        >>> flowml.get_run(run.info.run_id).data.metrics
+        {'loss': 0.3}
+    """
     run_id, client = _run_id_for_logging()
     client.buffer.add(
         run_id,
@@ -377,19 +443,49 @@ def log_metric(
 def log_metrics(
     metrics: dict[str, float], step: int | None = None, timestamp: int | None = None
 ) -> None:
+    """Log several metrics at one step and timestamp to the active run (queued).
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_metrics({"precision": 0.8, "recall": 0.6}, step=1)
+        >>> sorted(flowml.get_run(run.info.run_id).data.metrics.items())
+        [('precision', 0.8), ('recall', 0.6)]
+    """
     run_id, client = _run_id_for_logging()
     ts = timestamp if timestamp is not None else now_ms()
     client.buffer.add(run_id, metrics=[Metric(k, val, ts, step or 0) for k, val in metrics.items()])
 
 
 def log_param(key: str, value: Any) -> Any:
-    """Log a param (write-once: the same value again is a no-op, another value an error)."""
+    """Log a param (write-once: the same value again is a no-op, another value an error).
+
+    Returns:
+        ``value``, so a setting can be logged where it is read.
+
+    Raises:
+        InvalidParameter: the run already has another value for ``key`` (raised when the
+            queue is written: at `flush`, at the run's end, or by a later batch).
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     lr = flowml.log_param("lr", 0.01)
+        >>> lr, flowml.get_run(run.info.run_id).data.params
+        (0.01, {'lr': '0.01'})
+    """
     run_id, client = _run_id_for_logging()
     client.buffer.add(run_id, params=[Param(key, value if isinstance(value, str) else str(value))])
     return value
 
 
 def log_params(params: dict[str, Any]) -> None:
+    """Log several params (values are stored as strings; write-once as `log_param`).
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_params({"depth": 3, "criterion": "gini"})
+        >>> flowml.get_run(run.info.run_id).data.params
+        {'criterion': 'gini', 'depth': '3'}
+    """
     run_id, client = _run_id_for_logging()
     client.buffer.add(
         run_id,
@@ -398,38 +494,108 @@ def log_params(params: dict[str, Any]) -> None:
 
 
 def set_tag(key: str, value: Any) -> None:
+    """Set a tag on the active run (tags, unlike params, may be overwritten).
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     flowml.set_tag("stage", "draft")
+        ...     flowml.set_tag("stage", "final")
+        >>> flowml.get_run(run.info.run_id).data.tags["stage"]
+        'final'
+    """
     run_id, client = _run_id_for_logging()
     client.buffer.add(run_id, tags=[RunTag(key, str(value))])
 
 
 def set_tags(tags: dict[str, Any]) -> None:
+    """Set several tags on the active run (values are stored as strings).
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     flowml.set_tags({"team": "risk", "priority": 1})
+        >>> tags = flowml.get_run(run.info.run_id).data.tags
+        >>> tags["team"], tags["priority"]
+        ('risk', '1')
+    """
     run_id, client = _run_id_for_logging()
     client.buffer.add(run_id, tags=[RunTag(k, str(val)) for k, val in tags.items()])
 
 
 def flush() -> None:
-    """Write every queued metric, param and tag now."""
+    """Write every queued metric, param and tag now.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_metric("acc", 0.9)
+        ...     flowml.flush()  # readable by other processes from here on
+        ...     flowml.get_run(run.info.run_id).data.metrics
+        {'acc': 0.9}
+    """
     get_client().flush()
     for run in _run_stack.get():
         run.client.flush()
 
 
 def log_artifact(local_path: str, artifact_path: str | None = None) -> None:
+    """Copy a local file into the active run's artifacts (under ``artifact_path``).
+
+    Raises:
+        InvalidParameter: ``local_path`` is not a file, or ``artifact_path`` leaves the
+            run's artifacts.
+
+    Example:
+        >>> from pathlib import Path
+        >>> _ = Path("notes.txt").write_text("first try")
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_artifact("notes.txt", artifact_path="docs")
+        >>> (Path(flowml.get_run(run.info.run_id).info.artifact_uri) / "docs/notes.txt").read_text()
+        'first try'
+    """
     run_id, client = _run_id_for_logging()
     client.log_artifact(run_id, local_path, artifact_path)
 
 
 def log_artifacts(local_dir: str, artifact_path: str | None = None) -> None:
+    """Copy a local directory's files into the active run's artifacts (under ``artifact_path``).
+
+    Example:
+        >>> from pathlib import Path
+        >>> Path("out").mkdir()
+        >>> _ = Path("out/a.txt").write_text("a")
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_artifacts("out", artifact_path="results")
+        >>> [f.path for f in flowml.TrackingClient().list_artifacts(run.info.run_id, "results")]
+        ['results/a.txt']
+    """
     run_id, client = _run_id_for_logging()
     client.log_artifacts(run_id, local_dir, artifact_path)
 
 
 def log_text(text: str, artifact_file: str) -> None:
+    """Save a string as the artifact ``artifact_file`` of the active run.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_text("all good", "report/summary.txt")
+        >>> client = flowml.TrackingClient()
+        >>> [f.path for f in client.list_artifacts(run.info.run_id, "report")]
+        ['report/summary.txt']
+    """
     run_id, client = _run_id_for_logging()
     client.log_text(run_id, text, artifact_file)
 
 
 def log_dict(dictionary: Any, artifact_file: str) -> None:
+    """Save a dict as a JSON (``.json``) or YAML (``.yaml``/``.yml``) artifact of the active run.
+
+    Example:
+        >>> import json
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_dict({"classes": ["cat", "dog"]}, "labels.json")
+        >>> path = flowml.TrackingClient().download_artifacts(run.info.run_id, "labels.json")
+        >>> json.load(open(path))
+        {'classes': ['cat', 'dog']}
+    """
     run_id, client = _run_id_for_logging()
     client.log_dict(run_id, dictionary, artifact_file)
 
@@ -457,7 +623,10 @@ def log_image(
         InvalidParameter: both or neither of ``artifact_file``/``key``, or a bad image.
 
     Example:
-        >>> flowml.log_image(np.zeros((28, 28)), key="digits", step=3)
+        >>> import numpy as np
+        >>> with flowml.start_run():
+        ...     flowml.log_image(np.zeros((28, 28)), key="digits", step=3)
+        ...     flowml.log_image(np.ones((8, 8, 3)), artifact_file="plots/white.png")
     """
     run_id, client = _run_id_for_logging()
     client.log_image(run_id, image, artifact_file, key, step, timestamp)
@@ -467,14 +636,37 @@ def log_figure(
     figure: Any, artifact_file: str, *, save_kwargs: dict[str, Any] | None = None
 ) -> None:
     """Save a matplotlib or plotly figure as the artifact ``artifact_file`` (``.png``,
-    ``.svg``, ``.html`` for plotly...); ``save_kwargs`` go to ``savefig``/``to_html``."""
+    ``.svg``, ``.html`` for plotly...); ``save_kwargs`` go to ``savefig``/``to_html``.
+
+    Example:
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> figure, axes = plt.subplots()
+        >>> _ = axes.plot([1, 2, 3], [0.9, 0.5, 0.3])
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_figure(figure, "loss.png")
+        >>> plt.close(figure)
+        >>> [f.path for f in flowml.TrackingClient().list_artifacts(run.info.run_id)]
+        ['loss.png']
+    """
     run_id, client = _run_id_for_logging()
     client.log_figure(run_id, figure, artifact_file, save_kwargs=save_kwargs)
 
 
 def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
     """Write a dict or DataFrame as a table artifact (``.json`` in pandas' ``split`` layout, or
-    ``.parquet``); a second call with the same file appends rows, as MLflow's does."""
+    ``.parquet``); a second call with the same file appends rows, as MLflow's does.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     flowml.log_table({"question": ["2+2?"], "answer": ["4"]}, "qa.json")
+        ...     flowml.log_table({"question": ["3+3?"], "answer": ["6"]}, "qa.json")
+        >>> path = flowml.TrackingClient().download_artifacts(run.info.run_id, "qa.json")
+        >>> import pandas as pd
+        >>> pd.read_json(path, orient="split")["answer"].tolist()
+        [4, 6]
+    """
     if run_id is None:
         run_id, client = _run_id_for_logging()
     else:
@@ -483,6 +675,14 @@ def log_table(data: Any, artifact_file: str, run_id: str | None = None) -> None:
 
 
 def get_artifact_uri(artifact_path: str | None = None) -> str:
+    """The URI of the active run's artifacts, or of ``artifact_path`` inside them.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     uri = flowml.get_artifact_uri("model")
+        >>> uri == f"{run.info.artifact_uri}/model"
+        True
+    """
     run_id, client = _run_id_for_logging()
     return client.artifact_repo(run_id).uri_for(artifact_path)
 
@@ -491,18 +691,64 @@ def get_artifact_uri(artifact_path: str | None = None) -> str:
 
 
 def get_run(run_id: str) -> Run:
+    """The run as stored now: its info, params, latest metrics, tags and inputs.
+
+    Raises:
+        ResourceNotFound: no run has that id.
+
+    Example:
+        >>> with flowml.start_run(run_name="baseline") as run:
+        ...     flowml.log_params({"lr": 0.01})
+        >>> stored = flowml.get_run(run.info.run_id)
+        >>> stored.info.run_name, stored.info.status, stored.data.params
+        ('baseline', 'FINISHED', {'lr': '0.01'})
+    """
     return get_client().get_run(run_id)
 
 
 def get_metric_history(run_id: str, key: str) -> list[Metric]:
+    """Every logged point of one metric of a run.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     for step, loss in enumerate([0.9, 0.5]):
+        ...         flowml.log_metric("loss", loss, step=step)
+        >>> [(m.step, m.value) for m in flowml.get_metric_history(run.info.run_id, "loss")]
+        [(0, 0.9), (1, 0.5)]
+    """
     return get_client().get_metric_history(run_id, key)
 
 
 def delete_run(run_id: str) -> None:
+    """Move a run to the deleted lifecycle stage (searches skip it; `restore_run` undoes it).
+
+    Raises:
+        ResourceNotFound: no run has that id.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     pass
+        >>> flowml.delete_run(run.info.run_id)
+        >>> flowml.get_run(run.info.run_id).info.lifecycle_stage
+        'deleted'
+    """
     get_client().delete_run(run_id)
 
 
 def restore_run(run_id: str) -> None:
+    """Bring a deleted run back to the active lifecycle stage.
+
+    Raises:
+        ResourceNotFound: no run has that id.
+
+    Example:
+        >>> with flowml.start_run() as run:
+        ...     pass
+        >>> flowml.delete_run(run.info.run_id)
+        >>> flowml.restore_run(run.info.run_id)
+        >>> flowml.get_run(run.info.run_id).info.lifecycle_stage
+        'active'
+    """
     get_client().restore_run(run_id)
 
 
@@ -513,6 +759,25 @@ def search_experiments(
     order_by: Sequence[str] | None = None,
     page_token: str | None = None,
 ) -> PagedList[Experiment]:
+    """Search experiments with MLflow's filter grammar (``name``, ``tags.<key>``...).
+
+    Args:
+        view_type: `ViewType.ACTIVE_ONLY`, ``DELETED_ONLY`` or ``ALL``.
+        max_results: the page size.
+        filter_string: e.g. ``"name LIKE 'churn%'"``.
+        order_by: e.g. ``["name ASC"]``.
+        page_token: the previous page's ``token``.
+
+    Returns:
+        A page of `Experiment` (a list with a ``token`` for the next page).
+
+    Example:
+        >>> _ = flowml.create_experiment("churn-a")
+        >>> _ = flowml.create_experiment("churn-b")
+        >>> found = flowml.search_experiments(filter_string="name LIKE 'churn%'", order_by=["name"])
+        >>> [e.name for e in found]
+        ['churn-a', 'churn-b']
+    """
     return get_client().search_experiments(
         view_type, max_results, filter_string, order_by, page_token
     )

@@ -44,6 +44,11 @@ def create_experiment(
     Raises:
         ResourceAlreadyExists: the name is taken (also by a deleted experiment).
         InvalidParameter: an empty name or a bad tag.
+
+    Example:
+        >>> experiment_id = flowml.create_experiment("churn", tags={"team": "risk"})
+        >>> flowml.get_experiment(experiment_id).name
+        'churn'
     """
     return get_client().create_experiment(name, artifact_location, tags)
 
@@ -53,12 +58,24 @@ def get_experiment(experiment_id: str) -> Experiment:
 
     Raises:
         ResourceNotFound: no experiment has that id.
+
+    Example:
+        >>> flowml.get_experiment("0").name
+        'Default'
     """
     return get_client().get_experiment(experiment_id)
 
 
 def get_experiment_by_name(name: str) -> Experiment | None:
-    """The experiment with that name, or ``None``."""
+    """The experiment with that name, or ``None``.
+
+    Example:
+        >>> experiment_id = flowml.create_experiment("churn")
+        >>> flowml.get_experiment_by_name("churn").experiment_id == experiment_id
+        True
+        >>> flowml.get_experiment_by_name("no such experiment") is None
+        True
+    """
     return get_client().get_experiment_by_name(name)
 
 
@@ -68,6 +85,12 @@ def delete_experiment(experiment_id: str) -> None:
     Raises:
         ResourceNotFound: no experiment has that id.
         InvalidParameter: the Default experiment, which cannot be deleted.
+
+    Example:
+        >>> experiment_id = flowml.create_experiment("scratch")
+        >>> flowml.delete_experiment(experiment_id)
+        >>> flowml.get_experiment(experiment_id).lifecycle_stage
+        'deleted'
     """
     get_client().delete_experiment(experiment_id)
 
@@ -77,12 +100,25 @@ def set_experiment_tag(key: str, value: Any) -> None:
 
     Raises:
         InvalidParameter: a bad key or a value too long.
+
+    Example:
+        >>> experiment = flowml.set_experiment("churn")
+        >>> flowml.set_experiment_tag("owner", "ann")
+        >>> flowml.get_experiment(experiment.experiment_id).tags
+        {'owner': 'ann'}
     """
     get_client().set_experiment_tag(current_experiment_id(), key, value)
 
 
 def set_experiment_tags(tags: dict[str, Any]) -> None:
-    """Set several tags on the current experiment (see `set_experiment_tag`)."""
+    """Set several tags on the current experiment (see `set_experiment_tag`).
+
+    Example:
+        >>> experiment = flowml.set_experiment("churn")
+        >>> flowml.set_experiment_tags({"owner": "ann", "quarter": 3})
+        >>> flowml.get_experiment(experiment.experiment_id).tags
+        {'owner': 'ann', 'quarter': '3'}
+    """
     client = get_client()
     experiment_id = current_experiment_id()
     for key, value in tags.items():

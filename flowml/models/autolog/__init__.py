@@ -59,7 +59,13 @@ def autolog(
         InvalidParameter: an unknown name in ``exclude_flavors``.
 
     Example:
+        >>> from sklearn.linear_model import LinearRegression
         >>> flowml.autolog(log_models=False, exclude_flavors=[])
+        >>> with flowml.start_run() as run:
+        ...     _ = LinearRegression().fit([[0.0], [1.0], [2.0]], [0.0, 1.0, 2.0])
+        >>> "training_score" in flowml.get_run(run.info.run_id).data.metrics
+        True
+        >>> flowml.autolog(disable=True)
     """
     del log_traces
     excluded = set(exclude_flavors or ())

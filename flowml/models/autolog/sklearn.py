@@ -95,6 +95,15 @@ def autolog(
 
     Raises:
         InvalidState: scikit-learn is not installed (``pip install scikit-learn``).
+
+    Example:
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> flowml.sklearn.autolog(log_models=False)
+        >>> with flowml.start_run() as run:
+        ...     _ = DecisionTreeClassifier(max_depth=2).fit([[0.0], [1.0]], [0, 1])
+        >>> flowml.get_run(run.info.run_id).data.params["max_depth"]
+        '2'
+        >>> flowml.sklearn.autolog(disable=True)
     """
     del disable_for_unsupported_versions  # flowml supports the scikit-learn it depends on
     if disable:

@@ -48,7 +48,18 @@ class _SklearnPredictor:
 
 
 class SklearnFlavor(Flavor):
-    """Saves and loads scikit-learn estimators (``flavors.sklearn`` in MLmodel)."""
+    """Saves and loads scikit-learn estimators (``flavors.sklearn`` in MLmodel).
+
+    `flowml.save_model` and `flowml.log_model` pick it for any estimator.
+
+    Example:
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> clf = DecisionTreeClassifier(random_state=0).fit([[0.0], [1.0], [2.0]], [0, 0, 1])
+        >>> flowml.sklearn.SklearnFlavor().can_save(clf)
+        True
+        >>> sorted(flowml.save_model(clf, path="tree").flavors)
+        ['python_function', 'sklearn']
+    """
 
     name = FLAVOR_NAME
     loader_modules = ("mlflow.sklearn", "flowml.models.flavors.sklearn")
@@ -202,6 +213,13 @@ def save_model(sk_model: Any, path: str | Path, **kwargs: Any) -> Model:
 
     Returns:
         The MLmodel metadata written.
+
+    Example:
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> clf = DecisionTreeClassifier(random_state=0).fit([[0.0], [1.0], [2.0]], [0, 0, 1])
+        >>> _ = flowml.sklearn.save_model(clf, "tree", serialization_format="pickle")
+        >>> flowml.sklearn.load_model("tree").predict([[2.0]]).tolist()
+        [1]
     """
     from flowml.models.api import save_model as _save
 
@@ -209,14 +227,33 @@ def save_model(sk_model: Any, path: str | Path, **kwargs: Any) -> Model:
 
 
 def log_model(sk_model: Any, name: str = "model", **kwargs: Any) -> Any:
-    """Log a scikit-learn estimator to the active run (see `flowml.log_model`)."""
+    """Log a scikit-learn estimator to the active run (see `flowml.log_model`).
+
+    Example:
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> clf = DecisionTreeClassifier(random_state=0).fit([[0.0], [1.0], [2.0]], [0, 0, 1])
+        >>> with flowml.start_run():
+        ...     info = flowml.sklearn.log_model(clf, name="model")
+        >>> flowml.load_model(info.model_uri).predict([[0.0], [2.0]]).tolist()
+        [0, 1]
+    """
     from flowml.models.api import log_model as _log
 
     return _log(sk_model, name, flavor=FLAVOR_NAME, **kwargs)
 
 
 def load_model(model_uri: str, dst_path: str | None = None) -> Any:
-    """The native scikit-learn estimator saved at `model_uri` (any flowml model URI)."""
+    """The native scikit-learn estimator saved at `model_uri` (any flowml model URI).
+
+    Example:
+        >>> from sklearn.tree import DecisionTreeClassifier
+        >>> clf = DecisionTreeClassifier(random_state=0).fit([[0.0], [1.0], [2.0]], [0, 0, 1])
+        >>> with flowml.start_run():
+        ...     info = flowml.log_model(clf, "model")
+        >>> estimator = flowml.sklearn.load_model(info.model_uri)
+        >>> type(estimator).__name__, estimator.get_depth()
+        ('DecisionTreeClassifier', 1)
+    """
     from flowml.models.api import load_native
 
     return load_native(model_uri, FLAVOR_NAME, dst_path=dst_path)

@@ -62,6 +62,25 @@ def autolog(disable: bool = False) -> None:
 
     Raises:
         ImportError: the ``openai`` package is not installed (``pip install openai``).
+
+    Example:
+        >>> import httpx, openai
+        >>> def endpoint(request):  # a stand-in for the API, so the example runs offline
+        ...     return httpx.Response(200, json={
+        ...         "id": "c1", "object": "chat.completion", "created": 0, "model": "gpt-4o-mini",
+        ...         "choices": [{"index": 0, "finish_reason": "stop",
+        ...                      "message": {"role": "assistant", "content": "Hi!"}}],
+        ...         "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}})
+        >>> transport = httpx.MockTransport(endpoint)
+        >>> client = openai.OpenAI(api_key="sk-test", base_url="http://llm.test/v1",
+        ...                        http_client=httpx.Client(transport=transport))
+        >>> flowml.openai.autolog()
+        >>> reply = client.chat.completions.create(
+        ...     model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}])
+        >>> trace = flowml.get_trace(flowml.get_last_active_trace_id())
+        >>> trace.data.spans[0].span_type, trace.info.token_usage
+        ('CHAT_MODEL', {'input_tokens': 3, 'output_tokens': 2, 'total_tokens': 5})
+        >>> flowml.openai.autolog(disable=True)  # back to the unpatched client
     """
     with _lock:
         for cls, method, name, span_type in _targets():

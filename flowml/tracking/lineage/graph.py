@@ -169,9 +169,16 @@ def lineage(
         InvalidParameter: ``depth`` is negative.
 
     Example:
-        >>> graph = flowml.lineage(run_id)
+        >>> from pathlib import Path
+        >>> _ = Path("wine.csv").write_text("alcohol,quality")
+        >>> with flowml.start_run() as run:
+        ...     _ = flowml.log_input("wine.csv", context="training")
+        ...     _ = flowml.log_model(python_model=lambda rows: rows, name="model")
+        >>> graph = flowml.lineage(run.info.run_id)
         >>> [n.label for n in graph.upstream() if n.kind == "dataset"]
         ['wine.csv']
+        >>> [(n.kind, n.label) for n in graph.downstream()]
+        [('model', 'model')]
     """
     if depth < 0:
         raise InvalidParameter(f"depth must be >= 0, got {depth}")

@@ -85,10 +85,12 @@ def log_input(
             or bad context or tags.
 
     Example:
-        >>> @flowml.tracked_task
-        ... def load(path: str):
-        ...     flowml.log_input(path, name="raw", context="training")
-        ...     return pd.read_csv(path)
+        >>> import pandas as pd
+        >>> pd.DataFrame({"alcohol": [12.1, 13.4]}).to_csv("wine.csv", index=False)
+        >>> with flowml.start_run() as run:  # or in a `tracked_task`: its run records it
+        ...     entry = flowml.log_input("wine.csv", name="raw", context="training")
+        >>> entry.kind, entry.name, entry.digest.startswith("blake2b:")
+        ('dataset', 'raw', True)
     """
     from flowml.tracking.fluent import _run_id_for_logging
 
