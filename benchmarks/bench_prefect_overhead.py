@@ -74,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "postgresql with --server)"
     )
     parser.add_argument("--long", type=int, help="tasks of the long flow (0: skip)")
+    parser.add_argument("--tasks", type=int, default=TASKS, help="tasks per paired round")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
     store = args.store or ("postgresql" if args.server else "sqlite")
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["PREFECT_API_URL"] = stack.enter_context(
                     _prefect_server.prefect_server()
                 )
-        report = _run(rounds, args.metrics, args.server, long_tasks)
+        report = _run(rounds, args.metrics, args.server, long_tasks, args.tasks)
     report["quick"] = args.quick
     report["server"] = args.server
     report["store"] = store
@@ -108,7 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if args.check and not report["passed"] else 0
 
 
-def _run(rounds: int, extra_metrics: int, server: bool, long_tasks: int) -> dict[str, Any]:
+def _run(
+    rounds: int, extra_metrics: int, server: bool, long_tasks: int, tasks: int = TASKS
+) -> dict[str, Any]:
+    global TASKS
+    TASKS = tasks
     _count_driver_calls()  # before the tracking store opens its first connection
     _count_http_requests()
     # Keep Prefect's per-task console logging out of the measurement's noise.
