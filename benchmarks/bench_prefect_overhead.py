@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--long", type=int, help="tasks of the long flow (0: skip)")
     parser.add_argument("--tasks", type=int, default=TASKS, help="tasks per paired round")
+    parser.add_argument("--long-rounds", type=int, default=LONG_ROUNDS, help="long flow rounds")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
     store = args.store or ("postgresql" if args.server else "sqlite")
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["PREFECT_API_URL"] = stack.enter_context(
                     _prefect_server.prefect_server()
                 )
-        report = _run(rounds, args.metrics, args.server, long_tasks, args.tasks)
+        report = _run(rounds, args.metrics, args.server, long_tasks, args.tasks, args.long_rounds)
     report["quick"] = args.quick
     report["server"] = args.server
     report["store"] = store
@@ -110,10 +111,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(
-    rounds: int, extra_metrics: int, server: bool, long_tasks: int, tasks: int = TASKS
+    rounds: int,
+    extra_metrics: int,
+    server: bool,
+    long_tasks: int,
+    tasks: int = TASKS,
+    long_rounds: int = LONG_ROUNDS,
 ) -> dict[str, Any]:
-    global TASKS
-    TASKS = tasks
+    global TASKS, LONG_ROUNDS
+    TASKS, LONG_ROUNDS = tasks, long_rounds
     _count_driver_calls()  # before the tracking store opens its first connection
     _count_http_requests()
     # Keep Prefect's per-task console logging out of the measurement's noise.

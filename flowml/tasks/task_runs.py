@@ -191,7 +191,9 @@ class TaskAttempt:
             return self  # the function was called directly, not by Prefect's engine
         # Options and hooks are read from the running Task, so a copy made with
         # `with_options` (or a plain Task built on a tracked function) behaves the same.
-        attach_task_hooks(ctx.task)
+        # The completion hook, when needed, is attached once the result is known
+        # (`succeeded`): deciding it here would read Prefect's settings on every run.
+        attach_task_hooks(ctx.task, on_completion=False)
         options = getattr(ctx.task, "flowml_options", None) or RunOptions()
         self.record = open_task_run(ctx, options)
         self.attempt = ctx.task_run.run_count or 1
@@ -298,6 +300,7 @@ def _close_task_run(
         entries.append(LineageEntry(OUTPUT, KIND_PREFECT_RESULT, result_uri(key)))
     flow_run_id = record.run.data.tags.get(ptags.FLOW_RUN_ID)
     ended = (now_ms(), time.perf_counter())
+    publisher.task_ended()
     deferred = defer and flow_run_id is not None and not in_worker_process()
     # Whether the run's end holds all of its values (nothing of it was written before): the
     # publisher then needs no store read to describe it.

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 # The most ends written in one round trip.
 MAX_BATCH = 500
 # How long the thread lets ends gather before writing them (unless someone waits for them).
-CLOSE_LINGER_S = 0.05
+CLOSE_LINGER_S = 0.1
 
 
 class BatchedEnd:
