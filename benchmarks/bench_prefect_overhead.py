@@ -33,6 +33,9 @@ Usage:
     python benchmarks/bench_prefect_overhead.py --quick    # 2 rounds, a smoke run
     python benchmarks/bench_prefect_overhead.py --json --check   # exit 1 on a missed target
     python benchmarks/bench_prefect_overhead.py --server   # real server, PostgreSQL tracking
+    python benchmarks/bench_prefect_overhead.py --server --tasks 200 --long-rounds 1
+
+MLflow used by hand inside Prefect on the same setup: ``bench_prefect_vs_mlflow.py``.
 """
 
 from __future__ import annotations
