@@ -20,7 +20,13 @@ from pathlib import Path
 
 MLFLOW_REQUIREMENT = "mlflow==3.17.*"
 # What the benchmarks need on the MLflow side besides MLflow itself.
-EXTRA_REQUIREMENTS = ("scikit-learn", "pandas", "psycopg[binary]", "psycopg2-binary")
+EXTRA_REQUIREMENTS = (
+    "scikit-learn",
+    "pandas",
+    "psycopg[binary]",
+    "psycopg2-binary",
+    "prefect==3.*",  # MLflow used by hand inside Prefect (bench_prefect_vs_mlflow.py)
+)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = REPO_ROOT / ".cache" / "mlflow-venv"

@@ -33,6 +33,9 @@ Usage:
     python benchmarks/bench_prefect_overhead.py --quick    # 2 rounds, a smoke run
     python benchmarks/bench_prefect_overhead.py --json --check   # exit 1 on a missed target
     python benchmarks/bench_prefect_overhead.py --server   # real server, PostgreSQL tracking
+    python benchmarks/bench_prefect_overhead.py --server --tasks 200 --long-rounds 1
+
+MLflow used by hand inside Prefect on the same setup: ``bench_prefect_vs_mlflow.py``.
 """
 
 from __future__ import annotations
@@ -74,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
         "postgresql with --server)"
     )
     parser.add_argument("--long", type=int, help="tasks of the long flow (0: skip)")
+    parser.add_argument("--tasks", type=int, default=TASKS, help="tasks per paired round")
+    parser.add_argument("--long-rounds", type=int, default=LONG_ROUNDS, help="long flow rounds")
     args = parser.parse_args(argv)
     rounds = 2 if args.quick else args.rounds
     store = args.store or ("postgresql" if args.server else "sqlite")
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 os.environ["PREFECT_API_URL"] = stack.enter_context(
                     _prefect_server.prefect_server()
                 )
-        report = _run(rounds, args.metrics, args.server, long_tasks)
+        report = _run(rounds, args.metrics, args.server, long_tasks, args.tasks, args.long_rounds)
     report["quick"] = args.quick
     report["server"] = args.server
     report["store"] = store
@@ -108,7 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if args.check and not report["passed"] else 0
 
 
-def _run(rounds: int, extra_metrics: int, server: bool, long_tasks: int) -> dict[str, Any]:
+def _run(
+    rounds: int,
+    extra_metrics: int,
+    server: bool,
+    long_tasks: int,
+    tasks: int = TASKS,
+    long_rounds: int = LONG_ROUNDS,
+) -> dict[str, Any]:
+    global TASKS, LONG_ROUNDS
+    TASKS, LONG_ROUNDS = tasks, long_rounds
     _count_driver_calls()  # before the tracking store opens its first connection
     _count_http_requests()
     # Keep Prefect's per-task console logging out of the measurement's noise.

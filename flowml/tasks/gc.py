@@ -13,10 +13,16 @@ in a process-pool worker of a plain ``@flow`` — the run stays RUNNING. A run i
 
 Runs of a live process whose Prefect run is still running are left alone. The reason is kept
 in the ``flowml.gc.reason`` tag.
+
+A flow run's run (a tracked flow's, or a ``flowml run`` project's) collected because its
+process is gone while Prefect still shows its flow run running also moves that flow run to
+CRASHED (when Prefect is reachable): nothing is left to end it, and Prefect would show it
+running forever.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -28,6 +34,8 @@ from flowml.tracking.owner import is_gone, parse_owner
 
 __all__ = ["Collected", "collect_orphans"]
 
+logger = logging.getLogger(__name__)
+
 GC_REASON_TAG = "flowml.gc.reason"
 _MISSING = "MISSING"
 _PAGE = 1000
@@ -37,6 +45,9 @@ _TERMINAL = {
     "CRASHED": RunStatus.KILLED,
     "CANCELLED": RunStatus.KILLED,
 }
+_CRASHED = "CRASHED"
+# Prefect states of a flow run that only its (dead) process could have moved on.
+_CRASHABLE = {"PENDING", "RUNNING", "CANCELLING"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,8 @@ class Collected:
     experiment_id: str
     status: str
     reason: str
+    # The state the run's Prefect flow run was moved to ("CRASHED"), if any.
+    prefect_state: str | None = None
 
 
 def collect_orphans(
@@ -81,17 +94,25 @@ def collect_orphans(
             verdict = _verdict(run, states)
             if verdict is None:
                 continue
-            status, reason = verdict
-            found.append(
-                Collected(
-                    run.info.run_id, run.info.run_name, run.info.experiment_id, status, reason
-                )
-            )
+            status, reason, crash = verdict
+            crashed = None
             if not dry_run:
                 client.flush(run.info.run_id)
                 client.store.finish_run(
                     run.info.run_id, status, now_ms(), tags=[RunTag(GC_REASON_TAG, reason)]
                 )
+                if crash is not None and states.crash_flow_run(crash, reason):
+                    crashed = _CRASHED
+            found.append(
+                Collected(
+                    run.info.run_id,
+                    run.info.run_name,
+                    run.info.experiment_id,
+                    status,
+                    reason,
+                    crashed,
+                )
+            )
     return found
 
 
@@ -111,32 +132,36 @@ def _running(client: TrackingClient, experiment_ids: list[str]):
             return
 
 
-def _verdict(run: Run, states: _PrefectStates) -> tuple[str, str] | None:
+def _verdict(run: Run, states: _PrefectStates) -> tuple[str, str, str | None] | None:
+    """The run's new status, the reason, and the Prefect flow run to crash (if any)."""
     tags = run.data.tags
     prefect_running = False
+    flow_run_id = None
     if tags.get(ptags.RUN_KIND) == ptags.RUN_KIND_TASK:
         # Prefect learns of task runs from events, possibly late: a task run it does not
         # know (yet) proves nothing, so only its state, or its flow run's, decides.
         state = states.state("task-run", tags.get(ptags.TASK_RUN_ID))
         if state in _TERMINAL:
-            return _TERMINAL[state], f"its Prefect task run is {state}"
+            return _TERMINAL[state], f"its Prefect task run is {state}", None
         prefect_running = state not in (None, _MISSING)
         flow_state = states.state("flow-run", tags.get(ptags.FLOW_RUN_ID))
         if flow_state == _MISSING:
-            return RunStatus.KILLED, "its Prefect flow run no longer exists"
+            return RunStatus.KILLED, "its Prefect flow run no longer exists", None
         if flow_state in _TERMINAL:
-            return RunStatus.KILLED, f"its flow run ended ({flow_state}) before it did"
+            return RunStatus.KILLED, f"its flow run ended ({flow_state}) before it did", None
     else:
         state = states.state("flow-run", tags.get(ptags.FLOW_RUN_ID))
         if state == _MISSING:
-            return RunStatus.KILLED, "its Prefect flow run no longer exists"
+            return RunStatus.KILLED, "its Prefect flow run no longer exists", None
         if state in _TERMINAL:
-            return _TERMINAL[state], f"its Prefect flow run is {state}"
+            return _TERMINAL[state], f"its Prefect flow run is {state}", None
         prefect_running = state is not None
+        if state in _CRASHABLE:
+            flow_run_id = tags.get(ptags.FLOW_RUN_ID)
     owner = parse_owner(tags.get(ptags.OWNER))
     if owner is not None and is_gone(owner):
         where = " while Prefect shows it running" if prefect_running else ""
-        return RunStatus.KILLED, f"its process {owner.pid} is gone{where}"
+        return RunStatus.KILLED, f"its process {owner.pid} is gone{where}", flow_run_id
     return None
 
 
@@ -180,6 +205,22 @@ class _PrefectStates:
             return None
         state_type = getattr(found, "state_type", None)
         return getattr(state_type, "value", None)
+
+    def crash_flow_run(self, flow_run_id: str, reason: str) -> bool:
+        """Move the flow run to CRASHED; False when Prefect refused or is unreachable."""
+        from prefect.states import Crashed
+
+        try:
+            result = self._prefect().set_flow_run_state(
+                UUID(flow_run_id),
+                Crashed(message=f"flowml runs gc: the tracked run's process died ({reason})"),
+                force=True,
+            )
+        except Exception:  # Prefect unreachable: the tracked run is ended all the same
+            logger.warning("flowml: could not mark flow run %s CRASHED", flow_run_id, exc_info=True)
+            return False
+        self._cache[("flow-run", flow_run_id)] = _CRASHED
+        return getattr(getattr(result, "status", None), "value", None) == "ACCEPT"
 
     def _prefect(self) -> Any:
         if self._client is None:

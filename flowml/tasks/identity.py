@@ -169,14 +169,28 @@ def owner_tags() -> dict[str, str]:
     return {ptags.OWNER: current_owner()}
 
 
+_URL_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+# The UI URL of each kind of run, with a placeholder id, by Prefect settings object: building
+# it reads the settings each time, a cost every tracked task would pay.
+_url_templates: dict[tuple[str, int], tuple[object, str | None]] = {}
+
+
 def ui_url(kind: str, obj_id: object) -> str | None:
     """The Prefect UI page of a flow or task run, when ``PREFECT_UI_URL`` is known."""
+    from prefect.context import SettingsContext
     from prefect.utilities.urls import url_for
 
-    try:
-        return url_for(kind, obj_id=str(obj_id))
-    except Exception:  # no UI configured: nothing to link to
-        return None
+    settings = getattr(SettingsContext.get(), "settings", None)
+    key = (kind, id(settings))
+    cached = _url_templates.get(key)
+    if cached is None or cached[0] is not settings:
+        try:
+            template = url_for(kind, obj_id=_URL_PLACEHOLDER)
+        except Exception:  # no UI configured: nothing to link to
+            template = None
+        cached = _url_templates[key] = (settings, template)
+    template = cached[1]
+    return template.replace(_URL_PLACEHOLDER, str(obj_id)) if template else None
 
 
 def code_tags(fn: Any) -> dict[str, str]:

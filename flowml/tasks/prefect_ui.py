@@ -27,6 +27,7 @@ from uuid import UUID
 
 from flowml.tasks import publisher
 from flowml.tasks import tags as ptags
+from flowml.tasks.snapshot import run_name_of
 from flowml.tasks.traces import traces_markdown
 from flowml.tracking import tags as systags
 from flowml.tracking.entities import Experiment, Run
@@ -134,13 +135,20 @@ def publish_finished(
     flow_run_id: str | None,
     task_run_id: str | None,
     artifacts: bool = True,
+    run: Run | None = None,
+    lineage: list[LineageEntry] | None = None,
 ) -> None:
-    """Queue the ``flowml.run.finished`` event and the run's artifacts."""
+    """Queue the ``flowml.run.finished`` event and the run's artifacts.
+
+    ``run`` is the ended run when the caller knows it as the store holds it, and ``lineage``
+    its lineage entries (`flowml.tasks.snapshot`): the job then reads neither from the store.
+    """
+    snapshot = run
 
     def job() -> list[publisher.Send]:
         from prefect.events import emit_event
 
-        run = client.get_run(run_id)
+        run = snapshot if snapshot is not None else client.get_run(run_id)
         experiment = _experiment(client, run.info.experiment_id)
         metrics = dict(sorted(run.data.metrics.items())[:MAX_EVENT_METRICS])
         emit_event(
@@ -173,7 +181,9 @@ def publish_finished(
         )
         if not artifacts:
             return []
-        entries = client.store.search_lineage(run_ids=[run_id])
+        entries = (
+            list(lineage) if lineage is not None else client.store.search_lineage(run_ids=[run_id])
+        )
         is_flow = kind == ptags.RUN_KIND_FLOW
         children = _children(client, run) if is_flow else []
         reference = run_reference(run_id)
@@ -407,8 +417,11 @@ def _lineage_words(client: TrackingClient, entries: list[LineageEntry]) -> str:
     phrases = []
     upstream = [e for e in entries if e.direction == INPUT and e.kind == KIND_PREFECT_TASK_RUN]
     for entry in upstream:
-        producer = _producer(client, entry.uri)
-        label = f"`{producer.info.run_name}`" if producer else f"an untracked task ({entry.uri})"
+        name = run_name_of(entry.uri)  # a task run this process ended: no read
+        if name is None:
+            producer = _producer(client, entry.uri)
+            name = producer.info.run_name if producer else None
+        label = f"`{name}`" if name is not None else f"an untracked task ({entry.uri})"
         phrases.append(
             f"used the result of {label}" + (f" as `{entry.name}`" if entry.name else "")
         )

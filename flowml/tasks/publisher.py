@@ -13,8 +13,10 @@ read of the final run) are queued here and published by one daemon thread:
 - the queue holds at most `MAX_QUEUED_JOBS`; beyond that `submit` waits for room (a bound on
   memory when the server is slower than the flow) rather than dropping anything.
 
-Jobs wait up to `PUBLISH_DELAY_S` before the worker starts on them, so a burst of short
-tasks is published after the burst rather than competing with it for the interpreter. A flow
+Jobs wait until no tracked task run of this process ended for `PUBLISH_DELAY_S` (`quiet`),
+so a burst of short tasks is published after the burst rather than competing with it for
+the interpreter and the Prefect server; at most `MAX_DEFER_S`, and never once
+`HIGH_WATER_JOBS` are queued, so a long flow still shows its artifacts as it goes. A flow
 never waits for publication: the outermost flow run hurries the queue and returns. What is
 still queued when the program ends is published before Prefect shuts down: the exit hook is
 a *threading* exit hook (run before non-daemon threads are joined, hence before ``atexit``
@@ -32,6 +34,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -45,6 +48,8 @@ BATCH_SIZE = 200
 CONCURRENT_SENDS = 8
 MAX_QUEUED_JOBS = 20_000
 PUBLISH_DELAY_S = 1.0
+MAX_DEFER_S = 30.0
+HIGH_WATER_JOBS = 5_000
 # At exit the queue is drained for as long as it makes progress: a server that answers
 # nothing for this long is taken as gone.
 EXIT_STALL_TIMEOUT_S = 60.0
@@ -128,8 +133,7 @@ class _Publisher:
         self._loop = asyncio.new_event_loop()
         while True:
             first = self._queue.get()
-            if self._queue.qsize() < BATCH_SIZE - 1:
-                self._hurry.wait(PUBLISH_DELAY_S)  # let a burst of short tasks finish first
+            self._wait_for_quiet()  # let a burst of short tasks finish first
             batch = [first]
             while len(batch) < BATCH_SIZE:
                 try:
@@ -141,6 +145,17 @@ class _Publisher:
             finally:
                 self._done(len(batch))
             _keep_exit_hook_first(from_worker=True)
+
+    def _wait_for_quiet(self) -> None:
+        start = time.monotonic()
+        while not self._hurry.wait(PUBLISH_DELAY_S):
+            now = time.monotonic()
+            if (
+                now - _last_task_end >= PUBLISH_DELAY_S
+                or now - start >= MAX_DEFER_S
+                or self._queue.qsize() >= HIGH_WATER_JOBS
+            ):
+                return
 
     def _run_batch(self, batch: list[tuple[contextvars.Context, Job]]) -> None:
         groups: dict[tuple[Any, Any], tuple[contextvars.Context, list[Send]]] = {}
@@ -193,6 +208,13 @@ def _api_key() -> tuple[Any, Any]:
 
 
 _publisher = _Publisher()
+_last_task_end = 0.0
+
+
+def task_ended() -> None:
+    """Note that a tracked task run ended (publication waits for a quiet moment)."""
+    global _last_task_end
+    _last_task_end = time.monotonic()
 
 
 def submit(job: Job) -> None:

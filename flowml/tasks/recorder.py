@@ -58,8 +58,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Record",
     "RunOptions",
+    "end_values",
     "error_tags",
     "finish",
+    "fits_one_batch",
     "in_worker_process",
     "is_interruption",
     "note_refusal",
@@ -134,7 +136,7 @@ def finish(
     ended: tuple[int, float] | None = None,
     opens: list[NewRun] | None = None,
     queued: Queued | None = None,
-) -> None:
+) -> Queued:
     """Close the run in one store transaction: what its attempts queued, its duration and
     attempt count (written once, whatever the number of attempts), the final state's name
     when it is not plain success, its lineage, and the status.
@@ -144,6 +146,8 @@ def finish(
     taken from the opener then (default: taken now); ``queued``, the run's queued values taken
     from the buffer then (default: taken now). A caller that passes them retries with them
     when the store fails (`StoreError`); otherwise they go back to the buffer.
+
+    Returns the metrics, params and tags this end wrote (for `snapshot.ended_run`).
     """
     now, stopped = ended if ended is not None else (now_ms(), time.perf_counter())
     if queued is None:
@@ -151,15 +155,9 @@ def finish(
         retried_by_caller = False
     else:
         retried_by_caller = True
-    metrics, params, tags = queued
-    auto = {
-        ptags.METRIC_DURATION: stopped - record.started,
-        ptags.METRIC_ATTEMPTS: float(attempts),
-    }
-    metrics = [*metrics, *to_metrics(auto, now)]
-    if status != RunStatus.FINISHED:
-        name = state_name or (state.name if state is not None else None) or status
-        tags = [*tags, RunTag(ptags.STATE, name), *error_tags(state)]
+    written = metrics, params, tags = end_values(
+        record, status, state, attempts, state_name, (now, stopped), queued
+    )
     store = record.client.store
     if opens is None:
         opens = take_creation(record)
@@ -189,6 +187,7 @@ def finish(
                 record.run_id, status, now, metrics=metrics, params=params, tags=tags,
                 lineage=lineage,
             )
+        return written
     except StoreError:
         # The store failed (not a verdict on the values): they go back to the buffer, so
         # that a retry of this end writes them (and the buffer's timer meanwhile).
@@ -214,6 +213,35 @@ def finish(
 
 
 Queued = tuple[list[Metric], list[Param], list[RunTag]]
+
+
+def end_values(
+    record: Record,
+    status: str,
+    state: State | None,
+    attempts: int,
+    state_name: str | None,
+    ended: tuple[int, float],
+    queued: Queued,
+) -> Queued:
+    """What a run's end writes: its queued values, duration and attempt count, and for a
+    run that did not succeed, the final state's name and the error."""
+    now, stopped = ended
+    metrics, params, tags = queued
+    auto = {
+        ptags.METRIC_DURATION: stopped - record.started,
+        ptags.METRIC_ATTEMPTS: float(attempts),
+    }
+    metrics = [*metrics, *to_metrics(auto, now)]
+    if status != RunStatus.FINISHED:
+        name = state_name or (state.name if state is not None else None) or status
+        tags = [*tags, RunTag(ptags.STATE, name), *error_tags(state)]
+    return metrics, params, tags
+
+
+def fits_one_batch(queued: Queued) -> bool:
+    """Whether the values fit the one statement group of a run's end."""
+    return _fits_one_batch(*queued)
 
 
 def take_creation(record: Record) -> list[NewRun]:

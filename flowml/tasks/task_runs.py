@@ -16,9 +16,12 @@ from flowml.tasks import tags as ptags
 from flowml.tasks.flow_runs import call_index, open_flow_run, prefect_tags
 from flowml.tasks.identity import FlowRunBinding
 from flowml.tasks.recorder import (
+    Queued,
     Record,
     RunOptions,
+    end_values,
     finish,
+    fits_one_batch,
     in_worker_process,
     is_interruption,
     note_refusal,
@@ -28,7 +31,9 @@ from flowml.tasks.recorder import (
     status_for,
     take_creation,
 )
+from flowml.tasks.snapshot import ended_run, remember_name
 from flowml.tracking.client import shared_client
+from flowml.tracking.closer import BatchedEnd
 from flowml.tracking.entities import RunStatus, RunTag, now_ms
 from flowml.tracking.fluent import activate_run, current_experiment_id
 from flowml.tracking.lineage import (
@@ -43,6 +48,7 @@ from flowml.tracking.lineage import (
     task_run_uri,
 )
 from flowml.tracking.lineage.inputs import defer_lineage, take_deferred
+from flowml.tracking.store.sql_ends import RunEnd, can_batch
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State, TaskRun
@@ -111,6 +117,7 @@ def open_task_run(ctx: TaskRunContext, options: RunOptions) -> Record:
         run, client, options, time.perf_counter(), key_parts, _upstream(task_run), reopen
     )
     defer_lineage(run.info.run_id)
+    client.buffer.watch(run.info.run_id)  # its end may then publish it without a read
     client.buffer.add(run.info.run_id, params=options.params.params(ctx.parameters))
     with registry_lock:
         open_tasks[key] = record
@@ -185,7 +192,9 @@ class TaskAttempt:
             return self  # the function was called directly, not by Prefect's engine
         # Options and hooks are read from the running Task, so a copy made with
         # `with_options` (or a plain Task built on a tracked function) behaves the same.
-        attach_task_hooks(ctx.task)
+        # The completion hook, when needed, is attached once the result is known
+        # (`succeeded`): deciding it here would read Prefect's settings on every run.
+        attach_task_hooks(ctx.task, on_completion=False)
         options = getattr(ctx.task, "flowml_options", None) or RunOptions()
         self.record = open_task_run(ctx, options)
         self.attempt = ctx.task_run.run_count or 1
@@ -292,18 +301,23 @@ def _close_task_run(
         entries.append(LineageEntry(OUTPUT, KIND_PREFECT_RESULT, result_uri(key)))
     flow_run_id = record.run.data.tags.get(ptags.FLOW_RUN_ID)
     ended = (now_ms(), time.perf_counter())
+    publisher.task_ended()
     deferred = defer and flow_run_id is not None and not in_worker_process()
+    # Whether the run's end holds all of its values (nothing of it was written before): the
+    # publisher then needs no store read to describe it.
+    complete = record.client.buffer.unwatch(record.run_id)
     # A deferred end takes the run's queued creation now, so that the opener's thread does
     # not write it on its own: one round trip for both, later.
     # Its queued values first: a timed write of them under way writes the creation first.
     queued = record.client.buffer.take(record.run_id) if deferred else None
     opens = take_creation(record) if deferred else None
 
-    def close() -> None:
-        finish(
-            record, status, state, attempts, entries, state_name,
-            ended=ended, opens=opens, queued=queued,
-        )
+    def published(written: Queued, reopened: bool = False) -> None:
+        remember_name(task_run_uri(task_run_id), record.run.info.run_name)
+        # A run reopened the checked way may hold what another process wrote.
+        run = None
+        if complete and not reopened:
+            run = ended_run(record.run, status, ended[0], *written)
         prefect_ui.publish_finished(
             record.client,
             record.run_id,
@@ -312,11 +326,42 @@ def _close_task_run(
             flow_run_id=flow_run_id,
             task_run_id=task_run_id,
             artifacts=record.options.artifacts,
+            run=run,
+            lineage=entries if run is not None else None,
         )
 
+    def close() -> None:
+        reopen = record.reopen
+        written = finish(
+            record, status, state, attempts, entries, state_name,
+            ended=ended, opens=opens, queued=queued,
+        )
+        published(written, reopened=reopen is not None and record.reopen is None)
+
     if deferred:
-        assert flow_run_id is not None
-        record.client.closer.submit(record.run_id, lambda: _close_later(close, flow_run_id))
+        assert flow_run_id is not None and queued is not None
+        closer = record.client.closer
+        store = record.client.store
+
+        def alone() -> None:
+            _close_later(close, flow_run_id)
+
+        if not can_batch(store):
+            closer.submit(record.run_id, alone)
+            return
+
+        def prepare() -> RunEnd | None:
+            assert queued is not None
+            values = end_values(record, status, state, attempts, state_name, ended, queued)
+            if not fits_one_batch(values):
+                return None
+            return RunEnd(record.run_id, status, ended[0], *values, entries, opens or [])
+
+        def after(end: RunEnd) -> None:
+            published((list(end.metrics), list(end.params), list(end.tags)))
+
+        # Written in one round trip with the other ends queued meanwhile.
+        closer.submit(record.run_id, BatchedEnd(store, prepare, after, alone))
         return
     close()
     if in_worker_process():

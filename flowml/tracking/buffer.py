@@ -142,6 +142,8 @@ class BatchBuffer:
         # Set while the store fails (a fault kept values queued); a full queue then waits
         # for the background thread instead of making every call wait out the store's retries.
         self._store_down = False
+        # Runs whose values their owner follows (`watch`): True once any was written.
+        self._watched: dict[str, bool] = {}
         _live_buffers.add(self)
 
     # -- queueing ----------------------------------------------------------------------------
@@ -209,6 +211,23 @@ class BatchBuffer:
             self._params.pop(run_id, None)
         self._ensure_thread()
 
+    def watch(self, run_id: str) -> None:
+        """Note from now on whether any value of the run is written (by this buffer's timer,
+        a flush, or a synchronous write of the client, which flushes the run first)."""
+        with self._lock:
+            self._watched[run_id] = False
+
+    def unwatch(self, run_id: str) -> bool:
+        """Stop watching the run; True when nothing of it was written since `watch`."""
+        with self._lock:
+            return self._watched.pop(run_id, True) is False
+
+    def _mark_written(self, run_id: str) -> None:
+        if run_id in self._watched:
+            with self._lock:
+                if run_id in self._watched:
+                    self._watched[run_id] = True
+
     # -- writing -----------------------------------------------------------------------------
 
     def flush(self, run_id: str | None = None) -> None:
@@ -219,6 +238,8 @@ class BatchBuffer:
                 stay queued (``kept``).
         """
         faults: list[BufferedWriteError] = []
+        if run_id is not None:
+            self._mark_written(run_id)
         if self.before_write is not None and run_id is None:
             self.before_write(None)  # every run's own values are preceded by it in `_write`
         with self._write_lock:
@@ -259,6 +280,7 @@ class BatchBuffer:
     def _write(self, run_id: str, pending: _Pending) -> BaseException | None:
         """Write one run's queue; returns the store fault that stopped it (what was not
         written is queued again, ahead of anything queued meanwhile) or ``None``."""
+        self._mark_written(run_id)
         if self.before_write is not None:
             self.before_write(run_id)
         batches = pending.batches()
@@ -455,6 +477,7 @@ def _reset_after_fork() -> None:
         buffer._pending = {}
         buffer._params = {}
         buffer._errors = []
+        buffer._watched = {}
         buffer._thread = None
         buffer._wakeup = threading.Event()
 

@@ -13,6 +13,12 @@ were submitted. Whoever needs a run as the store will hold it waits for its end 
 
 A job must not raise: it records its own failure (the tracked task's end marks the run
 FAILED with the reason, as a refused end always did). Anything that still escapes is logged.
+
+A `BatchedEnd` is a job the thread may write together with the other ends queued at the
+same time for the same store: all of them in one round trip (`store.sql_ends`), each then
+told (``after``) it was written. Should the store refuse the batch or fail, nothing of it
+was written and each end is written on its own, as a plain job (which deals with its own
+refusal or failure).
 """
 
 from __future__ import annotations
@@ -24,10 +30,40 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
-__all__ = ["RunCloser", "drain_all"]
+__all__ = ["BatchedEnd", "RunCloser", "drain_all"]
 
 logger = logging.getLogger(__name__)
+
+# The most ends written in one round trip.
+MAX_BATCH = 500
+# How long the thread lets ends gather before writing them (unless someone waits for them).
+CLOSE_LINGER_S = 0.1
+
+
+class BatchedEnd:
+    """A run end that may be written with others (see the module docstring).
+
+    ``prepare`` returns the end's `RunEnd` (``None``: write it alone); ``after`` is called
+    with it once written in a batch; ``alone`` writes it on its own (and does what ``after``
+    does).
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        prepare: Callable[[], Any],
+        after: Callable[[Any], None],
+        alone: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.prepare = prepare
+        self.after = after
+        self.alone = alone
+
+    def __call__(self) -> None:
+        self.alone()
 
 
 class RunCloser:
@@ -41,6 +77,7 @@ class RunCloser:
         self._idle = threading.Event()
         self._idle.set()
         self._wakeup = threading.Event()
+        self._hurry = threading.Event()
         self._thread: threading.Thread | None = None
         _live_closers.add(self)
 
@@ -58,11 +95,14 @@ class RunCloser:
         if threading.current_thread() is self._thread:
             return  # a job reading its own store: it is the write being waited for
         if run_id is None:
-            self._idle.wait()
+            if not self._idle.is_set():
+                self._hurry.set()
+                self._idle.wait()
             return
         with self._lock:
             event = self._pending.get(run_id)
         if event is not None:
+            self._hurry.set()
             event.wait()
 
     def pending(self) -> int:
@@ -75,7 +115,10 @@ class RunCloser:
         if self._thread is not None and self._thread.is_alive():
             return
         self._thread = threading.Thread(
-            target=_work, args=(weakref.ref(self), self._wakeup), name="flowml-closer", daemon=True
+            target=_work,
+            args=(weakref.ref(self), self._wakeup, self._hurry),
+            name="flowml-closer",
+            daemon=True,
         )
         self._thread.start()
 
@@ -85,27 +128,79 @@ class RunCloser:
                 if not self._jobs:
                     self._idle.set()
                     return
-                run_id, job = self._jobs.popleft()
+                taken = [self._jobs.popleft() for _ in range(min(len(self._jobs), MAX_BATCH))]
             try:
-                job()
-            except Exception:  # noqa: BLE001 - a job records its own failures; never stop
-                logger.exception("flowml: writing the end of run %s failed", run_id)
+                group: list[tuple[str, BatchedEnd]] = []
+                for run_id, job in taken:
+                    if isinstance(job, BatchedEnd):
+                        if group and group[0][1].store is not job.store:
+                            _write_group(group)
+                            group = []
+                        group.append((run_id, job))
+                        continue
+                    _write_group(group)
+                    group = []
+                    _run_one(run_id, job)
+                _write_group(group)
             finally:
                 with self._lock:
-                    # Only the run's last submitted end releases its waiters.
-                    if not any(queued == run_id for queued, _ in self._jobs):
-                        event = self._pending.pop(run_id, None)
-                        if event is not None:
-                            event.set()
+                    # Only a run's last submitted end releases its waiters.
+                    for run_id in {run_id for run_id, _ in taken}:
+                        if not any(queued == run_id for queued, _ in self._jobs):
+                            event = self._pending.pop(run_id, None)
+                            if event is not None:
+                                event.set()
 
 
-def _work(ref: weakref.ref[RunCloser], wakeup: threading.Event) -> None:
+def _run_one(run_id: str, job: Callable[[], None]) -> None:
+    try:
+        job()
+    except Exception:  # noqa: BLE001 - a job records its own failures; never stop
+        logger.exception("flowml: writing the end of run %s failed", run_id)
+
+
+def _write_group(group: list[tuple[str, BatchedEnd]]) -> None:
+    """Write the ends in one round trip (each on its own when it has to be)."""
+    if len(group) < 2:
+        for run_id, job in group:
+            _run_one(run_id, job)
+        return
+    from flowml.tracking.store.sql_ends import finish_runs
+
+    batched: list[tuple[str, BatchedEnd, Any]] = []
+    for run_id, job in group:
+        try:
+            end = job.prepare()
+        except Exception:  # noqa: BLE001 - written alone, which reports it
+            end = None
+        if end is None:
+            _run_one(run_id, job)
+        else:
+            batched.append((run_id, job, end))
+    try:
+        finish_runs(group[0][1].store, [end for _, _, end in batched])
+    except Exception:  # noqa: BLE001 - nothing was written: each end alone names its problem
+        logger.debug("flowml: a batch of run ends was not written at once", exc_info=True)
+        for run_id, job, _ in batched:
+            _run_one(run_id, job)
+        return
+    for run_id, job, end in batched:
+        try:
+            job.after(end)
+        except Exception:  # noqa: BLE001 - publication must not stop the other ends
+            logger.exception("flowml: after the end of run %s", run_id)
+
+
+def _work(ref: weakref.ref[RunCloser], wakeup: threading.Event, hurry: threading.Event) -> None:
     while True:
         wakeup.wait(1.0)
+        if wakeup.is_set():
+            hurry.wait(CLOSE_LINGER_S)  # let the ends of a burst of short tasks gather
         closer = ref()
         if closer is None:
             return
         wakeup.clear()
+        hurry.clear()
         closer._run_queued()
         del closer
 
@@ -130,6 +225,7 @@ def _reset_after_fork() -> None:
         closer._idle = threading.Event()
         closer._idle.set()
         closer._wakeup = threading.Event()
+        closer._hurry = threading.Event()
         closer._thread = None
 
 

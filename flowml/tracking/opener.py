@@ -147,23 +147,35 @@ class RunOpener:
             self._thread.start()
 
 
+# After a run was opened the thread keeps looking every linger period for this many periods
+# before it waits to be woken again: a burst of short tasks then never wakes it (waking a
+# waiting thread on every task hands it the interpreter on every task).
+POLL_PERIODS = 20
+
+
 def _background_open(
     ref: weakref.ref[RunOpener], wakeup: threading.Event, linger: float
 ) -> None:
     while True:
         wakeup.wait(1.0)
-        opener = ref()
-        if opener is None:
-            return
-        if wakeup.is_set():
+        if not wakeup.is_set():
+            if ref() is None:
+                return
+            continue
+        quiet = 0
+        while quiet < POLL_PERIODS:
             wakeup.clear()
             time.sleep(linger)  # let creations gather; a short task takes its own back
+            opener = ref()
+            if opener is None:
+                return
             with opener._lock:
                 taken, opener._queued = list(opener._queued.values()), {}
                 done = opener._mark_in_flight(taken)
             if taken:
                 opener._write(taken, done)
-        del opener
+            del opener
+            quiet = 0 if wakeup.is_set() else quiet + 1
 
 
 _live_openers: weakref.WeakSet[RunOpener] = weakref.WeakSet()

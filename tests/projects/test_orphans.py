@@ -114,6 +114,13 @@ def test_a_killed_flowml_run_takes_its_command_tree_along_and_gc_ends_the_run(
         run = client.get_run(run_id)
         assert run.info.status == RunStatus.KILLED
         assert f"its process {runner.pid} is gone" in run.data.tags[GC_REASON_TAG]
+        # Its Prefect flow run, which nothing else can end now, is CRASHED.
+        assert collected[0]["prefect_state"] == "CRASHED"
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as prefect_client:
+            flow_run = prefect_client.read_flow_run(run.data.tags[systags.PREFECT_FLOW_RUN_ID])
+            assert flow_run.state.type.value == "CRASHED"
         assert client.get_run(bystander).info.status == RunStatus.RUNNING
         # Nothing is left to log into the run.
         assert {role: _count(client, run_id, role) for role in counts} == counts

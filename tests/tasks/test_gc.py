@@ -47,6 +47,7 @@ def test_gc_ends_runs_whose_prefect_run_is_over_or_gone(client):
     failed = finishes(fail=True, return_state=True).state_details.flow_run_id
     with get_client(sync_client=True) as prefect_client:
         running = prefect_client.create_flow_run(finishes, state=Running()).id
+        abandoned = prefect_client.create_flow_run(finishes, state=Running()).id
     runs = {
         "completed": _orphan(client, "flow", flow_run_id=str(completed)),
         "failed": _orphan(client, "flow", flow_run_id=str(failed)),
@@ -58,7 +59,7 @@ def test_gc_ends_runs_whose_prefect_run_is_over_or_gone(client):
         "live task": _orphan(
             client, "task", flow_run_id=str(running), task_run_id=str(uuid.uuid4())
         ),
-        "dead process": _orphan(client, "flow", pid=_dead_pid(), flow_run_id=str(running)),
+        "dead process": _orphan(client, "flow", pid=_dead_pid(), flow_run_id=str(abandoned)),
     }
     plain = client.create_run("0").info.run_id  # not ours: never touched
 
@@ -84,6 +85,15 @@ def test_gc_ends_runs_whose_prefect_run_is_over_or_gone(client):
             assert run.info.end_time is not None
     assert "no longer exists" in collected[runs["gone"]].reason
     assert "is gone while Prefect shows it running" in collected[runs["dead process"]].reason
+    # Nothing else can end the dead process's flow run: gc crashes it; the live one runs on.
+    assert preview[runs["dead process"]].prefect_state is None  # a dry run changes nothing
+    assert collected[runs["dead process"]].prefect_state == "CRASHED"
+    assert {c.prefect_state for r, c in collected.items() if r != runs["dead process"]} == {None}
+    with get_client(sync_client=True) as prefect_client:
+        crashed = prefect_client.read_flow_run(abandoned).state
+        assert crashed.type.value == "CRASHED"
+        assert "process died" in crashed.message
+        assert prefect_client.read_flow_run(running).state.type.value == "RUNNING"
     assert client.get_run(plain).info.status == RunStatus.RUNNING
     assert collect_orphans(client) == []  # nothing left to collect
 
