@@ -1,4 +1,4 @@
-"""The write path's statements, compiled once per dialect and run on the driver's cursor.
+"""The hot paths' statements, compiled once per dialect and run on the driver's cursor.
 
 Executing a Core statement through SQLAlchemy costs tens of microseconds of Python per
 call (cache lookups, execution contexts, result objects) — more than SQLite needs to run
