@@ -2,7 +2,10 @@
 
 Whatever a batch holds, it costs at most: the run check, one read of the run's params,
 one insert of new params, one tag upsert, one insert of packed metric segments and one
-``latest_metrics`` upsert — each a single driver-level (executemany) call.
+``latest_metrics`` upsert — each a single driver-level (executemany) call. `SqlWrites` is
+the part of `SqlStore` that writes values: `log_batch`, and `finish_run`, which sends a run's
+end, its last values and lineage (and the creation of runs opened without waiting) in one
+round trip, falling back to a checked transaction that names what was refused.
 """
 
 from __future__ import annotations
