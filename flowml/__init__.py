@@ -67,8 +67,8 @@ _LAZY: dict[str, str] = {
     "set_experiment_tag": "flowml.tracking.fluent_experiments",
     "set_experiment_tags": "flowml.tracking.fluent_experiments",
     # lineage
-    "lineage": "flowml.tracking.lineage_graph",
-    "log_input": "flowml.tracking.inputs",
+    "lineage": "flowml.tracking.lineage.graph",
+    "log_input": "flowml.tracking.lineage.inputs",
     # Prefect integration (imports Prefect on first use)
     "progress": "flowml.tasks.progress",
     "tracked_flow": "flowml.tasks.decorators",
@@ -217,5 +217,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         set_experiment_tag,
         set_experiment_tags,
     )
-    from flowml.tracking.inputs import log_input
-    from flowml.tracking.lineage_graph import lineage
+    from flowml.tracking.lineage.inputs import log_input
+    from flowml.tracking.lineage.graph import lineage

@@ -79,10 +79,6 @@ class Settings(BaseSettings):
     def resolved_artifact_root(self) -> str:
         return self.artifact_root or str(self.home / DEFAULT_ARTIFACTS_DIRNAME)
 
-    @property
-    def resolved_registry_uri(self) -> str:
-        return self.registry_uri or self.resolved_tracking_uri
-
 
 @functools.lru_cache(maxsize=1)
 def _cached(_env_key: tuple[tuple[str, str], ...]) -> Settings:

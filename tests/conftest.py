@@ -48,12 +48,9 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     fluent._last_run = None
     yield home
     fluent._run_stack.set(())
-    for client in list(fluent._clients.values()):
-        try:
-            client.close()
-        except Exception:
-            pass
-    fluent._clients.clear()
+    from flowml.tracking.client import close_shared_clients
+
+    close_shared_clients()
     fluent._open_runs.clear()
     fluent._tracking_uri = None
     fluent._experiment_id = None
@@ -91,9 +88,9 @@ def pg_url(pg_admin_engine) -> Iterator[str]:
         conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
     yield f"{PG_BASE_URL}?options=-csearch_path%3D{schema}"
     from flowml.tracking.store import engine as engines
-    from flowml.tracking.store import registry
+    from flowml.tracking.store import schemes
 
-    registry.clear_cache()
+    schemes.clear_cache()
     engines.dispose_all()
     with pg_admin_engine.connect() as conn:
         conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')

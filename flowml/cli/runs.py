@@ -145,7 +145,7 @@ def lineage(
     output: OutputOption = "table",
 ) -> None:
     """Show what a run was made from and what was made from it (runs, datasets, models)."""
-    from flowml.tracking.lineage_graph import lineage as build
+    from flowml.tracking.lineage.graph import lineage as build
 
     graph = build(run_id, depth=depth, client=tracking_client())
     if output == "json":

@@ -277,7 +277,7 @@ def _log(
     dataset_name: str | None,
 ) -> None:
     from flowml.tracking import fluent
-    from flowml.tracking.inputs import log_input
+    from flowml.tracking.lineage.inputs import log_input
 
     owned = fluent.active_run() is None
     run = fluent.start_run(run_name="evaluation") if owned else fluent.active_run()

@@ -259,7 +259,7 @@ def _log(
     import orjson
 
     from flowml.tracking import fluent
-    from flowml.tracking.inputs import log_input
+    from flowml.tracking.lineage.inputs import log_input
 
     keys = (
         ("inputs", "outputs", "expectations", "trace_id")

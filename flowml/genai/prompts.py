@@ -32,6 +32,7 @@ from flowml.registry.prompt_tags import (
     PROMPT_TEXT_TAG,
     PROMPT_TYPE_TAG,
 )
+from flowml.tracking.search import quote_literal
 
 __all__ = [
     "KIND_PROMPT",
@@ -248,12 +249,11 @@ def search_prompt_versions(name: str, *, registry_uri: str | None = None) -> lis
     _check_name(name)
     client = RegistryClient(registry_uri)
     _require_prompt(client, name)
-    quoted = name.replace("'", "''")  # the filter grammar's quoting: the name stays a literal
     out: list[PromptVersion] = []
     token = None
     while True:
         page = client.store.search_model_versions(
-            f"name = '{quoted}'", order_by=["version_number DESC"], page_token=token
+            f"name = {quote_literal(name)}", order_by=["version_number DESC"], page_token=token
         )
         out.extend(_to_prompt_version(v) for v in page)
         token = page.token
@@ -410,7 +410,7 @@ def _to_prompt_version(version: ModelVersion) -> PromptVersion:
 def _link_to_active_run(found: PromptVersion) -> None:
     from flowml.tracking import fluent
     from flowml.tracking.digest import digest_value
-    from flowml.tracking.inputs import record_input
+    from flowml.tracking.lineage.inputs import record_input
 
     run = fluent.active_run()
     if run is None:

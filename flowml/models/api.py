@@ -13,14 +13,14 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flowml.exceptions import InvalidParameter, InvalidState, ResourceAlreadyExists
+from flowml.exceptions import InvalidParameter, ResourceAlreadyExists
 from flowml.models.environment import pinned_requirements, write_environment
 from flowml.models.flavors.base import Flavor
-from flowml.models.flavors.registry import flavor_for_model, get_flavor
+from flowml.models.flavors.catalog import flavor_for_model, get_flavor
 from flowml.models.input_example import save_input_example
 from flowml.models.mlmodel import PYFUNC_FLAVOR, Model, ModelInfo
 from flowml.models.pyfunc import PyFuncModel, load_pyfunc
@@ -209,19 +209,6 @@ def save_model(
     return mlmodel
 
 
-def _registry_register() -> Callable[..., Any]:
-    import importlib
-
-    try:
-        client_class = importlib.import_module("flowml.registry").RegistryClient
-    except (ImportError, AttributeError):
-        raise InvalidState(
-            "registered_model_name needs the model registry (flowml.registry.RegistryClient), "
-            "which this installation does not provide"
-        ) from None
-    return client_class().register_model  # type: ignore[no-any-return]
-
-
 def _run_for_logging(run_id: str | None) -> tuple[str, Any]:
     from flowml.tracking import fluent
 
@@ -251,8 +238,8 @@ def _append_tag(client: Any, run_id: str, key: str, entry: dict[str, Any]) -> No
 
 def _record_lineage(client: Any, run_id: str, model_uri: str, name: str) -> None:
     # The run's lineage names the model it produced (beside the MLflow-style tags).
-    from flowml.tracking.inputs import record_output
     from flowml.tracking.lineage import KIND_MODEL
+    from flowml.tracking.lineage.inputs import record_output
 
     record_output(run_id, KIND_MODEL, model_uri, name=name, client=client)
 
@@ -301,18 +288,17 @@ def log_model(
     Raises:
         InvalidParameter: bad arguments (nothing is logged).
         ResourceNotFound: `run_id` does not exist.
-        InvalidState: `registered_model_name` without a registry.
 
     Example:
         >>> info = flowml.log_model(clf, "model", input_example=X.head())  # doctest: +SKIP
         >>> flowml.load_model(info.model_uri).predict(X)  # doctest: +SKIP
     """
+    from flowml.registry.client import RegistryClient
     from flowml.tracking.artifacts import safe_artifact_path
 
     artifact_path = safe_artifact_path(name)
     if not artifact_path:
         raise InvalidParameter("log_model needs a non-empty `name`")
-    register = _registry_register() if registered_model_name else None
     native, chosen = _pick_flavor(model, python_model, flavor)
     run_id, client = _run_for_logging(run_id)
     with tempfile.TemporaryDirectory(prefix="flowml-model-") as tmp:
@@ -354,9 +340,8 @@ def log_model(
     _append_tag(client, run_id, MODELS_TAG, summary)
     _record_lineage(client, run_id, model_uri, artifact_path)
     version = None
-    if register is not None:
-        registered = register(model_uri, registered_model_name)
-        version = getattr(registered, "version", None)
+    if registered_model_name:
+        version = RegistryClient().register_model(model_uri, registered_model_name).version
     return ModelInfo(
         name=artifact_path,
         model_uri=model_uri,

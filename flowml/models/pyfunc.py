@@ -12,7 +12,7 @@ from typing import Any
 
 from flowml.models.enforce import enforce_params, enforce_schema
 from flowml.models.flavors.base import Predictor
-from flowml.models.flavors.registry import flavor_for_loader_module
+from flowml.models.flavors.catalog import flavor_for_loader_module
 from flowml.models.mlmodel import PYFUNC_FLAVOR, Model, model_file
 
 __all__ = ["PyFuncModel", "load_pyfunc"]

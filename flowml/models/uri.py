@@ -10,10 +10,8 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from flowml.exceptions import InvalidParameter, InvalidState, ResourceNotFound
+from flowml.registry.uri import resolve_models_uri
 from flowml.tracking.run_uri import RUNS_SCHEME, parse_runs_uri, resolve_runs_uri
 
 __all__ = [
@@ -26,16 +24,7 @@ MODELS_SCHEME = "models:"
 
 
 def _resolve_models_uri(uri: str) -> str:
-    # The registry sits below the models layer; it is optional until it exists.
-    try:
-        registry: Any = importlib.import_module("flowml.registry")
-        resolver = registry.resolve_models_uri
-    except (ImportError, AttributeError):
-        raise InvalidState(
-            f"Cannot resolve {uri!r}: models:/ URIs need the model registry "
-            "(flowml.registry.resolve_models_uri), which this installation does not provide"
-        ) from None
-    resolved = str(resolver(uri))
+    resolved = str(resolve_models_uri(uri))
     if resolved.startswith(MODELS_SCHEME):
         raise InvalidState(f"The registry resolved {uri!r} to another models:/ URI: {resolved!r}")
     return resolved
@@ -53,7 +42,7 @@ def resolve_model_uri(uri: str) -> str:
         InvalidParameter: the URI is empty or malformed, or its location could leave the
             run's or the model version's artifacts.
         ResourceNotFound: the run or registered model does not exist.
-        InvalidState: a ``models:/`` URI without a registry.
+        InvalidState: the registry resolved a ``models:/`` URI to another one.
     """
     if not isinstance(uri, str) or not uri.strip():
         raise InvalidParameter(f"A model URI must be a non-empty string, got {uri!r}")

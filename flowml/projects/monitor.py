@@ -18,7 +18,7 @@ from flowml.tasks import prefect_ui, publisher
 from flowml.tasks import tags as ptags
 from flowml.tasks.flow_runs import FLOW_END_PUBLISH_WAIT_S, prefect_tags
 from flowml.tracking import tags as systags
-from flowml.tracking.client import TrackingClient
+from flowml.tracking.client import TrackingClient, shared_client
 from flowml.tracking.entities import RunStatus, RunTag, now_ms
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def on_killed(
     from flowml.tasks import identity
 
     store = identity.current_store()
-    client = identity.client_for(tracking_uri or store[0], store[1])
+    client = shared_client(tracking_uri or store[0], store[1])
     run = client.get_run_by_key(run_key(flow_run.id))
     if run is None or run.info.status != RunStatus.RUNNING:
         return  # never started, or closed by its own process

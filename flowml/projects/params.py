@@ -66,14 +66,16 @@ class ShellCommand:
     display: str
 
 
-def parse_key_values(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """Parse ``-P key=value`` strings into a mapping (the first ``=`` splits).
+def parse_key_values(pairs: list[str] | tuple[str, ...], option: str = "-P") -> dict[str, str]:
+    """Parse ``key=value`` strings (``-P``, ``--tag``, ...) into a mapping (the first ``=``
+    splits; the key is stripped, the value kept as given).
 
     Args:
         pairs: Strings of the form ``key=value``.
+        option: The command-line option they came from, named in the error.
 
     Returns:
-        The parameters, later keys overriding earlier ones.
+        The pairs, later keys overriding earlier ones.
 
     Raises:
         InvalidParameter: A string has no ``=`` or an empty key.
@@ -82,7 +84,7 @@ def parse_key_values(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise InvalidParameter(f"Parameters are given as key=value, got {pair!r}.")
+            raise InvalidParameter(f"{option} takes key=value, got {pair!r}.")
         parsed[key.strip()] = value
     return parsed
 

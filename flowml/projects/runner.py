@@ -341,22 +341,13 @@ def _project_source(config: _Config):  # type: ignore[no-untyped-def]
 
 
 def _experiment_id(client: TrackingClient, config: _Config) -> str:
-    from flowml.exceptions import ResourceAlreadyExists
     from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID
 
     if config.experiment_id is not None:
         return client.get_experiment(config.experiment_id).experiment_id
     if config.experiment is None:
         return get_settings().experiment_id or DEFAULT_EXPERIMENT_ID
-    found = client.get_experiment_by_name(config.experiment)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return client.create_experiment(config.experiment)
-    except ResourceAlreadyExists:  # created concurrently by another run
-        found = client.get_experiment_by_name(config.experiment)
-        assert found is not None
-        return found.experiment_id
+    return client.get_or_create_experiment(config.experiment).experiment_id
 
 
 def _start_run(

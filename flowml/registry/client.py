@@ -66,13 +66,9 @@ class RegistryClient:
     def tracking(self) -> Any:
         """The `TrackingClient` for ``tracking_uri`` (shared with the fluent API when equal)."""
         if self._tracking is None:
-            from flowml.tracking import fluent
-            from flowml.tracking.client import TrackingClient
+            from flowml.tracking.client import shared_client
 
-            if self.tracking_uri == fluent.get_tracking_uri():
-                self._tracking = fluent.get_client()
-            else:
-                self._tracking = TrackingClient(self.tracking_uri)
+            self._tracking = shared_client(self.tracking_uri)
         return self._tracking
 
     # -- registered models -------------------------------------------------------------------
@@ -359,11 +355,9 @@ class RegistryClient:
         """
         if not version.run_id:
             return
-        try:
-            from flowml.tracking.inputs import record_output
-            from flowml.tracking.lineage import KIND_MODEL
-        except ImportError:  # a tracking layer without lineage records
-            return
+        from flowml.tracking.lineage import KIND_MODEL
+        from flowml.tracking.lineage.inputs import record_output
+
         try:
             record_output(
                 version.run_id,

@@ -27,6 +27,7 @@ from flowml.registry.entities import (
 from flowml.registry.errors import PromotionRefused
 from flowml.registry.gates import Gate, GateContext, GateResult, run_gates
 from flowml.registry.validation import validate_alias, validate_model_name, validate_version
+from flowml.tracking.search import quote_literal
 
 if TYPE_CHECKING:
     from flowml.registry.client import RegistryClient
@@ -320,8 +321,8 @@ def undo_promotion(
 
 
 def _versions_in_stage(client: RegistryClient, name: str, stage: str) -> list[ModelVersion]:
-    quoted = name.replace("'", "''")
-    return list(client.search_model_versions(f"name = '{quoted}' and current_stage = '{stage}'"))
+    condition = f"name = {quote_literal(name)} and current_stage = {quote_literal(stage)}"
+    return list(client.search_model_versions(condition))
 
 
 def _state(plan: PromotionPlan) -> str | None:

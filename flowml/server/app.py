@@ -75,7 +75,7 @@ from flowml.server.wire import Fields
 from flowml.tracking.artifacts import ArtifactRepository
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
 from flowml.tracking.store.engine import get_engine
-from flowml.tracking.store.registry import get_store
+from flowml.tracking.store.schemes import get_store
 from flowml.tracking.store.sql_logged_models import SqlLoggedModelStore
 
 __all__ = ["API_PREFIXES", "ServerConfig", "create_app"]

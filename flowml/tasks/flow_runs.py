@@ -35,11 +35,11 @@ from flowml.tasks.recorder import (
     take_refusals,
 )
 from flowml.tracking import tags as systags
-from flowml.tracking.client import TrackingClient
+from flowml.tracking.client import TrackingClient, shared_client
 from flowml.tracking.closer import drain_all
 from flowml.tracking.entities import Run, RunStatus, RunTag, now_ms
-from flowml.tracking.fluent import activate_run
-from flowml.tracking.inputs import defer_lineage, take_deferred
+from flowml.tracking.fluent import activate_run, selected_experiment_id
+from flowml.tracking.lineage.inputs import defer_lineage, take_deferred
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, State
@@ -104,16 +104,14 @@ def open_flow_run(ctx: FlowRunContext, options: RunOptions, attach_hooks: bool) 
 def _open_flow_run(
     flow: Flow[Any, Any], flow_run: FlowRun, parameters: dict[str, Any], options: RunOptions
 ) -> Record:
-    client = identity.client_for(*identity.current_store())
+    client = shared_client(*identity.current_store())
     parent = _parent_binding(client, flow_run)
     if options.experiment is not None:
         experiment_id = identity.experiment_id_for(client, options.experiment)
     elif parent is not None:
         experiment_id = parent.experiment_id
     else:
-        experiment_id = identity.chosen_experiment_id() or identity.experiment_id_for(
-            client, flow.name
-        )
+        experiment_id = selected_experiment_id() or identity.experiment_id_for(client, flow.name)
     inherited = identity.flow_run_tags(flow, flow_run)
     tags = {
         **inherited,
@@ -227,9 +225,7 @@ def on_flow_final(flow: Flow[Any, Any], flow_run: FlowRun, state: State) -> None
     refusals = take_refusals(key)
     if refusals:
         reason = f"{len(refusals)} task run end(s) refused; the first: {refusals[0]}"
-        record.client.buffer.add(
-            record.run_id, tags=[RunTag(TRACKING_ERROR_TAG, reason[:500])]
-        )
+        record.client.buffer.add(record.run_id, tags=[RunTag(TRACKING_ERROR_TAG, reason[:500])])
     # The flow run's own URI is its run's key: nothing to add for it.
     finish(record, status_for(state), state, flow_run.run_count or 1, take_deferred(record.run_id))
     client = record.client
@@ -251,7 +247,7 @@ def on_flow_final(flow: Flow[Any, Any], flow_run: FlowRun, state: State) -> None
 def _close_from_store(flow_run: FlowRun, state: State) -> None:
     """Close a flow run's tracked run that this process did not open (the hook runs in the
     runner or worker that cancelled the flow run), with every run under it still RUNNING."""
-    client = identity.client_for(*identity.current_store())
+    client = shared_client(*identity.current_store())
     run = identity.run_for_flow_run(client, flow_run.id)
     if run is None or run.info.status != RunStatus.RUNNING:
         return  # not tracked, or closed by its own process

@@ -20,7 +20,6 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from flowml.exceptions import InvalidState, ResourceAlreadyExists
 from flowml.settings import get_settings
 from flowml.tasks import tags as ptags
 from flowml.tracking import tags as systags
@@ -36,7 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FlowRunBinding",
-    "client_for",
     "code_tags",
     "experiment_id_for",
     "find_binding",
@@ -73,7 +71,6 @@ class FlowRunBinding:
 
 _bindings: dict[str, FlowRunBinding] = {}
 _lock = threading.Lock()
-_clients: dict[tuple[str, str], TrackingClient] = {}
 _experiments: dict[tuple[str, str], str] = {}
 
 
@@ -111,28 +108,6 @@ def find_binding(flow_run_id: str, flow: Flow[Any, Any] | None = None) -> FlowRu
     return binding
 
 
-def client_for(tracking_uri: str, artifact_root: str) -> TrackingClient:
-    """The client for a store: the fluent API's own when it is the same store (so what
-    ``flowml.get_run`` reads and what tracked tasks write share one buffer). Chosen once per
-    store and process: reading the settings on every task run would cost more than its
-    writes."""
-    key = (tracking_uri, artifact_root)
-    client = _clients.get(key)
-    if client is None:
-        from flowml.tracking.fluent import get_client
-
-        with _lock:
-            client = _clients.get(key)
-            if client is None:
-                current = get_client()
-                if current.tracking_uri == tracking_uri and current.artifact_root == artifact_root:
-                    client = current
-                else:
-                    client = TrackingClient(tracking_uri, artifact_root)
-                _clients[key] = client
-    return client
-
-
 def current_store() -> tuple[str, str]:
     """The tracking URI and artifact root the fluent API points at right now."""
     from flowml.tracking.fluent import get_tracking_uri
@@ -151,35 +126,9 @@ def experiment_id_for(client: TrackingClient, name: str) -> str:
     found = _experiments.get(key)
     if found is not None:
         return found
-    experiment = client.get_experiment_by_name(name)
-    if experiment is None:
-        try:
-            client.create_experiment(name)
-        except ResourceAlreadyExists:
-            pass  # another process created it between the two calls
-        experiment = client.get_experiment_by_name(name)
-        assert experiment is not None
-    if experiment.lifecycle_stage != "active":
-        raise InvalidState(
-            f"Experiment {name!r} is deleted; restore it "
-            f"(flowml experiments restore {experiment.experiment_id}) or track into another one"
-        )
+    experiment = client.get_or_create_experiment(name)
     _experiments[key] = experiment.experiment_id
     return experiment.experiment_id
-
-
-def chosen_experiment_id() -> str | None:
-    """The experiment picked with ``flowml.set_experiment`` or ``FLOWML_EXPERIMENT_ID``."""
-    from flowml.tracking import fluent
-
-    return fluent.selected_experiment_id()
-
-
-def default_experiment_id() -> str:
-    """Where a task run outside any flow goes: the fluent API's current experiment."""
-    from flowml.tracking import fluent
-
-    return fluent.current_experiment_id()
 
 
 def flow_run_tags(flow: Flow[Any, Any], flow_run: FlowRun) -> dict[str, str]:

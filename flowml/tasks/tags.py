@@ -1,7 +1,7 @@
-"""Tag and metric names the Prefect integration writes on runs.
+"""The Prefect integration's short names for the tags and metrics it writes on runs.
 
-MLflow's own tags (run name, parent run, source, git commit) come from
-`flowml.tracking.tags`; these name what Prefect adds.
+The names themselves are defined once, in `flowml.tracking.tags` (``PREFECT_*``), where the
+layers that read them without Prefect (the CLI, the server, ``flowml runs gc``) find them too.
 """
 
 from __future__ import annotations
@@ -9,28 +9,26 @@ from __future__ import annotations
 from flowml.tracking import tags as systags
 from flowml.tracking.lineage import flow_run_uri, task_run_uri
 
-FLOW_NAME = "flowml.prefect.flow_name"
+FLOW_NAME = systags.PREFECT_FLOW_NAME
 FLOW_RUN_ID = systags.PREFECT_FLOW_RUN_ID
-FLOW_RUN_NAME = "flowml.prefect.flow_run_name"
-FLOW_VERSION = "flowml.prefect.flow_version"
-TASK_NAME = "flowml.prefect.task_name"
+FLOW_RUN_NAME = systags.PREFECT_FLOW_RUN_NAME
+FLOW_VERSION = systags.PREFECT_FLOW_VERSION
+TASK_NAME = systags.PREFECT_TASK_NAME
 TASK_RUN_ID = systags.PREFECT_TASK_RUN_ID
-DEPLOYMENT_ID = "flowml.prefect.deployment_id"
-UI_URL = "flowml.prefect.ui_url"
-ATTEMPT = "flowml.prefect.attempt"
-STATE = "flowml.prefect.state"
-RUN_KIND = "flowml.prefect.kind"  # "flow" or "task"
-# The Prefect run's tags, sorted and comma-separated (``tags.`flowml.prefect.tags` LIKE ...``).
-PREFECT_TAGS = "flowml.prefect.tags"
+DEPLOYMENT_ID = systags.PREFECT_DEPLOYMENT_ID
+UI_URL = systags.PREFECT_UI_URL
+ATTEMPT = systags.PREFECT_ATTEMPT
+STATE = systags.PREFECT_STATE
+RUN_KIND = systags.PREFECT_RUN_KIND
+PREFECT_TAGS = systags.PREFECT_TAGS
 # The process that owns the run (every run records it; see `flowml.tracking.owner`).
 OWNER = systags.OWNER
 
-RUN_KIND_FLOW = "flow"
-RUN_KIND_TASK = "task"
+RUN_KIND_FLOW = systags.PREFECT_RUN_KIND_FLOW
+RUN_KIND_TASK = systags.PREFECT_RUN_KIND_TASK
 
-# Metrics written once, when the run reaches its final state.
-METRIC_DURATION = "flowml.duration_s"
-METRIC_ATTEMPTS = "flowml.attempts"
+METRIC_DURATION = systags.PREFECT_METRIC_DURATION
+METRIC_ATTEMPTS = systags.PREFECT_METRIC_ATTEMPTS
 
 
 def flow_run_key(flow_run_id: object) -> str:

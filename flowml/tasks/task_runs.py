@@ -28,9 +28,9 @@ from flowml.tasks.recorder import (
     status_for,
     take_creation,
 )
+from flowml.tracking.client import shared_client
 from flowml.tracking.entities import RunStatus, RunTag, now_ms
-from flowml.tracking.fluent import activate_run
-from flowml.tracking.inputs import defer_lineage, take_deferred
+from flowml.tracking.fluent import activate_run, current_experiment_id
 from flowml.tracking.lineage import (
     INPUT,
     KIND_PREFECT_FLOW_RUN,
@@ -42,6 +42,7 @@ from flowml.tracking.lineage import (
     result_uri,
     task_run_uri,
 )
+from flowml.tracking.lineage.inputs import defer_lineage, take_deferred
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State, TaskRun
@@ -62,12 +63,12 @@ def open_task_run(ctx: TaskRunContext, options: RunOptions) -> Record:
         return record
     binding, flow_name = _task_binding(task_run)
     if binding is not None:
-        client = identity.client_for(binding.tracking_uri, binding.artifact_root)
+        client = shared_client(binding.tracking_uri, binding.artifact_root)
         experiment_id, parent_id = binding.experiment_id, binding.run_id
         inherited = dict(binding.child_tags)
     else:
-        client = identity.client_for(*identity.current_store())
-        experiment_id, parent_id, inherited = identity.default_experiment_id(), None, {}
+        client = shared_client(*identity.current_store())
+        experiment_id, parent_id, inherited = current_experiment_id(), None, {}
     nesting = _enclosing_task_run(task_run)
     if nesting is not None:
         parent_id = nesting.run_id  # a task called inside a task nests under that task's run
@@ -353,9 +354,9 @@ def _on_cache_hit(task: Task[Any, Any], task_run: TaskRun, state: State) -> None
         return
     binding, flow_name = _task_binding(task_run)
     client = (
-        identity.client_for(binding.tracking_uri, binding.artifact_root)
+        shared_client(binding.tracking_uri, binding.artifact_root)
         if binding is not None
-        else identity.client_for(*identity.current_store())
+        else shared_client(*identity.current_store())
     )
     producers = client.store.search_lineage(uris=[result_uri(key)], direction=OUTPUT)
     if not producers or producers[-1].run_id is None:

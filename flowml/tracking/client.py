@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flowml.exceptions import InvalidParameter
+from flowml.exceptions import InvalidParameter, InvalidState, ResourceAlreadyExists
 from flowml.settings import get_settings
 from flowml.tracking import tags as systags
 from flowml.tracking.artifacts import ArtifactRepository, FileInfo, safe_artifact_path
@@ -43,9 +43,9 @@ from flowml.tracking.entities import (
 from flowml.tracking.opener import RunOpener
 from flowml.tracking.owner import current_owner
 from flowml.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, AbstractStore
-from flowml.tracking.store.registry import get_store
+from flowml.tracking.store.schemes import get_store
 
-__all__ = ["TrackingClient"]
+__all__ = ["TrackingClient", "shared_client"]
 
 
 class TrackingClient:
@@ -135,6 +135,36 @@ class TrackingClient:
             name, artifact_location, {k: str(val) for k, val in (tags or {}).items()}
         )
 
+    def get_or_create_experiment(self, name: str) -> Experiment:
+        """The experiment called ``name``, created when there is none (also when another
+        process creates it at the same time: both get the same experiment).
+
+        Raises:
+            InvalidState: the experiment exists but is deleted; as MLflow's ``set_experiment``,
+                it is neither used nor created again until it is restored
+                (`restore_experiment`, ``flowml experiments restore ID``).
+            InvalidParameter: ``name`` is not a valid experiment name.
+
+        Example:
+            >>> client.get_or_create_experiment("wine").lifecycle_stage
+            'active'
+        """
+        experiment = self.store.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                self.create_experiment(name)
+            except ResourceAlreadyExists:
+                pass  # another process created it between the two calls
+            experiment = self.store.get_experiment_by_name(name)
+            if experiment is None:
+                raise InvalidState(f"Experiment {name!r} was deleted while being created")
+        if experiment.lifecycle_stage != "active":
+            raise InvalidState(
+                f"Experiment {name!r} is deleted; restore it "
+                f"(flowml experiments restore {experiment.experiment_id}) or use another name"
+            )
+        return experiment
+
     def get_experiment(self, experiment_id: str) -> Experiment:
         return self.store.get_experiment(str(experiment_id))
 
@@ -218,7 +248,10 @@ class TrackingClient:
         opener = self.opener
         if opener is None:
             return self.create_run(
-                experiment_id, tags=tags, run_name=run_name, parent_run_id=parent_run_id,
+                experiment_id,
+                tags=tags,
+                run_name=run_name,
+                parent_run_id=parent_run_id,
                 run_key=run_key,
             )
         all_tags = _run_tags(tags, parent_run_id)
@@ -446,6 +479,45 @@ class TrackingClient:
         self._settle()
         if self._buffer is not None:
             self._buffer.close()
+
+
+_shared: dict[tuple[str, str], TrackingClient] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_client(
+    tracking_uri: str | None = None, artifact_root: str | None = None
+) -> TrackingClient:
+    """The process-wide client for a store and artifact root (the settings' when ``None``).
+
+    The fluent API, tracked Prefect tasks and registry clients all take their client here, so
+    whatever points at one store shares one write buffer: what one of them queued, the
+    others read.
+    """
+    if tracking_uri is None or artifact_root is None:
+        settings = get_settings()
+        tracking_uri = tracking_uri or settings.resolved_tracking_uri
+        artifact_root = artifact_root or settings.resolved_artifact_root
+    key = (tracking_uri, artifact_root)
+    client = _shared.get(key)
+    if client is None:
+        with _shared_lock:
+            client = _shared.get(key)
+            if client is None:
+                client = _shared[key] = TrackingClient(tracking_uri, artifact_root)
+    return client
+
+
+def close_shared_clients() -> None:
+    """Write out and forget every shared client (tests, and before the process ends)."""
+    with _shared_lock:
+        clients = list(_shared.values())
+        _shared.clear()
+    for client in clients:
+        try:
+            client.close()
+        except Exception:  # a store that went away must not keep the others open
+            pass
 
 
 def _run_tags(tags: dict[str, Any] | None, parent_run_id: str | None) -> dict[str, str]:

@@ -20,7 +20,7 @@ from typing import Any
 from flowml.exceptions import InvalidParameter, InvalidState
 from flowml.settings import get_settings
 from flowml.tracking import tags as systags
-from flowml.tracking.client import TrackingClient
+from flowml.tracking.client import TrackingClient, shared_client
 from flowml.tracking.context import system_tags
 from flowml.tracking.entities import (
     Experiment,
@@ -42,8 +42,6 @@ _run_stack: contextvars.ContextVar[tuple[ActiveRun, ...]] = contextvars.ContextV
 )
 _tracking_uri: str | None = None
 _experiment_id: str | None = None
-_clients: dict[tuple[str, str], TrackingClient] = {}
-_clients_lock = threading.Lock()
 
 
 class ActiveRun:
@@ -103,7 +101,7 @@ def set_tracking_uri(uri: str | os.PathLike[str] | None) -> None:
     if uri is None:
         _tracking_uri = None
         return
-    from flowml.tracking.store.registry import check_tracking_uri
+    from flowml.tracking.store.schemes import check_tracking_uri
 
     _tracking_uri = check_tracking_uri(os.fspath(uri) if isinstance(uri, os.PathLike) else uri)
 
@@ -114,15 +112,7 @@ def get_tracking_uri() -> str:
 
 def get_client() -> TrackingClient:
     """The process-wide client for the current tracking URI and artifact root."""
-    settings = get_settings()
-    key = (get_tracking_uri(), settings.resolved_artifact_root)
-    client = _clients.get(key)
-    if client is None:
-        with _clients_lock:
-            client = _clients.get(key)
-            if client is None:
-                client = _clients[key] = TrackingClient(*key)
-    return client
+    return shared_client(get_tracking_uri(), get_settings().resolved_artifact_root)
 
 
 def set_experiment(
@@ -133,24 +123,15 @@ def set_experiment(
     client = get_client()
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameter("Give exactly one of experiment_name or experiment_id")
-    if experiment_id is not None:
-        experiment = client.get_experiment(experiment_id)
+    if experiment_id is None:
+        experiment = client.get_or_create_experiment(experiment_name)  # type: ignore[arg-type]
     else:
-        experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
-        if experiment is None:
-            from flowml.exceptions import ResourceAlreadyExists
-
-            try:
-                client.create_experiment(experiment_name)  # type: ignore[arg-type]
-            except ResourceAlreadyExists:
-                pass  # created concurrently by another process
-            experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
-            assert experiment is not None
-    if experiment.lifecycle_stage != "active":
-        raise InvalidState(
-            f"Experiment {experiment.name!r} is deleted; restore it "
-            f"(flowml experiments restore {experiment.experiment_id}) or pick another name"
-        )
+        experiment = client.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != "active":
+            raise InvalidState(
+                f"Experiment {experiment.name!r} is deleted; restore it "
+                f"(flowml experiments restore {experiment.experiment_id}) or use another name"
+            )
     _experiment_id = experiment.experiment_id
     return experiment
 
@@ -187,12 +168,6 @@ def active_run() -> ActiveRun | None:
     """The innermost active run of this thread / asyncio task, or ``None``."""
     stack = _run_stack.get()
     return stack[-1] if stack else None
-
-
-def last_active_run_id() -> str | None:
-    """The active run's id, else that of the last run this process started (or ``None``)."""
-    run = active_run() or _last_run
-    return run.info.run_id if run else None
 
 
 def last_active_run() -> Run | None:
@@ -596,9 +571,7 @@ def search_runs(
         if exp is not None:
             ids.append(exp.experiment_id)
     if not ids and not experiment_names:
-        ids = _all_experiment_ids(client) if search_all_experiments else [
-            _current_experiment_id()
-        ]
+        ids = _all_experiment_ids(client) if search_all_experiments else [_current_experiment_id()]
     runs = (
         client.search_runs(ids, filter_string, run_view_type, max_results, order_by, page_token)
         if ids

@@ -78,6 +78,7 @@ __all__ = [
     "OrderBy",
     "parse_filter",
     "parse_order_by",
+    "quote_literal",
 ]
 
 Value = str | int | float | tuple[str, ...] | None
@@ -119,6 +120,12 @@ class OrderBy:
     kind: str
     key: str
     ascending: bool = True
+
+
+def quote_literal(value: str) -> str:
+    """``value`` as a string literal of the filter grammar, so a name with a quote in it
+    stays one literal: ``quote_literal("it's")`` is ``'it''s'``."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def parse_filter(filter_string: str | None, spec: EntitySpec = RUN_SEARCH) -> Node | None:

@@ -1,4 +1,4 @@
-"""The flavor registry: built-ins, programmatic registration and the entry-point group."""
+"""The flavor catalog: built-ins, programmatic registration and the entry-point group."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.models.api import load_model, load_native, save_model
 from flowml.models.flavors import (
     Flavor,
+    catalog,
     flavor_for_loader_module,
     flavor_names,
     get_flavor,
     register_flavor,
-    registry,
 )
 from flowml.models.mlmodel import PYFUNC_FLAVOR, Model
 
@@ -79,10 +79,10 @@ def plugin(tmp_path: Path) -> Iterator[Any]:
         "broken = flowml_no_such_module:Nope\n"
     )
     sys.path.insert(0, str(site))
-    saved = (dict(registry._targets), dict(registry._instances), registry._discovered)
-    registry._targets.clear()
-    registry._instances.clear()
-    registry._discovered = False
+    saved = (dict(catalog._targets), dict(catalog._instances), catalog._discovered)
+    catalog._targets.clear()
+    catalog._instances.clear()
+    catalog._discovered = False
     try:
         import flowml_lookup_plugin
 
@@ -90,11 +90,11 @@ def plugin(tmp_path: Path) -> Iterator[Any]:
     finally:
         sys.path.remove(str(site))
         sys.modules.pop("flowml_lookup_plugin", None)
-        registry._targets.clear()
-        registry._targets.update(saved[0])
-        registry._instances.clear()
-        registry._instances.update(saved[1])
-        registry._discovered = saved[2]
+        catalog._targets.clear()
+        catalog._targets.update(saved[0])
+        catalog._instances.clear()
+        catalog._instances.update(saved[1])
+        catalog._discovered = saved[2]
 
 
 def test_builtins_come_first_and_load_lazily() -> None:

@@ -13,7 +13,7 @@ from flowml.server.auth.permissions import Permission, parse_permission
 from flowml.server.auth.schema import auth_tokens
 from flowml.server.auth.store import AuthStore
 from flowml.server.auth.tokens import split_token
-from flowml.tracking.store.registry import get_store
+from flowml.tracking.store.schemes import get_store
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

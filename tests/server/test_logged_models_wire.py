@@ -158,7 +158,7 @@ def test_model_file_paths_cannot_leave_the_model(http: httpx.Client, server, pat
 
 
 def test_run_outputs_record_the_model_as_lineage(http: httpx.Client, server):
-    from flowml.tracking.store.registry import get_store
+    from flowml.tracking.store.schemes import get_store
 
     exp = _experiment(http)
     run_id = ok(http.post(f"{API}/runs/create", json={"experiment_id": exp}))["run"]["info"][

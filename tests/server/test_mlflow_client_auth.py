@@ -111,7 +111,7 @@ def test_flowml_client_logs_and_uploads_with_a_token(
 ):
     """The whole library path: the REST store and the artifact proxy both send the token."""
     from flowml.tracking.client import TrackingClient
-    from flowml.tracking.store.registry import clear_cache
+    from flowml.tracking.store.schemes import clear_cache
 
     srv, token = secured
     monkeypatch.setenv("FLOWML_TRACKING_TOKEN", token)

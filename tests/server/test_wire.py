@@ -381,7 +381,7 @@ def test_log_inputs_records_dataset_lineage(http: httpx.Client, server):
     }
     ok(http.post(f"{API}/runs/log-inputs", json=request))
     ok(http.post(f"{API}/runs/log-inputs", json=request))  # a retry records nothing new
-    from flowml.tracking.store.registry import get_store
+    from flowml.tracking.store.schemes import get_store
 
     store = get_store(server.store_uri, str(server.destination))
     entries = store.search_lineage(run_ids=[run_id])

@@ -28,5 +28,4 @@ def client(_isolated_flowml) -> Iterator[TrackingClient]:
     yield get_client()
     # Nothing a test opened may stay open in this process.
     assert not recorder.open_tasks and not recorder.open_flows
-    identity._clients.clear()
     identity._experiments.clear()

@@ -13,8 +13,8 @@ import flowml
 from flowml.exceptions import InvalidParameter, InvalidState, ResourceNotFound
 from flowml.tasks import tags as ptags
 from flowml.tasks.identity import run_for_flow_run
-from flowml.tracking.inputs import record_output
 from flowml.tracking.lineage import INPUT, OUTPUT, LineageEntry
+from flowml.tracking.lineage.inputs import record_output
 from flowml.tracking.store.sql import SqlStore
 
 from .helpers import by_name, children, runs_of

@@ -15,8 +15,8 @@ from flowml.exceptions import ArtifactPathError, InvalidParameter, StoreError
 from flowml.tracking import fluent
 from flowml.tracking.artifacts import ArtifactRepository
 from flowml.tracking.buffer import BufferedWriteError
-from flowml.tracking.store.registry import get_store
 from flowml.tracking.store.rest import RestStore
+from flowml.tracking.store.schemes import get_store
 
 
 @pytest.fixture

@@ -278,7 +278,7 @@ def test_the_timeout_comes_from_the_settings(
     from flowml.registry import store as registry_stores
     from flowml.registry.client import RegistryClient
     from flowml.tracking.client import TrackingClient
-    from flowml.tracking.store import registry as tracking_stores
+    from flowml.tracking.store import schemes as tracking_stores
 
     uri = f"sqlite:///{tmp_path / 'settings.db'}"
     assert TrackingClient(uri).store.search_timeout_seconds == DEFAULT_SEARCH_TIMEOUT_SECONDS

@@ -26,7 +26,7 @@ from flowml.exceptions import StoreError
 from flowml.tracking.artifacts import ArtifactRepository
 from flowml.tracking.entities import Metric, RunTag
 from flowml.tracking.store import engine as engines
-from flowml.tracking.store import registry
+from flowml.tracking.store import schemes
 from flowml.tracking.store.sql import SqlStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -133,7 +133,7 @@ def test_random_bytes_are_refused_untouched(tmp_path: Path):
 
 
 def _release() -> None:
-    registry.clear_cache()
+    schemes.clear_cache()
     engines.dispose_all()
 
 

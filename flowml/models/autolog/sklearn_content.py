@@ -184,7 +184,7 @@ def log_fitted_model(
 def log_dataset(X: Any, y: Any, config: AutologConfig) -> None:
     """Record the training data as the run's ``train`` input (lineage, as MLflow's dataset)."""
     from flowml.tracking.datasets import from_numpy, from_pandas
-    from flowml.tracking.inputs import log_input
+    from flowml.tracking.lineage.inputs import log_input
 
     try:
         if hasattr(X, "dtypes") and hasattr(X, "iloc"):

@@ -7,14 +7,11 @@ themselves with `register_registry_store`.
 
 from __future__ import annotations
 
-import importlib
-import threading
 from collections.abc import Callable
-from urllib.parse import urlsplit
 
-from flowml.exceptions import InvalidParameter
 from flowml.registry.store.base import AbstractRegistryStore
 from flowml.tracking.search_limits import DEFAULT_SEARCH_TIMEOUT_SECONDS
+from flowml.tracking.store.schemes import StoreKind
 
 __all__ = [
     "AbstractRegistryStore",
@@ -27,25 +24,23 @@ __all__ = [
 # factory(uri, *, search_timeout_seconds)
 RegistryStoreFactory = Callable[..., AbstractRegistryStore]
 
-_BUILTIN = {
-    "sqlite": "flowml.registry.store.sql:SqlRegistryStore",
-    "postgresql": "flowml.registry.store.sql:SqlRegistryStore",
-    "postgres": "flowml.registry.store.sql:SqlRegistryStore",
-    "http": "flowml.registry.store.rest:RestRegistryStore",
-    "https": "flowml.registry.store.rest:RestRegistryStore",
-}
-_registered: dict[str, RegistryStoreFactory] = {}
-_cache: dict[tuple[str, float], AbstractRegistryStore] = {}
-_lock = threading.Lock()
+# The backends of `flowml.tracking.store.schemes.SCHEMES`, for registry stores.
+REGISTRY_STORES: StoreKind[AbstractRegistryStore] = StoreKind(
+    "model registry store",
+    {
+        "sql": "flowml.registry.store.sql:SqlRegistryStore",
+        "rest": "flowml.registry.store.rest:RestRegistryStore",
+    },
+)
 
 
 def register_registry_store(scheme: str, factory: RegistryStoreFactory) -> None:
     """Make ``scheme://`` registry URIs open with ``factory(uri, *, search_timeout_seconds)``."""
-    _registered[scheme] = factory
+    REGISTRY_STORES.register(scheme, factory)
 
 
 def known_schemes() -> list[str]:
-    return sorted(set(_BUILTIN) | set(_registered))
+    return REGISTRY_STORES.known_schemes()
 
 
 def get_registry_store(
@@ -56,30 +51,11 @@ def get_registry_store(
     Raises:
         InvalidParameter: no store handles the URI's scheme.
     """
-    key = (uri, search_timeout_seconds)
-    with _lock:
-        store = _cache.get(key)
-        if store is None:
-            store = _factory(uri)(uri, search_timeout_seconds=search_timeout_seconds)
-            _cache[key] = store
-        return store
+    return REGISTRY_STORES.open(
+        (uri, search_timeout_seconds), uri, search_timeout_seconds=search_timeout_seconds
+    )
 
 
 def clear_cache() -> None:
     """Forget opened stores (tests, and after the database was replaced)."""
-    with _lock:
-        _cache.clear()
-
-
-def _factory(uri: str) -> RegistryStoreFactory:
-    scheme = urlsplit(uri).scheme.lower().split("+", 1)[0]
-    if scheme in _registered:
-        return _registered[scheme]
-    target = _BUILTIN.get(scheme)
-    if target is None:
-        raise InvalidParameter(
-            f"No model registry store for URI {uri!r} (scheme {scheme or 'missing'!r}); "
-            f"known schemes: {', '.join(s + '://' for s in known_schemes())}"
-        )
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    REGISTRY_STORES.clear_cache()

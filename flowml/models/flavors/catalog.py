@@ -1,4 +1,4 @@
-"""The flavor registry: built-in flavors plus the ``flowml.flavors`` entry-point group.
+"""The flavor catalog: built-in flavors plus the ``flowml.flavors`` entry-point group.
 
 Flavors are imported on first use only. Lookups go by flavor name, by the
 ``python_function.loader_module`` written in an MLmodel file, or by the object to save.

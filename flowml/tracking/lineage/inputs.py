@@ -205,8 +205,7 @@ def _input_record(context: str | None, tags: dict[str, str] | None) -> dict[str,
     if context is not None:
         if not isinstance(context, str) or not context or len(context) > MAX_CONTEXT_LENGTH:
             raise InvalidParameter(
-                f"context must be a string of 1 to {MAX_CONTEXT_LENGTH} characters, "
-                f"got {context!r}"
+                f"context must be a string of 1 to {MAX_CONTEXT_LENGTH} characters, got {context!r}"
             )
         record[DATASET_CONTEXT_TAG] = context
     for key, value in (tags or {}).items():
@@ -228,8 +227,7 @@ def _remember_input(
         listed = []
     if not isinstance(listed, list):
         listed = []
-    listed.append({"uri": entry.uri, "name": entry.name, "digest": entry.digest,
-                   "tags": record})
+    listed.append({"uri": entry.uri, "name": entry.name, "digest": entry.digest, "tags": record})
     value = json.dumps(listed)
     while len(value) > MAX_TAG_VALUE and len(listed) > 1:
         listed.pop(0)
@@ -287,4 +285,3 @@ def _input_entry(source: Any, name: str | None, digest: str | None, kind: str) -
 def _is_remote(text: str) -> bool:
     scheme, sep, _ = text.partition("://")
     return bool(sep) and scheme != "file" and len(scheme) > 1
-
