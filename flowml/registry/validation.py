@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
 
 from flowml.exceptions import InvalidParameter
 from flowml.tracking.run_uri import check_location
@@ -21,7 +22,9 @@ __all__ = [
     "validate_alias",
     "validate_description",
     "validate_model_name",
+    "validate_optional_text",
     "validate_tag",
+    "validate_tags",
     "validate_version",
 ]
 
@@ -190,3 +193,23 @@ def validate_source(source: object) -> str:
     # The store is the last gate before a row exists: a location that climbs out of its
     # directory ('..', encoded dots or slashes) never gets stored, whoever calls.
     return check_location(source, "model version source")
+
+
+def validate_tags(tags: Mapping[str, str] | None) -> dict[str, str]:
+    """Each key and value checked as `validate_tag` does (``None``: no tags)."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        raise InvalidParameter(f"tags must be a mapping of key to value, got {type(tags).__name__}")
+    return dict(validate_tag(k, val) for k, val in tags.items())
+
+
+def validate_optional_text(label: str, value: object, limit: int) -> str | None:
+    """``None``, or a string of at most ``limit`` characters (a run id, a run link)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > limit:
+        raise InvalidParameter(
+            f"{label} must be a string of at most {limit} characters, got {value!r}"
+        )
+    return value

@@ -110,7 +110,7 @@ class _Pending:
             t, tags = tags[: v.MAX_BATCH_TAGS], tags[v.MAX_BATCH_TAGS :]
             room = min(v.MAX_BATCH_METRICS, v.MAX_BATCH_ENTRIES - len(p) - len(t))
             m, metrics = metrics[:room], metrics[room:]
-            out.append((m, p, t))
+            out.append((v.CheckedMetrics(m), p, t))  # every point was checked when queued
         return out
 
     def merge_newer(self, newer: _Pending) -> None:
@@ -162,8 +162,8 @@ class BatchBuffer:
             BufferedWriteError: an earlier queued write was refused.
         """
         self.raise_errors()
-        for m in metrics:
-            v.validate_metric(v.validate_key("Metric", m.key), m.value, m.timestamp, m.step)
+        # Checked here, once: the store trusts the checked points of the batches below.
+        metrics = v.validate_metrics(metrics)
         texts = (
             [(v.validate_key("Param", p.key), v.validate_param_value(p.key, p.value))
              for p in params]

@@ -3,9 +3,9 @@ in (fluent API, `TrackingClient`, a store's ``log_batch``), and nothing of its b
 
 Both stores keep steps as 64-bit integers (packed segments and ``latest_metrics``): without
 the range check a step of 2**63 reaches the database and fails there with a driver error (or,
-worse, wraps), so these tests fail when the check in `flowml.tracking.validation` or the
-inlined one in `flowml.tracking.store.sql_write` is removed. The REST server's endpoints are
-covered in ``tests/server/test_step_range_http.py``.
+worse, wraps), so these tests fail when the check in `flowml.tracking.validation` (the full one
+in ``validate_metric`` or the inlined one in ``validate_metrics``) is removed. The REST server's
+endpoints are covered in ``tests/server/test_step_range_http.py``.
 """
 
 from __future__ import annotations

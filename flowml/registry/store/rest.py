@@ -96,21 +96,7 @@ def _max_results(value: object) -> int:
 
 
 def _tags(tags: Mapping[str, Any] | None) -> list[dict[str, str]]:
-    if tags is None:
-        return []
-    if not isinstance(tags, Mapping):
-        raise InvalidParameter(f"tags must be a mapping of key to value, got {type(tags).__name__}")
-    return [{"key": k, "value": val} for k, val in (v.validate_tag(k, x) for k, x in tags.items())]
-
-
-def _optional_text(label: str, value: object, limit: int) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > limit:
-        raise InvalidParameter(
-            f"{label} must be a string of at most {limit} characters, got {value!r}"
-        )
-    return value
+    return [{"key": k, "value": val} for k, val in v.validate_tags(tags).items()]
 
 
 class RestRegistryStore(AbstractRegistryStore):
@@ -252,8 +238,8 @@ class RestRegistryStore(AbstractRegistryStore):
         body = {
             "name": name,
             "source": source,
-            "run_id": _optional_text("run_id", run_id, 32),
-            "run_link": _optional_text("run_link", run_link, 500),
+            "run_id": v.validate_optional_text("run_id", run_id, 32),
+            "run_link": v.validate_optional_text("run_link", run_link, 500),
             "description": v.validate_description(description),
             "tags": _tags(tags),
         }

@@ -12,14 +12,81 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, insert, or_, select
 
-from flowml.registry.audit import AuditInfo
+from flowml.exceptions import InvalidParameter
+from flowml.registry import validation as v
+from flowml.registry.audit import AuditAction, AuditInfo, current_audit_info
 from flowml.registry.entities import AuditEntry
 from flowml.registry.schema import registry_audit
+from flowml.registry.store.base import AUDIT_MAX_RESULTS_DEFAULT
+from flowml.registry.store.sql_rows import RegistryRows
 from flowml.tracking.entities import now_ms
+from flowml.tracking.store.engine import write_transaction
 
-__all__ = ["insert_audit", "read_audit", "read_entry"]
+__all__ = ["SqlAuditLog", "audit_info", "insert_audit", "read_audit", "read_entry"]
 
 _a = registry_audit.c
+
+
+class SqlAuditLog(RegistryRows):
+    """The audit methods of `SqlRegistryStore` (the entries of a change are written by the
+    change itself, in its transaction, with `insert_audit`)."""
+
+    def log_audit_event(
+        self,
+        name: str,
+        action: str,
+        *,
+        version: int | str | None = None,
+        from_value: str | None = None,
+        to_value: str | None = None,
+        audit: AuditInfo | None = None,
+    ) -> AuditEntry:
+        v.validate_model_name(name)
+        if action not in AuditAction.EVENTS:
+            raise InvalidParameter(
+                f"Cannot append an audit entry with action {action!r}: only decisions "
+                f"({', '.join(sorted(AuditAction.EVENTS))}) may be logged; changes are "
+                "recorded by the change itself"
+            )
+        number = None if version is None else v.validate_version(version)
+        for label, text in (("from_value", from_value), ("to_value", to_value)):
+            if text is not None and not isinstance(text, str):
+                raise InvalidParameter(f"Audit {label} must be a string, got {text!r}")
+        with write_transaction(self.engine) as conn:
+            row = self._model_row(conn, name, lock=True)
+            if number is not None:
+                self._version(conn, row.id, name, number)
+            entry_id = insert_audit(
+                conn,
+                audit_info(audit),
+                row.id,
+                name,
+                action,
+                version=number,
+                from_value=from_value,
+                to_value=to_value,
+            )
+            return read_entry(conn, entry_id)
+
+    def get_audit_log(
+        self,
+        name: str | None = None,
+        max_results: int = AUDIT_MAX_RESULTS_DEFAULT,
+        after_id: int = 0,
+    ) -> list[AuditEntry]:
+        if name is not None:
+            v.validate_model_name(name)
+        if isinstance(max_results, bool) or not isinstance(max_results, int) or max_results < 1:
+            raise InvalidParameter(f"max_results must be a positive integer, got {max_results!r}")
+        if isinstance(after_id, bool) or not isinstance(after_id, int) or after_id < 0:
+            raise InvalidParameter(f"after_id must be a non-negative integer, got {after_id!r}")
+        with self.engine.connect() as conn:
+            return read_audit(conn, name, max_results, after_id)
+
+
+def audit_info(audit: AuditInfo | None) -> AuditInfo:
+    """``audit``, or the audit context set by the caller (`flowml.registry.audit`)."""
+    return audit if audit is not None else current_audit_info()
 
 
 def insert_audit(

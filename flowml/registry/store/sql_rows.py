@@ -1,13 +1,18 @@
-"""Rows to registry entities, with one query per child table whatever the page size."""
+"""Rows to registry entities, with one query per child table whatever the page size.
+
+`RegistryRows` is the base of the SQL registry store's mixins: the model row (locked for a
+change), a version as an entity, and paged searches.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Connection, Row, Table, func, select, tuple_
+from sqlalchemy import Connection, Engine, Row, func, select, tuple_
 
+from flowml.exceptions import ResourceNotFound
 from flowml.registry.entities import ModelVersion, RegisteredModel
 from flowml.registry.schema import (
     model_version_tags,
@@ -16,12 +21,68 @@ from flowml.registry.schema import (
     registered_model_tags,
     registered_models,
 )
+from flowml.tracking.entities import PagedList
 
-__all__ = ["latest_versions", "registered_models_from_rows", "upsert", "versions_from_rows"]
+if TYPE_CHECKING:
+    from flowml.registry.store.sql_search import RegistryEntity
+
+__all__ = [
+    "RegistryRows",
+    "latest_versions",
+    "registered_models_from_rows",
+    "versions_from_rows",
+]
 
 _mv = model_versions.c
 _rm = registered_models.c
 _CHUNK = 400
+T = TypeVar("T")
+
+
+class RegistryRows:
+    """What every part of `SqlRegistryStore` reads through."""
+
+    engine: Engine
+    search_timeout_seconds: float
+
+    def _model_row(self, conn: Connection, name: str, lock: bool = False) -> Row[Any]:
+        statement = select(registered_models).where(_rm.name == name)
+        if lock:
+            statement = statement.with_for_update()
+        row = conn.execute(statement).first()
+        if row is None:
+            raise ResourceNotFound(f"Registered model {name!r} not found")
+        return row
+
+    def _search(
+        self,
+        entity: RegistryEntity,
+        convert: Callable[[Connection, Sequence[Row[Any]]], list[T]],
+        limit: int,
+        filter_string: str | None,
+        max_results: int,
+        order_by: Sequence[str] | None,
+        page_token: str | None,
+    ) -> PagedList[T]:
+        # Imported on first search: the filter grammar is not needed to open a store.
+        from flowml.registry.store.sql_search import select_registry_page
+        from flowml.tracking.store.paging import search_connection
+
+        with search_connection(self.engine, self.search_timeout_seconds) as conn:
+            rows, token = select_registry_page(
+                conn, entity, filter_string, max_results, order_by, page_token, limit
+            )
+            return PagedList(convert(conn, rows), token)
+
+    def _version(self, conn: Connection, model_id: int, name: str, number: int) -> ModelVersion:
+        row = conn.execute(
+            select(model_versions, _rm.name)
+            .join(registered_models, _rm.id == _mv.model_id)
+            .where(_mv.model_id == model_id, _mv.version == number)
+        ).first()
+        if row is None:
+            raise ResourceNotFound(f"Registered model {name!r} has no version {number}")
+        return versions_from_rows(conn, [row])[0]
 
 
 def versions_from_rows(conn: Connection, rows: Sequence[Row[Any]]) -> list[ModelVersion]:
@@ -116,28 +177,6 @@ def registered_models_from_rows(
         )
         for r in rows
     ]
-
-
-def upsert(
-    conn: Connection,
-    table: Table,
-    rows: list[dict[str, Any]],
-    keys: Sequence[str],
-    columns: Sequence[str],
-) -> None:
-    """INSERT ... ON CONFLICT (keys) DO UPDATE SET columns, on SQLite and PostgreSQL."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(table)
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=list(keys),
-            set_={c: getattr(statement.excluded, c) for c in columns},
-        ),
-        rows,
-    )
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:

@@ -1,4 +1,4 @@
-"""The write path's statements, compiled once per dialect and run on the driver's cursor.
+"""The hot paths' statements, compiled once per dialect and run on the driver's cursor.
 
 Executing a Core statement through SQLAlchemy costs tens of microseconds of Python per
 call (cache lookups, execution contexts, result objects) — more than SQLite needs to run
@@ -6,17 +6,25 @@ it. The handful of statements on the hot write path (create a run, log a batch, 
 run) are therefore written as Core statements with bound parameters, compiled to the
 dialect's SQL text once, and executed on the DBAPI cursor of the SQLAlchemy connection
 that holds the transaction. Everything else in the store stays on plain Core.
+
+This module is the only one that touches a driver cursor: callers name a statement and
+get rows back (`fetch_one`, `fetch_all`), a `Reply` to read after a pipelined round
+trip (`send`), or nothing (`run`, `run_many`); every cursor is closed here. Runs come
+back as `RunRow`, readable by column name like a SQLAlchemy ``Row``. `upsert` is the one
+``INSERT ... ON CONFLICT DO UPDATE`` builder of the tracking and registry stores.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     Connection,
     String,
+    Table,
     bindparam,
     exists,
     func,
@@ -27,8 +35,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import Executable
 
+from flowml.exceptions import InvalidState, ResourceNotFound
 from flowml.tracking.entities import LifecycleStage
 from flowml.tracking.store import faults
+from flowml.tracking.store.base import NewRun
 from flowml.tracking.store.schema import experiments, latest_metrics, run_lineage, runs
 from flowml.tracking.store.schema import metrics as metric_segments
 from flowml.tracking.store.schema import params as params_table
@@ -83,13 +93,6 @@ def _statements(dialect_name: str) -> dict[str, Executable]:
             },
             where=newer,
         ),
-        "end_run": update(runs)
-        .where(
-            runs.c.run_uuid == bindparam("b_run_uuid"),
-            runs.c.lifecycle_stage == bindparam("b_stage"),
-        )
-        .values(status=bindparam("status"), end_time=bindparam("end_time"))
-        .returning(*runs.c),
     }
 
 
@@ -144,9 +147,16 @@ def _checked_statements(insert: Callable[..., Any]) -> dict[str, Executable]:
             ["run_uuid", "key", "value"],
             select(*tag_values).where(exists().where(r.run_uuid == _bound(r.run_uuid))),
         ),
-        "finish_run": update(runs)
+        # The one statement that changes a run's status, end or name: a value left None
+        # keeps the stored one. Only an active run matches (no row back otherwise).
+        "update_run": update(runs)
         .where(r.run_uuid == bindparam("b_run_uuid"), r.lifecycle_stage == active)
-        .values(status=bindparam("status"), end_time=bindparam("end_time")),
+        .values(
+            status=func.coalesce(_bound(r.status), r.status),
+            end_time=func.coalesce(_bound(r.end_time), r.end_time),
+            name=func.coalesce(_bound(r.name), r.name),
+        )
+        .returning(*r),
         # Fails (division by zero: PostgreSQL only) unless the run exists and is active, so
         # that the statements sent with it are rolled back without a read first.
         "assert_active_run": select(literal_column("1") / func.count()).where(
@@ -192,16 +202,78 @@ def _sql(conn: Connection, name: str) -> tuple[str, tuple[str, ...] | None]:
     return found
 
 
-def run(conn: Connection, name: str, params: dict[str, Any]) -> Any:
-    """Execute one named statement with one parameter set; returns the DBAPI cursor."""
+def _execute(conn: Connection, name: str, params: dict[str, Any]) -> Any:
+    """A new cursor that ran one named statement (the caller closes it)."""
     sql, order = _sql(conn, name)
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.execute(sql, tuple(params[n] for n in order) if order is not None else params)
     except Exception as exc:  # a full disk, a read-only file...: as StoreError
+        cursor.close()
         faults.raise_for(conn, exc)
         raise
     return cursor
+
+
+def run(conn: Connection, name: str, params: dict[str, Any]) -> None:
+    """Execute one named statement whose rows nobody reads."""
+    _execute(conn, name, params).close()
+
+
+def fetch_one(conn: Connection, name: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+    """Execute one named statement; its first row (``None``: no row)."""
+    cursor = _execute(conn, name, params)
+    try:
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
+def fetch_all(conn: Connection, name: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Execute one named statement; all its rows."""
+    cursor = _execute(conn, name, params)
+    try:
+        return cursor.fetchall()
+    finally:
+        cursor.close()
+
+
+class Reply:
+    """The first row of a statement sent with `send`, read once with `row`.
+
+    Pipelined (PostgreSQL through `engine.one_round_trip`), rows exist only after the
+    round trip, so the cursor is kept open until `row` reads it; otherwise the row is
+    read at once, before the next statement (SQLite finishes a statement by reading it).
+    """
+
+    __slots__ = ("_cursor", "_row")
+
+    def __init__(self, cursor: Any, later: bool) -> None:
+        self._cursor, self._row = cursor, None
+        if not later:
+            self.row()
+
+    def row(self) -> tuple[Any, ...] | None:
+        cursor = self._cursor
+        if cursor is not None:
+            self._cursor = None
+            try:
+                self._row = cursor.fetchone()
+            finally:
+                cursor.close()
+        return self._row
+
+    def close(self) -> None:
+        """Close the cursor unread (its round trip failed, or nobody needs the row)."""
+        cursor, self._cursor = self._cursor, None
+        if cursor is not None:
+            cursor.close()
+
+
+def send(conn: Connection, name: str, params: dict[str, Any], *, later: bool) -> Reply:
+    """Execute one named statement; its first row is read now, or after the round trip
+    when ``later`` (the connection pipelines: see `engine.pipelines`)."""
+    return Reply(_execute(conn, name, params), later)
 
 
 def run_many(conn: Connection, name: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -218,7 +290,84 @@ def run_many(conn: Connection, name: str, rows: Sequence[dict[str, Any]]) -> Non
     except Exception as exc:  # a full disk, a read-only file...: as StoreError
         faults.raise_for(conn, exc)
         raise
-    cursor.close()
+    finally:
+        cursor.close()
+
+
+def send_creations(conn: Connection, new_runs: Sequence[NewRun], *, later: bool) -> list[Reply]:
+    """Queue the get-or-create of each run and the tags of those it creates; each reply's
+    row is the new run's artifact URI, or ``None`` when that run was not created."""
+    created = [send(conn, "create_run", new.values, later=later) for new in new_runs]
+    run_many(conn, "insert_tags_of_new_run", [r for new in new_runs for r in new.tag_rows])
+    return created
+
+
+class RunRow(NamedTuple):
+    """A row of the runs table read on the driver's cursor, by column name like a ``Row``."""
+
+    id: int
+    run_uuid: str
+    run_key: str | None
+    name: str
+    experiment_id: int
+    user_id: str
+    status: str
+    start_time: int
+    end_time: int | None
+    artifact_uri: str
+    lifecycle_stage: str
+    deleted_time: int | None
+    parent_run_uuid: str | None
+
+
+def require_active_run(conn: Connection, run_id: str) -> None:
+    """Raises `ResourceNotFound` for an unknown run, `InvalidState` for a deleted one."""
+    row = fetch_one(conn, "run_stage", {"run_uuid": run_id})
+    if row is None:
+        raise ResourceNotFound(f"No run with id {run_id!r}")
+    if row[0] != LifecycleStage.ACTIVE:
+        raise InvalidState(f"Run {run_id!r} is deleted; restore it before changing it")
+
+
+def update_run(
+    conn: Connection,
+    run_id: str,
+    *,
+    status: str | None = None,
+    end_time: int | None = None,
+    name: str | None = None,
+) -> RunRow | None:
+    """Set the given fields of an active run; its row after the change (``None``: the run
+    is missing or not active, and nothing changed)."""
+    row = fetch_one(
+        conn,
+        "update_run",
+        {"status": status, "end_time": end_time, "name": name, "b_run_uuid": run_id},
+    )
+    return None if row is None else RunRow(*row)
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: list[dict[str, Any]],
+    keys: Sequence[str],
+    columns: Sequence[str],
+) -> None:
+    """``INSERT ... ON CONFLICT (keys) DO UPDATE SET columns``, on SQLite and PostgreSQL."""
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(keys), tuple(columns)), rows)
+
+
+# Built once per dialect: constructing and cache-keying an ON CONFLICT statement
+# on every call costs more than executing it.
+@functools.cache
+def _upsert_statement(
+    dialect_name: str, table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
+) -> Executable:
+    ins = dialect_insert(dialect_name)(table)
+    return ins.on_conflict_do_update(
+        index_elements=list(keys), set_={c: getattr(ins.excluded, c) for c in columns}
+    )
 
 
 _CHILD_TABLES = ("params", "tags", "latest_metrics")
@@ -240,9 +389,13 @@ def select_children(conn: Connection, table: str, run_ids: Sequence[str]) -> lis
     cursor = conn.connection.dbapi_connection.cursor()
     try:
         cursor.execute(sql, tuple(run_ids))
-        found = cursor.fetchall()
+        return cursor.fetchall()
     except Exception as exc:  # a damaged file, an I/O error...: as StoreError
         faults.raise_for(conn, exc)
         raise
-    cursor.close()
-    return found
+    finally:
+        cursor.close()
+
+
+if RunRow._fields != tuple(c.name for c in runs.c):  # the schema gained or moved a column
+    raise RuntimeError("sql_fast.RunRow no longer matches the runs table: update it")

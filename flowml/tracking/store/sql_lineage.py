@@ -6,18 +6,50 @@ implicit output entry, read from ``runs``, never stored a second time in ``run_l
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, Engine, or_, select
 
+from flowml.exceptions import InvalidParameter
 from flowml.tracking.entities import now_ms
-from flowml.tracking.lineage import OUTPUT, LineageEntry
+from flowml.tracking.lineage import DIRECTIONS, OUTPUT, LineageEntry, validate_entries
 from flowml.tracking.store import sql_fast
+from flowml.tracking.store.engine import write_transaction
 from flowml.tracking.store.schema import run_lineage, runs
 
-__all__ = ["insert_statement", "lineage_rows", "search"]
+__all__ = ["SqlLineage", "lineage_rows", "search"]
+
+
+class SqlLineage:
+    """The lineage methods of `SqlStore`."""
+
+    engine: Engine
+
+    def log_lineage(self, run_id: str, entries: Sequence[LineageEntry]) -> None:
+        rows = lineage_rows(run_id, validate_entries(entries))
+        if not rows:
+            return
+        with write_transaction(self.engine) as conn:
+            sql_fast.require_active_run(conn, run_id)
+            sql_fast.run_many(conn, "insert_lineage", rows)
+
+    def search_lineage(
+        self,
+        run_ids: Sequence[str] = (),
+        uris: Sequence[str] = (),
+        direction: str | None = None,
+    ) -> list[LineageEntry]:
+        if direction is not None and direction not in DIRECTIONS:
+            raise InvalidParameter(
+                f"Lineage direction must be 'input' or 'output', got {direction!r}"
+            )
+        run_ids, uris = list(run_ids), list(uris)
+        if not run_ids and not uris:
+            return []
+        with self.engine.connect() as conn:
+            return search(conn, run_ids, uris, direction)
+
 
 # Chunked so a wide graph never exceeds a driver's bound-parameter limit.
 CHUNK = 400
@@ -101,12 +133,6 @@ def lineage_rows(run_id: str, entries: Sequence[LineageEntry]) -> list[dict[str,
             },
         )
     return list(rows.values())
-
-
-@functools.cache
-def insert_statement(dialect_name: str):
-    ins = sql_fast.dialect_insert(dialect_name)(run_lineage)
-    return ins.on_conflict_do_nothing(index_elements=["run_uuid", "direction", "kind", "uri"])
 
 
 def _paired_chunks(

@@ -2,22 +2,30 @@
 
 Whatever a batch holds, it costs at most: the run check, one read of the run's params,
 one insert of new params, one tag upsert, one insert of packed metric segments and one
-``latest_metrics`` upsert — each a single driver-level (executemany) call.
+``latest_metrics`` upsert — each a single driver-level (executemany) call. `SqlWrites` is
+the part of `SqlStore` that writes values: `log_batch`, and `finish_run`, which sends a run's
+end, its last values and lineage (and the creation of runs opened without waiting) in one
+round trip, falling back to a checked transaction that names what was refused.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, Engine, delete, select, update
 
-from flowml.exceptions import InvalidParameter, InvalidState, ResourceNotFound
+from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.tracking import validation as v
-from flowml.tracking.entities import LifecycleStage, Metric, Param, RunTag
-from flowml.tracking.store import sql_fast
+from flowml.tracking.entities import Metric, Param, RunStatus, RunTag
+from flowml.tracking.lineage import LineageEntry, validate_entries
+from flowml.tracking.store import sql_fast, sql_lineage
+from flowml.tracking.store.base import NewRun
+from flowml.tracking.store.engine import one_round_trip, pipelines, write_transaction
 from flowml.tracking.store.schema import runs
-from flowml.tracking.store.sql_metrics import segment_rows
+from flowml.tracking.store.schema import tags as tags_table
+from flowml.tracking.store.sql_fast import require_active_run
+from flowml.tracking.store.sql_metrics import read_history, segment_rows
 from flowml.tracking.tags import PARENT_RUN_ID, RUN_NAME
 
 Rows = list[dict[str, Any]]
@@ -37,30 +45,15 @@ def validated_batch(
         InvalidParameter: a key, value or size breaks a rule; nothing has been written.
     """
     v.validate_batch_sizes(len(metric_list), len(param_list), len(tag_list))
-    # One pass per point: validate, then append to its key's columns (the packed segment
-    # and the latest value are both computed per key from these).
+    # Points checked when queued (`validation.CheckedMetrics`) are not checked again.
     groups: MetricGroups = {}
-    low, high = v.INT64_MIN, v.INT64_MAX
-    for m in metric_list:
-        key, value, timestamp, step = m.key, m.value, m.timestamp, m.step
-        group = groups.get(key)
+    for m in v.validate_metrics(metric_list):
+        group = groups.get(m.key)
         if group is None:
-            group = groups[key] = ([], [], [])
-            v.validate_key("Metric", key)
-        # The common case inline (a float, int timestamp and step in range): this loop runs
-        # once per point, so a function call per point is a measurable share of a batch.
-        if not (
-            type(value) is float
-            and type(timestamp) is int
-            and type(step) is int
-            and low <= step <= high
-            and low <= timestamp <= high
-        ):
-            value = v.validate_metric(key, value, timestamp, step)
-            timestamp, step = int(timestamp), int(step)
-        group[0].append(value)
-        group[1].append(timestamp)
-        group[2].append(step)
+            group = groups[m.key] = ([], [], [])
+        group[0].append(m.value)
+        group[1].append(m.timestamp)
+        group[2].append(m.step)
     param_rows = [
         {
             "run_uuid": run_id,
@@ -85,15 +78,6 @@ def validated_batch(
     return groups, param_rows, tag_rows
 
 
-def require_active_run(conn: Connection, run_id: str) -> None:
-    """Raises `ResourceNotFound` for an unknown run, `InvalidState` for a deleted one."""
-    row = sql_fast.run(conn, "run_stage", {"run_uuid": run_id}).fetchone()
-    if row is None:
-        raise ResourceNotFound(f"No run with id {run_id!r}")
-    if row[0] != LifecycleStage.ACTIVE:
-        raise InvalidState(f"Run {run_id!r} is deleted; restore it before changing it")
-
-
 def write_batch(
     conn: Connection, run_id: str, metric_rows: MetricGroups, param_rows: Rows, tag_rows: Rows
 ) -> None:
@@ -109,7 +93,7 @@ def write_batch(
 
 
 def _insert_params(conn: Connection, run_id: str, rows: Rows) -> None:
-    existing = dict(sql_fast.run(conn, "params_of_run", {"run_uuid": run_id}).fetchall())
+    existing = dict(sql_fast.fetch_all(conn, "params_of_run", {"run_uuid": run_id}))
     new_rows = []
     for r in rows:
         old = existing.get(r["key"])
@@ -156,3 +140,127 @@ def latest_rows(run_id: str, groups: MetricGroups) -> Rows:
             }
         )
     return rows
+
+
+class SqlWrites:
+    """The write methods of `SqlStore`: a batch of values, a run's end with its last values."""
+
+    engine: Engine
+
+    if TYPE_CHECKING:  # from `SqlRuns`
+
+        def create_runs(self, new_runs: Sequence[NewRun]) -> set[str]: ...
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+    ) -> None:
+        metric_rows, param_rows, tag_rows = validated_batch(run_id, metrics, params, tags)
+        if not (metric_rows or param_rows or tag_rows):
+            return
+        with write_transaction(self.engine) as conn:
+            require_active_run(conn, run_id)
+            write_batch(conn, run_id, metric_rows, param_rows, tag_rows)
+
+    def delete_tag(self, run_id: str, key: str) -> None:
+        with write_transaction(self.engine) as conn:
+            require_active_run(conn, run_id)
+            gone = conn.execute(
+                delete(tags_table).where(tags_table.c.run_uuid == run_id, tags_table.c.key == key)
+            ).rowcount
+            if not gone:
+                raise ResourceNotFound(f"Run {run_id} has no tag {key!r}")
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        with self.engine.connect() as conn:
+            if conn.execute(select(runs.c.id).where(runs.c.run_uuid == run_id)).first() is None:
+                raise ResourceNotFound(f"No run with id {run_id!r}")
+            return read_history(conn, run_id, key)
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        end_time: int,
+        metrics: Sequence[Metric] = (),
+        params: Sequence[Param] = (),
+        tags: Sequence[RunTag] = (),
+        lineage: Sequence[LineageEntry] = (),
+        opens: Sequence[NewRun] = (),
+    ) -> None:
+        # One atomic unit for what `create_runs` (the runs opened without waiting and not
+        # written yet), `log_batch`, `log_lineage` and `update_run_info` would each write in
+        # their own, sent in one round trip: the end of a tracked task.
+        if status not in RunStatus.ALL:
+            raise InvalidParameter(
+                f"Unknown run status {status!r}; expected one of {RunStatus.ALL}"
+            )
+        metric_rows, param_rows, tag_rows = validated_batch(run_id, metrics, params, tags)
+        lineage_rows = sql_lineage.lineage_rows(run_id, validate_entries(lineage))
+        if any(r["key"] in (RUN_NAME, PARENT_RUN_ID) for r in tag_rows):
+            # Tags mirrored in run columns: the general path keeps both equal.
+            self.create_runs(opens)
+            self._finish_run_checked(
+                run_id, status, end_time, metric_rows, param_rows, tag_rows, lineage_rows
+            )
+            return
+        segments, latest = segment_rows(run_id, metric_rows), latest_rows(run_id, metric_rows)
+        piped = pipelines(self.engine)
+        dbapi = self.engine.dialect.loaded_dbapi
+        replies: list[sql_fast.Reply] = []
+        try:
+            with one_round_trip(self.engine) as conn:
+                replies = sql_fast.send_creations(conn, opens, later=piped)
+                ended = sql_fast.send(
+                    conn,
+                    "update_run",
+                    {"status": status, "end_time": end_time, "name": None, "b_run_uuid": run_id},
+                    later=piped,
+                )
+                replies.append(ended)
+                if piped:
+                    # Nothing can be read before the sync: a missing or deleted run makes
+                    # this fail, which rolls back everything sent with it.
+                    sql_fast.run(conn, "assert_active_run", {"run_uuid": run_id})
+                elif ended.row() is None:
+                    raise _Refused
+                sql_fast.run_many(conn, "insert_params_once", param_rows)
+                sql_fast.run_many(conn, "upsert_tags", tag_rows)
+                sql_fast.run_many(conn, "insert_segments", segments)
+                sql_fast.run_many(conn, "upsert_latest", latest)
+                sql_fast.run_many(conn, "insert_lineage", lineage_rows)
+        except (_Refused, dbapi.IntegrityError, dbapi.DataError):
+            # Rolled back, nothing written: a changed param, a missing or deleted run (or
+            # one to open whose key was taken). The checked path names the problem (or
+            # writes it all, after a lost race).
+            self.create_runs(opens)
+            self._finish_run_checked(
+                run_id, status, end_time, metric_rows, param_rows, tag_rows, lineage_rows
+            )
+        finally:
+            for reply in replies:  # nothing to read: a run not created is found at its end
+                reply.close()
+
+    def _finish_run_checked(
+        self,
+        run_id: str,
+        status: str,
+        end_time: int,
+        metric_rows: MetricGroups,
+        param_rows: list[dict[str, Any]],
+        tag_rows: list[dict[str, Any]],
+        lineage_rows: list[dict[str, Any]],
+    ) -> None:
+        with write_transaction(self.engine) as conn:
+            # The status update doubles as the existence check: one statement fewer.
+            if sql_fast.update_run(conn, run_id, status=status, end_time=end_time) is None:
+                require_active_run(conn, run_id)  # raises the right error
+            write_batch(conn, run_id, metric_rows, param_rows, tag_rows)
+            sql_fast.run_many(conn, "insert_lineage", lineage_rows)
+
+
+class _Refused(Exception):
+    """The one-round-trip path declined a write (SQLite: the run was not active)."""
