@@ -78,7 +78,9 @@ def finish_runs(store: Any, ends: Sequence[RunEnd]) -> None:
         if any(r["key"] in (RUN_NAME, PARENT_RUN_ID) for r in tag_rows):
             raise BatchRefused("tags mirrored in run columns take the checked path")
         opens.extend(end.opens)
-        ended.append({"status": end.status, "end_time": end.end_time, "b_run_uuid": end.run_id})
+        ended.append(
+            {"status": end.status, "end_time": end.end_time, "name": None, "b_run_uuid": end.run_id}
+        )
         params += param_rows
         tags += tag_rows
         segments += segment_rows(end.run_id, metric_rows)
@@ -87,27 +89,21 @@ def finish_runs(store: Any, ends: Sequence[RunEnd]) -> None:
     engine = store.engine
     piped = pipelines(engine)
     dbapi = engine.dialect.loaded_dbapi
-    created: list[Any] = []
+    replies: list[sql_fast.Reply] = []
     try:
         with one_round_trip(engine) as conn:
-            for new in opens:
-                cursor = sql_fast.run(conn, "create_run", new.values)
-                if not piped:  # a key taken by another process: nothing inserted
-                    created.append(cursor.fetchone())
-            sql_fast.run_many(
-                conn, "insert_tags_of_new_run", [r for new in opens for r in new.tag_rows]
-            )
+            replies = sql_fast.send_creations(conn, opens, later=piped)
             if piped:
-                sql_fast.run_many(conn, "finish_run", ended)
+                sql_fast.run_many(conn, "update_run", ended)
                 # Fails unless every run exists and is active: the whole batch rolls back.
                 sql_fast.run_many(
                     conn, "assert_active_run", [{"run_uuid": e["b_run_uuid"]} for e in ended]
                 )
             else:
                 for row in ended:
-                    if sql_fast.run(conn, "finish_run", row).rowcount != 1:
+                    if sql_fast.fetch_one(conn, "update_run", row) is None:
                         raise BatchRefused("a run is missing or not active")
-                if any(row is None for row in created):
+                if any(reply.row() is None for reply in replies):
                     raise BatchRefused("a run's key was taken")
             sql_fast.run_many(conn, "insert_params_once", params)
             sql_fast.run_many(conn, "upsert_tags", tags)
@@ -116,3 +112,6 @@ def finish_runs(store: Any, ends: Sequence[RunEnd]) -> None:
             sql_fast.run_many(conn, "insert_lineage", lineage)
     except (dbapi.IntegrityError, dbapi.DataError) as exc:
         raise BatchRefused(str(exc)) from exc
+    finally:
+        for reply in replies:  # pipelined: rows nobody needs once the batch is written
+            reply.close()
