@@ -104,6 +104,17 @@ def test_search_lists_prompts_only(registry):
     assert [p.name for p in genai.search_prompts("name LIKE 'sum%'")] == ["summary"]
 
 
+def test_model_searches_leave_prompts_out(registry):
+    genai.register_prompt("qa", "{{q}}")
+    client = RegistryClient()
+    client.create_registered_model("churn-model")
+    assert [m.name for m in flowml.search_registered_models()] == ["churn-model"]
+    assert [m.name for m in client.search_registered_models("name LIKE '%'")] == ["churn-model"]
+    asked = client.search_registered_models("tags.`mlflow.prompt.is_prompt` = 'true'")
+    assert [m.name for m in asked] == ["qa"]
+    assert [p.name for p in genai.search_prompts()] == ["qa"]
+
+
 def test_runs_that_load_a_version_are_its_lineage(registry):
     genai.register_prompt("qa", "{{q}}")
     genai.register_prompt("qa", "again {{q}}")
