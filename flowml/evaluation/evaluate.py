@@ -260,11 +260,17 @@ def _table_json(table: Any) -> bytes:
     Built column by column with orjson: pandas' own ``to_json`` walks the rows in Python
     and takes several times longer on a 10,000-row table.
     """
+    import numpy as np
     import orjson
 
+    names = [str(c) for c in table.columns]
+    if len(table.columns) and all(dtype == np.float64 for dtype in table.dtypes):
+        # All floats (a regressor's table): one array that orjson writes row by row in
+        # Rust, the same bytes as the lists below, three times faster.
+        data = np.ascontiguousarray(table.to_numpy(dtype=np.float64))
+        return orjson.dumps({"columns": names, "data": data}, option=orjson.OPT_SERIALIZE_NUMPY)
     columns = [table[c].tolist() for c in table.columns]
-    payload = {"columns": [str(c) for c in table.columns], "data": list(zip(*columns, strict=True))}
-    return orjson.dumps(payload, default=str)
+    return orjson.dumps({"columns": names, "data": list(zip(*columns, strict=True))}, default=str)
 
 
 def _log(
