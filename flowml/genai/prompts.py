@@ -337,6 +337,19 @@ def get_prompt_traces(
     Raises:
         InvalidParameter: a malformed URI or ``max_results`` out of range.
         ResourceNotFound: no such prompt, version or alias.
+
+    Example:
+        >>> import flowml
+        >>> from flowml import genai
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} briefly.")
+        >>> @flowml.trace
+        ... def answer(question):
+        ...     return genai.load_prompt("prompts:/qa/1").format(question=question)
+        >>> _ = answer("Why?")
+        >>> [t.info.trace_id for t in genai.get_prompt_traces("prompts:/qa/1")] == [
+        ...     flowml.get_last_active_trace_id()
+        ... ]
+        True
     """
     from flowml.tracing.fluent import search_traces
 
