@@ -1,14 +1,13 @@
 """``flowml.evaluate``: score a model on labelled data and log the evaluation to a run.
 
-Everything is computed first (predictions, metrics, plots and tables in a temporary
-folder), then written to the run in one go: bad input raises before the run is touched,
+Everything is computed first (predictions, metrics, plots and tables, in memory), then
+written to the run in one go: bad input raises before the run is touched,
 and no run is started for an evaluation that cannot happen.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -111,9 +110,8 @@ def evaluate(
         baseline_metrics=baseline_metrics,
         validation=checks,
     )
-    with tempfile.TemporaryDirectory(prefix="flowml-eval-") as tmp:
-        files = _write_files(Path(tmp), prepared, scored, tables, model_type, steps)
-        _log(result, Path(tmp), files, data, frame_source, scorer, dataset_name)
+    files = _artifact_files(prepared, scored, tables, model_type, steps)
+    _log(result, files, data, frame_source, scorer, dataset_name)
     raise_for_failures(checks, result.run_id)
     return result
 
@@ -231,31 +229,31 @@ def _tables(
     return tables
 
 
-def _write_files(
-    directory: Path,
+def _artifact_files(
     prepared: Any,
     scored: dict[str, Any],
     tables: dict[str, Any],
     model_type: str,
     steps: set[str],
-) -> list[str]:
+) -> dict[str, bytes]:
+    """Every artifact's content by file name, in memory: they are written straight to the run."""
     from flowml.evaluation import plots
 
-    files: list[str] = []
+    files: dict[str, bytes] = {}
     if "plots" in steps:
         if model_type == "classifier":
-            files += plots.classifier_plots(
-                directory, prepared.targets, scored["y_pred"], scored["labels"], scored["probs"]
+            files.update(
+                plots.classifier_plots(
+                    prepared.targets, scored["y_pred"], scored["labels"], scored["probs"]
+                )
             )
         else:
-            files += plots.regressor_plots(directory, prepared.targets, scored["y_pred"])
+            files.update(plots.regressor_plots(prepared.targets, scored["y_pred"]))
     for name, table in tables.items():
         if name == "eval_results_table":
-            (directory / TABLE_FILE).write_bytes(_table_json(table))
-            files.append(TABLE_FILE)
+            files[TABLE_FILE] = _table_json(table)
         else:
-            table.to_csv(directory / f"{name}.csv", index=False)
-            files.append(f"{name}.csv")
+            files[f"{name}.csv"] = table.to_csv(index=False).encode("utf-8")
     return files
 
 
@@ -265,17 +263,22 @@ def _table_json(table: Any) -> bytes:
     Built column by column with orjson: pandas' own ``to_json`` walks the rows in Python
     and takes several times longer on a 10,000-row table.
     """
+    import numpy as np
     import orjson
 
+    names = [str(c) for c in table.columns]
+    if len(table.columns) and all(dtype == np.float64 for dtype in table.dtypes):
+        # All floats (a regressor's table): one array that orjson writes row by row in
+        # Rust, the same bytes as the lists below, three times faster.
+        data = np.ascontiguousarray(table.to_numpy(dtype=np.float64))
+        return orjson.dumps({"columns": names, "data": data}, option=orjson.OPT_SERIALIZE_NUMPY)
     columns = [table[c].tolist() for c in table.columns]
-    payload = {"columns": [str(c) for c in table.columns], "data": list(zip(*columns, strict=True))}
-    return orjson.dumps(payload, default=str)
+    return orjson.dumps({"columns": names, "data": list(zip(*columns, strict=True))}, default=str)
 
 
 def _log(
     result: EvaluationResult,
-    directory: Path,
-    files: list[str],
+    files: dict[str, bytes],
     data: Any,
     frame: Any,
     scorer: Scorer,
@@ -304,9 +307,9 @@ def _log(
                 ),
             }
         )
-        if files:
-            fluent.log_artifacts(str(directory))
         repo = run.client.artifact_repo(run.info.run_id)
+        for name, content in files.items():
+            repo.write_bytes(name, content)
         result.artifacts = {Path(f).stem: repo.uri_for(f) for f in files}
         result.run_id = run.info.run_id
         status = "FINISHED"

@@ -27,6 +27,7 @@ _EXPORTS = {
     "PromptVersion": "flowml.genai.prompts",
     "delete_prompt_alias": "flowml.genai.prompts",
     "get_prompt_runs": "flowml.genai.prompts",
+    "get_prompt_traces": "flowml.genai.prompts",
     "load_prompt": "flowml.genai.prompts",
     "register_prompt": "flowml.genai.prompts",
     "search_prompt_versions": "flowml.genai.prompts",

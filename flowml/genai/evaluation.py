@@ -168,8 +168,8 @@ def _run(
 
             log_assessments(batch)  # one transaction, after the traces are written
         metrics = _aggregate(records, [s.name for s in checked])
+        _log(rows, records, metrics, from_traces)
         table = pd.DataFrame(records)
-        _log(rows, table, metrics, from_traces)
         status = "FINISHED"
         return GenAIEvaluationResult(run_id, metrics, table)
     finally:
@@ -281,7 +281,10 @@ def _aggregate(records: list[dict[str, Any]], names: list[str]) -> dict[str, flo
 
 
 def _log(
-    rows: list[dict[str, Any]], table: Any, metrics: dict[str, float], from_traces: bool
+    rows: list[dict[str, Any]],
+    records: list[dict[str, Any]],
+    metrics: dict[str, float],
+    from_traces: bool,
 ) -> None:
     import orjson
 
@@ -298,6 +301,11 @@ def _log(
     name = "genai-evaluation-traces" if from_traces else "genai-evaluation-data"
     log_input(data_bytes, name=name, context="eval")
     fluent.log_metrics(metrics)
-    columns = [str(c) for c in table.columns]
-    payload = {"columns": columns, "data": table.to_numpy(dtype=object).tolist()}
+    # The results table's JSON straight from the records (the DataFrame's columns, in order
+    # of first appearance; null where a row has no value), without a pass through pandas.
+    columns = list(dict.fromkeys(key for record in records for key in record))
+    payload = {
+        "columns": [str(c) for c in columns],
+        "data": [[record.get(c) for c in columns] for record in records],
+    }
     fluent.log_text(orjson.dumps(payload, default=str).decode(), TABLE_FILE)

@@ -4,7 +4,8 @@ A prompt is a registered model tagged as a prompt (MLflow 3's layout, so both to
 same database): each `register_prompt` adds an immutable version, aliases point at versions,
 and ``prompts:/name/3`` or ``prompts:/name@production`` load one. Loading a prompt inside a
 run records the version as one of the run's inputs, so `get_prompt_runs` finds every run
-that used it.
+that used it; loading it while a trace is recorded links it to the trace (its
+``mlflow.linkedPrompts`` tag, as MLflow 3 writes it), so `get_prompt_traces` finds those.
 
 Example:
     >>> from flowml import genai
@@ -16,8 +17,9 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +42,7 @@ __all__ = [
     "PromptVersion",
     "delete_prompt_alias",
     "get_prompt_runs",
+    "get_prompt_traces",
     "load_prompt",
     "parse_prompt_uri",
     "register_prompt",
@@ -54,6 +57,8 @@ NAME_RULE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 _URI = re.compile(r"^prompts:/([A-Za-z0-9_.\-]+)(?:/([0-9]+)|@([A-Za-z0-9_.\-]+))?$")
 _RESERVED_TAG_PREFIXES = ("mlflow.prompt.", "_mlflow_prompt")
 MAX_SEARCH_RESULTS = 1000
+# The trace tag listing the prompt versions loaded while the trace was recorded (MLflow 3's).
+LINKED_PROMPTS_TAG = "mlflow.linkedPrompts"
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,7 @@ def load_prompt(
     found = _resolve(client, name, number, alias)
     if link_to_run:
         _link_to_active_run(found)
+    _link_to_active_trace(found)
     return found
 
 
@@ -370,6 +376,73 @@ def get_prompt_runs(
     return [client.tracking.get_run(run_id) for run_id in run_ids if run_id]
 
 
+def get_prompt_traces(
+    name_or_uri: str,
+    version: int | str | None = None,
+    *,
+    experiment_ids: Sequence[str] | None = None,
+    max_results: int = 100,
+    registry_uri: str | None = None,
+) -> list[Any]:
+    """The traces that loaded a prompt version (its lineage), newest first.
+
+    A prompt version loaded while a trace is recorded is linked to that trace, in its
+    ``mlflow.linkedPrompts`` tag as MLflow 3 writes it.
+
+    Args:
+        name_or_uri: ``prompts:/qa/3``, ``prompts:/qa@production``, or a name with ``version``.
+        version: the version when ``name_or_uri`` is a name (default: the newest).
+        experiment_ids: where to look (default: every active experiment).
+        max_results: at most this many traces (1..1000).
+        registry_uri: the registry.
+
+    Returns:
+        `Trace` objects with their spans.
+
+    Raises:
+        InvalidParameter: a malformed URI or ``max_results`` out of range.
+        ResourceNotFound: no such prompt, version or alias.
+
+    Example:
+        >>> import flowml
+        >>> from flowml import genai
+        >>> _ = genai.register_prompt("qa", "Answer {{question}} briefly.")
+        >>> @flowml.trace
+        ... def answer(question):
+        ...     return genai.load_prompt("prompts:/qa/1").format(question=question)
+        >>> _ = answer("Why?")
+        >>> [t.info.trace_id for t in genai.get_prompt_traces("prompts:/qa/1")] == [
+        ...     flowml.get_last_active_trace_id()
+        ... ]
+        True
+    """
+    from flowml.tracing.fluent import search_traces
+
+    if (
+        isinstance(max_results, bool)
+        or not isinstance(max_results, int)
+        or not (1 <= max_results <= MAX_SEARCH_RESULTS)
+    ):
+        raise InvalidParameter(f"max_results must be 1..{MAX_SEARCH_RESULTS}, got {max_results!r}")
+    name, number, alias = parse_prompt_uri(name_or_uri, version)
+    client = RegistryClient(registry_uri)
+    found = _resolve(client, name, number, alias)
+    if experiment_ids is None:
+        experiment_ids = _all_experiment_ids(client)
+    if not experiment_ids:
+        return []
+    link = {"name": found.name, "version": str(found.version)}
+    # The tag holds JSON as MLflow writes it: a LIKE finds the link's text, then the JSON is
+    # checked ('_' of a name is LIKE's any character).
+    page = search_traces(
+        experiment_ids=list(experiment_ids),
+        filter_string=f"tags.`{LINKED_PROMPTS_TAG}` LIKE '%{json.dumps(link)}%'",
+        max_results=max_results,
+        return_type="list",
+    )
+    return [t for t in page if link in _linked(t.info.tags)]
+
+
 def parse_prompt_uri(
     name_or_uri: object, version: int | str | None = None
 ) -> tuple[str, int | None, str | None]:
@@ -484,6 +557,51 @@ def _link_to_active_run(found: PromptVersion) -> None:
     record_input(
         run.info.run_id, KIND_PROMPT, found.uri, name=found.name, digest=digest, client=run.client
     )
+
+
+def _link_to_active_trace(found: PromptVersion) -> None:
+    """Add the version to the ``mlflow.linkedPrompts`` tag of the trace being recorded."""
+    from flowml.tracing.fluent import get_current_active_span, update_current_trace
+
+    if get_current_active_span() is None:
+        return
+    from flowml.tracing import provider
+
+    span = get_current_active_span()
+    assert span is not None
+    pending = provider.current_pending(span._span.context.trace_id)
+    if pending is None:
+        return
+    links = _linked(pending.tags)
+    link = {"name": found.name, "version": str(found.version)}
+    if link not in links:
+        update_current_trace(tags={LINKED_PROMPTS_TAG: json.dumps([*links, link])})
+
+
+def _linked(tags: Mapping[str, str]) -> list[dict[str, str]]:
+    """The prompt versions a trace's tags link to (none when the tag is not MLflow's form)."""
+    try:
+        links = json.loads(tags.get(LINKED_PROMPTS_TAG) or "[]")
+    except ValueError:
+        return []
+    if not isinstance(links, list):
+        return []
+    return [
+        {"name": str(item["name"]), "version": str(item["version"])}
+        for item in links
+        if isinstance(item, dict) and "name" in item and "version" in item
+    ]
+
+
+def _all_experiment_ids(client: RegistryClient) -> list[str]:
+    ids: list[str] = []
+    token = None
+    while True:
+        page = client.tracking.search_experiments(max_results=1000, page_token=token)
+        ids += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            return ids
 
 
 def _latest(client: RegistryClient, name: str) -> int | None:

@@ -33,14 +33,6 @@ from flowml.server.wire import Fields, key_values
 
 __all__ = ["ENDPOINTS"]
 
-# MLflow 3's client appends this clause to every registered-model search, to hide prompts
-# (models tagged as such). Read literally it would also drop every model without the tag,
-# so MLflow's server special-cases it; here it becomes the same meaning in flowml's filter
-# language.
-_PROMPT_CLAUSE = "tag.`mlflow.prompt.is_prompt` != 'true'"
-_NOT_A_PROMPT = (
-    "(tags.`mlflow.prompt.is_prompt` IS NULL OR tags.`mlflow.prompt.is_prompt` != 'true')"
-)
 # Sources the registry resolves itself (each form confined by `flowml.tracking.run_uri`).
 _RESOLVED_SCHEMES = ("runs", "models")
 _LOGGED_MODEL_URI = re.compile(r"^models:/(m-[0-9a-f]{32})/?$")
@@ -124,11 +116,11 @@ def delete_model(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
 
 def search_models(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     max_results = fields.int64("max_results")
-    filter_string = fields.string("filter") or None
-    if filter_string:
-        filter_string = filter_string.replace(_PROMPT_CLAUSE, _NOT_A_PROMPT)
+    # Prompts are left out unless the filter asks for them (``tags.`mlflow.prompt.is_prompt`
+    # = 'true'``), and the clause MLflow 3's clients append to hide them
+    # (``!= 'true'``) means "not a prompt": the registry's search does both.
     page = ctx.registry.search_registered_models(
-        filter_string=filter_string,
+        filter_string=fields.string("filter") or None,
         max_results=SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT
         if max_results is None
         else max_results,

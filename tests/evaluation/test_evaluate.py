@@ -115,6 +115,25 @@ def test_regressor_metrics_and_residuals(regression):
     assert _local(result.artifacts["residuals_plot"]).read_bytes()[:8] == PNG
     rows = result.tables["eval_results_table"]
     assert rows["residual"].to_numpy() == pytest.approx(frame["y"] - predicted)
+    # An all-float table is written as one array: the same JSON as any other table.
+    written = json.loads(_local(result.artifacts["eval_results_table"]).read_text())
+    assert written["columns"] == ["a", "b", "y", "prediction", "residual"]
+    assert written["data"] == rows.to_numpy().tolist()
+
+
+def test_table_json_is_the_same_for_float_and_mixed_tables():
+    import numpy as np
+    import pandas as pd
+
+    from flowml.evaluation.evaluate import _table_json
+
+    floats = pd.DataFrame({"a": [0.1, np.nan, 1e300], "b": [-2.0, 3.5, 1 / 3]})
+    mixed = floats.assign(n=[1, 2, 3], s=["x", "y", "z"])
+    assert json.loads(_table_json(floats)) == {
+        "columns": ["a", "b"],
+        "data": [[0.1, -2.0], [None, 3.5], [1e300, 1 / 3]],
+    }
+    assert json.loads(_table_json(mixed))["data"][1] == [None, 3.5, 2, "y"]
 
 
 def test_model_as_uri_pyfunc_and_function_give_the_same_scores(binary):

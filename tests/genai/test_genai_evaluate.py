@@ -71,6 +71,9 @@ def test_scores_metrics_table_and_dataset():
     stored = get_client().artifact_repo(result.run_id).uri_for("eval_results_table.json")
     logged = json.loads(Path(stored.removeprefix("file://")).read_text())
     assert len(logged["data"]) == 6 and "exact_match/value" in logged["columns"]
+    assert logged["columns"] == [str(c) for c in table.columns]
+    assert logged["data"][3][logged["columns"].index("error")] == "RuntimeError: the model is down"
+    assert all(len(row) == len(table.columns) for row in logged["data"])
     [dataset] = [
         e
         for e in get_client().store.search_lineage(run_ids=[result.run_id])

@@ -104,6 +104,17 @@ def test_search_lists_prompts_only(registry):
     assert [p.name for p in genai.search_prompts("name LIKE 'sum%'")] == ["summary"]
 
 
+def test_model_searches_leave_prompts_out(registry):
+    genai.register_prompt("qa", "{{q}}")
+    client = RegistryClient()
+    client.create_registered_model("churn-model")
+    assert [m.name for m in flowml.search_registered_models()] == ["churn-model"]
+    assert [m.name for m in client.search_registered_models("name LIKE '%'")] == ["churn-model"]
+    asked = client.search_registered_models("tags.`mlflow.prompt.is_prompt` = 'true'")
+    assert [m.name for m in asked] == ["qa"]
+    assert [p.name for p in genai.search_prompts()] == ["qa"]
+
+
 def test_runs_that_load_a_version_are_its_lineage(registry):
     genai.register_prompt("qa", "{{q}}")
     genai.register_prompt("qa", "again {{q}}")
@@ -120,6 +131,50 @@ def test_runs_that_load_a_version_are_its_lineage(registry):
     assert genai.get_prompt_runs("prompts:/qa/1") == []
     graph = flowml.lineage(first.info.run_id)
     assert "prompts:/qa/2" in graph.format()
+
+
+def test_traces_that_load_a_version_are_its_lineage(registry):
+    import json
+
+    genai.register_prompt("qa_v", "{{q}}")
+    genai.register_prompt("qa_v", "again {{q}}")
+    genai.register_prompt("qaxv", "{{q}}")  # 'qa_v' as a LIKE pattern matches this name too
+    genai.load_prompt("prompts:/qa_v/1")  # outside any trace: linked to none
+
+    @flowml.trace
+    def answer(q: str) -> str:
+        first = genai.load_prompt("prompts:/qa_v/1")
+        genai.load_prompt("prompts:/qa_v/1")  # loaded twice, linked once
+        genai.load_prompt("prompts:/qaxv/1")
+        return first.format(q=q)
+
+    @flowml.trace
+    def other(q: str) -> str:
+        return genai.load_prompt("qa_v").format(q=q)  # the newest, version 2
+
+    answer("a")
+    first_id = flowml.get_last_active_trace_id()
+    other("b")
+    second_id = flowml.get_last_active_trace_id()
+    flowml.set_experiment("elsewhere")  # a trace in another experiment is found too
+    answer("c")
+    third_id = flowml.get_last_active_trace_id()
+    found = [t.info.trace_id for t in genai.get_prompt_traces("prompts:/qa_v/1")]
+    assert found == [third_id, first_id]
+    assert [t.info.trace_id for t in genai.get_prompt_traces("qa_v", 2)] == [second_id]
+    assert [t.info.trace_id for t in genai.get_prompt_traces("prompts:/qaxv/1")] == [
+        third_id,
+        first_id,
+    ]
+    tag = flowml.get_trace(first_id).info.tags["mlflow.linkedPrompts"]
+    assert json.loads(tag) == [
+        {"name": "qa_v", "version": "1"},
+        {"name": "qaxv", "version": "1"},
+    ]
+    with pytest.raises(ResourceNotFound):
+        genai.get_prompt_traces("prompts:/qa_v/9")
+    with pytest.raises(InvalidParameter, match="max_results"):
+        genai.get_prompt_traces("prompts:/qa_v/1", max_results=0)
 
 
 def test_format_names_every_missing_variable():

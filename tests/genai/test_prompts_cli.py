@@ -54,6 +54,23 @@ def test_list_show_versions_and_alias(env: dict[str, str]):
     assert genai.load_prompt("qa", version=1).aliases == []
 
 
+def test_models_list_leaves_prompts_to_prompts_list(env: dict[str, str]):
+    from flowml.registry.client import RegistryClient
+
+    genai.register_prompt("qa", "Answer {{question}}")
+    RegistryClient().create_registered_model("churn")
+    models = subprocess.run(
+        [sys.executable, "-m", "flowml.cli", "models", "list", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert models.returncode == 0, models.stderr
+    assert [m["name"] for m in json.loads(models.stdout)] == ["churn"]
+    prompts = json.loads(cli(env, "list", "-o", "json").stdout)
+    assert [p["name"] for p in prompts] == ["qa"]
+
+
 def test_errors_are_one_line_and_change_nothing(env: dict[str, str]):
     genai.register_prompt("qa", "{{q}}")
     assert "No prompt named 'nope'" in cli(env, "show", "prompts:/nope/1", ok=False).stderr

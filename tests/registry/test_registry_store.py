@@ -298,6 +298,46 @@ def test_search_registered_models(store: SqlRegistryStore):
     assert names(store.search_registered_models(order_by=["timestamp DESC"]))[0] == "churn"
 
 
+def test_search_registered_models_leaves_prompts_out_unless_asked(store: SqlRegistryStore):
+    # Prompts are registered models tagged as such (MLflow 3): a model search lists models.
+    tag = "`mlflow.prompt.is_prompt`"
+    store.create_registered_model("churn", tags={"team": "ml"})
+    store.create_registered_model("fraud", tags={"mlflow.prompt.is_prompt": "false"})
+    prompt_tags = {"mlflow.prompt.is_prompt": "true", "team": "ml"}
+    store.create_registered_model("qa-prompt", tags=prompt_tags)
+    names = lambda result: [m.name for m in result]  # noqa: E731
+    assert names(store.search_registered_models()) == ["churn", "fraud"]
+    assert names(store.search_registered_models("tags.team = 'ml'")) == ["churn"]
+    assert names(store.search_registered_models("name LIKE '%'", order_by=["name DESC"])) == [
+        "fraud",
+        "churn",
+    ]
+    # MLflow clients append this clause to every search: "not a prompt", tag or no tag.
+    assert names(store.search_registered_models(f"tag.{tag} != 'true'")) == ["churn", "fraud"]
+    assert names(store.search_registered_models(f"tags.{tag} = 'false'")) == ["churn", "fraud"]
+    assert names(store.search_registered_models(f"tags.team = 'ml' or tags.{tag} != 'true'")) == [
+        "churn",
+        "fraud",
+    ]
+    # Asking for prompts lists them (and only them, as the filter says).
+    assert names(store.search_registered_models(f"tags.{tag} = 'true'")) == ["qa-prompt"]
+    assert names(store.search_registered_models(f"tags.{tag} != 'false'")) == ["qa-prompt"]
+    assert names(store.search_registered_models(f"tags.team = 'ml' and tags.{tag} = 'true'")) == [
+        "qa-prompt"
+    ]
+    # Pages of a search without prompts are whole pages of models.
+    for i in range(4):
+        store.create_registered_model(f"p{i}", tags={"mlflow.prompt.is_prompt": "true"})
+        store.create_registered_model(f"m{i}")
+    page = store.search_registered_models(max_results=2)
+    seen = names(page)
+    while page.token:
+        page = store.search_registered_models(max_results=2, page_token=page.token)
+        assert len(page) in (1, 2)
+        seen += names(page)
+    assert seen == ["churn", "fraud", "m0", "m1", "m2", "m3"]
+
+
 def test_search_registered_models_pages(store: SqlRegistryStore):
     for i in range(7):
         store.create_registered_model(f"m{i}")

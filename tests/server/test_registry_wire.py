@@ -191,9 +191,7 @@ def test_search_registered_models_filters_and_pages(http: httpx.Client):
         http.get(f"{RM}/search", params={"filter": f"name LIKE '{prefix}%' and tags.t = '1'"})
     )
     assert [m["name"] for m in tagged["registered_models"]] == [f"{prefix}-b"]
-    error(
-        http.get(f"{RM}/search", params={"filter": "name ~ 'x'"}), 400, "INVALID_PARAMETER_VALUE"
-    )
+    error(http.get(f"{RM}/search", params={"filter": "name ~ 'x'"}), 400, "INVALID_PARAMETER_VALUE")
 
 
 def test_search_registered_models_hides_prompts_as_mlflow_clients_ask(http: httpx.Client):
@@ -211,6 +209,18 @@ def test_search_registered_models_hides_prompts_as_mlflow_clients_ask(http: http
         f"{prefix}-not-prompt",
         f"{prefix}-plain",
     ]
+    # Without the clause too (as MLflow's server does), unless the filter asks for prompts.
+    query = f"name LIKE '{prefix}%'"
+    found = ok(http.get(f"{RM}/search", params={"filter": query, "order_by": "name"}))
+    assert [m["name"] for m in found["registered_models"]] == [
+        f"{prefix}-not-prompt",
+        f"{prefix}-plain",
+    ]
+    every = ok(http.get(f"{RM}/search", params={"max_results": 1000}))
+    assert f"{prefix}-prompt" not in [m["name"] for m in every["registered_models"]]
+    query = f"name LIKE '{prefix}%' AND tags.`{tag}` = 'true'"
+    found = ok(http.get(f"{RM}/search", params={"filter": query}))
+    assert [m["name"] for m in found["registered_models"]] == [f"{prefix}-prompt"]
 
 
 @pytest.mark.parametrize(

@@ -26,13 +26,14 @@ from typing import Literal
 
 from sqlalchemy import Connection, Row
 
+from flowml.registry.prompt_tags import IS_PROMPT_TAG
 from flowml.registry.schema import (
     model_version_tags,
     model_versions,
     registered_model_tags,
     registered_models,
 )
-from flowml.tracking.search import ATTRIBUTE, TAG, OrderBy
+from flowml.tracking.search import ATTRIBUTE, TAG, And, Comparison, Node, Or, OrderBy
 from flowml.tracking.search_spec import (
     LIST_OPERATORS,
     NULL_OPERATORS,
@@ -167,6 +168,56 @@ _SEARCHES: dict[str, _Search] = {
 }
 
 
+# A registered model that is not a prompt: no prompt tag, or one that is not 'true'.
+_NOT_A_PROMPT = Or(
+    (
+        Comparison(TAG, IS_PROMPT_TAG, "IS NULL", None),
+        Comparison(TAG, IS_PROMPT_TAG, "!=", "true"),
+    )
+)
+
+
+def asks_for_prompts(node: Node | None) -> bool:
+    """Whether a registered-model filter asks for prompts, as MLflow reads one.
+
+    ``tags.`mlflow.prompt.is_prompt` = 'true'`` (or ``!= 'false'``) anywhere in the filter.
+    """
+    if node is None:
+        return False
+    if isinstance(node, (And, Or)):
+        return any(asks_for_prompts(child) for child in node.children)
+    if node.kind != TAG or node.key != IS_PROMPT_TAG or not isinstance(node.value, str):
+        return False
+    value = node.value.lower()
+    return (node.op == "=" and value == "true") or (node.op == "!=" and value == "false")
+
+
+def without_prompts(node: Node | None) -> Node:
+    """A registered-model filter that leaves prompts out, unless it asks for them.
+
+    MLflow's registry search lists models only, and its clients append
+    ``tag.`mlflow.prompt.is_prompt` != 'true'`` to every filter. Read literally that clause
+    (or ``= 'false'``) would drop every model without the tag: as in MLflow's store, each
+    comparison on the prompt tag of a filter that does not ask for prompts stands for "not a
+    prompt", and "not a prompt" is added to the filter.
+    """
+    if node is None:
+        return _NOT_A_PROMPT
+    if asks_for_prompts(node):
+        return node
+    return And((_not_a_prompt_clauses(node), _NOT_A_PROMPT))
+
+
+def _not_a_prompt_clauses(node: Node) -> Node:
+    if isinstance(node, And):
+        return And(tuple(_not_a_prompt_clauses(child) for child in node.children))
+    if isinstance(node, Or):
+        return Or(tuple(_not_a_prompt_clauses(child) for child in node.children))
+    if node.kind == TAG and node.key == IS_PROMPT_TAG:
+        return _NOT_A_PROMPT
+    return node
+
+
 def select_registry_page(
     conn: Connection,
     entity: RegistryEntity,
@@ -197,6 +248,8 @@ def select_registry_page(
     """
     search = _SEARCHES[entity]
     node, orders = parse_search(search.spec, filter_string, order_by, max_results, limit)
+    if entity == "registered_models":
+        node = without_prompts(node)
     orders = with_tie_breakers(orders or search.default_order, *search.tie_breakers)
     return select_page(
         conn,
