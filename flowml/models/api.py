@@ -219,7 +219,7 @@ def _registry_register() -> Callable[..., Any]:
             "registered_model_name needs the model registry (flowml.registry.RegistryClient), "
             "which this installation does not provide"
         ) from None
-    return client_class().register_model  # type: ignore[no-any-return]
+    return client_class().register_model
 
 
 def _run_for_logging(run_id: str | None) -> tuple[str, Any]:

@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from types import TracebackType
 from typing import Any
 
 from flowml.exceptions import InvalidParameter, InvalidState
@@ -69,7 +70,12 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             status = RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -133,18 +139,20 @@ def set_experiment(
     client = get_client()
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameter("Give exactly one of experiment_name or experiment_id")
+    experiment: Experiment | None
     if experiment_id is not None:
         experiment = client.get_experiment(experiment_id)
     else:
-        experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+        assert experiment_name is not None  # exactly one of the two is given (checked above)
+        experiment = client.get_experiment_by_name(experiment_name)
         if experiment is None:
             from flowml.exceptions import ResourceAlreadyExists
 
             try:
-                client.create_experiment(experiment_name)  # type: ignore[arg-type]
+                client.create_experiment(experiment_name)
             except ResourceAlreadyExists:
                 pass  # created concurrently by another process
-            experiment = client.get_experiment_by_name(experiment_name)  # type: ignore[arg-type]
+            experiment = client.get_experiment_by_name(experiment_name)
             assert experiment is not None
     if experiment.lifecycle_stage != "active":
         raise InvalidState(

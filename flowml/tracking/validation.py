@@ -155,7 +155,7 @@ def validate_metric(key: str, value: object, timestamp: object, step: object) ->
     return _as_float(key, value)
 
 
-def _as_float(key: str, value: numbers.Real) -> float:
+def _as_float(key: str, value: float | numbers.Real) -> float:
     try:
         as_float = float(value)
     except (OverflowError, ValueError, TypeError):
@@ -174,7 +174,7 @@ def _as_float(key: str, value: numbers.Real) -> float:
     return as_float
 
 
-def _is_infinite(value: numbers.Real) -> bool:
+def _is_infinite(value: float | numbers.Real) -> bool:
     try:
         return bool(value == math.inf or value == -math.inf)
     except Exception:  # an exotic Real that cannot compare with a float: not infinite

@@ -126,11 +126,13 @@ def upsert(
     columns: Sequence[str],
 ) -> None:
     """INSERT ... ON CONFLICT (keys) DO UPDATE SET columns, on SQLite and PostgreSQL."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    statement: postgresql.Insert | sqlite.Insert
     if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        statement = postgresql.insert(table)
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    statement = dialect_insert(table)
+        statement = sqlite.insert(table)
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=list(keys),
