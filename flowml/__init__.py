@@ -135,7 +135,93 @@ _FLAVOR_MODULES = {
     "openai": "flowml.tracing.autolog.openai",  # flowml.openai.autolog()
 }
 
-__all__ = sorted([*_LAZY, "__version__"])
+# The public names, written out so that linters and type checkers see them (a test checks
+# that the list matches _LAZY).
+__all__ = [
+    "ActiveRun",
+    "AssessmentSource",
+    "EvaluationResult",
+    "Experiment",
+    "Metric",
+    "MetricThreshold",
+    "ModelInfo",
+    "ModelSignature",
+    "ModelValidationFailed",
+    "Param",
+    "PyFuncModel",
+    "PythonModel",
+    "PythonModelContext",
+    "RegistryClient",
+    "Run",
+    "RunStatus",
+    "RunTag",
+    "SpanType",
+    "Trace",
+    "TrackingClient",
+    "ViewType",
+    "__version__",
+    "active_run",
+    "autolog",
+    "create_experiment",
+    "delete_experiment",
+    "delete_run",
+    "delete_trace_tag",
+    "end_run",
+    "evaluate",
+    "flush",
+    "get_artifact_uri",
+    "get_current_active_span",
+    "get_experiment",
+    "get_experiment_by_name",
+    "get_last_active_trace_id",
+    "get_metric_history",
+    "get_registry_uri",
+    "get_run",
+    "get_trace",
+    "get_tracking_uri",
+    "infer_signature",
+    "last_active_run",
+    "lineage",
+    "load_model",
+    "log_artifact",
+    "log_artifacts",
+    "log_dict",
+    "log_expectation",
+    "log_feedback",
+    "log_figure",
+    "log_image",
+    "log_input",
+    "log_metric",
+    "log_metrics",
+    "log_model",
+    "log_param",
+    "log_params",
+    "log_table",
+    "log_text",
+    "progress",
+    "register_model",
+    "restore_run",
+    "save_model",
+    "search_experiments",
+    "search_model_versions",
+    "search_registered_models",
+    "search_runs",
+    "search_traces",
+    "set_experiment",
+    "set_experiment_tag",
+    "set_experiment_tags",
+    "set_registry_uri",
+    "set_tag",
+    "set_tags",
+    "set_trace_tag",
+    "set_tracking_uri",
+    "start_run",
+    "start_span",
+    "trace",
+    "tracked_flow",
+    "tracked_task",
+    "update_current_trace",
+]
 
 __getattr__, __dir__ = lazy_exports(
     __name__, _LAZY, globals(), {**{n: f"flowml.{n}" for n in _SUBMODULES}, **_FLAVOR_MODULES}
@@ -143,11 +229,11 @@ __getattr__, __dir__ = lazy_exports(
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from flowml.models.autolog import autolog
     from flowml.evaluation.evaluate import evaluate
     from flowml.evaluation.result import EvaluationResult
     from flowml.evaluation.thresholds import MetricThreshold, ModelValidationFailed
     from flowml.models.api import load_model, log_model, save_model
+    from flowml.models.autolog import autolog
     from flowml.models.mlmodel import ModelInfo
     from flowml.models.pyfunc import PyFuncModel
     from flowml.models.python_model import PythonModel, PythonModelContext
@@ -217,5 +303,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         set_experiment_tag,
         set_experiment_tags,
     )
-    from flowml.tracking.lineage.inputs import log_input
     from flowml.tracking.lineage.graph import lineage
+    from flowml.tracking.lineage.inputs import log_input

@@ -167,7 +167,8 @@ def _print_where_to_look(flow_run_id: Any, best: dict[str, Any]) -> None:
     registered = (
         f"Registered as version {best['model_version']} of '{EXPERIMENT}': "
         f"flowml models versions {EXPERIMENT}\n"
-        f"  serve it: flowml models serve -m models:/{EXPERIMENT}/{best['model_version']} --port 5001\n"
+        f"  serve it: flowml models serve -m models:/{EXPERIMENT}/{best['model_version']}"
+        " --port 5001\n"
         if "model_version" in best
         else ""
     )

@@ -22,7 +22,8 @@ PG_BASE_URL = os.environ.get(
 
 @pytest.fixture(autouse=True)
 def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own FLOWML_HOME (so its own default SQLite store) and fresh fluent state."""
+    """Every test gets its own FLOWML_HOME (so its own default SQLite store) and fresh fluent
+    state."""
     home = tmp_path / "flowml-home"
     monkeypatch.setenv("FLOWML_HOME", str(home))
     for var in (

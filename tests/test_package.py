@@ -16,6 +16,8 @@ def test_public_names_resolve():
     for name in flowml.__all__:
         assert getattr(flowml, name) is not None, name
     assert flowml.__all__ == sorted(flowml.__all__)
+    # __all__ is written out for linters and type checkers; it must name exactly the lazy exports.
+    assert set(flowml.__all__) == {*flowml._LAZY, "__version__"}
 
 
 def test_import_flowml_stays_light():
@@ -30,12 +32,14 @@ def test_import_flowml_stays_light():
 
 
 def test_layers_contract_holds():
-    """import-linter's `layers` contract from pyproject.toml: lower layers never import higher ones."""
+    """import-linter's `layers` contract from pyproject.toml: lower layers never import higher
+    ones."""
     out = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import sys; from importlinter.cli import lint_imports_command; sys.exit(lint_imports_command())",
+            "import sys; from importlinter.cli import lint_imports_command; "
+            "sys.exit(lint_imports_command())",
         ],
         capture_output=True,
         text=True,

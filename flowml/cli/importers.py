@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from cyclopts import App, Parameter
 
@@ -17,7 +17,7 @@ app = App(name="import", help="Import another tool's tracking store into flowml.
 class _Bar:
     """A rich progress bar, one task per phase (experiments, runs, models...)."""
 
-    def __init__(self, progress) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, progress: Any) -> None:
         self.progress = progress
         self.task = None
 

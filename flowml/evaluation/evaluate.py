@@ -122,7 +122,7 @@ def _evaluators(
     if evaluators is None or evaluators == "default":
         return {"metrics", "plots", "table"}, []
     if isinstance(evaluators, str) or not isinstance(evaluators, Sequence):
-        evaluators = [evaluators]  # type: ignore[list-item]
+        evaluators = [evaluators]
     steps, extras = {"metrics"}, []
     for item in evaluators:
         if callable(item):

@@ -183,7 +183,7 @@ def _to_frame(data: Any, schema: Schema) -> Any:
             f"Input of shape {array.shape} does not fit the {len(schema)} columns of the schema "
             f"{schema}"
         )
-    frame = pd.DataFrame(array, columns=names or list(range(len(schema))))
+    frame = pd.DataFrame(array, columns=names if names else list(range(len(schema))))
     return frame.infer_objects()
 
 

@@ -158,7 +158,7 @@ class Schema:
 
     inputs: tuple[ColSpec, ...] | tuple[TensorSpec, ...]
 
-    def __init__(self, inputs: Sequence[ColSpec] | Sequence[TensorSpec]) -> None:
+    def __init__(self, inputs: Sequence[ColSpec | TensorSpec]) -> None:
         items = tuple(inputs)
         kinds = {type(item) for item in items}
         if len(kinds) > 1:

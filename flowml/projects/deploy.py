@@ -77,7 +77,7 @@ def to_deployment(
         ...                         cron="0 3 * * *")
         >>> prefect.serve(nightly)
     """
-    from flowml.exceptions import InvalidParameter
+    from flowml.exceptions import InvalidParameter, InvalidState
 
     if concurrency_limit is not None and concurrency_limit < 1:
         raise InvalidParameter(f"concurrency_limit must be >= 1, got {concurrency_limit}.")
@@ -108,8 +108,8 @@ def to_deployment(
 
             if cron is not None:
                 schedule["schedule"] = Cron(cron, timezone=timezone or "UTC")
-            else:
-                every = interval if isinstance(interval, timedelta) else timedelta(seconds=interval)  # type: ignore[arg-type]
+            elif interval is not None:
+                every = interval if isinstance(interval, timedelta) else timedelta(seconds=interval)
                 schedule["schedule"] = Interval(every, timezone=timezone or "UTC")
         deployment = flow.to_deployment(
             name=name,
@@ -121,6 +121,12 @@ def to_deployment(
         )
     except ValueError as exc:  # a bad cron string, time zone or deployment name
         raise InvalidParameter(f"Cannot build deployment {name!r}: {exc}") from exc
+    from prefect.deployments.runner import RunnerDeployment
+
+    if not isinstance(deployment, RunnerDeployment):
+        # Inside a running event loop Prefect returns the coroutine of its async variant.
+        deployment.close()
+        raise InvalidState("to_deployment is synchronous: call it outside a running event loop")
     options = {
         "version": version,
         "env_manager": env_manager,

@@ -17,13 +17,14 @@ tracked flow (`flowml.projects.monitor`).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flowml._prefect_local import allow_slow_local_start
 from flowml.projects import monitor
@@ -42,6 +43,7 @@ from flowml.tracking.owner import current_owner
 if TYPE_CHECKING:
     from prefect import Flow
     from prefect.client.schemas.objects import FlowRun
+    from prefect.flows import FlowStateHook
 
     from flowml.tracking.client import TrackingClient
 
@@ -244,16 +246,22 @@ def _build_flow(project: Project, entry: EntryPoint, config: _Config) -> Flow[..
     summary = f"Run entry point {entry.name!r} of the project {project.name!r} ({config.uri})."
     function = typed_function(entry, body, name=f"{flow_name(project)}_{entry.name}", doc=summary)
     # The hooks close a run whose process was killed: they run in Prefect's runner.
-    killed = [functools.partial(monitor.on_killed, tracking_uri=config.tracking_uri)]
+    # Prefect's FlowStateHook protocol asks for a __name__, which a partial lacks; Prefect
+    # names a partial hook after its function.
+    killed = [
+        cast(
+            "FlowStateHook[..., Any]",
+            functools.partial(monitor.on_killed, tracking_uri=config.tracking_uri),
+        )
+    ]
     return flow(
-        function,
         name=flow_name(project),
         flow_run_name=monitor.RunName(entry.name),
         description=summary,
         validate_parameters=True,
         on_cancellation=killed,
         on_crashed=killed,
-    )
+    )(function)
 
 
 def _execute(config: _Config, parameters: dict[str, Any]) -> ProjectRun:
@@ -332,9 +340,7 @@ def _execute(config: _Config, parameters: dict[str, Any]) -> ProjectRun:
     return ProjectRun(run_id, experiment_id, status, code, flow_run_id, entry.name)
 
 
-def _project_source(config: _Config):  # type: ignore[no-untyped-def]
-    import contextlib
-
+def _project_source(config: _Config) -> contextlib.AbstractContextManager[ProjectSource]:
     if config.source is not None:
         return contextlib.nullcontext(config.source)
     return fetch_project(config.uri, config.version)

@@ -73,6 +73,10 @@ def variable_name(index: int) -> str:
     return f"FLOWML_PARAM_{index}"
 
 
+# The opening and closing characters of the frames that count their nesting depth.
+_BRACKETS = {"arith": ("(", ")"), "arith_br": ("[", "]"), "brace": ("{", "}")}
+
+
 @dataclass
 class _Frame:
     kind: str  # cmd, bq, dq, sq, ansi, arith, arith_br, brace, test, comment
@@ -151,7 +155,7 @@ class _Scanner:
         if char in "$`":
             return self._expansion(text, i, in_double=False)
         if top.kind in ("arith", "arith_br", "brace"):
-            opener, closer = {"arith": "()", "arith_br": "[]", "brace": "{}"}[top.kind]
+            opener, closer = _BRACKETS[top.kind]
             top.depth += (char == opener) - (char == closer)
             if top.depth == 0:
                 self.frames.pop()

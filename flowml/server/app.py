@@ -241,7 +241,7 @@ async def _version(request: Request) -> Response:
 
 # MLflow 3's client asks before large uploads and downloads: uploads go in parts through
 # the proxy (`multipart`); downloads stream whole.
-_SERVER_INFO = {
+_SERVER_INFO: dict[str, Any] = {
     "store_type": None,
     "workspaces_enabled": False,
     "trace_archival_enabled": False,

@@ -169,11 +169,14 @@ async def _stream_to_disk(ctx: ServerContext, rel: str, request: Request) -> boo
     chunks = request.stream().__aiter__()
     limit: int = request.app.state.max_upload_bytes
 
+    async def next_chunk() -> bytes:
+        return await chunks.__anext__()
+
     def fill(out: Any) -> None:
         size = 0
         while True:
             try:
-                chunk = anyio.from_thread.run(chunks.__anext__)
+                chunk = anyio.from_thread.run(next_chunk)
             except StopAsyncIteration:
                 return
             size += len(chunk)

@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from flowml.exceptions import BadRequest, FlowMLError, InvalidParameter
+from flowml.exceptions import BadRequest, FlowMLError, InvalidParameter, StoreError
 from flowml.server.api import Endpoint, error_response, internal_error, json_response
 from flowml.server.context import ServerContext
 from flowml.server.wire import Fields
@@ -33,6 +33,7 @@ from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG
 from flowml.tracing.entities import SOURCE_RUN, Trace, TraceData, TraceInfo, TraceState
 from flowml.tracing.otlp import MAX_OTLP_BODY_BYTES, decode_request, traces_from_request
 from flowml.tracing.store import SqlTraceStore
+from flowml.tracking.store.sql import SqlStore
 
 __all__ = ["EXPERIMENT_HEADER", "V3_ENDPOINTS", "otlp_intake", "trace_info_json"]
 
@@ -86,11 +87,14 @@ _FRACTION = re.compile(r"\.(\d+)")
 
 
 def _store_for(ctx: ServerContext) -> SqlTraceStore:
-    store = _trace_stores.get(ctx.store.uri)
+    tracking = ctx.store
+    if not isinstance(tracking, SqlStore):  # traces live in the tracking database
+        raise StoreError("The trace API needs a SQL tracking store behind the server")
+    store = _trace_stores.get(tracking.uri)
     if store is None:
         store = _trace_stores.setdefault(
-            ctx.store.uri,
-            SqlTraceStore(ctx.store.uri, search_timeout_seconds=ctx.store.search_timeout_seconds),
+            tracking.uri,
+            SqlTraceStore(tracking.uri, search_timeout_seconds=tracking.search_timeout_seconds),
         )
     return store
 

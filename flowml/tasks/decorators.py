@@ -25,7 +25,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 from prefect.flows import Flow
 from prefect.tasks import Task
@@ -58,7 +58,7 @@ def _wrap(fn: Callable[..., Any], attempt: Callable[[], Any]) -> Callable[..., A
     elif inspect.isasyncgenfunction(fn):
 
         @functools.wraps(fn)
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
             with attempt() as scope:
                 async for item in fn(*args, **kwargs):
                     yield item
@@ -67,7 +67,7 @@ def _wrap(fn: Callable[..., Any], attempt: Callable[[], Any]) -> Callable[..., A
     elif inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             with attempt() as scope:
                 result = yield from fn(*args, **kwargs)
                 scope.succeeded(result)
@@ -122,7 +122,7 @@ def _options(
     return RunOptions(policy, log_result, artifacts, experiment)
 
 
-class TrackedTask(Task):  # type: ignore[type-arg]
+class TrackedTask(Task):
     """A Prefect ``Task`` whose runs are tracked runs (see `tracked_task`)."""
 
     flowml_options: RunOptions
@@ -140,15 +140,16 @@ class TrackedTask(Task):  # type: ignore[type-arg]
         # After the user's own hooks; see `task_runs.attach_task_hooks` for which ones.
         task_runs.attach_task_hooks(self)
 
-    def with_options(self, **options: Any) -> TrackedTask:  # type: ignore[override]
+    def with_options(self, **options: Any) -> TrackedTask:
         """Prefect's ``Task.with_options``; the copy stays tracked, with the same flowml
         options and the tracking hooks after any hooks given here."""
         new = super().with_options(**options)
         # Prefect builds a plain Task from our (already wrapped) function; make it ours again.
         new.__class__ = type(self)
-        new.flowml_options = self.flowml_options
-        task_runs.attach_task_hooks(new)
-        return new  # type: ignore[return-value]
+        tracked = cast(TrackedTask, new)
+        tracked.flowml_options = self.flowml_options
+        task_runs.attach_task_hooks(tracked)
+        return tracked
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         _bind_calling_flow_run()
@@ -175,7 +176,7 @@ def _bind_calling_flow_run() -> None:
         flow_runs.open_flow_run(ctx, RunOptions(), attach_hooks=True)
 
 
-class TrackedFlow(Flow):  # type: ignore[type-arg]
+class TrackedFlow(Flow):
     """A Prefect ``Flow`` whose runs are tracked runs (see `tracked_flow`)."""
 
     flowml_options: RunOptions
@@ -200,13 +201,14 @@ class TrackedFlow(Flow):  # type: ignore[type-arg]
         self._entrypoint = _entrypoint(inspect.unwrap(original))
         self.flowml_options = flowml_options or RunOptions()
 
-    def with_options(self, **options: Any) -> TrackedFlow:  # type: ignore[override]
+    def with_options(self, **options: Any) -> TrackedFlow:
         """Prefect's ``Flow.with_options``; the copy stays tracked (see `TrackedTask`)."""
         new = super().with_options(**options)
         new.__class__ = type(self)
-        new.flowml_options = self.flowml_options
-        flow_runs.attach_flow_hooks(new)
-        return new  # type: ignore[return-value]
+        tracked = cast(TrackedFlow, new)
+        tracked.flowml_options = self.flowml_options
+        flow_runs.attach_flow_hooks(tracked)
+        return tracked
 
 
 def _source_version(fn: Callable[..., Any]) -> str | None:

@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import logging
 import time
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from flowml.tasks import identity, prefect_ui, publisher
@@ -195,7 +196,12 @@ class FlowAttempt:
         if self.record is not None:
             queue_result_metrics(self.record, result)
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self._stack.close()
 
 
@@ -258,6 +264,7 @@ def _close_from_store(flow_run: FlowRun, state: State) -> None:
         client.store.finish_run(open_run.info.run_id, status, now_ms(), tags=tags)
         run_tags = open_run.data.tags
         task_run_id = run_tags.get(ptags.TASK_RUN_ID)
+        key_parts: tuple[str | None, ...]
         if task_run_id is not None:
             key_parts = (
                 run_tags.get(ptags.FLOW_NAME),

@@ -112,8 +112,11 @@ class _Publisher:
         self._hurry.set()
         with self._idle:
             while self._pending:
-                before = self._pending
-                if not self._idle.wait_for(lambda b=before: self._pending < b, stall_s):
+
+                def progressed(before: int = self._pending) -> bool:
+                    return self._pending < before
+
+                if not self._idle.wait_for(progressed, stall_s):
                     return False
                 self._hurry.set()  # the queue may hold more than one batch
             return True
@@ -161,7 +164,8 @@ class _Publisher:
         groups: dict[tuple[Any, Any], tuple[contextvars.Context, list[Send]]] = {}
         for context, job in batch:
             try:
-                sends = list(context.run(job) or ())
+                queued = context.run(job)
+                sends = list(queued or ())
                 api = context.run(_api_key)
             except Exception:  # monitoring must never break the work it monitors
                 self.failed += 1

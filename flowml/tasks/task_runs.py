@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from flowml.exceptions import FlowMLError, StoreError
@@ -93,7 +94,7 @@ def open_task_run(ctx: TaskRunContext, options: RunOptions) -> Record:
     url = identity.ui_url("task-run", task_run.id)
     if url:
         tags[ptags.UI_URL] = url
-    spec = {
+    spec: dict[str, Any] = {
         "experiment_id": experiment_id,
         "tags": tags,
         "run_name": task_run.name,
@@ -152,15 +153,16 @@ def _enclosing_task_run(task_run: TaskRun) -> Record | None:
 
 def _upstream(task_run: TaskRun) -> list[LineageEntry]:
     """Lineage inputs from Prefect's record of which task and flow runs fed this one."""
+    from prefect.client.schemas.objects import FlowRunResult, TaskRunResult
+
     entries: dict[str, LineageEntry] = {}
     for name, inputs in task_run.task_inputs.items():
         if name == "__parents__":
             continue
         for run_input in inputs:
-            input_type = getattr(run_input, "input_type", None)
-            if input_type == "task_run":
+            if isinstance(run_input, TaskRunResult):
                 uri, kind = task_run_uri(run_input.id), KIND_PREFECT_TASK_RUN
-            elif input_type == "flow_run":
+            elif isinstance(run_input, FlowRunResult):
                 uri, kind = flow_run_uri(run_input.id), KIND_PREFECT_FLOW_RUN
             else:
                 continue
@@ -218,7 +220,12 @@ class TaskAttempt:
         else:
             self._final = True
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         try:
             self._stack.close()
         finally:

@@ -32,7 +32,7 @@ def _b64(value: int, length: int) -> str:
 def span_dict(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
     """One finished SDK span as MLflow's span JSON."""
     status = span.status
-    attributes = {e.SpanAttributeKey.REQUEST_ID: orjson.dumps(trace_id).decode()}
+    attributes: dict[str, Any] = {e.SpanAttributeKey.REQUEST_ID: orjson.dumps(trace_id).decode()}
     attributes.update(span.attributes or {})
     return {
         "trace_id": _b64(span.context.trace_id, 16),
@@ -42,7 +42,11 @@ def span_dict(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
         "start_time_unix_nano": span.start_time,
         "end_time_unix_nano": span.end_time,
         "events": [
-            {"name": ev.name, "time_unix_nano": ev.timestamp, "attributes": dict(ev.attributes)}
+            {
+                "name": ev.name,
+                "time_unix_nano": ev.timestamp,
+                "attributes": dict(ev.attributes or {}),
+            }
             for ev in span.events
         ],
         "status": {

@@ -22,11 +22,12 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
-    from opentelemetry.sdk.trace import ReadableSpan, Span, Tracer
+    from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+    from opentelemetry.trace import Tracer
 
 __all__ = [
     "PendingTrace",
@@ -213,7 +214,9 @@ def _build() -> Tracer:
     provider = TracerProvider(
         resource=Resource.create({"service.name": "flowml"}), shutdown_on_exit=True
     )
-    provider.add_span_processor(TraceProcessor())
+    # TraceProcessor implements SpanProcessor's methods without subclassing it, so that
+    # importing this module does not load the SDK.
+    provider.add_span_processor(cast("SpanProcessor", TraceProcessor()))
     endpoint = get_settings().otlp_endpoint
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

@@ -12,7 +12,8 @@ the span ``ERROR`` and is recorded as an ``exception`` event, then re-raised.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace as otel_trace
@@ -122,7 +123,8 @@ class SpanScope:
             record_exception=False,
             set_status_on_exception=False,
         )
-        self._span = LiveSpan(otel_span)
+        # flowml's provider is the SDK's, whose tracer starts SDK spans (typed as API spans).
+        self._span = LiveSpan(cast("OTelSpan", otel_span))
         return self._span
 
     def __enter__(self) -> LiveSpan:
@@ -130,7 +132,12 @@ class SpanScope:
         self._token = otel_context.attach(otel_trace.set_span_in_context(span._span))
         return span
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         span = self._span
         assert span is not None
         otel_context.detach(self._token)  # type: ignore[arg-type]
@@ -141,7 +148,12 @@ class SpanScope:
     async def __aenter__(self) -> LiveSpan:
         return self.__enter__()
 
-    async def __aexit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         self.__exit__(exc_type, exc, tb)
 
 

@@ -78,7 +78,8 @@ class SqlTraceStore:
         with write_transaction(self.engine) as conn:
             existing = self._existing(conn, ids)
             self._check_experiments(conn, {t.info.experiment_id for t in batch})
-            new_rows, span_rows, tag_rows, meta_rows = [], [], [], []
+            new_rows, tag_rows, meta_rows = [], [], []
+            span_rows: list[tuple[Any, ...]] = []
             for trace in batch:
                 info = trace.info
                 if info.trace_id in existing:
@@ -178,7 +179,7 @@ class SqlTraceStore:
             return
         wanted = sorted({a.trace_id for a in batch})
         with write_transaction(self.engine) as conn:
-            found = set()
+            found: set[str] = set()
             for start in range(0, len(wanted), 500):  # bounded IN lists
                 chunk = wanted[start : start + 500]
                 found.update(

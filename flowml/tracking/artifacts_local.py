@@ -102,7 +102,7 @@ def list_files(
     return out
 
 
-def write_file(root: str, rel: str, fill: Callable[[BinaryIO], None]) -> None:
+def write_file(root: str, rel: str, fill: Callable[[BinaryIO], object]) -> None:
     """Create or replace the file ``rel`` (a checked, non-empty path) under ``root``.
 
     ``fill`` writes the content into an open file; on any failure the temporary file
@@ -167,7 +167,7 @@ def _open_dirs(root: str, dirs: list[str]) -> int:
     return fd
 
 
-def _write_in(dir_fd: int, name: str, fill: Callable[[BinaryIO], None]) -> None:
+def _write_in(dir_fd: int, name: str, fill: Callable[[BinaryIO], object]) -> None:
     tmp = f"{_TMP_PREFIX}{uuid.uuid4().hex}"
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
     fd = os.open(tmp, flags, 0o666, dir_fd=dir_fd)

@@ -19,7 +19,7 @@ import os
 import pickle
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from flowml.exceptions import (
@@ -36,7 +36,7 @@ from flowml.tracking.tags import TRACKING_ERROR
 
 FLUSH_INTERVAL_S = 1.0
 
-Batch = tuple[list[Metric], list[Param], list[RunTag]]
+Batch = tuple[Sequence[Metric], list[Param], list[RunTag]]
 
 
 class BufferedWriteError(FlowMLError):
@@ -104,7 +104,7 @@ class _Pending:
     def batches(self) -> list[Batch]:
         """Split into store-sized batches (each within MLflow's batch limits)."""
         metrics, params, tags = self.metrics, list(self.params.values()), list(self.tags.values())
-        out = []
+        out: list[Batch] = []
         while metrics or params or tags:
             p, params = params[: v.MAX_BATCH_PARAMS], params[v.MAX_BATCH_PARAMS :]
             t, tags = tags[: v.MAX_BATCH_TAGS], tags[v.MAX_BATCH_TAGS :]
@@ -310,7 +310,7 @@ class BatchBuffer:
         return None
 
     def _write_without_refused(
-        self, run_id: str, metrics: list[Metric], params: list[Param], tags: list[RunTag],
+        self, run_id: str, metrics: Sequence[Metric], params: list[Param], tags: list[RunTag],
         exc: Exception,
     ) -> BufferedWriteError:
         """A batch the store refused: only a param set meanwhile by another writer can be the

@@ -15,6 +15,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from types import TracebackType
 from typing import Any
 
 from flowml.exceptions import InvalidParameter, InvalidState
@@ -74,7 +75,12 @@ class ActiveRun:
     def __enter__(self) -> ActiveRun:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc_type is None:
             status = RunStatus.FINISHED
         elif issubclass(exc_type, KeyboardInterrupt):
@@ -159,7 +165,8 @@ def set_experiment(
     if (experiment_name is None) == (experiment_id is None):
         raise InvalidParameter("Give exactly one of experiment_name or experiment_id")
     if experiment_id is None:
-        experiment = client.get_or_create_experiment(experiment_name)  # type: ignore[arg-type]
+        assert experiment_name is not None  # exactly one of the two is given (checked above)
+        experiment = client.get_or_create_experiment(experiment_name)
     else:
         experiment = client.get_experiment(experiment_id)
         if experiment.lifecycle_stage != "active":

@@ -126,7 +126,7 @@ def validate_run_name(name: object) -> str:
     return validate_text("Run name", name)
 
 
-class CheckedMetrics(tuple):  # type: ignore[type-arg]
+class CheckedMetrics(tuple[Metric, ...]):
     """Metric points that passed `validate_metrics`: float values, 64-bit int timestamps
     and steps, valid keys. Checked once, where they enter (queued by the buffer, or given
     to a store), and trusted after: `validate_metrics` returns such a tuple unchanged."""
@@ -163,7 +163,7 @@ def validate_metrics(metrics: Iterable[Metric]) -> CheckedMetrics:
             checked.append(m)
         else:
             value = validate_metric(key, value, timestamp, step)
-            checked.append(Metric(key, value, int(timestamp), int(step)))  # type: ignore[arg-type]
+            checked.append(Metric(key, value, int(timestamp), int(step)))
     return CheckedMetrics(checked)
 
 
@@ -187,7 +187,7 @@ def validate_metric(key: str, value: object, timestamp: object, step: object) ->
     return value if type(value) is float else _as_float(key, value)
 
 
-def _as_float(key: str, value: numbers.Real) -> float:
+def _as_float(key: str, value: float | numbers.Real) -> float:
     try:
         as_float = float(value)
     except (OverflowError, ValueError, TypeError):
@@ -204,7 +204,7 @@ def _as_float(key: str, value: numbers.Real) -> float:
     return as_float
 
 
-def _is_infinite(value: numbers.Real) -> bool:
+def _is_infinite(value: float | numbers.Real) -> bool:
     try:
         return bool(value == math.inf or value == -math.inf)
     except Exception:  # an exotic Real that cannot compare with a float: not infinite

@@ -23,7 +23,9 @@ REGISTRY_TABLES = {
 def _touches_registry(diff: object) -> bool:
     # A diff is a tuple (or a list of tuples for column changes) naming the table object.
     text = repr(diff)
-    return any(f"'{t}'" in text or f"{t}." in text or f"Table('{t}'" in text for t in REGISTRY_TABLES)
+    return any(
+        f"'{t}'" in text or f"{t}." in text or f"Table('{t}'" in text for t in REGISTRY_TABLES
+    )
 
 
 def _alembic(conn, verb: str, revision: str) -> None:

@@ -6,6 +6,7 @@ import multiprocessing as mp
 from pathlib import Path
 
 import pytest
+
 from flowml.tracking.store.sql_metrics import count_points
 
 PROCESSES = 4

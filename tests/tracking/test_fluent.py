@@ -247,4 +247,4 @@ def test_tracking_uri_round_trip(tmp_path: Path):
 
 def test_unknown_store_scheme_names_the_known_ones():
     with pytest.raises(InvalidParameter, match="postgresql://, sqlite://"):
-        TrackingClient("mongodb://localhost/x").store
+        _ = TrackingClient("mongodb://localhost/x").store

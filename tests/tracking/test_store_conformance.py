@@ -393,7 +393,8 @@ def test_history_is_stored_in_packed_segments_and_read_in_order(store):
         assert segments == 3
         assert count_points(conn, [rid]) == 32
     history = store.get_metric_history(rid, "a")
-    assert [(m.step, m.timestamp) for m in history] == sorted((m.step, m.timestamp) for m in history)
+    points = [(m.step, m.timestamp) for m in history]
+    assert points == sorted(points)
     assert len(history) == 31 and math.isnan(history[0].value)
     assert store.get_metric_history(rid, "b") == [Metric("b", -math.inf, 5, 7)]
     assert store.get_metric_history(rid, "missing") == []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy.engine import make_url
 
@@ -282,7 +282,7 @@ class _Import:
             return source_uri
         return f"{self.exp_map[experiment_id][1].rstrip('/')}/models/{model_id}/artifacts"
 
-    def _into_run(self, model) -> None:  # type: ignore[no-untyped-def]
+    def _into_run(self, model: Any) -> None:
         """MLflow 3 keeps a logged model outside its run's artifacts and resolves
         ``runs:/<run>/<name>`` through the model; flowml resolves it in the run's artifacts,
         so the model's files are placed there too (unless the run already has that path)."""

@@ -68,7 +68,8 @@ class RestSource(MlflowSource):
 
         parts = urlsplit(url)
         auth = (parts.username or "", parts.password or "") if parts.username else None
-        base = parts._replace(netloc=parts.hostname + (f":{parts.port}" if parts.port else ""))
+        host = parts.hostname or ""
+        base = parts._replace(netloc=host + (f":{parts.port}" if parts.port else ""))
         self.proxy_url = base.geturl().rstrip("/")
         self.where = f"The MLflow server {redact(url)}"
         self.http = httpx.Client(base_url=self.proxy_url, auth=auth, timeout=timeout)

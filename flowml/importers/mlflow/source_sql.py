@@ -197,8 +197,8 @@ class SqlSource(MlflowSource):
         finally:
             cursor.close()
         for (run_id, key), group in itertools.groupby(rows, key=operator.itemgetter(0, 1)):
-            _, _, values, stamps, steps, nans = zip(*group, strict=True)
-            values = list(values)
+            _, _, column, stamps, steps, nans = zip(*group, strict=True)
+            values = list(column)
             if any(nans):
                 values = [math.nan if nan else v for v, nan in zip(values, nans, strict=True)]
             found[run_id].metrics[key] = (values, list(stamps), list(steps))

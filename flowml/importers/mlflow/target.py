@@ -181,7 +181,10 @@ class Target:
 
     def write_runs(self, planned: Sequence[PlannedRun]) -> None:
         """Every row of ``planned`` runs in one transaction: all of them or none."""
-        run_rows, param_rows, tag_rows, segment, latest, lineage = [], [], [], [], [], []
+        run_rows, segment, latest = [], [], []
+        param_rows: list[dict[str, Any]] = []
+        tag_rows: list[dict[str, Any]] = []
+        lineage: list[dict[str, Any]] = []
         now = now_ms()
         for item in planned:
             r = item.run

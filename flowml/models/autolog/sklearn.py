@@ -160,8 +160,9 @@ def _targets() -> list[tuple[type, str]]:
     return out
 
 
-def _run_for_fit(config: AutologConfig) -> tuple[Any, bool] | None:
-    """(active run, started here?) or None when autolog must stay out (``exclusive``)."""
+def _run_for_fit(config: AutologConfig) -> tuple[Any, bool]:
+    """(active run, started here?); the run is None when autolog must stay out
+    (``exclusive``)."""
     from flowml.tracking import fluent
 
     active = fluent.active_run()
@@ -267,7 +268,7 @@ def _log_score(run_id: str, estimator: str, value: Any, dataset: str) -> None:
 
     from flowml.tracking.fluent import get_client
 
-    if not isinstance(value, numbers.Number) or isinstance(value, bool):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
         return
     name = f"{estimator}_score"
     count = _score_calls[run_id][name]

@@ -183,9 +183,10 @@ def log_fitted_model(
 
 def log_dataset(X: Any, y: Any, config: AutologConfig) -> None:
     """Record the training data as the run's ``train`` input (lineage, as MLflow's dataset)."""
-    from flowml.tracking.datasets import from_numpy, from_pandas
+    from flowml.tracking.datasets import Dataset, from_numpy, from_pandas
     from flowml.tracking.lineage.inputs import log_input
 
+    dataset: Dataset
     try:
         if hasattr(X, "dtypes") and hasattr(X, "iloc"):
             dataset = from_pandas(X)

@@ -72,7 +72,7 @@ def _child_runs(
             Metric(str(k), float(v), end, 0)
             for k, v in row.items()
             if not str(k).startswith(("param", "split"))
-            and isinstance(v, numbers.Number)
+            and isinstance(v, numbers.Real)
             and not isinstance(v, bool)
         ]
         child = client.create_run(

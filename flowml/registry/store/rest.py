@@ -157,7 +157,7 @@ class RestRegistryStore(AbstractRegistryStore):
         audit: AuditInfo | None = None,
     ) -> RegisteredModel:
         v.validate_model_name(name)
-        body = {"name": name, "tags": _tags(tags)}
+        body: dict[str, Any] = {"name": name, "tags": _tags(tags)}
         if v.validate_description(description) is not None:
             body["description"] = description
         reply = self._call("POST", f"{_RM}/create", body, audit)

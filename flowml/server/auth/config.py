@@ -70,13 +70,13 @@ class SecurityConfig:
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> SecurityConfig:
-        hosts = data.get("allowed_hosts")
+        hosts: Any = data.get("allowed_hosts")
         origins: Any = data.get("cors_allowed_origins") or ()
         limit: Any = data.get("max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES)
         return cls(
             auth=str(data.get("auth", "none")),
             default_permission=str(data.get("default_permission", "READ")),
-            allowed_hosts=None if hosts is None else tuple(hosts),  # type: ignore[call-overload]
+            allowed_hosts=None if hosts is None else tuple(hosts),
             cors_allowed_origins=tuple(origins),
             max_upload_bytes=int(limit),
         )

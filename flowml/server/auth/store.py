@@ -105,7 +105,9 @@ class AuthStore:
                         username=username, is_admin=is_admin, creation_time=_now()
                     )
                 )
-                return User(int(row.inserted_primary_key[0]), username, is_admin)
+                key = row.inserted_primary_key
+                assert key is not None  # an INSERT always reports the key it inserted
+                return User(int(key[0]), username, is_admin)
         except IntegrityError:
             raise ResourceAlreadyExists(f"User {username!r} already exists") from None
 

@@ -227,29 +227,29 @@ class _Builder:
             peers = [p for p in matches[entry.uri] if p.run_id != entry.run_id]
             glue = entry.kind in _GLUE_KINDS
             for peer in peers:
-                reached.add(peer.run_id)
-                self._ensure_run(peer.run_id)
+                reached.add(_run_of(peer))
+                self._ensure_run(_run_of(peer))
             if glue and not peers and direction == OUTPUT:
                 continue  # a result nobody tracked has read: nothing to show
             if glue and peers:
                 for peer in peers:
                     a, b = (
-                        (peer.run_id, entry.run_id)
+                        (_run_of(peer), _run_of(entry))
                         if direction == INPUT
-                        else (entry.run_id, peer.run_id)
+                        else (_run_of(entry), _run_of(peer))
                     )
                     name = entry.name if direction == INPUT else peer.name
                     self.edges.add(LineageEdge(_run_node_id(a), _run_node_id(b), name))
                 continue
             thing = self._add_thing(entry)
             if direction == INPUT:
-                self.edges.add(LineageEdge(thing, _run_node_id(entry.run_id), entry.name))
+                self.edges.add(LineageEdge(thing, _run_node_id(_run_of(entry)), entry.name))
                 for peer in peers:
-                    self.edges.add(LineageEdge(_run_node_id(peer.run_id), thing, None))
+                    self.edges.add(LineageEdge(_run_node_id(_run_of(peer)), thing, None))
             else:
-                self.edges.add(LineageEdge(_run_node_id(entry.run_id), thing, None))
+                self.edges.add(LineageEdge(_run_node_id(_run_of(entry)), thing, None))
                 for peer in peers:
-                    self.edges.add(LineageEdge(thing, _run_node_id(peer.run_id), peer.name))
+                    self.edges.add(LineageEdge(thing, _run_node_id(_run_of(peer)), peer.name))
         return reached
 
     def _ensure_run(self, run_id: str) -> None:
@@ -272,6 +272,12 @@ class _Builder:
                 node_id, entry.kind, entry.name or entry.uri, uri=entry.uri, digest=entry.digest
             )
         return node_id
+
+
+def _run_of(entry: LineageEntry) -> str:
+    """The run of an entry read from a store (which always fills it in)."""
+    assert entry.run_id is not None
+    return entry.run_id
 
 
 def _run_node_id(run_id: str) -> str:

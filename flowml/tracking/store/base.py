@@ -271,5 +271,5 @@ class AbstractStore(ABC):
     def end_run(self, run_id: str, status: str = "FINISHED", end_time: int | None = None) -> None:
         self.update_run_info(run_id, status=status, end_time=end_time or now_ms())
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: stores without connections keep it
         """Release connections. The base store holds none."""

@@ -25,11 +25,13 @@ import time
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from flowml.exceptions import InvalidParameter, StoreError
 from flowml.tracking.store import faults
@@ -118,7 +120,7 @@ def one_round_trip(engine: Engine) -> Iterator[Connection]:
             yield conn
         return
     with engine.connect() as conn:
-        dbapi = conn.connection.dbapi_connection
+        dbapi: Any = conn.connection.dbapi_connection  # psycopg's own connection
         dbapi.autocommit = True  # local to psycopg: no statement is sent
         pipeline = dbapi.pipeline()
         pipeline.__enter__()
@@ -166,11 +168,11 @@ def _create(uri: str) -> Engine:
     return engine
 
 
-def _stamp_checkin(_dbapi_conn, record) -> None:  # type: ignore[no-untyped-def]
+def _stamp_checkin(_dbapi_conn: Any, record: ConnectionPoolEntry) -> None:
     record.info["flowml_checked_in"] = time.monotonic()
 
 
-def _ping_if_idle(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untyped-def]
+def _ping_if_idle(dbapi_conn: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
     """SQLAlchemy's documented pessimistic ping, skipped for a connection used moments ago."""
     last = record.info.get("flowml_checked_in")
     if last is None or time.monotonic() - last < PING_AFTER_IDLE_S:
@@ -191,7 +193,7 @@ def _ping_if_idle(dbapi_conn, record, _proxy) -> None:  # type: ignore[no-untype
 def _create_sqlite(uri: str, database: str | None) -> Engine:
     in_memory = not database or database == ":memory:"
     creator = None
-    if not in_memory:
+    if database and not in_memory:
         path = Path(database).expanduser()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -211,7 +213,7 @@ def _create_sqlite(uri: str, database: str | None) -> Engine:
         _read_only.add(engine)
 
     @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         # Take transaction control away from the sqlite3 module so BEGIN is ours.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
@@ -226,7 +228,7 @@ def _create_sqlite(uri: str, database: str | None) -> Engine:
     def _on_begin(conn: Connection) -> None:
         # Straight to the driver: this runs for every transaction, and SQLAlchemy's
         # statement pipeline costs more than the BEGIN itself.
-        dbapi = conn.connection.dbapi_connection
+        dbapi: Any = conn.connection.dbapi_connection  # the sqlite3 module's connection
         try:
             if conn.get_execution_options().get(_WRITE_OPTION):
                 dbapi.execute("BEGIN IMMEDIATE")

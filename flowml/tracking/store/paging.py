@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, Engine, FromClause, Row, func, select
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.roles import ColumnsClauseRole
 
 from flowml.exceptions import InvalidParameter
 from flowml.tracking.search import Node, OrderBy, parse_filter, parse_order_by
@@ -58,7 +59,7 @@ class PagedTable:
 
     target: SearchTarget
     sequence: ColumnElement[int]
-    columns: tuple[object, ...] = ()
+    columns: tuple[ColumnsClauseRole, ...] = ()
     joins: tuple[tuple[FromClause, ColumnElement[bool]], ...] = ()
     empty_mark: int = 0
 
@@ -168,7 +169,9 @@ def select_page(
     if matches_nothing:
         return [], None
     if mark is None:
-        mark = conn.scalar(select(func.coalesce(func.max(table.sequence), table.empty_mark)))
+        mark = conn.execute(
+            select(func.coalesce(func.max(table.sequence), table.empty_mark))
+        ).scalar_one()
     dialect = conn.dialect.name
     clauses, from_clause = compile_order_by(orders, table.target, dialect)
     clauses.extend(tie_breakers)
@@ -239,7 +242,7 @@ def search_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
                 conn.connection.dbapi_connection.set_progress_handler(None, 0)  # type: ignore[union-attr]
 
 
-def _cancelled(error: BaseException) -> bool:
+def _cancelled(error: BaseException | None) -> bool:
     # psycopg 3 names the SQLSTATE ``sqlstate``, psycopg2 ``pgcode``.
     code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
     return code == _QUERY_CANCELED

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
+    ColumnClause,
     Connection,
     String,
     Table,
@@ -33,7 +34,9 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql import Executable
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.sql import ClauseElement, Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from flowml.exceptions import InvalidState, ResourceNotFound
 from flowml.tracking.entities import LifecycleStage
@@ -51,13 +54,15 @@ _lock = threading.Lock()
 def dialect_insert(dialect_name: str) -> Callable[..., Any]:
     """The dialect's ``insert`` construct (with ``on_conflict_*``): PostgreSQL's or SQLite's."""
     if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
-def _statements(dialect_name: str) -> dict[str, Executable]:
+def _statements(dialect_name: str) -> dict[str, ClauseElement]:
     insert = dialect_insert(dialect_name)
     lm = latest_metrics.c
     upsert_latest = insert(latest_metrics)
@@ -100,14 +105,15 @@ def _bound(column: Any, name: str | None = None) -> Any:
     return bindparam(name or column.name, type_=column.type)
 
 
-def _checked_statements(insert: Callable[..., Any]) -> dict[str, Executable]:
+def _checked_statements(insert: Callable[..., Any]) -> dict[str, ClauseElement]:
     """Statements that check their own preconditions, so a group of them can be sent in
     one round trip without reading anything first (see `engine.one_round_trip`)."""
     r, p = runs.c, params_table.c
     run_uuid = _bound(r.run_uuid)
     # Constants inlined in the SQL, so every bound parameter is one the caller names.
-    active = literal_column(f"'{LifecycleStage.ACTIVE}'")
-    slash, suffix = literal_column("'/'"), literal_column("'/artifacts'")
+    active: ColumnClause[str] = literal_column(f"'{LifecycleStage.ACTIVE}'")
+    slash: ColumnClause[str] = literal_column("'/'")
+    suffix: ColumnClause[str] = literal_column("'/artifacts'")
     # Get-or-create in one statement: inserts nothing (and returns no row) when the run
     # key exists already or the experiment is missing or deleted; the caller then reads.
     create_run = (
@@ -197,15 +203,24 @@ def _sql(conn: Connection, name: str) -> tuple[str, tuple[str, ...] | None]:
             stmt = _statements(dialect.name)[name]
             columns = _COLUMNS.get(name)
             compiled = stmt.compile(dialect=dialect, column_keys=list(columns) if columns else None)
-            order = tuple(compiled.positiontup) if compiled.positional else None
+            assert isinstance(compiled, SQLCompiler)  # every statement here is DML or a SELECT
+            positions = compiled.positiontup  # set only for a positional paramstyle
+            order = tuple(positions) if positions is not None else None
             found = _compiled[key] = (str(compiled), order)
     return found
+
+
+def _cursor(conn: Connection) -> DBAPICursor:
+    """A cursor of the driver's own connection, past SQLAlchemy's statement pipeline."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None  # an open Connection always holds its driver connection
+    return dbapi.cursor()
 
 
 def _execute(conn: Connection, name: str, params: dict[str, Any]) -> Any:
     """A new cursor that ran one named statement (the caller closes it)."""
     sql, order = _sql(conn, name)
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = _cursor(conn)
     try:
         cursor.execute(sql, tuple(params[n] for n in order) if order is not None else params)
     except Exception as exc:  # a full disk, a read-only file...: as StoreError
@@ -281,7 +296,7 @@ def run_many(conn: Connection, name: str, rows: Sequence[dict[str, Any]]) -> Non
     if not rows:
         return
     sql, order = _sql(conn, name)
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = _cursor(conn)
     try:
         if order is not None:
             cursor.executemany(sql, [tuple(row[n] for n in order) for row in rows])
@@ -373,7 +388,9 @@ def _upsert_statement(
 _CHILD_TABLES = ("params", "tags", "latest_metrics")
 
 
-def select_children(conn: Connection, table: str, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
+def select_children(
+    conn: Connection, table: str, run_ids: Sequence[str]
+) -> Sequence[tuple[Any, ...]]:
     """``(run_uuid, key, value)`` of every row of a child table for some runs (reads a page
     of search results: tens of thousands of rows, where per-row Python cost dominates);
     ``latest_metrics`` rows add ``timestamp, step``."""
@@ -386,7 +403,7 @@ def select_children(conn: Connection, table: str, run_ids: Sequence[str]) -> lis
         f"SELECT run_uuid, {key}, value{extra} FROM {table} "
         f"WHERE run_uuid IN ({', '.join([mark] * len(run_ids))})"
     )
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor = _cursor(conn)
     try:
         cursor.execute(sql, tuple(run_ids))
         return cursor.fetchall()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -232,8 +233,9 @@ def compile_order_by(
     return clauses, from_clause
 
 
-def sort_key(column: ColumnElement[object], ascending: bool, dialect: str) -> ColumnElement[object]:
+def sort_key(column: ColumnElement[object], ascending: bool, dialect: str) -> ColumnElement[Any]:
     """``column ASC|DESC``, with code-point order for strings on every dialect."""
     if dialect == "postgresql" and isinstance(column.type, String):
-        column = column.collate("C")
+        collated = column.collate("C")
+        return collated.asc() if ascending else collated.desc()
     return column.asc() if ascending else column.desc()

@@ -15,7 +15,18 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, Row, and_, delete, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    Table,
+    and_,
+    delete,
+    insert,
+    select,
+    update,
+)
 
 from flowml.exceptions import InvalidParameter, InvalidState, ResourceNotFound
 from flowml.tracking import validation as v
@@ -84,7 +95,7 @@ def _pairs(kind: str, values: Mapping[str, str] | None) -> dict[str, str]:
     return checked
 
 
-def parse_filter(filter_string: str | None) -> list[object]:
+def parse_filter(filter_string: str | None) -> list[ColumnElement[bool]]:
     """``name = 'x' AND source_run_id = 'y'``-style filters as SQL conditions.
 
     Raises:
@@ -98,7 +109,7 @@ def parse_filter(filter_string: str | None) -> list[object]:
     )
     if _FILTER_RE.fullmatch(filter_string) is None:
         raise unsupported
-    conditions: list[object] = []
+    conditions: list[ColumnElement[bool]] = []
     for match in _CLAUSE_RE.finditer(filter_string):
         if match.group(1) not in _FILTER_FIELDS:
             raise unsupported
@@ -302,7 +313,9 @@ class SqlLoggedModelStore:
     # -- helpers -------------------------------------------------------------------------
 
     @staticmethod
-    def _write_pairs(conn: Connection, table, model_id: str, pairs: Mapping[str, str]) -> None:  # type: ignore[no-untyped-def]
+    def _write_pairs(
+        conn: Connection, table: Table, model_id: str, pairs: Mapping[str, str]
+    ) -> None:
         if pairs:
             conn.execute(
                 insert(table),
@@ -330,7 +343,7 @@ class SqlLoggedModelStore:
 
 
 def _entity(conn: Connection, row: Row) -> LoggedModel:
-    def pairs(table) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    def pairs(table: Table) -> dict[str, str]:
         rows = conn.execute(
             select(table.c.key, table.c.value).where(table.c.model_id == row.model_id)
         )

@@ -168,6 +168,7 @@ class SqlRuns:
             row = sql_fast.update_run(conn, run_id, status=status, end_time=end_time, name=run_name)
             if row is None:
                 self._require_active_run(conn, run_id)
+                raise AssertionError("update_run matched no active run")  # unreachable
             if run_name is not None:
                 sql_fast.run_many(
                     conn, "upsert_tags", [{"run_uuid": run_id, "key": RUN_NAME, "value": run_name}]
@@ -260,6 +261,7 @@ def _new_run(
     run_name = v.validate_run_name(run_name)
     tag_values[RUN_NAME] = run_name
     run_uuid = uuid.uuid4().hex
+    started = start_time if start_time is not None else now_ms()
     values = {
         "run_uuid": run_uuid,
         "run_key": run_key,
@@ -267,7 +269,7 @@ def _new_run(
         "experiment_id": exp_id,
         "user_id": user_id,
         "status": status,
-        "start_time": start_time if start_time is not None else now_ms(),
+        "start_time": started,
         "parent_run_uuid": tag_values.get(PARENT_RUN_ID),
     }
     tag_rows = [{"run_uuid": run_uuid, "key": k, "value": val} for k, val in tag_values.items()]
@@ -277,7 +279,7 @@ def _new_run(
         run_name=run_name,
         user_id=user_id,
         status=status,
-        start_time=values["start_time"],
+        start_time=started,
         end_time=None,
         artifact_uri="",
     )

@@ -1,4 +1,5 @@
-"""Alembic environment: always run with a connection handed in by `flowml.tracking.store.migrate`."""
+"""Alembic environment: always run with a connection handed in by
+`flowml.tracking.store.migrate`."""
 
 from __future__ import annotations
 
