@@ -25,6 +25,7 @@ from flowml.tracing import entities as e
 from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG, load_spans
 from flowml.tracing.schema import assessments, trace_tags, traces
 from flowml.tracing.search import TRACE_SEARCH, TRACE_TARGET
+from flowml.tracing.span_payloads import needs_offload, offload, restore
 from flowml.tracing.store_read import (
     CompiledPage,
     page_statement,
@@ -83,6 +84,7 @@ class SqlTraceStore:
         if not batch:
             return
         ids = [t.info.trace_id for t in batch]
+        self._offload_payloads(batch)
         with write_transaction(self.engine) as conn:
             existing = self._existing(conn, ids)
             self._check_experiments(conn, {t.info.experiment_id for t in batch})
@@ -105,6 +107,34 @@ class SqlTraceStore:
             insert_ignore(conn, "spans", span_rows)
             insert_ignore(conn, "trace_tags", tag_rows)
             insert_ignore(conn, "trace_metadata", meta_rows)
+
+    def _offload_payloads(self, batch: Sequence[e.Trace]) -> None:
+        """Move span payloads over the size threshold to the artifact store (see
+        `flowml.tracing.span_payloads`), before any row is written."""
+        large = [t for t in batch if needs_offload(t.data.spans)]
+        if not large:
+            return
+        from flowml.tracking.store.schema import experiments
+
+        wanted = {int(t.info.experiment_id) for t in large if str(t.info.experiment_id).isdigit()}
+        with self.engine.connect() as conn:
+            roots = dict(
+                conn.execute(
+                    select(experiments.c.experiment_id, experiments.c.artifact_location).where(
+                        experiments.c.experiment_id.in_(sorted(wanted))
+                    )
+                ).all()
+            )
+        for trace in large:
+            info = trace.info
+            location = info.tags.get(ARTIFACT_LOCATION_TAG)
+            if location is None:
+                root = roots.get(int(info.experiment_id)) if info.experiment_id.isdigit() else None
+                if root is None:
+                    continue  # an unknown experiment: write_traces raises ResourceNotFound
+                location = f"{root.rstrip('/')}/traces/{info.trace_id}/artifacts"
+                info.tags[ARTIFACT_LOCATION_TAG] = location
+            offload(trace.data.spans, location)
 
     @staticmethod
     def _existing(conn: Connection, ids: list[str]) -> set[str]:
@@ -240,6 +270,8 @@ class SqlTraceStore:
                     conn.execute(select(_t.trace_id).where(_t.trace_id == trace_id))  # BEGIN
                     insert_ignore(conn, "spans", [_span_row(trace_id, s) for s in found])
                 found = self.get_spans([trace_id])[trace_id]
+        elif location:
+            restore(found, location)
         return e.Trace(infos[0], e.TraceData(found))
 
     def get_trace_info(self, trace_id: str) -> e.TraceInfo:
@@ -318,6 +350,11 @@ class SqlTraceStore:
                 conn, node, items, filter_string, order_by, len(exp_ids), include_spans
             )
             found, more = read_page(conn, page, exp_ids, offset, max_results)
+        if include_spans:
+            for trace in found:
+                location = trace.info.tags.get(ARTIFACT_LOCATION_TAG)
+                if location and trace.data.spans:
+                    restore(trace.data.spans, location)
         token = encode_page_token(offset + len(found), 0, fingerprint) if more else None
         return PagedList(found, token)
 
