@@ -15,7 +15,7 @@ from typing import Any
 from flowml.tracing import entities as e
 from flowml.tracing.wire import assessment_to_json, info_from_json, trace_from_json, trace_to_json
 from flowml.tracking.entities import PagedList
-from flowml.tracking.store.rest_http import HttpTransport
+from flowml.tracking.store.rest_http import DEFAULT_MAX_RETRY_SECONDS, HttpTransport
 
 __all__ = ["RestTraceStore"]
 
@@ -29,11 +29,12 @@ class RestTraceStore:
 
     Args:
         uri: the server's URL (``http://host:port``).
+        max_retry_seconds: how long an unreachable server is retried before `StoreError`.
     """
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, *, max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS) -> None:
         self.uri = uri.rstrip("/")
-        self.http = HttpTransport(self.uri)
+        self.http = HttpTransport(self.uri, max_retry_seconds=max_retry_seconds)
 
     def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         return self.http.json("POST", _BASE + path, body)

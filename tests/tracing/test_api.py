@@ -347,16 +347,30 @@ def test_open_traces_are_bounded(sqlite_uri, monkeypatch, caplog):
     assert flowml.get_trace(spans[2].trace_id) is not None
 
 
-def test_a_rest_tracking_uri_is_refused_clearly(caplog):
-    flowml.set_tracking_uri("http://127.0.0.1:9")
+def test_an_unreachable_server_never_breaks_the_traced_code(caplog):
+    from flowml.exceptions import StoreError
+    from flowml.tracing import writer
+    from flowml.tracing.rest_store import RestTraceStore
 
-    @flowml.trace
-    def f() -> int:
-        return 1
+    uri = "http://127.0.0.1:9"
+    flowml.set_tracking_uri(uri)
+    writer._stores[uri] = RestTraceStore(uri, max_retry_seconds=0.2)
+    try:
 
-    assert f() == 1  # the traced code never fails because of tracing
-    with pytest.raises(InvalidParameter, match="FLOWML_OTLP_ENDPOINT"):
-        flowml.search_traces()  # the failed background write surfaces here, once
-    with pytest.raises(InvalidParameter, match="SQL tracking store"):
-        flowml.search_traces()
-    assert "could not write 1 trace" in caplog.text
+        @flowml.trace
+        def f() -> int:
+            return 1
+
+        assert f() == 1  # the traced code never fails because of tracing
+        with pytest.raises(StoreError, match="did not answer"):
+            flowml.search_traces()  # the failed background write surfaces here, once
+        assert "could not write 1 trace" in caplog.text
+    finally:
+        writer._stores.pop(uri, None)
+
+
+def test_a_tracking_uri_without_a_trace_store_is_refused_clearly():
+    from flowml.tracing import writer
+
+    with pytest.raises(InvalidParameter, match="SQL tracking store or a flowml server"):
+        writer.store_for("file:///tmp/mlruns")
