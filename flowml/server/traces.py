@@ -34,6 +34,7 @@ from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG
 from flowml.tracing.assessments import make_assessment
 from flowml.tracing.entities import SOURCE_RUN, Trace, TraceData, TraceInfo, TraceState
 from flowml.tracing.otlp import MAX_OTLP_BODY_BYTES, decode_request, traces_from_request
+from flowml.tracing.span_payloads import REFERENCES
 from flowml.tracing.store import SqlTraceStore
 
 __all__ = [
@@ -234,6 +235,12 @@ def write_traces(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
         _trace_id(trace.info.trace_id)
         if ARTIFACT_LOCATION_TAG in trace.info.tags:
             raise InvalidParameter(f"The tag {ARTIFACT_LOCATION_TAG!r} is set by the server")
+        for span in trace.data.spans:  # payload references are the store's to make
+            attributes = span.raw.get("attributes") or {}
+            if any(key in attributes for key in REFERENCES.values()):
+                raise InvalidParameter(
+                    f"Span attributes {sorted(REFERENCES.values())} are set by the server"
+                )
     _store_for(ctx).write_traces(batch)
     return {}
 

@@ -123,6 +123,7 @@ def test_errors_through_the_server_are_typed_and_write_nothing(server):
                 }
             ]
         },
+        {"traces": [_crafted_reference()]},
     ):
         reply = httpx.post(base + "/write", json=body, timeout=60)
         assert reply.status_code == 400, reply.text
@@ -131,6 +132,17 @@ def test_errors_through_the_server_are_typed_and_write_nothing(server):
     )
     assert reply.status_code == 400
     assert store.count_traces() == 1
+
+
+def _crafted_reference() -> dict:
+    span = {
+        "span_id": "AAAAAAAAAAE=",
+        "name": "s",
+        "start_time_unix_nano": 1,
+        "attributes": {"flowml.spanOutputsArtifact": '"../../../etc/passwd"'},
+    }
+    info = {"trace_id": "tr-" + "3" * 32, "experiment_id": "0", "state": "OK", "request_time": 1}
+    return {"info": info, "spans": [span]}
 
 
 def test_large_payloads_go_to_the_server_artifact_store(server, tmp_path):
