@@ -19,6 +19,7 @@ Usage:
     python benchmarks/bench_tracing.py                 # full run
     python benchmarks/bench_tracing.py --quick         # small sizes, a smoke run
     python benchmarks/bench_tracing.py --side flowml --quick --json
+    python benchmarks/bench_tracing.py --search-only   # (c) alone, both sides
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def worker(side: str, sizes: dict[str, int], db: Path) -> dict[str, float]:
     one(0)
     ten(0)  # warm-up: first-use imports and the store's creation stay outside the clock
     flush()
+    if sizes.get("search_only"):
+        return _search(lib, flush, sizes, out)
     for label, fn, calls, depth in (
         ("overhead_1_us", one, sizes["calls"], 1),
         ("overhead_10_us", ten, sizes["deep_calls"], 10),
@@ -100,7 +103,10 @@ def worker(side: str, sizes: dict[str, int], db: Path) -> dict[str, float]:
         ten(i)
     flush()
     out["spans_per_s"] = sizes["write_traces"] * 10 / (time.perf_counter() - start)
+    return _search(lib, flush, sizes, out)
 
+
+def _search(lib: Any, flush: Any, sizes: dict[str, int], out: dict[str, float]) -> dict[str, float]:
     @lib.trace
     def request(i: int) -> int:
         lib.update_current_trace(tags={"bucket": str(i % 10)})
@@ -172,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     parser.add_argument("--side", choices=["both", "flowml", "mlflow"], default="both")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument(
+        "--search-only", action="store_true", help="only (c): record 10,000 traces and search"
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--sizes", help=argparse.SUPPRESS)
     parser.add_argument("--db", help=argparse.SUPPRESS)
@@ -179,7 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(worker(args.worker, json.loads(args.sizes), Path(args.db))))
         return 0
-    sizes = QUICK if args.quick else FULL
+    sizes = dict(QUICK if args.quick else FULL)
+    if args.search_only:
+        sizes["search_only"] = 1
     sides = ["flowml", "mlflow"] if args.side == "both" else [args.side]
     results = {side: _run_side(side, sizes) for side in sides}
     rows = []

@@ -41,7 +41,7 @@ _FRAME_COLUMNS = ("trace_id", "spans")
 
 
 def tracing_available(tracking_uri: str) -> bool:
-    """Whether traces can be stored for this tracking URI (a SQL store: not a REST server)."""
+    """Whether traces can be stored for this tracking URI (a SQL store or a flowml server)."""
     from flowml.tracing import writer
 
     try:

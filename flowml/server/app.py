@@ -167,6 +167,7 @@ def _routes() -> list[BaseRoute]:
         # flowml's own methods: for its REST store, and for the web UI.
         for endpoint in (
             *extension.ENDPOINTS,
+            *traces.FLOWML_ENDPOINTS,
             *history.ENDPOINTS,
             *registry_ui.ENDPOINTS,
             *previews.ENDPOINTS,

@@ -29,13 +29,22 @@ from flowml.exceptions import BadRequest, FlowMLError, InvalidParameter, StoreEr
 from flowml.server.api import Endpoint, error_response, internal_error, json_response
 from flowml.server.context import ServerContext
 from flowml.server.wire import Fields
+from flowml.tracing import wire
 from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG
+from flowml.tracing.assessments import make_assessment
 from flowml.tracing.entities import SOURCE_RUN, Trace, TraceData, TraceInfo, TraceState
 from flowml.tracing.otlp import MAX_OTLP_BODY_BYTES, decode_request, traces_from_request
+from flowml.tracing.span_payloads import REFERENCES
 from flowml.tracing.store import SqlTraceStore
 from flowml.tracking.store.sql import SqlStore
 
-__all__ = ["EXPERIMENT_HEADER", "V3_ENDPOINTS", "otlp_intake", "trace_info_json"]
+__all__ = [
+    "EXPERIMENT_HEADER",
+    "FLOWML_ENDPOINTS",
+    "V3_ENDPOINTS",
+    "otlp_intake",
+    "trace_info_json",
+]
 
 _trace_stores: dict[str, SqlTraceStore] = {}
 
@@ -188,4 +197,122 @@ def get_trace_info_v3(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
 V3_ENDPOINTS = (
     Endpoint("/traces", "POST", start_trace_v3),
     Endpoint("/traces/{trace_id}", "GET", get_trace_info_v3),
+)
+
+
+# -- flowml's REST trace store (``/api/2.0/flowml/traces/*``) --------------------------------
+#
+# What `flowml.tracing.rest_store.RestTraceStore` calls: flowml's own tracing with the
+# tracking URI at this server writes and reads traces here (`flowml.tracing.wire`).
+
+MAX_WRITE_TRACES = 1_000
+MAX_ASSESSMENTS = 10_000
+
+
+def _list(fields: Fields, name: str, limit: int) -> list[Any]:
+    value = fields._data.get(name)
+    if not isinstance(value, list):
+        raise InvalidParameter(f"Field {name!r} must be a list")
+    if len(value) > limit:
+        raise InvalidParameter(f"Field {name!r} holds {len(value):,} items; at most {limit:,}")
+    return value
+
+
+def _wire_trace(trace: Trace, ctx: ServerContext) -> dict[str, Any]:
+    out = wire.trace_to_json(trace)
+    _wire_tags(out["info"], ctx)
+    return out
+
+
+def _wire_tags(info: dict[str, Any], ctx: ServerContext) -> dict[str, Any]:
+    """The artifact location tag as clients see it (``mlflow-artifacts:/...``)."""
+    location = info["tags"].get(ARTIFACT_LOCATION_TAG)
+    if location:
+        info["tags"] = {**info["tags"], ARTIFACT_LOCATION_TAG: ctx.locations.to_wire(location)}
+    return info
+
+
+def write_traces(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    """``POST /traces/write``: store (or merge) finished traces with their spans."""
+    batch = [wire.trace_from_json(t) for t in _list(fields, "traces", MAX_WRITE_TRACES)]
+    for trace in batch:
+        _trace_id(trace.info.trace_id)
+        if ARTIFACT_LOCATION_TAG in trace.info.tags:
+            raise InvalidParameter(f"The tag {ARTIFACT_LOCATION_TAG!r} is set by the server")
+        for span in trace.data.spans:  # payload references are the store's to make
+            attributes = span.raw.get("attributes") or {}
+            if any(key in attributes for key in REFERENCES.values()):
+                raise InvalidParameter(
+                    f"Span attributes {sorted(REFERENCES.values())} are set by the server"
+                )
+    _store_for(ctx).write_traces(batch)
+    return {}
+
+
+def get_trace(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    """``POST /traces/get``: a trace with its spans and assessments."""
+    trace = _store_for(ctx).get_trace(_trace_id(fields.required("trace_id")))
+    return {"trace": _wire_trace(trace, ctx)}
+
+
+def get_trace_infos(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    """``POST /traces/infos``: the summaries (with assessments) of the traces that exist."""
+    ids = [str(i) for i in _list(fields, "trace_ids", 10_000)]
+    found = _store_for(ctx).get_trace_infos(ids)
+    return {"infos": [_wire_tags(wire.info_to_json(i), ctx) for i in found.values()]}
+
+
+def search_traces(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    """``POST /traces/search``: a page of traces, optionally with their spans."""
+    max_results = fields.int64("max_results")
+    page = _store_for(ctx).search(
+        fields.strings("experiment_ids"),
+        fields.string("filter"),
+        fields.strings("order_by"),
+        100 if max_results is None else max_results,
+        fields.string("page_token"),
+        include_spans=fields.boolean("include_spans"),
+    )
+    out: dict[str, Any] = {"traces": [_wire_trace(t, ctx) for t in page]}
+    if page.token:
+        out["next_page_token"] = page.token
+    return out
+
+
+def create_assessments(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    """``POST /traces/assessments``: store feedback and expectations (all or nothing)."""
+    batch = [wire.assessment_from_json(a) for a in _list(fields, "assessments", MAX_ASSESSMENTS)]
+    for assessment in batch:
+        make_assessment(  # the library's validation, on the server too
+            assessment.kind,
+            assessment.trace_id,
+            assessment.name,
+            assessment.value,
+            assessment.source,
+            rationale=assessment.rationale,
+        )
+    _store_for(ctx).create_assessments(batch)
+    return {}
+
+
+def set_trace_tag(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    _store_for(ctx).set_trace_tag(
+        _trace_id(fields.required("trace_id")), fields.required("key"), fields.string("value") or ""
+    )
+    return {}
+
+
+def delete_trace_tag(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    _store_for(ctx).delete_trace_tag(_trace_id(fields.required("trace_id")), fields.required("key"))
+    return {}
+
+
+FLOWML_ENDPOINTS = (
+    Endpoint("/traces/write", "POST", write_traces),
+    Endpoint("/traces/get", "POST", get_trace),
+    Endpoint("/traces/infos", "POST", get_trace_infos),
+    Endpoint("/traces/search", "POST", search_traces),
+    Endpoint("/traces/assessments", "POST", create_assessments),
+    Endpoint("/traces/tags/set", "POST", set_trace_tag),
+    Endpoint("/traces/tags/delete", "POST", delete_trace_tag),
 )

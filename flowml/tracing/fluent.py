@@ -313,10 +313,9 @@ def get_last_active_trace_id() -> str | None:
 
 
 def _store():  # noqa: ANN202 - SqlTraceStore
-    from flowml.tracking import fluent
-
     writer.flush()
-    return writer.store_for(fluent.get_tracking_uri())
+    # Cached on the settings' inputs: reading the settings scans the whole environment.
+    return writer.store_for(provider.destination()[0])
 
 
 def get_trace(trace_id: str) -> Trace | None:
@@ -380,7 +379,6 @@ def search_traces(
         >>> [t.info.trace_id for t in found] == [flowml.get_last_active_trace_id()]
         True
     """
-    from flowml.tracking import fluent
 
     if return_type is None:
         import importlib.util
@@ -389,16 +387,20 @@ def search_traces(
     if return_type not in ("pandas", "list"):
         raise InvalidParameter(f"return_type must be 'pandas' or 'list', got {return_type!r}")
     store = _store()
-    ids = list(experiment_ids) if experiment_ids else [fluent.current_experiment_id()]
+    ids = list(experiment_ids) if experiment_ids else [provider.destination()[1]]
     if run_id is not None:
         quoted = str(run_id).replace("'", "''")
         clause = f"attributes.run_id = '{quoted}'"
         filter_string = f"({filter_string}) AND {clause}" if filter_string else clause
-    page = store.search_traces(ids, filter_string, order_by, max_results or SEARCH_TRACES_DEFAULT)
-    spans = store.get_spans([i.trace_id for i in page]) if include_spans else {}
-    from flowml.tracing.entities import TraceData
-
-    traces = [Trace(info, TraceData(spans.get(info.trace_id, []))) for info in page]
+    traces = list(
+        store.search(
+            ids,
+            filter_string,
+            order_by,
+            max_results or SEARCH_TRACES_DEFAULT,
+            include_spans=include_spans,
+        )
+    )
     if return_type == "list":
         return traces
     return _frame(traces)

@@ -1,9 +1,11 @@
 """Span inputs and outputs as JSON text, bounded in size.
 
 Values are serialised with orjson (dataclasses, datetimes, numpy arrays natively; pydantic
-models through ``model_dump``; anything else as its ``str``). Text longer than
-`MAX_PAYLOAD_CHARS` is cut and stored as a JSON string ending with a marker, so a huge
-prompt or retrieved document cannot bloat the store or the span processor's memory.
+models through ``model_dump``; anything else as its ``str``). Payloads over
+`flowml.tracing.span_payloads.ARTIFACT_THRESHOLD_CHARS` are kept whole and moved to the
+artifact store when the trace is written; only text longer than `MAX_PAYLOAD_CHARS` (a
+memory bound for the span processor) is cut and stored as a JSON string ending with a
+marker.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["MAX_PAYLOAD_CHARS", "PREVIEW_CHARS", "dumps", "preview"]
+__all__ = ["MAX_ATTRIBUTE_CHARS", "MAX_PAYLOAD_CHARS", "PREVIEW_CHARS", "dumps", "preview"]
 
-#: The most characters one span's inputs (or outputs) keep.
-MAX_PAYLOAD_CHARS = 64_000
+#: The most characters one span's inputs (or outputs) keep (past it they are cut).
+MAX_PAYLOAD_CHARS = 16_000_000
+#: The most characters any other span attribute keeps.
+MAX_ATTRIBUTE_CHARS = 64_000
 #: The request/response previews of a trace (what lists and searches show).
 PREVIEW_CHARS = 1_000
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -33,13 +37,15 @@ def _fallback(value: Any) -> Any:
     return str(value)
 
 
-def dumps(value: Any, limit: int = MAX_PAYLOAD_CHARS) -> str:
+def dumps(value: Any, limit: int | None = None) -> str:
     """``value`` as JSON text of at most about ``limit`` characters.
 
     Example:
         >>> dumps({"q": "hi"})
         '{"q":"hi"}'
     """
+    if limit is None:
+        limit = MAX_PAYLOAD_CHARS
     if isinstance(value, str) and len(value) < limit:
         return orjson.dumps(value).decode()
     try:

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PendingTrace",
     "current_pending",
+    "destination",
     "get_tracer",
     "register_context_provider",
     "reset",
@@ -105,7 +106,7 @@ _DESTINATION_ENV = ("FLOWML_TRACKING_URI", "FLOWML_HOME", "FLOWML_EXPERIMENT_ID"
 _destinations: dict[tuple[str | None, ...], tuple[str, str]] = {}
 
 
-def _destination() -> tuple[str, str, str | None]:
+def destination() -> tuple[str, str, str | None]:
     """(tracking URI, experiment id, run id) for a trace starting in this context."""
     from flowml.tracking import fluent
 
@@ -133,7 +134,7 @@ class TraceProcessor:
         if trace_id in _pending:
             return
         # A root span (or the first local span of a trace started elsewhere).
-        uri, experiment_id, run_id = _destination()
+        uri, experiment_id, run_id = destination()
         pending = PendingTrace(
             trace_id=f"tr-{trace_id:032x}",
             root_span_id=span.context.span_id,

@@ -1,6 +1,7 @@
 """The trace tables, on the tracking schema's `MetaData` (one database, one migration history).
 
-The alembic revision ``0006_traces`` creates exactly these; a test compares the two.
+The alembic revisions ``0006_traces`` and ``0008_trace_indexes`` create exactly these; a
+test compares the two.
 
 Design notes:
 - ``traces`` holds one row per trace (MLflow's TraceInfo): its experiment, state, start
@@ -58,13 +59,14 @@ traces = Table(
     Index(
         "ix_traces_experiment_id_timestamp_ms_trace_id", "experiment_id", "timestamp_ms", "trace_id"
     ),
+    Index("ix_traces_experiment_id_state_timestamp_ms", "experiment_id", "state", "timestamp_ms"),
     Index("ix_traces_run_uuid", "run_uuid"),
     Index("ix_traces_timestamp_ms", "timestamp_ms"),
 )
 
 
 def _key_value(name: str) -> Table:
-    return Table(
+    table = Table(
         name,
         metadata,
         Column(
@@ -76,6 +78,12 @@ def _key_value(name: str) -> Table:
         Column("key", String(250), primary_key=True),
         Column("value", Text, nullable=False),
     )
+    # Selective ``tags.k = 'v'`` filters: a (key, value) B-tree on SQLite. On PostgreSQL
+    # revision 0008 makes ``ix_<table>_value_hash`` (a hash index on the value) instead:
+    # values up to 8,000 chars exceed a B-tree entry's limit. (Alembic's autogenerate
+    # ignores ``ddl_if``, so only the SQLite one is declared here.)
+    Index(f"ix_{name}_key_value", table.c.key, table.c.value).ddl_if(dialect="sqlite")
+    return table
 
 
 trace_tags = _key_value("trace_tags")

@@ -20,7 +20,7 @@ from opentelemetry import trace as otel_trace
 from opentelemetry.trace import Status, StatusCode
 
 from flowml.tracing.entities import SpanAttributeKey, SpanType
-from flowml.tracing.payload import dumps
+from flowml.tracing.payload import MAX_ATTRIBUTE_CHARS, dumps
 from flowml.tracing.provider import get_tracer
 
 if TYPE_CHECKING:
@@ -63,11 +63,11 @@ class LiveSpan:
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute (any JSON-serialisable value)."""
-        self._span.set_attribute(key, dumps(value))
+        self._span.set_attribute(key, dumps(value, MAX_ATTRIBUTE_CHARS))
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         for key, value in attributes.items():
-            self._span.set_attribute(key, dumps(value))
+            self._span.set_attribute(key, dumps(value, MAX_ATTRIBUTE_CHARS))
 
     def set_span_type(self, span_type: str) -> None:
         self._span.set_attribute(SpanAttributeKey.SPAN_TYPE, dumps(span_type))
@@ -163,7 +163,7 @@ def encode_attributes(
     """A span's type and attributes as the JSON-encoded OTel attributes it starts with."""
     out = {SpanAttributeKey.SPAN_TYPE: dumps(span_type or SpanType.UNKNOWN)}
     if attributes:
-        out.update((k, dumps(v)) for k, v in attributes.items())
+        out.update((k, dumps(v, MAX_ATTRIBUTE_CHARS)) for k, v in attributes.items())
     return out
 
 

@@ -18,14 +18,21 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.tracing import entities as e
 from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG, load_spans
 from flowml.tracing.schema import assessments, trace_tags, traces
 from flowml.tracing.search import TRACE_SEARCH, TRACE_TARGET
-from flowml.tracing.store_read import read_infos, read_spans
+from flowml.tracing.span_payloads import needs_offload, offload, restore
+from flowml.tracing.store_read import (
+    CompiledPage,
+    page_statement,
+    read_infos,
+    read_page,
+    read_spans,
+)
 from flowml.tracing.store_write import COLUMNS, insert_ignore
 from flowml.tracking.entities import PagedList
 from flowml.tracking.search import parse_filter, parse_order_by
@@ -46,6 +53,7 @@ __all__ = ["SEARCH_TRACES_MAX_RESULTS_LIMIT", "SqlTraceStore"]
 SEARCH_TRACES_MAX_RESULTS_LIMIT = 50_000
 _IN_CHUNK = 500  # ids per IN (...) list: well under every driver's parameter limit
 _t = traces.c
+_COMPILED_PAGES = 64  # search shapes kept compiled per store
 
 
 class SqlTraceStore:
@@ -62,6 +70,7 @@ class SqlTraceStore:
         self.uri = uri
         self.engine = get_engine(uri)
         self.search_timeout_seconds = search_timeout_seconds
+        self._pages: dict[tuple[Any, ...], CompiledPage] = {}
         migrate.upgrade(self.engine)
 
     # -- writes ------------------------------------------------------------------------------
@@ -75,6 +84,7 @@ class SqlTraceStore:
         if not batch:
             return
         ids = [t.info.trace_id for t in batch]
+        self._offload_payloads(batch)
         with write_transaction(self.engine) as conn:
             existing = self._existing(conn, ids)
             self._check_experiments(conn, {t.info.experiment_id for t in batch})
@@ -98,6 +108,34 @@ class SqlTraceStore:
             insert_ignore(conn, "spans", span_rows)
             insert_ignore(conn, "trace_tags", tag_rows)
             insert_ignore(conn, "trace_metadata", meta_rows)
+
+    def _offload_payloads(self, batch: Sequence[e.Trace]) -> None:
+        """Move span payloads over the size threshold to the artifact store (see
+        `flowml.tracing.span_payloads`), before any row is written."""
+        large = [t for t in batch if needs_offload(t.data.spans)]
+        if not large:
+            return
+        from flowml.tracking.store.schema import experiments
+
+        wanted = {int(t.info.experiment_id) for t in large if str(t.info.experiment_id).isdigit()}
+        with self.engine.connect() as conn:
+            roots = dict(
+                conn.execute(
+                    select(experiments.c.experiment_id, experiments.c.artifact_location).where(
+                        experiments.c.experiment_id.in_(sorted(wanted))
+                    )
+                ).all()
+            )
+        for trace in large:
+            info = trace.info
+            location = info.tags.get(ARTIFACT_LOCATION_TAG)
+            if location is None:
+                root = roots.get(int(info.experiment_id)) if info.experiment_id.isdigit() else None
+                if root is None:
+                    continue  # an unknown experiment: write_traces raises ResourceNotFound
+                location = f"{root.rstrip('/')}/traces/{info.trace_id}/artifacts"
+                info.tags[ARTIFACT_LOCATION_TAG] = location
+            offload(trace.data.spans, location)
 
     @staticmethod
     def _existing(conn: Connection, ids: list[str]) -> set[str]:
@@ -233,6 +271,8 @@ class SqlTraceStore:
                     conn.execute(select(_t.trace_id).where(_t.trace_id == trace_id))  # BEGIN
                     insert_ignore(conn, "spans", [_span_row(trace_id, s) for s in found])
                 found = self.get_spans([trace_id])[trace_id]
+        elif location:
+            restore(found, location)
         return e.Trace(infos[0], e.TraceData(found))
 
     def get_trace_info(self, trace_id: str) -> e.TraceInfo:
@@ -270,6 +310,25 @@ class SqlTraceStore:
         Raises:
             InvalidParameter: a bad filter, order_by, page token or ``max_results``.
         """
+        page = self.search(experiment_ids, filter_string, order_by, max_results, page_token)
+        return PagedList([t.info for t in page], page.token)
+
+    def search(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        order_by: Sequence[str] | None = None,
+        max_results: int = 100,
+        page_token: str | None = None,
+        *,
+        include_spans: bool = False,
+    ) -> PagedList[e.Trace]:
+        """Traces matching a filter, newest first, in one SQL statement: their summaries,
+        tags and metadata, and with ``include_spans`` their spans (else empty `TraceData`).
+
+        Raises:
+            InvalidParameter: a bad filter, order_by, page token or ``max_results``.
+        """
         if (
             not isinstance(max_results, int)
             or not 0 < max_results <= SEARCH_TRACES_MAX_RESULTS_LIMIT
@@ -288,20 +347,45 @@ class SqlTraceStore:
         fingerprint = query_fingerprint(sorted(exp_ids), filter_string, list(order_by or []))
         offset = decode_page_token(page_token, fingerprint).offset if page_token else 0
         with search_connection(self.engine, self.search_timeout_seconds) as conn:
+            page = self._compiled_page(
+                conn, node, items, filter_string, order_by, len(exp_ids), include_spans
+            )
+            found, more = read_page(conn, page, exp_ids, offset, max_results)
+        if include_spans:
+            for trace in found:
+                location = trace.info.tags.get(ARTIFACT_LOCATION_TAG)
+                if location and trace.data.spans:
+                    restore(trace.data.spans, location)
+        token = encode_page_token(offset + len(found), 0, fingerprint) if more else None
+        return PagedList(found, token)
+
+    def _compiled_page(
+        self,
+        conn: Connection,
+        node: Any,
+        items: Any,
+        filter_string: str | None,
+        order_by: Sequence[str] | None,
+        n_experiments: int,
+        include_spans: bool,
+    ) -> CompiledPage:
+        """The search statement for this filter and order, compiled once per shape: the
+        SQL compiler costs more than SQLite needs to answer a page."""
+        key = (filter_string, tuple(order_by or ()), n_experiments, include_spans)
+        page = self._pages.get(key)
+        if page is None:
             dialect = conn.dialect.name
             clauses, from_clause = compile_order_by(items, TRACE_TARGET, dialect)
-            query = (
-                select(_t.trace_id).select_from(from_clause).where(_t.experiment_id.in_(exp_ids))
-            )
+            where = [_t.experiment_id.in_([bindparam(f"x{i}", 0) for i in range(n_experiments)])]
             if node is not None:
-                query = query.where(compile_filter(node, TRACE_TARGET, dialect))
-            query = query.order_by(*clauses, _t.timestamp_ms.desc(), _t.trace_id.desc())
-            ids = list(conn.execute(query.offset(offset).limit(max_results + 1)).scalars())
-            more = len(ids) > max_results
-            ids = ids[:max_results]
-            by_id = {i.trace_id: i for i in self._infos(conn, ids, with_assessments=False)}
-        token = encode_page_token(offset + len(ids), 0, fingerprint) if more else None
-        return PagedList([by_id[i] for i in ids if i in by_id], token)
+                where.append(compile_filter(node, TRACE_TARGET, dialect))
+            order = [*clauses, _t.timestamp_ms.desc(), _t.trace_id.desc()]
+            statement = page_statement(from_clause, where, order, include_spans)
+            page = CompiledPage(statement, conn.dialect)
+            if len(self._pages) >= _COMPILED_PAGES:
+                self._pages.pop(next(iter(self._pages)))
+            self._pages[key] = page
+        return page
 
     # -- row -> entity ------------------------------------------------------------------------
 

@@ -13,11 +13,29 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Integer,
+    Select,
+    String,
+    Text,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    null,
+    select,
+    type_coerce,
+    union_all,
+)
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import ColumnElement, UnaryExpression
 
 from flowml.tracing import entities as e
+from flowml.tracing.schema import spans, trace_metadata, trace_tags, traces
 
-__all__ = ["read_infos", "read_spans"]
+__all__ = ["CompiledPage", "page_statement", "read_infos", "read_page", "read_spans"]
 
 _CHUNK = 500  # ids per IN (...) list: well under every driver's parameter limit
 _TRACE_COLUMNS = (
@@ -123,3 +141,181 @@ def _assessment(row: tuple[Any, ...]) -> e.Assessment:
         last_update_time_ms=row[12],
         valid=bool(row[13]),
     )
+
+
+# -- one search, one statement -------------------------------------------------------------
+#
+# A search page is read by a single statement: a CTE picks the page's trace ids (filter,
+# order, offset, limit: the index does the work), a second numbers those few rows, and a
+# UNION ALL returns, for each, its summary row (kind 0), its tags (1), its metadata (2) and
+# optionally its spans (3), all sorted by page position. Each kind has its own columns (the
+# others NULL), so the branches' types line up on PostgreSQL.
+
+_KIND_TRACE, _KIND_TAG, _KIND_META, _KIND_SPAN = 0, 1, 2, 3
+
+
+def _direction(clause: ColumnElement[Any]) -> tuple[ColumnElement[Any], bool]:
+    """``(expression, descending)`` of an ORDER BY clause."""
+    if isinstance(clause, UnaryExpression) and clause.modifier in (
+        operators.desc_op,
+        operators.asc_op,
+    ):
+        return clause.element, clause.modifier is operators.desc_op
+    return clause, False
+
+
+def page_statement(
+    from_clause: Any,
+    where: Sequence[ColumnElement[Any]],
+    order: Sequence[ColumnElement[Any]],
+    include_spans: bool,
+) -> Select[Any]:
+    """The statement `read_page` reads (see the comment above); its offset and limit are
+    the bind parameters ``page_offset`` and ``page_limit``."""
+    t = traces.c
+    keys = [_direction(clause) for clause in order]
+    page = (
+        select(t.trace_id.label("trace_id"), *[k.label(f"k{i}") for i, (k, _) in enumerate(keys)])
+        .select_from(from_clause)
+        .where(*where)
+        .order_by(*order)
+        .offset(bindparam("page_offset", 0, type_=Integer))
+        .limit(bindparam("page_limit", 1, type_=Integer))
+        .cte("page")
+    )
+    numbered = select(
+        page.c.trace_id,
+        func.row_number()
+        .over(
+            order_by=[
+                page.c[f"k{i}"].desc() if desc else page.c[f"k{i}"].asc()
+                for i, (_, desc) in enumerate(keys)
+            ]
+        )
+        .label("rn"),
+    ).cte("numbered")
+    n = numbered.c
+
+    def part(kind: int, table: Any, **values: Any) -> Select[Any]:
+        columns = {
+            "experiment_id": type_coerce(null(), BigInteger),
+            "state": type_coerce(null(), String),
+            "timestamp_ms": type_coerce(null(), BigInteger),
+            "execution_time_ms": type_coerce(null(), BigInteger),
+            "run_uuid": type_coerce(null(), String),
+            "task_run_id": type_coerce(null(), String),
+            "request_preview": type_coerce(null(), Text),
+            "response_preview": type_coerce(null(), Text),
+            "key": type_coerce(null(), String),
+            "value": type_coerce(null(), Text),
+            "s1": type_coerce(null(), Integer),
+            "s2": type_coerce(null(), BigInteger),
+            "s3": type_coerce(null(), String),
+        }
+        columns.update(values)
+        return select(
+            literal_column(str(kind), Integer).label("kind"),
+            n.rn,
+            n.trace_id,
+            *[value.label(name) for name, value in columns.items()],
+        ).join_from(numbered, table, table.c.trace_id == n.trace_id)
+
+    parts = [
+        part(
+            _KIND_TRACE,
+            traces,
+            **{name: t[name] for name in _TRACE_COLUMNS.split(", ")[1:]},
+        ),
+        part(_KIND_TAG, trace_tags, key=trace_tags.c.key, value=trace_tags.c.value),
+        part(_KIND_META, trace_metadata, key=trace_metadata.c.key, value=trace_metadata.c.value),
+    ]
+    if include_spans:
+        sc = spans.c
+        parts.append(
+            part(
+                _KIND_SPAN,
+                spans,
+                value=sc.content,
+                s1=case((sc.parent_span_id.is_(None), 0), else_=1),
+                s2=sc.start_time_ns,
+                s3=sc.span_id,
+            )
+        )
+    return union_all(*parts).order_by("rn", "kind", "s1", "s2", "s3")  # type: ignore[return-value]
+
+
+class CompiledPage:
+    """`page_statement` compiled once for a dialect: SQL text and how to fill its
+    parameters (the filter's values are fixed; offset and limit vary per call)."""
+
+    __slots__ = ("_fixed", "_order", "sql")
+
+    def __init__(self, statement: Select[Any], dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        self.sql = compiled.string
+        self._fixed = dict(compiled.params)
+        self._order = compiled.positiontup  # None for named paramstyles
+
+    def parameters(self, experiment_ids: Sequence[int], offset: int, limit: int) -> Any:
+        values = {**self._fixed, "page_offset": offset, "page_limit": limit}
+        values.update({f"x{i}": value for i, value in enumerate(experiment_ids)})
+        if self._order is None:
+            return values
+        return [values[name] for name in self._order]
+
+
+def read_page(
+    conn: Connection,
+    page: CompiledPage,
+    experiment_ids: Sequence[int],
+    offset: int,
+    max_results: int,
+) -> tuple[list[e.Trace], bool]:
+    """The traces of a compiled `page_statement` (at most ``max_results`` from ``offset``)
+    and whether there are more (one extra is asked for), on the DBAPI cursor."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(page.sql, page.parameters(experiment_ids, offset, max_results + 1))
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    out: list[e.Trace] = []
+    more = False
+    current: tuple[dict[str, str], dict[str, str], list[e.Span]] | None = None
+    loads = orjson.loads
+    for row in rows:
+        kind = row[0]
+        if kind == _KIND_TRACE:
+            if row[1] > max_results:
+                more = True
+                break
+            current = ({}, {}, [])
+            tags, meta, found = current
+            out.append(
+                e.Trace(
+                    e.TraceInfo(
+                        trace_id=row[2],
+                        experiment_id=str(row[3]),
+                        request_time=row[5],
+                        state=row[4],
+                        execution_duration=row[6],
+                        request_preview=row[9],
+                        response_preview=row[10],
+                        run_id=row[7],
+                        task_run_id=row[8],
+                        trace_metadata=meta,
+                        tags=tags,
+                        assessments=[],
+                    ),
+                    e.TraceData(found),
+                )
+            )
+        elif current is None:  # pragma: no cover - kind 0 sorts first for each trace
+            continue
+        elif kind == _KIND_TAG:
+            current[0][row[11]] = row[12]
+        elif kind == _KIND_META:
+            current[1][row[11]] = row[12]
+        else:
+            current[2].append(e.Span(loads(row[12])))
+    return out, more

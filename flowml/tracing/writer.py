@@ -40,9 +40,11 @@ _lock = threading.Lock()
 def store_for(uri: str) -> SqlTraceStore:
     """The trace store of a tracking URI (opened once per process).
 
+    A SQL database's `SqlTraceStore`, or for ``http(s)://`` a `RestTraceStore` writing and
+    reading through the server.
+
     Raises:
-        InvalidParameter: the URI is not a SQL database (traces are stored in SQL stores;
-            send them to a server over OTLP instead).
+        InvalidParameter: the URI is neither a SQL database nor a server.
     """
     store = _stores.get(uri)
     if store is None:
@@ -51,11 +53,15 @@ def store_for(uri: str) -> SqlTraceStore:
         from flowml.tracing.store import SqlTraceStore
 
         scheme = uri.split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme in ("http", "https"):
+            from flowml.tracing.rest_store import RestTraceStore
+
+            with _lock:
+                return _stores.setdefault(uri, RestTraceStore(uri))  # type: ignore[arg-type]
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise InvalidParameter(
-                f"Traces are stored in a SQL tracking store, not {uri!r}; point the tracking URI "
-                "at sqlite:// or postgresql://, or export spans to a flowml server with "
-                "FLOWML_OTLP_ENDPOINT=<server>"
+                f"Traces are stored in a SQL tracking store or a flowml server, not {uri!r}; "
+                "point the tracking URI at sqlite://, postgresql:// or http(s)://<server>"
             )
         from flowml.tracking.client import TrackingClient
 

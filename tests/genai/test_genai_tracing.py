@@ -198,14 +198,24 @@ def test_a_trace_of_another_store_is_refused_and_nothing_logged(tmp_path):
     assert list(get_client().search_runs(["0"])) == []
 
 
-def test_against_a_tracking_server_predictions_run_untraced(tmp_path):
+def test_against_a_tracking_server_predictions_are_traced_through_it(tmp_path):
     server = start_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "server")
     try:
         flowml.set_tracking_uri(server.url)
         result = genai.evaluate(ROWS, predict_fn=_predict, scorers=[scorers.exact_match()])
-        assert result.result_df["trace_id"].isna().all()
+        ids = list(result.result_df["trace_id"])
+        assert len(set(ids)) == 4 and all(i.startswith("tr-") for i in ids)
         assert result.metrics == {"exact_match/mean": pytest.approx(2 / 3)}
         assert flowml.get_run(result.run_id).info.status == "FINISHED"
+        # Read back through the server: spans, run link and assessments.
+        linked = flowml.search_traces(run_id=result.run_id, return_type="list")
+        assert sorted(t.info.trace_id for t in linked) == sorted(ids)
+        first = flowml.get_trace(ids[0])
+        assert first is not None and first.data.spans[0].inputs == {"question": "q0"}
+        found = _assessments(ids[0])
+        assert found[("feedback", "exact_match")].value is True
+        assert found[("expectation", "expected_response")].value == "answer 0"
+        assert flowml.get_trace(ids[2]).info.state == "ERROR"
     finally:
         server.stop()
 

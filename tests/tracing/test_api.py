@@ -12,7 +12,6 @@ import pytest
 
 import flowml
 from flowml.exceptions import InvalidParameter
-from flowml.tracing.payload import MAX_PAYLOAD_CHARS
 
 
 @flowml.trace(span_type=flowml.SpanType.RETRIEVER, attributes={"index": "docs"})
@@ -156,15 +155,91 @@ def test_context_crosses_asyncio_tasks_and_copied_thread_contexts(sqlite_uri):
     assert {s.parent_id for s in workers} == {root.span_id}
 
 
-def test_large_payloads_are_capped(sqlite_uri):
+def test_payloads_past_the_memory_bound_are_capped(sqlite_uri, monkeypatch):
+    from flowml.tracing import payload
+
+    monkeypatch.setattr(payload, "MAX_PAYLOAD_CHARS", 100_000)
+
     @flowml.trace
     def echo(text: str) -> str:
         return text
 
-    echo("x" * (MAX_PAYLOAD_CHARS * 2))
+    echo("x" * 300_000)
     span = _last().data.spans[0]
-    assert len(span.raw["attributes"]["mlflow.spanOutputs"]) < MAX_PAYLOAD_CHARS + 100
+    assert 100_000 < len(span.raw["attributes"]["mlflow.spanOutputs"]) < 100_100
     assert span.outputs.endswith("chars]")
+
+
+def _experiment(name, root):
+    from flowml.tracking.client import TrackingClient
+
+    client = TrackingClient(flowml.get_tracking_uri())
+    experiment_id = client.create_experiment(name, artifact_location=str(root))
+    flowml.set_experiment(experiment_id=experiment_id)
+
+
+def test_large_payloads_go_to_the_artifact_store_and_come_back(sqlite_uri, tmp_path):
+    from sqlalchemy import select
+
+    from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG
+    from flowml.tracing.schema import spans
+    from flowml.tracing.span_payloads import ARTIFACT_THRESHOLD_CHARS, REFERENCES
+    from flowml.tracing.writer import store_for
+    from flowml.tracking.artifacts import ArtifactRepository
+
+    _experiment("payloads", tmp_path / "artifacts")
+    big_in = "q" * (ARTIFACT_THRESHOLD_CHARS + 10)
+    big_out = {"docs": ["d" * 1000] * 200}
+
+    @flowml.trace
+    def echo(text: str, small: int = 1) -> dict:
+        with flowml.start_span("tiny") as span:
+            span.set_inputs({"x": 1})
+            span.set_outputs(2)
+        return big_out
+
+    echo(big_in)
+    trace = _last()
+    root = next(s for s in trace.data.spans if s.name == "echo")
+    assert root.inputs == {"text": big_in, "small": 1}  # read back whole
+    assert root.outputs == big_out
+    assert not set(REFERENCES.values()) & set(root.raw["attributes"])
+    tiny = next(s for s in trace.data.spans if s.name == "tiny")
+    assert tiny.inputs == {"x": 1}
+    # Stored: a short preview in the row, the value in the trace's artifact location.
+    location = trace.info.tags[ARTIFACT_LOCATION_TAG]
+    assert location.startswith(str(tmp_path / "artifacts"))
+    with store_for(sqlite_uri).engine.connect() as conn:
+        rows = dict(conn.execute(select(spans.c.name, spans.c.content)).all())
+    assert len(rows["echo"]) < 5_000
+    assert "flowml.spanInputsArtifact" in rows["echo"]
+    files = sorted(f.path for f in ArtifactRepository(location).list_artifacts("payloads"))
+    assert len(files) == 2 and all(f.endswith((".inputs.json", ".outputs.json")) for f in files)
+    # search_traces with spans reads them back too; without spans nothing is read.
+    found = flowml.search_traces(return_type="list")
+    assert found[0].data.spans[0].outputs == big_out
+    assert flowml.search_traces(return_type="list", include_spans=False)[0].data.spans == []
+
+
+def test_a_missing_payload_file_leaves_the_preview(sqlite_uri, tmp_path, caplog):
+    import shutil
+
+    from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG
+    from flowml.tracing.span_payloads import ARTIFACT_THRESHOLD_CHARS
+
+    _experiment("payloads-gone", tmp_path / "gone")
+
+    @flowml.trace
+    def echo(text: str) -> str:
+        return text
+
+    echo("z" * (ARTIFACT_THRESHOLD_CHARS * 2))
+    location = _last().info.tags[ARTIFACT_LOCATION_TAG]
+    shutil.rmtree(tmp_path / "gone")
+    span = _last().data.spans[0]
+    assert span.outputs.startswith('"zzz') and span.outputs.endswith(".outputs.json]")
+    assert len(span.outputs) < 2_000
+    assert location in caplog.text
 
 
 def test_unserialisable_values_are_kept_as_text(sqlite_uri):
@@ -272,16 +347,30 @@ def test_open_traces_are_bounded(sqlite_uri, monkeypatch, caplog):
     assert flowml.get_trace(spans[2].trace_id) is not None
 
 
-def test_a_rest_tracking_uri_is_refused_clearly(caplog):
-    flowml.set_tracking_uri("http://127.0.0.1:9")
+def test_an_unreachable_server_never_breaks_the_traced_code(caplog):
+    from flowml.exceptions import StoreError
+    from flowml.tracing import writer
+    from flowml.tracing.rest_store import RestTraceStore
 
-    @flowml.trace
-    def f() -> int:
-        return 1
+    uri = "http://127.0.0.1:9"
+    flowml.set_tracking_uri(uri)
+    writer._stores[uri] = RestTraceStore(uri, max_retry_seconds=0.2)
+    try:
 
-    assert f() == 1  # the traced code never fails because of tracing
-    with pytest.raises(InvalidParameter, match="FLOWML_OTLP_ENDPOINT"):
-        flowml.search_traces()  # the failed background write surfaces here, once
-    with pytest.raises(InvalidParameter, match="SQL tracking store"):
-        flowml.search_traces()
-    assert "could not write 1 trace" in caplog.text
+        @flowml.trace
+        def f() -> int:
+            return 1
+
+        assert f() == 1  # the traced code never fails because of tracing
+        with pytest.raises(StoreError, match="did not answer"):
+            flowml.search_traces()  # the failed background write surfaces here, once
+        assert "could not write 1 trace" in caplog.text
+    finally:
+        writer._stores.pop(uri, None)
+
+
+def test_a_tracking_uri_without_a_trace_store_is_refused_clearly():
+    from flowml.tracing import writer
+
+    with pytest.raises(InvalidParameter, match="SQL tracking store or a flowml server"):
+        writer.store_for("file:///tmp/mlruns")

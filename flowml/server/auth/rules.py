@@ -218,6 +218,53 @@ def _trace_of(access: Access, fields: Fields, reply: dict[str, Any]) -> dict[str
     return reply
 
 
+def _trace_experiments(access: Access, trace_ids: list[str]) -> dict[str, str]:
+    """The experiment of each existing trace in ``trace_ids``."""
+    from flowml.server.traces import _store_for
+
+    found = _store_for(access.ctx).get_trace_infos(trace_ids)
+    return {trace_id: info.experiment_id for trace_id, info in found.items()}
+
+
+def trace_level(level: Permission) -> Check:
+    """``level`` on the experiment of the trace ``trace_id`` (a missing trace: the handler's
+    not-found answer)."""
+
+    def check(access: Access, fields: Fields) -> None:
+        trace_id = fields.required("trace_id")
+        for experiment_id in _trace_experiments(access, [trace_id]).values():
+            access.require_experiment(experiment_id, level)
+
+    return check
+
+
+def traces_written(access: Access, fields: Fields) -> None:
+    """EDIT on every experiment the written traces go to."""
+    batch = fields._data.get("traces")
+    ids = set()
+    for trace in batch if isinstance(batch, list) else []:
+        info = trace.get("info") if isinstance(trace, dict) else None
+        if isinstance(info, dict):
+            ids.add(str(info.get("experiment_id")))
+    for experiment_id in sorted(ids):
+        access.require_experiment(experiment_id, EDIT)
+
+
+def assessed_traces(access: Access, fields: Fields) -> None:
+    """EDIT on the experiment of every trace assessed."""
+    batch = fields._data.get("assessments")
+    ids = sorted(
+        {str(a.get("trace_id")) for a in batch if isinstance(a, dict)}
+        if isinstance(batch, list)
+        else set()
+    )
+    for experiment_id in sorted(set(_trace_experiments(access, ids).values())):
+        access.require_experiment(experiment_id, EDIT)
+
+
+_infos_readable = _filtered("infos", lambda a, i: a.can_read_experiment(str(i["experiment_id"])))
+
+
 def _entry_readable(access: Access, entry: dict[str, Any]) -> bool:
     try:
         return access.can_read_experiment(access.run_experiment(entry["run_id"]))
@@ -306,6 +353,14 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("mlflow", "/traces", "POST"): Rule(trace_start),
     ("mlflow", "/traces/{trace_id}", "GET"): Rule(authenticated, _trace_of),
     ("raw", "/v1/traces", "POST"): Rule(experiment(EDIT)),
+    # traces: flowml's REST trace store
+    ("flowml", "/traces/write", "POST"): Rule(traces_written),
+    ("flowml", "/traces/get", "POST"): Rule(trace_level(READ)),
+    ("flowml", "/traces/infos", "POST"): Rule(authenticated, _infos_readable),
+    ("flowml", "/traces/search", "POST"): Rule(readable_experiment_ids("traces")),
+    ("flowml", "/traces/assessments", "POST"): Rule(assessed_traces),
+    ("flowml", "/traces/tags/set", "POST"): Rule(trace_level(EDIT)),
+    ("flowml", "/traces/tags/delete", "POST"): Rule(trace_level(EDIT)),
     ("flowml", "/registry/audit/log", "POST"): Rule(model(EDIT)),
     ("flowml", "/registry/audit/search", "GET"): Rule(model(READ)),
     # flowml's own methods (the web UI)
@@ -328,8 +383,6 @@ RULES: dict[tuple[str, str, str], Rule] = {
         proxied_path(EDIT)
     ),
     ("raw", "/mlflow-artifacts/mpu/abort/{artifact_path:path}", "POST"): Rule(proxied_path(EDIT)),
-    ("raw", "/mlflow-artifacts/mpu/part/{upload_id}/{part_number:int}", "PUT"): Rule(
-        authenticated
-    ),
+    ("raw", "/mlflow-artifacts/mpu/part/{upload_id}/{part_number:int}", "PUT"): Rule(authenticated),
     ("raw", "/model-versions/get-artifact", "GET"): Rule(model(READ)),
 }
