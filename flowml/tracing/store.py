@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, insert, select, update
 
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.tracing import entities as e
@@ -376,7 +376,8 @@ class SqlTraceStore:
         if page is None:
             dialect = conn.dialect.name
             clauses, from_clause = compile_order_by(items, TRACE_TARGET, dialect)
-            where = [_t.experiment_id.in_([bindparam(f"x{i}", 0) for i in range(n_experiments)])]
+            ids: list[Any] = [bindparam(f"x{i}", 0) for i in range(n_experiments)]
+            where: list[ColumnElement[bool]] = [_t.experiment_id.in_(ids)]
             if node is not None:
                 where.append(compile_filter(node, TRACE_TARGET, dialect))
             order = [*clauses, _t.timestamp_ms.desc(), _t.trace_id.desc()]

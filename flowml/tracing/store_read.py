@@ -196,8 +196,8 @@ def page_statement(
     ).cte("numbered")
     n = numbered.c
 
-    def part(kind: int, table: Any, **values: Any) -> Select[Any]:
-        columns = {
+    def part(kind: int, table: Any, **values: Any) -> Any:  # a Select of 16 columns
+        columns: dict[str, Any] = {
             "experiment_id": type_coerce(null(), BigInteger),
             "state": type_coerce(null(), String),
             "timestamp_ms": type_coerce(null(), BigInteger),
