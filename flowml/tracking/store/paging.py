@@ -30,6 +30,7 @@ from flowml.tracking.search import Node, OrderBy, parse_filter, parse_order_by
 from flowml.tracking.search_spec import EntitySpec
 from flowml.tracking.store.base import SEARCH_MAX_RESULTS_LIMIT
 from flowml.tracking.store.page_token import decode_page_token, encode_page_token
+from flowml.tracking.store.pg_stats import refresh_if_stale
 from flowml.tracking.store.sql_filter import SearchTarget, compile_filter, compile_order_by
 
 __all__ = [
@@ -220,6 +221,7 @@ def search_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
     Raises:
         InvalidParameter: a statement ran past the timeout (narrow the search).
     """
+    refresh_if_stale(engine)  # PostgreSQL plans badly without fresh table statistics
     with engine.connect() as conn:
         timed_out = _apply_timeout(conn, timeout_s)
         try:
