@@ -233,13 +233,16 @@ def select_children(conn: Connection, table: str, run_ids: Sequence[str]) -> lis
     mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     key = '"key"' if conn.dialect.name == "sqlite" else "key"
     extra = ', "timestamp", step' if table == "latest_metrics" else ""
-    sql = (
-        f"SELECT run_uuid, {key}, value{extra} FROM {table} "
-        f"WHERE run_uuid IN ({', '.join([mark] * len(run_ids))})"
-    )
+    if conn.dialect.name == "postgresql":
+        # One array parameter: the SQL text stays the same whatever the page size, so the
+        # driver parses it once (a thousand placeholders are re-parsed on every call).
+        where, args = "run_uuid = ANY(%s)", (list(run_ids),)
+    else:
+        where, args = f"run_uuid IN ({', '.join([mark] * len(run_ids))})", tuple(run_ids)
+    sql = f"SELECT run_uuid, {key}, value{extra} FROM {table} WHERE {where}"
     cursor = conn.connection.dbapi_connection.cursor()
     try:
-        cursor.execute(sql, tuple(run_ids))
+        cursor.execute(sql, args)
         found = cursor.fetchall()
     except Exception as exc:  # a damaged file, an I/O error...: as StoreError
         faults.raise_for(conn, exc)
