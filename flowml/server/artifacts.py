@@ -85,8 +85,10 @@ async def list_proxied(request: Request) -> Response:
     return json_response({"files": [_file_json(f, posixpath.basename(f.path)) for f in listed]})
 
 
-def _chunks(handle: Any) -> Iterator[bytes]:
+def _chunks(handle: Any, head: bytes = b"") -> Iterator[bytes]:
     try:
+        if head:
+            yield head
         while chunk := handle.read(_CHUNK):
             yield chunk
     finally:
@@ -98,19 +100,40 @@ async def download(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
     try:
         rel = _proxy_path(request)
-        handle = await run_in_threadpool(ctx.artifacts.open_artifact, rel)
+        handle, head = await run_in_threadpool(_open_and_read_head, ctx, rel)
     except FlowMLError as exc:
         return error_response(exc)
     except Exception as exc:  # any other fault: logged, answered without internals
         return internal_error(exc)
-    return file_response(handle, rel)
+    if handle is None:  # the whole file fitted in the first read: one reply, no stream
+        return Response(head, media_type=_media_type(rel))
+    return file_response(handle, rel, head)
 
 
-def file_response(handle: Any, name: str) -> StreamingResponse:
-    """An open artifact file streamed back, typed by ``name``'s extension."""
-    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+def _open_and_read_head(ctx: ServerContext, rel: str) -> tuple[Any, bytes]:
+    """Open an artifact and read its first chunk in the same worker-thread hop; a file
+    no longer than one chunk (most artifacts) comes back whole, already closed."""
+    handle = ctx.artifacts.open_artifact(rel)
+    try:
+        head = handle.read(_CHUNK)
+        if len(head) < _CHUNK:
+            handle.close()
+            return None, head
+    except BaseException:
+        handle.close()
+        raise
+    return handle, head
+
+
+def _media_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def file_response(handle: Any, name: str, head: bytes = b"") -> StreamingResponse:
+    """An open artifact file streamed back (after ``head``, already read from it), typed
+    by ``name``'s extension."""
     # A sync iterator: Starlette reads it on a worker thread, chunk by chunk.
-    return StreamingResponse(_chunks(handle), media_type=media_type)
+    return StreamingResponse(_chunks(handle, head), media_type=_media_type(name))
 
 
 async def upload(request: Request) -> Response:
