@@ -37,6 +37,8 @@ from flowml.tracking.artifacts import FileInfo, safe_artifact_path
 __all__ = ["ENDPOINTS", "delete_artifact", "download", "list_proxied", "upload"]
 
 _CHUNK = 1024 * 1024
+# After the first chunk, a download streams in larger reads: fewer worker-thread hops.
+_STREAM_CHUNK = 4 * 1024 * 1024
 _IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
@@ -89,7 +91,7 @@ def _chunks(handle: Any, head: bytes = b"") -> Iterator[bytes]:
     try:
         if head:
             yield head
-        while chunk := handle.read(_CHUNK):
+        while chunk := handle.read(_STREAM_CHUNK):
             yield chunk
     finally:
         handle.close()
@@ -107,7 +109,16 @@ async def download(request: Request) -> Response:
         return internal_error(exc)
     if handle is None:  # the whole file fitted in the first read: one reply, no stream
         return Response(head, media_type=_media_type(rel))
-    return file_response(handle, rel, head)
+    return file_response(handle, rel, head, _size(handle))
+
+
+def _size(handle: Any) -> int | None:
+    """The open file's size when it is a real file (so the reply declares its length and
+    the body goes out unchunked), else ``None``."""
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # an object store's file has no fd
+        return None
 
 
 def _open_and_read_head(ctx: ServerContext, rel: str) -> tuple[Any, bytes]:
@@ -129,11 +140,14 @@ def _media_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def file_response(handle: Any, name: str, head: bytes = b"") -> StreamingResponse:
+def file_response(
+    handle: Any, name: str, head: bytes = b"", size: int | None = None
+) -> StreamingResponse:
     """An open artifact file streamed back (after ``head``, already read from it), typed
-    by ``name``'s extension."""
+    by ``name``'s extension; ``size`` (the whole file's) is sent as its Content-Length."""
+    headers = None if size is None else {"content-length": str(size)}
     # A sync iterator: Starlette reads it on a worker thread, chunk by chunk.
-    return StreamingResponse(_chunks(handle, head), media_type=_media_type(name))
+    return StreamingResponse(_chunks(handle, head), media_type=_media_type(name), headers=headers)
 
 
 async def upload(request: Request) -> Response:
