@@ -163,6 +163,10 @@ class Fields:
             raise InvalidParameter(f"Invalid value for parameter '{name}': expected strings")
         return values
 
+    def raw(self, name: str) -> Any:
+        """The field's value as decoded, unchecked (for a hot path that checks it itself)."""
+        return self._data.get(name)
+
     def messages(self, name: str) -> list[Fields]:
         """A repeated message field (absent: empty)."""
         value = self._data.get(name)
