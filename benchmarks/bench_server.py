@@ -253,7 +253,7 @@ def _server(side: str) -> Iterator[tuple[str, int]]:
 def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     import httpx
 
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 600  # a loaded machine starts MLflow slowly
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited:\n{log.read_text()[-3000:]}")

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
         repr=False,
     )
 
+    # Proxied artifact uploads (``mlflow-artifacts:`` URIs, through `flowml server`): files
+    # larger than the threshold go in parts of this size (the server's multipart endpoints).
+    multipart_upload_threshold_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
+    multipart_upload_part_bytes: int = Field(default=16 * 1024 * 1024, ge=1024 * 1024)
+
     # Where traces are also exported over OTLP/HTTP (``http://host:4318``); unset: nowhere.
     otlp_endpoint: str | None = None
 

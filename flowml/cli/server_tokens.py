@@ -31,6 +31,7 @@ def create(
     user: Annotated[str, Parameter(name=["--user", "-u"])],
     admin: Annotated[bool, Parameter(name=["--admin"])] = False,
     name: Annotated[str | None, Parameter(name=["--name"])] = None,
+    expires_in: Annotated[str | None, Parameter(name=["--expires-in"])] = None,
     backend_store_uri: StoreOption = None,
 ) -> None:
     """Create a token for --user (created if new) and print it once.
@@ -39,15 +40,26 @@ def create(
         user: The user the token authenticates as.
         admin: Make the user an admin (users and permissions endpoints, everything else).
         name: A label to recognise the token by in `tokens list`.
+        expires_in: Refuse the token after this long: a number and a unit (s, m, h, d, w),
+            e.g. 30d. Default: it never expires (revoke it to stop it).
         backend_store_uri: The server's store; default FLOWML_TRACKING_URI.
     """
+    from flowml.cli.traces import parse_duration
+
+    lifetime = None if expires_in is None else parse_duration(expires_in, "--expires-in")
+    if lifetime is not None and lifetime <= 0:
+        from flowml.exceptions import InvalidParameter
+
+        raise InvalidParameter(f"--expires-in must be longer than zero, got {expires_in!r}")
     store = _store(backend_store_uri)
-    token, info = store.create_token(user, name, create_user=True)
+    token, info = store.create_token(user, name, create_user=True, expires_in_ms=lifetime)
     if admin:
         store.set_admin(user, True)
     print(token)
     print(
-        f"Token {info.token_id} for user {user!r}{' (admin)' if admin else ''}: store it now, "
+        f"Token {info.token_id} for user {user!r}{' (admin)' if admin else ''}"
+        f"{f', expires {format_ms(info.expires_time)} UTC' if info.expires_time else ''}: "
+        "store it now, "
         "it is not shown again. Clients send it as MLFLOW_TRACKING_TOKEN or "
         "FLOWML_TRACKING_TOKEN.",
         file=sys.stderr,
@@ -66,9 +78,16 @@ def list_tokens(
     emit(
         output,
         "Service tokens",
-        ["token id", "user", "name", "created", "revoked"],
+        ["token id", "user", "name", "created", "expires", "revoked"],
         [
-            [t.token_id, t.username, t.name, format_ms(t.creation_time), format_ms(t.revoked_time)]
+            [
+                t.token_id,
+                t.username,
+                t.name,
+                format_ms(t.creation_time),
+                format_ms(t.expires_time),
+                format_ms(t.revoked_time),
+            ]
             for t in tokens
         ],
         [
@@ -78,6 +97,8 @@ def list_tokens(
                 "name": t.name,
                 "creation_time": t.creation_time,
                 "revoked_time": t.revoked_time,
+                "expires_time": t.expires_time,
+                "expired": t.expired(),
             }
             for t in tokens
         ],

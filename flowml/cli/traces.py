@@ -163,8 +163,9 @@ def export(
     print(f"Exported {len(traces)} trace(s) to {to}")
 
 
-def parse_duration(text: str) -> int:
-    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` in milliseconds.
+def parse_duration(text: str, option: str = "--older-than") -> int:
+    """``30d``, ``12h``, ``90m``, ``45s``, ``2w`` in milliseconds (``option`` names the flag
+    in the error).
 
     Raises:
         InvalidParameter: any other form.
@@ -174,7 +175,7 @@ def parse_duration(text: str) -> int:
     match = _DURATION.match(text.strip())
     if match is None:
         raise InvalidParameter(
-            f"--older-than takes a number and a unit (s, m, h, d, w), e.g. 30d; got {text!r}"
+            f"{option} takes a number and a unit (s, m, h, d, w), e.g. 30d; got {text!r}"
         )
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
 

@@ -37,6 +37,8 @@ from flowml.tracking.artifacts import FileInfo, safe_artifact_path
 __all__ = ["ENDPOINTS", "delete_artifact", "download", "list_proxied", "upload"]
 
 _CHUNK = 1024 * 1024
+# After the first chunk, a download streams in larger reads: fewer worker-thread hops.
+_STREAM_CHUNK = 4 * 1024 * 1024
 _IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
@@ -85,9 +87,11 @@ async def list_proxied(request: Request) -> Response:
     return json_response({"files": [_file_json(f, posixpath.basename(f.path)) for f in listed]})
 
 
-def _chunks(handle: Any) -> Iterator[bytes]:
+def _chunks(handle: Any, head: bytes = b"") -> Iterator[bytes]:
     try:
-        while chunk := handle.read(_CHUNK):
+        if head:
+            yield head
+        while chunk := handle.read(_STREAM_CHUNK):
             yield chunk
     finally:
         handle.close()
@@ -98,19 +102,52 @@ async def download(request: Request) -> Response:
     ctx: ServerContext = request.app.state.ctx
     try:
         rel = _proxy_path(request)
-        handle = await run_in_threadpool(ctx.artifacts.open_artifact, rel)
+        handle, head = await run_in_threadpool(_open_and_read_head, ctx, rel)
     except FlowMLError as exc:
         return error_response(exc)
     except Exception as exc:  # any other fault: logged, answered without internals
         return internal_error(exc)
-    return file_response(handle, rel)
+    if handle is None:  # the whole file fitted in the first read: one reply, no stream
+        return Response(head, media_type=_media_type(rel))
+    return file_response(handle, rel, head, _size(handle))
 
 
-def file_response(handle: Any, name: str) -> StreamingResponse:
-    """An open artifact file streamed back, typed by ``name``'s extension."""
-    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+def _size(handle: Any) -> int | None:
+    """The open file's size when it is a real file (so the reply declares its length and
+    the body goes out unchunked), else ``None``."""
+    try:
+        return os.fstat(handle.fileno()).st_size
+    except (AttributeError, OSError, ValueError):  # an object store's file has no fd
+        return None
+
+
+def _open_and_read_head(ctx: ServerContext, rel: str) -> tuple[Any, bytes]:
+    """Open an artifact and read its first chunk in the same worker-thread hop; a file
+    no longer than one chunk (most artifacts) comes back whole, already closed."""
+    handle = ctx.artifacts.open_artifact(rel)
+    try:
+        head = handle.read(_CHUNK)
+        if len(head) < _CHUNK:
+            handle.close()
+            return None, head
+    except BaseException:
+        handle.close()
+        raise
+    return handle, head
+
+
+def _media_type(name: str) -> str:
+    return mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def file_response(
+    handle: Any, name: str, head: bytes = b"", size: int | None = None
+) -> StreamingResponse:
+    """An open artifact file streamed back (after ``head``, already read from it), typed
+    by ``name``'s extension; ``size`` (the whole file's) is sent as its Content-Length."""
+    headers = None if size is None else {"content-length": str(size)}
     # A sync iterator: Starlette reads it on a worker thread, chunk by chunk.
-    return StreamingResponse(_chunks(handle), media_type=media_type)
+    return StreamingResponse(_chunks(handle, head), media_type=_media_type(name), headers=headers)
 
 
 async def upload(request: Request) -> Response:
@@ -161,7 +198,7 @@ async def _stream_to_disk(ctx: ServerContext, rel: str, request: Request) -> boo
     """Write the body straight into the local destination (one write, atomic rename).
 
     The file is written on a worker thread, which pulls the body's chunks from the event
-    loop one at a time; a client that disconnects midway leaves no partial artifact.
+    loop about a MiB at a time; a client that disconnects midway leaves no partial artifact.
     Returns ``False`` when the destination is not local disk (nothing read yet).
     """
     import anyio.from_thread
@@ -169,20 +206,28 @@ async def _stream_to_disk(ctx: ServerContext, rel: str, request: Request) -> boo
     chunks = request.stream().__aiter__()
     limit: int = request.app.state.max_upload_bytes
 
-    async def next_chunk() -> bytes:
-        return await chunks.__anext__()
+    async def next_batch() -> list[bytes]:
+        # Many body chunks per thread hop: the server receives them in small pieces
+        # (tens of KB), and a hop per piece costs more than writing it.
+        batch: list[bytes] = []
+        held = 0
+        async for chunk in chunks:
+            batch.append(chunk)
+            held += len(chunk)
+            if held >= _CHUNK:
+                break
+        return batch
 
     def fill(out: Any) -> None:
         size = 0
-        while True:
-            try:
-                chunk = anyio.from_thread.run(next_chunk)
-            except StopAsyncIteration:
-                return
-            size += len(chunk)
-            if size > limit:  # a chunked body declares no length up front
-                raise RequestTooLarge(f"Upload is larger than this server's limit of {limit} bytes")
-            out.write(chunk)
+        while batch := anyio.from_thread.run(next_batch):
+            for chunk in batch:
+                size += len(chunk)
+                if size > limit:  # a chunked body declares no length up front
+                    raise RequestTooLarge(
+                        f"Upload is larger than this server's limit of {limit} bytes"
+                    )
+                out.write(chunk)
 
     return bool(await run_in_threadpool(ctx.artifacts.write_stream, rel, fill))
 

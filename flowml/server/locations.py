@@ -13,6 +13,7 @@ pass through unchanged, as MLflow's server does: the client reads and writes the
 
 from __future__ import annotations
 
+import functools
 import os
 from urllib.parse import urlsplit
 
@@ -56,6 +57,9 @@ class ArtifactLocations:
 
     def to_wire(self, location: str) -> str:
         """``mlflow-artifacts:/<path>`` for a location under the destination, else as is."""
+        return _to_wire(self, location)
+
+    def _to_wire(self, location: str) -> str:
         try:
             rel = self.relative(location)
         except InvalidParameter:
@@ -83,3 +87,10 @@ class ArtifactLocations:
             )
         rel = safe_artifact_path(parts.path.lstrip("/"))
         return f"{self.destination}/{rel}" if rel else self.destination
+
+
+@functools.lru_cache(maxsize=16_384)
+def _to_wire(locations: ArtifactLocations, location: str) -> str:
+    # Every run of every search reply goes through here (its path is checked each time
+    # otherwise); bounded, and a pure function of the destination and the location.
+    return locations._to_wire(location)

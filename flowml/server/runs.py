@@ -15,6 +15,7 @@ from flowml.server.context import ServerContext
 from flowml.server.wire import VIEW_TYPES, Fields, key_values, metric_json, run_info_json, run_json
 from flowml.tracking.entities import Metric, Param, RunStatus, RunTag, ViewType
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID, SEARCH_MAX_RESULTS_DEFAULT
+from flowml.tracking.validation import INT64_MAX, INT64_MIN
 
 __all__ = ["ENDPOINTS"]
 
@@ -118,10 +119,40 @@ def delete_tag(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     return {}
 
 
+def _metrics(fields: Fields) -> list[Metric]:
+    """A batch's metrics: the common shape (a number, integer timestamp and step) read
+    straight from the decoded JSON, anything else through `Fields`' checks."""
+    raw = fields.raw("metrics")
+    if not isinstance(raw, list):
+        return [_metric(m) for m in fields.messages("metrics")]
+    out = []
+    low, high = INT64_MIN, INT64_MAX
+    for item in raw:
+        if type(item) is dict:
+            key, value = item.get("key"), item.get("value")
+            timestamp, step = item.get("timestamp"), item.get("step", 0)
+            if (
+                type(key) is str
+                and (type(value) is float or type(value) is int)
+                and type(timestamp) is int
+                and type(step) is int
+                and low <= timestamp <= high
+                and low <= step <= high
+            ):
+                out.append(Metric(key, float(value), timestamp, step))
+                continue
+        if not isinstance(item, dict):
+            raise InvalidParameter(
+                "Invalid value for parameter 'metrics': expected a list of objects"
+            )
+        out.append(_metric(Fields(item)))
+    return out
+
+
 def log_batch(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     ctx.store.log_batch(
         _run_id(fields),
-        metrics=[_metric(m) for m in fields.messages("metrics")],
+        metrics=_metrics(fields),
         params=[Param(k, v) for k, v in key_values(fields.messages("params"), "param")],
         tags=[RunTag(k, v) for k, v in key_values(fields.messages("tags"), "run tag")],
     )

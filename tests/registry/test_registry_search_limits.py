@@ -13,6 +13,7 @@ from flowml.tracking.search_limits import (
     MAX_IN_VALUES,
     MAX_NESTING_DEPTH,
 )
+from flowml.tracking.store.pg_search import search_engine
 
 ABUSIVE = {
     # Before: RecursionError.
@@ -72,10 +73,12 @@ def test_registry_searches_run_under_the_search_timeout(pg_url: str) -> None:
         if statement.lstrip().startswith("SELECT"):
             seen.append(cursor.connection.execute("SHOW statement_timeout").fetchone()[0])
 
-    sa.event.listen(store.engine, "after_cursor_execute", record)
+    # Searches read on the engine's autocommit sibling, whose sessions carry the timeout.
+    searcher = search_engine(store.engine, 2000)
+    sa.event.listen(searcher, "after_cursor_execute", record)
     try:
         assert [m.name for m in store.search_registered_models("name = 'm'")] == ["m"]
         assert list(store.search_model_versions("name = 'm'")) == []
     finally:
-        sa.event.remove(store.engine, "after_cursor_execute", record)
+        sa.event.remove(searcher, "after_cursor_execute", record)
     assert seen and set(seen) == {"2s"}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -465,3 +467,34 @@ def test_trace_intake_needs_edit_on_its_experiment(team: Team):
         ok(alice.post("/api/3.0/mlflow/traces", json=start))
         info = ok(bob.get("/api/3.0/mlflow/traces/tr-2af7651916cd43dd8448eb211c80319c"))
         assert info["trace"]["trace_info"]["trace_id"] == "tr-2af7651916cd43dd8448eb211c80319c"
+
+
+def test_token_expiry_from_the_cli(team: Team):
+    made = _tokens_cli(team, "create", "--user", "frank", "--expires-in", "30d")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip()
+    assert "expires" in made.stderr
+    url = f"{team.server.url}{API}/users/current"
+    assert ok(httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=30))
+    listed = json.loads(_tokens_cli(team, "list", "--user", "frank", "-o", "json").stdout)
+    (entry,) = listed
+    month = 30 * 86_400_000
+    assert entry["expires_time"] - entry["creation_time"] == month and not entry["expired"]
+
+    # A token whose lifetime has run out is refused with 401, and the denial is logged.
+    made = _tokens_cli(team, "create", "--user", "frank", "--expires-in", "1s")
+    assert made.returncode == 0, made.stderr
+    short = made.stdout.strip()
+    headers = {"Authorization": f"Bearer {short}"}
+    time.sleep(1.2)
+    error(httpx.get(url, headers=headers, timeout=30), 401, "UNAUTHENTICATED")
+    token_id = short.split("_")[1]
+    assert f"token {token_id} expired at" in team.server.log.read_text()
+    listed = json.loads(_tokens_cli(team, "list", "--user", "frank", "-o", "json").stdout)
+    assert [t["expired"] for t in listed] == [False, True]
+
+    # Bad lifetimes are refused before anything is written.
+    for bad in ("0d", "30", "soon"):
+        refused = _tokens_cli(team, "create", "--user", "frank", "--expires-in", bad)
+        assert refused.returncode == 1 and "--expires-in" in refused.stderr, bad
+    assert len(team.store.list_tokens("frank")) == 2

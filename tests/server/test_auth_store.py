@@ -111,3 +111,27 @@ def test_permissions_by_experiment_and_by_model_name(store: AuthStore, uri: str,
 def test_permission_names_are_mlflows():
     assert [p.name for p in Permission] == ["NO_PERMISSIONS", "READ", "EDIT", "MANAGE"]
     assert parse_permission(" manage ") is Permission.MANAGE
+
+
+def test_tokens_expire(store: AuthStore):
+    forever, _ = store.create_token("gina", create_user=True)
+    lasting, info = store.create_token("gina", expires_in_ms=3_600_000)
+    assert info.expires_time == info.creation_time + 3_600_000 and not info.expired()
+    assert info.expired(info.expires_time)
+    assert store.authenticate(lasting).username == "gina"
+    # Make the second token's lifetime run out, as the clock would.
+    with store.engine.begin() as conn:
+        conn.execute(
+            auth_tokens.update()
+            .where(auth_tokens.c.token_id == info.token_id)
+            .values(expires_time=info.creation_time - 1)
+        )
+    user, why = store.check_token(lasting)
+    assert user is None and f"token {info.token_id} expired at" in why
+    assert store.authenticate(lasting) is None
+    assert store.authenticate(forever).username == "gina"
+    assert [t.expired() for t in store.list_tokens("gina")] == [False, True]
+    for bad in (0, -5, 1.5, True):
+        with pytest.raises(InvalidParameter, match="lifetime"):
+            store.create_token("gina", expires_in_ms=bad)  # type: ignore[arg-type]
+    assert len(store.list_tokens("gina")) == 2

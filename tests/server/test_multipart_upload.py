@@ -143,3 +143,68 @@ def test_mlflow_client_uploads_large_files_in_parts(server, run_mlflow_against, 
     stored = server.destination / artifact_uri.removeprefix("mlflow-artifacts:/") / "blobs"
     assert hashlib.sha256((stored / "big.bin").read_bytes()).hexdigest() == digest
     assert "/mpu/part/" in server.log.read_text()  # it went in parts, not one PUT
+
+
+def _proxy_fs(server, **sizes):
+    from flowml.tracking.artifacts_proxy import ProxyFileSystem
+    from flowml.tracking.store.rest_http import HttpTransport
+
+    return ProxyFileSystem(HttpTransport(server.url), **sizes)
+
+
+def _mpu_requests(server) -> list[str]:
+    return [
+        line for line in server.log.read_text().splitlines() if "/mlflow-artifacts/mpu/" in line
+    ]
+
+
+def test_flowml_client_uploads_large_files_in_parts(http: httpx.Client, server, tmp_path) -> None:
+    import os
+
+    root = _run(http)["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    fs = _proxy_fs(server, multipart_threshold=1024 * 1024, part_size=1024 * 1024)
+    big = tmp_path / "big.bin"
+    data = os.urandom(2 * 1024 * 1024 + 123)  # three parts, the last one short
+    big.write_bytes(data)
+    before = len(_mpu_requests(server))
+    fs.put_file(str(big), f"{root}/model/weights.bin")
+    sent = _mpu_requests(server)[before:]
+    assert sum("/mpu/create/" in line for line in sent) == 1
+    assert sum("/mpu/part/" in line for line in sent) == 3
+    assert sum("/mpu/complete/" in line for line in sent) == 1
+    assert (server.destination / root / "model" / "weights.bin").read_bytes() == data
+    fetched = tmp_path / "back.bin"
+    fs.get_file(f"{root}/model/weights.bin", str(fetched))
+    assert fetched.read_bytes() == data
+
+    # At or below the threshold: one plain PUT, no multipart request.
+    small = tmp_path / "small.bin"
+    small.write_bytes(data[: 1024 * 1024])
+    before = len(_mpu_requests(server))
+    fs.put_file(str(small), f"{root}/small.bin")
+    assert len(_mpu_requests(server)) == before
+    assert (server.destination / root / "small.bin").read_bytes() == data[: 1024 * 1024]
+
+
+def test_a_failed_part_aborts_the_upload_and_writes_nothing(
+    http: httpx.Client, server, tmp_path
+) -> None:
+    from flowml.exceptions import InvalidParameter
+
+    root = _run(http)["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    fs = _proxy_fs(server, multipart_threshold=1024 * 1024, part_size=1024 * 1024)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (3 * 1024 * 1024))
+    sent = fs.http.send
+
+    def fail_second_part(method, path, **kwargs):
+        if "/mpu/part/" in path and path.endswith("/2"):
+            raise InvalidParameter("simulated part failure")
+        return sent(method, path, **kwargs)
+
+    fs.http.send = fail_second_part  # type: ignore[method-assign]
+    before = len(_mpu_requests(server))
+    with pytest.raises(InvalidParameter, match="simulated"):
+        fs.put_file(str(big), f"{root}/broken.bin")
+    assert any("/mpu/abort/" in line for line in _mpu_requests(server)[before:])
+    assert not (server.destination / root / "broken.bin").exists()

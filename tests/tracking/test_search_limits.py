@@ -25,6 +25,7 @@ from flowml.tracking.search_limits import (
     MAX_ORDER_BY_ITEMS,
     MAX_SEARCH_EXPERIMENTS,
 )
+from flowml.tracking.store.pg_search import search_engine
 from flowml.tracking.store.sql import SqlStore
 
 
@@ -208,10 +209,12 @@ def _statement_timeouts(engine: sa.Engine) -> Iterator[list[tuple[str, str]]]:
 def test_postgres_searches_run_under_the_timeout_and_writes_do_not(pg_url: str, tmp_path: Path):
     store = SqlStore(pg_url, str(tmp_path), search_timeout_seconds=1.5)
     experiment_id = store.create_experiment("timeouts")
-    with _statement_timeouts(store.engine) as seen:
+    # Searches read on the engine's autocommit sibling, whose sessions carry the timeout.
+    searcher = search_engine(store.engine, 1500)
+    with _statement_timeouts(store.engine) as seen, _statement_timeouts(searcher) as reads:
         store.search_runs([experiment_id], filter_string="params.p = '1'")
         store.search_experiments(filter_string="name = 'timeouts'")
-        searched = list(seen)
+        searched = list(reads)
         seen.clear()
         store.create_experiment("written")
         store.update_experiment(experiment_id, name="renamed")

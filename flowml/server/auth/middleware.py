@@ -160,16 +160,18 @@ class AuthMiddleware:
             return
         found = credentials(_header(scope, b"authorization"))
         user = None
+        why = ""
         if found is not None:
             username, token = found
-            user = await run_in_threadpool(self.settings.store.authenticate, token, username)
+            user, why = await run_in_threadpool(self.settings.store.check_token, token, username)
         if user is None:
             reason = (
                 "Authentication required"
                 if found is None
-                else "The token is invalid, revoked or not this user's"
+                else "The token is invalid, revoked, expired or not this user's"
             )
-            log_denial(found[0] if found else None, scope["method"], scope["path"], reason)
+            logged = f"{reason} ({why})" if why else reason
+            log_denial(found[0] if found else None, scope["method"], scope["path"], logged)
             await _reply(
                 send,
                 401,

@@ -1,12 +1,14 @@
 """The auth tables, on the tracking schema's `MetaData` (one database, one migration history).
 
-The alembic revision ``0005_auth`` creates exactly these; a test compares the two.
+The alembic revisions ``0005_auth`` and ``0007_token_expiry`` create exactly these; a
+test compares the two.
 
 Design notes:
 - a token row keeps only a salted scrypt hash of its secret; ``token_id`` is the public,
   random half of the token, so a request finds its row with one indexed lookup and the
   secret is checked against one hash (never a scan over all hashes);
 - a revoked token keeps its row (``revoked_time`` set) so ``tokens list`` can show it;
+- a token may expire (``expires_time``): refused from then on, like a revoked one;
 - per-model permissions reference ``registered_models.id``, so a rename keeps them;
   deleting an experiment's row, a model or a user removes its permissions (cascade).
 """
@@ -46,6 +48,8 @@ auth_tokens = Table(
     Column("secret_hash", String(128), nullable=False),
     Column("creation_time", BigInteger, nullable=False),
     Column("revoked_time", BigInteger, nullable=True),
+    # Refused from this instant on (epoch ms); NULL never expires. Added by ``0007``.
+    Column("expires_time", BigInteger, nullable=True),
 )
 
 auth_experiment_permissions = Table(

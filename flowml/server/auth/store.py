@@ -59,10 +59,19 @@ class TokenInfo:
     name: str | None
     creation_time: int
     revoked_time: int | None
+    expires_time: int | None = None
+
+    def expired(self, now_ms: int | None = None) -> bool:
+        """Whether the token's lifetime has run out (at ``now_ms``, default now)."""
+        return self.expires_time is not None and (now_ms or _now()) >= self.expires_time
 
 
 def _now() -> int:
     return int(time.time() * 1000)
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ms / 1000))
 
 
 def _experiment_key(experiment_id: str | int) -> int | None:
@@ -152,16 +161,37 @@ class AuthStore:
     # -- tokens ----------------------------------------------------------------------------
 
     def create_token(
-        self, username: str, name: str | None = None, *, create_user: bool = False
+        self,
+        username: str,
+        name: str | None = None,
+        *,
+        create_user: bool = False,
+        expires_in_ms: int | None = None,
     ) -> tuple[str, TokenInfo]:
         """A new token for ``username`` (created first when ``create_user``).
+
+        Args:
+            username: the user the token authenticates as.
+            name: a label for `list_tokens`.
+            create_user: create the user when it does not exist.
+            expires_in_ms: refuse the token this many milliseconds after its creation;
+                ``None`` never expires.
 
         Returns:
             ``(token, info)``: the token is shown once and never stored.
 
         Raises:
             ResourceNotFound: no such user and not ``create_user``.
+            InvalidParameter: ``expires_in_ms`` is not a positive integer (nothing created).
         """
+        if expires_in_ms is not None and (
+            not isinstance(expires_in_ms, int)
+            or isinstance(expires_in_ms, bool)
+            or expires_in_ms <= 0
+        ):
+            raise InvalidParameter(
+                f"Invalid token lifetime {expires_in_ms!r}: a positive number of milliseconds"
+            )
         try:
             user = self.get_user(username)
         except ResourceNotFound:
@@ -170,6 +200,7 @@ class AuthStore:
             user = self.create_user(username)
         new = generate_token()
         created = _now()
+        expires = None if expires_in_ms is None else created + expires_in_ms
         with write_transaction(self.engine) as conn:
             conn.execute(
                 insert(auth_tokens).values(
@@ -179,9 +210,10 @@ class AuthStore:
                     salt=new.salt,
                     secret_hash=new.secret_hash,
                     creation_time=created,
+                    expires_time=expires,
                 )
             )
-        return new.token, TokenInfo(new.token_id, username, name, created, None)
+        return new.token, TokenInfo(new.token_id, username, name, created, None, expires)
 
     def list_tokens(self, username: str | None = None) -> list[TokenInfo]:
         query = (
@@ -194,7 +226,14 @@ class AuthStore:
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         return [
-            TokenInfo(r.token_id, r.username, r.name, int(r.creation_time), r.revoked_time)
+            TokenInfo(
+                r.token_id,
+                r.username,
+                r.name,
+                int(r.creation_time),
+                r.revoked_time,
+                r.expires_time,
+            )
             for r in rows
         ]
 
@@ -213,17 +252,23 @@ class AuthStore:
             raise ResourceNotFound(f"No active token has the id {token_id!r}")
 
     def authenticate(self, token: str, username: str | None = None) -> User | None:
-        """The user ``token`` belongs to, or ``None`` (malformed, unknown, revoked, or
-        belonging to someone other than ``username`` when given)."""
+        """The user ``token`` belongs to, or ``None`` (malformed, unknown, revoked, expired,
+        or belonging to someone other than ``username`` when given)."""
+        return self.check_token(token, username)[0]
+
+    def check_token(self, token: str, username: str | None = None) -> tuple[User | None, str]:
+        """``(user, "")`` for a valid token, else ``(None, why it is refused)``: the reason
+        is for the server's log (it never tells a caller which part was wrong)."""
         parts = split_token(token)
         if parts is None:
-            return None
+            return None, "malformed token"
         token_id, secret = parts
         query = (
             select(
                 auth_tokens.c.salt,
                 auth_tokens.c.secret_hash,
                 auth_tokens.c.revoked_time,
+                auth_tokens.c.expires_time,
                 auth_users.c.id,
                 auth_users.c.username,
                 auth_users.c.is_admin,
@@ -233,13 +278,18 @@ class AuthStore:
         )
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
-        if row is None or row.revoked_time is not None:
-            return None
+        if row is None:
+            return None, f"unknown token {token_id}"
         if username is not None and username != row.username:
-            return None
+            return None, f"token {token_id} is not user {username!r}'s"
         if not self._verifier.verify(token_id, secret, row.salt, row.secret_hash):
-            return None
-        return User(int(row.id), row.username, bool(row.is_admin))
+            return None, f"wrong secret for token {token_id}"
+        # Checked after the secret, so a reason naming the state is only logged for the holder.
+        if row.revoked_time is not None:
+            return None, f"token {token_id} is revoked"
+        if row.expires_time is not None and _now() >= row.expires_time:
+            return None, f"token {token_id} expired at {_iso(row.expires_time)}"
+        return User(int(row.id), row.username, bool(row.is_admin)), ""
 
     # -- permissions -----------------------------------------------------------------------
 

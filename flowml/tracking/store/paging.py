@@ -31,6 +31,8 @@ from flowml.tracking.search import Node, OrderBy, parse_filter, parse_order_by
 from flowml.tracking.search_spec import EntitySpec
 from flowml.tracking.store.base import SEARCH_MAX_RESULTS_LIMIT
 from flowml.tracking.store.page_token import decode_page_token, encode_page_token
+from flowml.tracking.store.pg_search import search_engine
+from flowml.tracking.store.pg_stats import refresh_if_stale
 from flowml.tracking.store.sql_filter import SearchTarget, compile_filter, compile_order_by
 
 __all__ = [
@@ -207,10 +209,12 @@ _SQLITE_PROGRESS_STEPS = 10_000
 def search_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
     """A connection for one search, whose statements are cancelled after ``timeout_s``.
 
-    On PostgreSQL the timeout is ``SET LOCAL statement_timeout``: it lasts until this
-    read transaction ends, so pooled connections and write transactions keep the
-    server's default. On SQLite a progress handler aborts a statement running past
-    the deadline, and is removed before the connection goes back to the pool.
+    On PostgreSQL the connection comes from the engine's search sibling
+    (`flowml.tracking.store.pg_search`): autocommit, with the timeout as its session's
+    ``statement_timeout``, so a search costs no ``BEGIN``/``SET``/``ROLLBACK`` round trips
+    and write connections keep the server's default. On SQLite a progress handler aborts
+    a statement running past the deadline, and is removed before the connection goes
+    back to the pool.
 
     Args:
         engine: the store's engine.
@@ -218,13 +222,17 @@ def search_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
             ``0`` means no limit.
 
     Yields:
-        An open connection; its transaction is rolled back on exit.
+        An open connection; its transaction (if any) is rolled back on exit.
 
     Raises:
         InvalidParameter: a statement ran past the timeout (narrow the search).
     """
-    with engine.connect() as conn:
-        timed_out = _apply_timeout(conn, timeout_s)
+    source = engine
+    if engine.dialect.name == "postgresql":
+        refresh_if_stale(engine)  # PostgreSQL plans badly without fresh table statistics
+        source = search_engine(engine, _postgres_ms(timeout_s))
+    with source.connect() as conn:
+        timed_out = _apply_timeout(conn, timeout_s) if source is engine else lambda: False
         try:
             yield conn
         except Exception as exc:
@@ -242,6 +250,14 @@ def search_connection(engine: Engine, timeout_s: float) -> Iterator[Connection]:
                 conn.connection.dbapi_connection.set_progress_handler(None, 0)  # type: ignore[union-attr]
 
 
+def _postgres_ms(timeout_s: float) -> int:
+    """``statement_timeout`` for ``timeout_s``: ``0`` (none) for no limit, else at least 1 ms
+    (PostgreSQL reads 0 as "no timeout") and at most its largest value."""
+    if timeout_s <= 0:
+        return 0
+    return min(max(1, round(timeout_s * 1000)), _POSTGRES_MAX_TIMEOUT_MS)
+
+
 def _cancelled(error: BaseException | None) -> bool:
     # psycopg 3 names the SQLSTATE ``sqlstate``, psycopg2 ``pgcode``.
     code = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
@@ -253,9 +269,7 @@ def _apply_timeout(conn: Connection, timeout_s: float) -> Callable[[], bool]:
     if timeout_s <= 0:
         return lambda: False
     if conn.dialect.name == "postgresql":
-        # At least 1 ms (PostgreSQL reads 0 as "no timeout"), at most its largest value.
-        ms = min(max(1, round(timeout_s * 1000)), _POSTGRES_MAX_TIMEOUT_MS)
-        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {ms}")
+        conn.exec_driver_sql(f"SET LOCAL statement_timeout = {_postgres_ms(timeout_s)}")
         return lambda: False
     if conn.dialect.name != "sqlite":
         return lambda: False

@@ -219,22 +219,23 @@ class SqlRuns:
             return PagedList(self._runs_from_rows(conn, rows), token)
 
     def _runs_from_rows(self, conn: Connection, rows: Sequence[Row]) -> list[Run]:
-        """Attach params, tags and latest metrics with one driver-level query per child table."""
+        """Attach params, tags and latest metrics: one driver-level query per chunk of runs."""
         by_id = {r.run_uuid: Run(info=_run_info(r), data=RunData()) for r in rows}
         if not by_id:
             return []
         nan = math.nan
         for chunk in _chunks(list(by_id), 900):
-            for run_uuid, key, value in sql_fast.select_children(conn, "params", chunk):
-                by_id[run_uuid].data.params[key] = value
-            for run_uuid, key, value in sql_fast.select_children(conn, "tags", chunk):
-                by_id[run_uuid].data.tags[key] = value
-            for run_uuid, key, value, timestamp, step in sql_fast.select_children(
-                conn, "latest_metrics", chunk
+            for kind, run_uuid, key, text, value, timestamp, step in (
+                sql_fast.select_run_children(conn, chunk)
             ):
                 data = by_id[run_uuid].data
-                data.metrics[key] = nan if value is None else value
-                data.metric_points[key] = (timestamp, step)
+                if kind == 0:
+                    data.params[key] = text
+                elif kind == 1:
+                    data.tags[key] = text
+                else:
+                    data.metrics[key] = nan if value is None else value
+                    data.metric_points[key] = (timestamp, step)
         return list(by_id.values())
 
 

@@ -7,7 +7,7 @@
   ``value`` (a value may be up to 8,000 characters, past a B-tree entry's size limit).
 
 Revision ID: 0008_trace_indexes
-Revises: 0006_traces
+Revises: 0007_token_expiry
 Create Date: 2026-12-02
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0008_trace_indexes"
-down_revision = "0006_traces"
+down_revision = "0007_token_expiry"
 branch_labels = None
 depends_on = None
 
