@@ -103,8 +103,7 @@ def store(
     from flowml.tasks import identity, publisher
 
     publisher.flush()
-    identity._clients.clear()
-    identity._experiments.clear()
+    identity._experiments.clear()  # shared clients are closed by conftest's `_isolated_flowml`
 
 
 @pytest.mark.parametrize("qualified", sorted(PUBLIC))

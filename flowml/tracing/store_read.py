@@ -22,11 +22,11 @@ from sqlalchemy import (
     Text,
     bindparam,
     case,
+    cast,
     func,
     literal_column,
     null,
     select,
-    type_coerce,
     union_all,
 )
 from sqlalchemy.sql import operators
@@ -198,19 +198,19 @@ def page_statement(
 
     def part(kind: int, table: Any, **values: Any) -> Any:  # a Select of 16 columns
         columns: dict[str, Any] = {
-            "experiment_id": type_coerce(null(), BigInteger),
-            "state": type_coerce(null(), String),
-            "timestamp_ms": type_coerce(null(), BigInteger),
-            "execution_time_ms": type_coerce(null(), BigInteger),
-            "run_uuid": type_coerce(null(), String),
-            "task_run_id": type_coerce(null(), String),
-            "request_preview": type_coerce(null(), Text),
-            "response_preview": type_coerce(null(), Text),
-            "key": type_coerce(null(), String),
-            "value": type_coerce(null(), Text),
-            "s1": type_coerce(null(), Integer),
-            "s2": type_coerce(null(), BigInteger),
-            "s3": type_coerce(null(), String),
+            "experiment_id": cast(null(), BigInteger),
+            "state": cast(null(), String),
+            "timestamp_ms": cast(null(), BigInteger),
+            "execution_time_ms": cast(null(), BigInteger),
+            "run_uuid": cast(null(), String),
+            "task_run_id": cast(null(), String),
+            "request_preview": cast(null(), Text),
+            "response_preview": cast(null(), Text),
+            "key": cast(null(), String),
+            "value": cast(null(), Text),
+            "s1": cast(null(), Integer),
+            "s2": cast(null(), BigInteger),
+            "s3": cast(null(), String),
         }
         columns.update(values)
         return select(
