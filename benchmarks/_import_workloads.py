@@ -1,11 +1,11 @@
 """MLflow-side workers of bench_import.py, run with the interpreter of MLflow's own venv.
 
-    python _import_workloads.py schema SOURCE_URI
-        create an empty MLflow 3.17 store (MLflow's own migrations) with one experiment;
-    python _import_workloads.py copy SOURCE_URI DEST_URI MAX_RUNS
-        copy up to MAX_RUNS runs with MLflow's client: read each run and its metric
-        histories, then create_run + log_batch (1,000 metrics a call) into DEST_URI.
-        Prints JSON: runs copied, seconds reading, seconds writing.
+python _import_workloads.py schema SOURCE_URI
+    create an empty MLflow 3.17 store (MLflow's own migrations) with one experiment;
+python _import_workloads.py copy SOURCE_URI DEST_URI MAX_RUNS
+    copy up to MAX_RUNS runs with MLflow's client: read each run and its metric
+    histories, then create_run + log_batch (1,000 metrics a call) into DEST_URI.
+    Prints JSON: runs copied, seconds reading, seconds writing.
 """
 
 import json
@@ -35,23 +35,35 @@ def copy(source: str, dest: str, max_runs: int) -> None:
     token = None
     while copied < max_runs:
         t0 = time.perf_counter()
-        page = src.search_runs([experiment.experiment_id], run_view_type=ViewType.ALL,
-                               max_results=min(1000, max_runs - copied), page_token=token)
+        page = src.search_runs(
+            [experiment.experiment_id],
+            run_view_type=ViewType.ALL,
+            max_results=min(1000, max_runs - copied),
+            page_token=token,
+        )
         runs = []
         for run in page:
-            history = [m for key in run.data.metrics
-                       for m in src.get_metric_history(run.info.run_id, key)]
+            history = [
+                m for key in run.data.metrics for m in src.get_metric_history(run.info.run_id, key)
+            ]
             runs.append((run, history))
         read += time.perf_counter() - t0
         t0 = time.perf_counter()
         for run, history in runs:
-            new = dst.create_run(exp_id, start_time=run.info.start_time,
-                                 tags=run.data.tags, run_name=run.info.run_name)
+            new = dst.create_run(
+                exp_id,
+                start_time=run.info.start_time,
+                tags=run.data.tags,
+                run_name=run.info.run_name,
+            )
             params = [Param(k, v) for k, v in run.data.params.items()]
             metrics = [Metric(m.key, m.value, m.timestamp, m.step) for m in history]
             for start in range(0, max(len(metrics), 1), 1000):
-                dst.log_batch(new.info.run_id, metrics=metrics[start:start + 1000],
-                              params=params if start == 0 else [])
+                dst.log_batch(
+                    new.info.run_id,
+                    metrics=metrics[start : start + 1000],
+                    params=params if start == 0 else [],
+                )
             dst.set_terminated(new.info.run_id, run.info.status, run.info.end_time)
         write += time.perf_counter() - t0
         copied += len(runs)

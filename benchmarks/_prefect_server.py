@@ -80,8 +80,19 @@ def prefect_server() -> Iterator[str]:
         log = Path(home) / "server.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                 "--port", str(port), "--no-ui", "--analytics-off"],
+                [
+                    sys.executable,
+                    "-m",
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-ui",
+                    "--analytics-off",
+                ],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

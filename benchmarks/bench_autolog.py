@@ -85,7 +85,11 @@ def _run(side: str, fits: int, searches: int) -> dict[str, list[float]]:
     with tempfile.TemporaryDirectory(prefix=f"bench-autolog-{side}-") as home:
         done = subprocess.run(
             [python, "-c", WORKLOAD, side, str(fits), str(searches), home],
-            capture_output=True, text=True, env=env, timeout=3600, check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=3600,
+            check=False,
         )
     if done.returncode != 0:
         raise SystemExit(f"{side} workload failed:\n{done.stderr[-4000:]}")

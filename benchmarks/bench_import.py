@@ -62,15 +62,23 @@ def build_source(db: Path, runs: int, metrics: int, steps: int, python: Path) ->
                 "'FINISHED', ?, ?, '', 'active', ?, ?)",
                 (run_id, f"run-{r}", start, start + 900, f"{location}/{run_id}/artifacts", exp_id),
             )
-            conn.executemany("INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
-                             [(f"p{i}", str(rng.random()), run_id) for i in range(10)])
+            conn.executemany(
+                "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+                [(f"p{i}", str(rng.random()), run_id) for i in range(10)],
+            )
             tags = [(f"t{i}", f"v{i}", run_id) for i in range(4)]
             tags.append(("mlflow.runName", f"run-{r}", run_id))
             conn.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)", tags)
-            points = [(f"m{k}", rng.random(), start + s, s, 0, run_id)
-                      for k in range(metrics) for s in range(steps)]
-            conn.executemany("INSERT INTO metrics (key, value, timestamp, step, is_nan, "
-                             "run_uuid) VALUES (?, ?, ?, ?, ?, ?)", points)
+            points = [
+                (f"m{k}", rng.random(), start + s, s, 0, run_id)
+                for k in range(metrics)
+                for s in range(steps)
+            ]
+            conn.executemany(
+                "INSERT INTO metrics (key, value, timestamp, step, is_nan, "
+                "run_uuid) VALUES (?, ?, ?, ?, ?, ?)",
+                points,
+            )
             conn.executemany("INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, "
                              "run_uuid) VALUES (?, ?, ?, ?, 0, ?)",
                              [(f"m{k}", points[k * steps + steps - 1][1], start + steps - 1,
@@ -82,8 +90,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5000)
     parser.add_argument("--metrics", type=int, default=20)
     parser.add_argument("--steps", type=int, default=100)
-    parser.add_argument("--baseline-runs", type=int, default=250,
-                        help="runs MLflow's client copies (its time is scaled to --runs)")
+    parser.add_argument(
+        "--baseline-runs",
+        type=int,
+        default=250,
+        help="runs MLflow's client copies (its time is scaled to --runs)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     python = mlflow_python()
@@ -134,8 +146,10 @@ def main() -> int:
         print(f"  flowml import mlflow          {flowml_s:10.1f} s")
         print(f"  MLflow create_run+log_batch   {write_s:10.1f} s{note}")
         print(f"  MLflow read + write           {copy_s:10.1f} s{note}")
-        print(f"  ratio (write only)            {result['ratio_vs_write']:10.1f}x  "
-              f"target >= {TARGET_RATIO:.0f}x  {'PASS' if result['pass'] else 'FAIL'}")
+        print(
+            f"  ratio (write only)            {result['ratio_vs_write']:10.1f}x  "
+            f"target >= {TARGET_RATIO:.0f}x  {'PASS' if result['pass'] else 'FAIL'}"
+        )
         print(f"  ratio (read + write)          {result['ratio_vs_copy']:10.1f}x")
     return 0 if result["pass"] else 1
 

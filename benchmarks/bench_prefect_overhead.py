@@ -69,12 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metrics", type=int, default=200, help="extra points per task")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--server", action="store_true", help="a real prefect server on PostgreSQL")
     parser.add_argument(
-        "--server", action="store_true", help="a real prefect server on PostgreSQL"
-    )
-    parser.add_argument(
-        "--store", choices=("sqlite", "postgresql"), help="tracking store (default: sqlite, "
-        "postgresql with --server)"
+        "--store",
+        choices=("sqlite", "postgresql"),
+        help="tracking store (default: sqlite, postgresql with --server)",
     )
     parser.add_argument("--long", type=int, help="tasks of the long flow (0: skip)")
     parser.add_argument("--tasks", type=int, default=TASKS, help="tasks per paired round")

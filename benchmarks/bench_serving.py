@@ -120,16 +120,40 @@ class _Server:
 
 def _start_flowml(model: Path) -> _Server:
     port = _free_port()
-    cmd = [sys.executable, "-m", "flowml.cli", "models", "serve", "-m", str(model),
-           "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flowml.cli",
+        "models",
+        "serve",
+        "-m",
+        str(model),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     return _Server("flowml", cmd, dict(os.environ), port)
 
 
 def _start_mlflow(model: Path) -> _Server:
     python = mlflow_python()
     port = _free_port()
-    cmd = [str(python.parent / "mlflow"), "models", "serve", "-m", str(model), "--env-manager",
-           "local", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [
+        str(python.parent / "mlflow"),
+        "models",
+        "serve",
+        "-m",
+        str(model),
+        "--env-manager",
+        "local",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     env = mlflow_env()
     # MLflow execs `uvicorn` through the shell: it must find the venv's, not ours.
     env["PATH"] = f"{python.parent}{os.pathsep}{env.get('PATH', '')}"
@@ -162,8 +186,10 @@ def _measure(server: _Server, data: Any, sizes: dict[str, int]) -> dict[str, flo
         _post(conn, body)
         latencies.append(time.perf_counter() - start)
     rows = sizes["batch_rows"]
-    batches = [_split_body(data.iloc[(i * rows) % 4_000 : (i * rows) % 4_000 + rows])
-               for i in range(sizes["batches"])]
+    batches = [
+        _split_body(data.iloc[(i * rows) % 4_000 : (i * rows) % 4_000 + rows])
+        for i in range(sizes["batches"])
+    ]
     _post(conn, batches[0])
     start = time.perf_counter()
     for body in batches:
@@ -178,11 +204,18 @@ def _measure(server: _Server, data: Any, sizes: dict[str, int]) -> dict[str, flo
     }
 
 
-def _load_times(python: str, imports: str, load: str, model: Path, repeats: int,
-                env: dict[str, str]) -> tuple[float, float]:
+def _load_times(
+    python: str, imports: str, load: str, model: Path, repeats: int, env: dict[str, str]
+) -> tuple[float, float]:
     script = LOAD_SCRIPT.format(imports=imports, load=load)
-    done = subprocess.run([python, "-c", script, str(model), str(repeats)], env=env,
-                          capture_output=True, text=True, check=True, timeout=600)
+    done = subprocess.run(
+        [python, "-c", script, str(model), str(repeats)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=600,
+    )
     first, median = map(float, done.stdout.split()[-2:])
     return first * 1e3, median * 1e3
 
@@ -199,11 +232,23 @@ def run(sides: list[str], sizes: dict[str, int]) -> dict[str, Any]:
             finally:
                 server.stop()
             if side == "flowml":
-                load = _load_times(sys.executable, "import flowml.models.api as m",
-                                   "m.load_model", model, sizes["loads"], dict(os.environ))
+                load = _load_times(
+                    sys.executable,
+                    "import flowml.models.api as m",
+                    "m.load_model",
+                    model,
+                    sizes["loads"],
+                    dict(os.environ),
+                )
             else:
-                load = _load_times(str(mlflow_python()), "import mlflow.pyfunc as m",
-                                   "m.load_model", model, sizes["loads"], mlflow_env())
+                load = _load_times(
+                    str(mlflow_python()),
+                    "import mlflow.pyfunc as m",
+                    "m.load_model",
+                    model,
+                    sizes["loads"],
+                    mlflow_env(),
+                )
             figures["load_cold_ms"], figures["load_warm_ms"] = load
             report["sides"][side] = figures
     if {"flowml", "mlflow"} <= set(report["sides"]):

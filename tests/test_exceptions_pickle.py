@@ -101,8 +101,11 @@ def _refuse(_: int) -> None:
     from flowml.registry.errors import ApprovalRejected
 
     raise ApprovalRejected(
-        "Promotion of churn v3 to @champion was rejected", name="churn", version=3,
-        target="champion", comment="not this week",
+        "Promotion of churn v3 to @champion was rejected",
+        name="churn",
+        version=3,
+        target="champion",
+        comment="not this week",
     )
 
 
@@ -113,7 +116,9 @@ def test_a_process_pool_worker_raises_the_real_error():
         with pytest.raises(ApprovalRejected, match="rejected") as info:
             pool.submit(_refuse, 0).result()
     assert (info.value.name, info.value.version, info.value.comment) == (
-        "churn", 3, "not this week"
+        "churn",
+        3,
+        "not this week",
     )
 
 

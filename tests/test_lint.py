@@ -26,12 +26,6 @@ def test_ruff_check_is_clean():
     _run("ruff", "check", "--no-cache", ".")
 
 
-# Enabled once the whole tree has been formatted: delete this marker then. While the tree
-# is unformatted the check fails as expected; once it passes, strict=True fails the test
-# until the marker is gone, so the check cannot stay disabled by mistake.
-@pytest.mark.xfail(
-    strict=True, reason="the tree is formatted with `ruff format` once all branches are merged"
-)
 def test_ruff_format_is_clean():
     _run("ruff", "format", "--check", "--no-cache", ".")
 

@@ -19,10 +19,24 @@ pytestmark = pytest.mark.mlflow
 ROOT = Path(__file__).resolve().parents[1]
 
 NAMES = [
-    "autolog", "create_experiment", "delete_experiment", "get_artifact_uri", "get_experiment",
-    "get_experiment_by_name", "last_active_run", "log_figure", "log_image", "log_input",
-    "log_table", "search_runs", "set_experiment_tag", "set_experiment_tags", "set_tracking_uri",
-    "sklearn.autolog", "data.from_pandas", "data.from_numpy",
+    "autolog",
+    "create_experiment",
+    "delete_experiment",
+    "get_artifact_uri",
+    "get_experiment",
+    "get_experiment_by_name",
+    "last_active_run",
+    "log_figure",
+    "log_image",
+    "log_input",
+    "log_table",
+    "search_runs",
+    "set_experiment_tag",
+    "set_experiment_tags",
+    "set_tracking_uri",
+    "sklearn.autolog",
+    "data.from_pandas",
+    "data.from_numpy",
 ]
 # MLflow parameter -> why flowml has none (each is in the README's table)
 NOT_TAKEN = {
@@ -51,8 +65,12 @@ def _mlflow_signatures() -> dict[str, list[tuple[str, str]]]:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     done = subprocess.run(
-        [module.mlflow_python(), "-c", DUMP, *NAMES], capture_output=True, text=True,
-        env=module.mlflow_env(), timeout=300, check=False,
+        [module.mlflow_python(), "-c", DUMP, *NAMES],
+        capture_output=True,
+        text=True,
+        env=module.mlflow_env(),
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -69,8 +87,9 @@ def test_flowml_takes_mlflows_arguments_in_mlflows_order():
     theirs = _mlflow_signatures()
     for name in NAMES:
         ours = _flowml(name).parameters
-        positional = [p.name for p in ours.values()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        positional = [
+            p.name for p in ours.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
         index = 0
         for param, kind in theirs[name]:
             if (name, param) in NOT_TAKEN:
@@ -85,5 +104,6 @@ def test_flowml_takes_mlflows_arguments_in_mlflows_order():
                 index += 1
             else:
                 assert ours[mine].kind in (
-                    inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD
+                    inspect.Parameter.KEYWORD_ONLY,
+                    inspect.Parameter.POSITIONAL_OR_KEYWORD,
                 ), f"flowml.{name}: {mine!r} must be accepted by keyword"

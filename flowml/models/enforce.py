@@ -324,9 +324,7 @@ def _convert_param(name: str, value: Any, kind: DataType) -> Any:
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     if not ok(value):
-        raise InvalidParameter(
-            f"Invalid value {value!r} for param {name!r}: expected {kind.value}"
-        )
+        raise InvalidParameter(f"Invalid value {value!r} for param {name!r}: expected {kind.value}")
     if kind in (DataType.float, DataType.double):
         return float(value)
     return value

@@ -69,8 +69,10 @@ def _encode(example: Any) -> tuple[str, Any, dict[str, Any]]:
     if isinstance(example, np.ndarray):
         data = to_jsonable(example)
         return "ndarray", data, {"inputs": data}
-    if isinstance(example, dict) and example and all(
-        isinstance(v, np.ndarray) for v in example.values()
+    if (
+        isinstance(example, dict)
+        and example
+        and all(isinstance(v, np.ndarray) for v in example.values())
     ):
         data = to_jsonable(example)
         return "ndarray", data, {"inputs": data}

@@ -203,8 +203,10 @@ class Schema:
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             raise InvalidParameter(f"A schema is a JSON list of objects, got {items!r}")
         return cls(
-            [TensorSpec.from_dict(i) if i.get("type") == "tensor" else ColSpec.from_dict(i)
-             for i in items]
+            [
+                TensorSpec.from_dict(i) if i.get("type") == "tensor" else ColSpec.from_dict(i)
+                for i in items
+            ]
         )
 
     @classmethod

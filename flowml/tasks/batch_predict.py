@@ -102,4 +102,3 @@ def batch_predict(
         prediction_column=prediction_column,
         include_input=include_input,
     )
-

@@ -173,8 +173,14 @@ def finish(
             metrics, params, tags = [], [], []
         try:
             store.finish_run(
-                record.run_id, status, now, metrics=metrics, params=params, tags=tags,
-                lineage=lineage, opens=opens,
+                record.run_id,
+                status,
+                now,
+                metrics=metrics,
+                params=params,
+                tags=tags,
+                lineage=lineage,
+                opens=opens,
             )
         except ResourceNotFound:
             if record.reopen is None:
@@ -184,7 +190,12 @@ def finish(
             # (which raises what opening would have) and end that run.
             _reopen(record)
             store.finish_run(
-                record.run_id, status, now, metrics=metrics, params=params, tags=tags,
+                record.run_id,
+                status,
+                now,
+                metrics=metrics,
+                params=params,
+                tags=tags,
                 lineage=lineage,
             )
         return written

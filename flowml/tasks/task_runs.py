@@ -340,8 +340,15 @@ def _close_task_run(
     def close() -> None:
         reopen = record.reopen
         written = finish(
-            record, status, state, attempts, entries, state_name,
-            ended=ended, opens=opens, queued=queued,
+            record,
+            status,
+            state,
+            attempts,
+            entries,
+            state_name,
+            ended=ended,
+            opens=opens,
+            queued=queued,
         )
         published(written, reopened=reopen is not None and record.reopen is None)
 

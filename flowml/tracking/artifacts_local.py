@@ -143,7 +143,6 @@ def write_error(exc: OSError, rel: str, root: str) -> FlowMLError:
     return StoreError(f"Could not write artifact {rel!r} under {root}: {exc}")
 
 
-
 def _open_dirs(root: str, dirs: list[str]) -> int:
     fd = os.open(root, _DIR_FLAGS)
     for i, part in enumerate(dirs):

@@ -165,8 +165,10 @@ class BatchBuffer:
         # Checked here, once: the store trusts the checked points of the batches below.
         metrics = v.validate_metrics(metrics)
         texts = (
-            [(v.validate_key("Param", p.key), v.validate_param_value(p.key, p.value))
-             for p in params]
+            [
+                (v.validate_key("Param", p.key), v.validate_param_value(p.key, p.value))
+                for p in params
+            ]
             if params
             else ()
         )
@@ -202,9 +204,7 @@ class BatchBuffer:
         else:
             self._ensure_thread()
 
-    def end_later(
-        self, run_id: str, status: str, end_time: int, reason: str | None = None
-    ) -> None:
+    def end_later(self, run_id: str, status: str, end_time: int, reason: str | None = None) -> None:
         """Queue the run's end behind its queued values (used when the store is failing)."""
         with self._lock:
             self._pending.setdefault(run_id, _Pending()).end = (status, end_time, reason)
@@ -310,7 +310,11 @@ class BatchBuffer:
         return None
 
     def _write_without_refused(
-        self, run_id: str, metrics: Sequence[Metric], params: list[Param], tags: list[RunTag],
+        self,
+        run_id: str,
+        metrics: Sequence[Metric],
+        params: list[Param],
+        tags: list[RunTag],
         exc: Exception,
     ) -> BufferedWriteError:
         """A batch the store refused: only a param set meanwhile by another writer can be the

@@ -152,8 +152,14 @@ def _name(name: str | None) -> str:
 
 
 # numpy dtype kinds/sizes -> MLflow's column types
-_COLUMN_TYPES = {("b", 1): "boolean", ("i", 4): "integer", ("i", 8): "long",
-                 ("f", 4): "float", ("f", 8): "double", ("M", 8): "datetime"}
+_COLUMN_TYPES = {
+    ("b", 1): "boolean",
+    ("i", 4): "integer",
+    ("i", 8): "long",
+    ("f", 4): "float",
+    ("f", 8): "double",
+    ("M", 8): "datetime",
+}
 
 
 def _column_type(dtype: Any) -> str:
@@ -219,8 +225,10 @@ def _tensor_spec(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _tensor_spec(v) for k, v in value.items()}
     array = np.asarray(value)
-    return {"type": "tensor", "tensor-spec": {"dtype": str(array.dtype),
-                                              "shape": [-1, *array.shape[1:]]}}
+    return {
+        "type": "tensor",
+        "tensor-spec": {"dtype": str(array.dtype), "shape": [-1, *array.shape[1:]]},
+    }
 
 
 def from_numpy(

@@ -159,11 +159,7 @@ def log_image(
         client.artifact_repo(run_id).write_bytes(path, data)
         return
     assert key is not None
-    if (
-        not isinstance(key, str)
-        or len(key) > MAX_IMAGE_KEY_LENGTH
-        or not IMAGE_KEY_RE.match(key)
-    ):
+    if not isinstance(key, str) or len(key) > MAX_IMAGE_KEY_LENGTH or not IMAGE_KEY_RE.match(key):
         raise InvalidParameter(
             f"Invalid image key {key!r}: use at most {MAX_IMAGE_KEY_LENGTH} letters, digits, "
             "'_', '-', '.', '/' and spaces"
@@ -209,9 +205,7 @@ def log_figure(
     buffer = io.BytesIO()
     # Checked through sys.modules: a figure of a library that was never imported cannot exist.
     mpl_figure = sys.modules.get("matplotlib.figure")
-    plotly_go = sys.modules.get("plotly.graph_objects") or sys.modules.get(
-        "plotly.graph_objs"
-    )
+    plotly_go = sys.modules.get("plotly.graph_objects") or sys.modules.get("plotly.graph_objs")
     if mpl_figure is not None and isinstance(figure, mpl_figure.Figure):
         kwargs.setdefault("format", suffix.lstrip(".") or "png")
         try:

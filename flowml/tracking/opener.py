@@ -153,9 +153,7 @@ class RunOpener:
 POLL_PERIODS = 20
 
 
-def _background_open(
-    ref: weakref.ref[RunOpener], wakeup: threading.Event, linger: float
-) -> None:
+def _background_open(ref: weakref.ref[RunOpener], wakeup: threading.Event, linger: float) -> None:
     while True:
         wakeup.wait(1.0)
         if not wakeup.is_set():

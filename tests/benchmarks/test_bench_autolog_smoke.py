@@ -13,7 +13,11 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_autolog.py"
 def test_quick_flowml_side_reports_both_workloads(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--side", "flowml", "--json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)

@@ -32,7 +32,9 @@ with mlflow.start_run(run_name="parent") as parent:
         fh.write("hello")
     mlflow.log_artifact("notes.txt", artifact_path="docs")
     info = mlflow.sklearn.log_model(
-        LogisticRegression().fit(X, y), name="model", registered_model_name="clf",
+        LogisticRegression().fit(X, y),
+        name="model",
+        registered_model_name="clf",
         input_example=X.head(2),
     )
     with mlflow.start_run(run_name="child", nested=True) as child:
@@ -48,10 +50,14 @@ run_ids = []
 for i in range(6):
     with mlflow.start_run(run_name=f"sweep-{i}") as run:
         mlflow.log_param("i", i)
-        client.log_batch(run.info.run_id, metrics=[
-            mlflow.entities.Metric(key, float(i * step), 1_700_000_000_000 + step, step)
-            for key in ("m1", "m2", "m3") for step in range(50)
-        ])
+        client.log_batch(
+            run.info.run_id,
+            metrics=[
+                mlflow.entities.Metric(key, float(i * step), 1_700_000_000_000 + step, step)
+                for key in ("m1", "m2", "m3")
+                for step in range(50)
+            ],
+        )
         run_ids.append(run.info.run_id)
 client.delete_run(run_ids[-1])
 gone = client.create_experiment("imp-gone")
@@ -59,13 +65,17 @@ with mlflow.start_run(experiment_id=gone, run_name="in-gone") as in_gone:
     mlflow.log_metric("x", 1.0)
 client.delete_experiment(gone)
 
-print(json.dumps({
-    "experiments": {"imp-a": exp_a, "imp-b": exp_b, "imp-gone": gone},
-    "parent": parent.info.run_id,
-    "child": child.info.run_id,
-    "sweep": run_ids,
-    "in_gone": in_gone.info.run_id,
-    "model_id": info.model_id,
-    "versions": ["1", v2.version],
-    "predictions": LogisticRegression().fit(X, y).predict(X.head(5)).tolist(),
-}))
+print(
+    json.dumps(
+        {
+            "experiments": {"imp-a": exp_a, "imp-b": exp_b, "imp-gone": gone},
+            "parent": parent.info.run_id,
+            "child": child.info.run_id,
+            "sweep": run_ids,
+            "in_gone": in_gone.info.run_id,
+            "model_id": info.model_id,
+            "versions": ["1", v2.version],
+            "predictions": LogisticRegression().fit(X, y).predict(X.head(5)).tolist(),
+        }
+    )
+)

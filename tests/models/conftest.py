@@ -73,8 +73,13 @@ def run_mlflow(mlflow_venv: tuple[Path, dict[str, str]], tmp_path: Path) -> Call
         path = tmp_path / f"mlflow_script_{time.monotonic_ns()}.py"
         path.write_text(script, encoding="utf-8")
         done = subprocess.run(
-            [str(python), str(path), *args], capture_output=True, text=True, env=env,
-            cwd=tmp_path, timeout=300, check=False,
+            [str(python), str(path), *args],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=300,
+            check=False,
         )
         assert done.returncode == 0, f"MLflow script failed:\n{done.stderr[-4000:]}"
         return done.stdout
@@ -91,9 +96,24 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flowml.cli", "models", "serve", "-m", model_uri,
-             "--port", str(self.port), "--workers", str(workers), *options],
-            cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ),
+            [
+                sys.executable,
+                "-m",
+                "flowml.cli",
+                "models",
+                "serve",
+                "-m",
+                model_uri,
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+                *options,
+            ],
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(os.environ),
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:

@@ -15,12 +15,20 @@ from flowml.exceptions import InvalidParameter
 from flowml.models.autolog import _patch
 
 CLASSIFIER_METRICS = {
-    "training_precision_score", "training_recall_score", "training_f1_score",
-    "training_accuracy_score", "training_log_loss", "training_roc_auc", "training_score",
+    "training_precision_score",
+    "training_recall_score",
+    "training_f1_score",
+    "training_accuracy_score",
+    "training_log_loss",
+    "training_roc_auc",
+    "training_score",
 }
 REGRESSOR_METRICS = {
-    "training_mean_squared_error", "training_root_mean_squared_error",
-    "training_mean_absolute_error", "training_r2_score", "training_score",
+    "training_mean_squared_error",
+    "training_root_mean_squared_error",
+    "training_mean_absolute_error",
+    "training_r2_score",
+    "training_score",
 }
 
 
@@ -128,8 +136,11 @@ def test_randomized_search_keeps_mlflows_default_of_five_child_runs(iris):
     X, y = iris
     flowml.autolog(log_models=False)
     RandomizedSearchCV(
-        DecisionTreeClassifier(random_state=0), {"max_depth": list(range(1, 9))},
-        n_iter=7, cv=3, random_state=0,
+        DecisionTreeClassifier(random_state=0),
+        {"max_depth": list(range(1, 9))},
+        n_iter=7,
+        cv=3,
+        random_state=0,
     ).fit(X, y)
     runs = _runs()
     assert len(runs) == 1 + 5
@@ -254,8 +265,9 @@ def test_registered_model_name_and_no_datasets(iris):
     from sklearn.tree import DecisionTreeClassifier
 
     X, y = iris
-    flowml.sklearn.autolog(registered_model_name="iris-tree", log_datasets=False,
-                           extra_tags={"team": "ml"})
+    flowml.sklearn.autolog(
+        registered_model_name="iris-tree", log_datasets=False, extra_tags={"team": "ml"}
+    )
     DecisionTreeClassifier(max_depth=2).fit(X, y)
     (run,) = _runs()
     assert run.data.tags["team"] == "ml"

@@ -55,8 +55,14 @@ def _read(uri: str) -> pd.DataFrame:
 @pytest.mark.parametrize("dst", ["csv", "parquet"])
 @pytest.mark.parametrize("where", ["file", "memory"])
 def test_files_larger_than_a_chunk(
-    tmp_path: Path, memory_root: str, model: PyFuncModel, classifier: Any, big: pd.DataFrame,
-    src: str, dst: str, where: str,
+    tmp_path: Path,
+    memory_root: str,
+    model: PyFuncModel,
+    classifier: Any,
+    big: pd.DataFrame,
+    src: str,
+    dst: str,
+    where: str,
 ) -> None:
     root = memory_root if where == "memory" else str(tmp_path)
     source, target = f"{root}/in/data.{src}", f"{root}/out/scored.{dst}"
@@ -76,9 +82,14 @@ def test_multi_output_predictions_and_predictions_only(
 ) -> None:
     save_model(classifier, tmp_path / "proba", pyfunc_predict_fn="predict_proba")
     big.to_parquet(tmp_path / "in.parquet")
-    predict_file(load_model(str(tmp_path / "proba")), str(tmp_path / "in.parquet"),
-                 str(tmp_path / "out.parquet"), chunk_rows=999, include_input=False,
-                 prediction_column="p")
+    predict_file(
+        load_model(str(tmp_path / "proba")),
+        str(tmp_path / "in.parquet"),
+        str(tmp_path / "out.parquet"),
+        chunk_rows=999,
+        include_input=False,
+        prediction_column="p",
+    )
     out = pd.read_parquet(tmp_path / "out.parquet")
     assert list(out.columns) == ["p_0", "p_1"]
     np.testing.assert_allclose(out.to_numpy(), classifier.predict_proba(big))
@@ -107,8 +118,12 @@ def test_a_bad_chunk_leaves_the_existing_output_untouched(
     ],
 )
 def test_bad_arguments(
-    tmp_path: Path, model: PyFuncModel, big: pd.DataFrame, kwargs: dict[str, Any],
-    error: type, message: str,
+    tmp_path: Path,
+    model: PyFuncModel,
+    big: pd.DataFrame,
+    kwargs: dict[str, Any],
+    error: type,
+    message: str,
 ) -> None:
     big.to_csv(tmp_path / "in.csv", index=False)
     args = {"input_uri": str(tmp_path / "in.csv"), "output_uri": str(tmp_path / "out.csv")}

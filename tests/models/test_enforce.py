@@ -71,8 +71,13 @@ def test_unsafe_conversions_are_refused_naming_column_and_types(
 
 def test_json_mode_casts_what_json_cannot_encode() -> None:
     frame = pd.DataFrame({"f": [1.5], "d": ["2024-01-02T03:04:05"], "b": ["eHk="]})
-    schema = Schema([ColSpec(DataType.float, "f"), ColSpec(DataType.datetime, "d"),
-                     ColSpec(DataType.binary, "b")])
+    schema = Schema(
+        [
+            ColSpec(DataType.float, "f"),
+            ColSpec(DataType.datetime, "d"),
+            ColSpec(DataType.binary, "b"),
+        ]
+    )
     out = enforce_schema(frame, schema, from_json=True)
     assert str(out["f"].dtype) == "float32"
     assert out["d"].iloc[0] == pd.Timestamp("2024-01-02T03:04:05")
@@ -94,8 +99,13 @@ def test_missing_required_column_is_named() -> None:
 
 
 def test_columns_are_reordered_extras_dropped_optionals_allowed() -> None:
-    schema = Schema([ColSpec(DataType.long, "b"), ColSpec(DataType.double, "a"),
-                     ColSpec(DataType.string, "opt", required=False)])
+    schema = Schema(
+        [
+            ColSpec(DataType.long, "b"),
+            ColSpec(DataType.double, "a"),
+            ColSpec(DataType.string, "opt", required=False),
+        ]
+    )
     out = enforce_schema(pd.DataFrame({"a": [1.0], "b": [2], "extra": ["x"]}), schema)
     assert list(out.columns) == ["b", "a"]
 
@@ -161,8 +171,12 @@ def test_a_json_column_of_only_nulls_becomes_missing_values(kind: DataType, dtyp
 
 @pytest.mark.parametrize(
     ("kind", "hint"),
-    [(DataType.long, True), (DataType.integer, True), (DataType.boolean, False),
-     (DataType.binary, False)],
+    [
+        (DataType.long, True),
+        (DataType.integer, True),
+        (DataType.boolean, False),
+        (DataType.binary, False),
+    ],
 )
 def test_a_column_of_only_nulls_is_refused_where_the_type_has_no_missing_value(
     kind: DataType, hint: bool
@@ -200,18 +214,24 @@ def test_named_tensors() -> None:
         enforce_schema({"x": [1]}, schema)
 
 
-PARAMS = ParamSchema((
-    ParamSpec("k", DataType.long, 1),
-    ParamSpec("alpha", DataType.double, 0.5),
-    ParamSpec("names", DataType.string, ["a"], (-1,)),
-    ParamSpec("flag", DataType.boolean, False),
-    ParamSpec("when", DataType.datetime, "2024-01-01"),
-))
+PARAMS = ParamSchema(
+    (
+        ParamSpec("k", DataType.long, 1),
+        ParamSpec("alpha", DataType.double, 0.5),
+        ParamSpec("names", DataType.string, ["a"], (-1,)),
+        ParamSpec("flag", DataType.boolean, False),
+        ParamSpec("when", DataType.datetime, "2024-01-01"),
+    )
+)
 
 
 def test_params_get_defaults_and_conversions() -> None:
     assert enforce_params({"alpha": 2, "unknown": 1}, PARAMS) == {
-        "k": 1, "alpha": 2.0, "names": ["a"], "flag": False, "when": "2024-01-01"
+        "k": 1,
+        "alpha": 2.0,
+        "names": ["a"],
+        "flag": False,
+        "when": "2024-01-01",
     }
     when = dt.datetime(2025, 1, 1)
     assert enforce_params({"when": when}, PARAMS)["when"] == when

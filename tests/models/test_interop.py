@@ -45,8 +45,12 @@ print(json.dumps({
 
 
 def _mlflow_predict(
-    run_mlflow: Callable[..., str], model: Path, data: pd.DataFrame, tmp_path: Path,
-    params: dict[str, Any] | None = None, check_serving: bool = False,
+    run_mlflow: Callable[..., str],
+    model: Path,
+    data: pd.DataFrame,
+    tmp_path: Path,
+    params: dict[str, Any] | None = None,
+    check_serving: bool = False,
 ) -> dict[str, Any]:
     data_path = tmp_path / "data.parquet"
     data.to_parquet(data_path)
@@ -59,8 +63,9 @@ def _mlflow_predict(
 def test_flowml_sklearn_model_predicts_identically_in_mlflow(
     run_mlflow: Callable[..., str], tmp_path: Path, classifier: Any, frame: Any
 ) -> None:
-    save_model(classifier, tmp_path / "m", input_example=frame.head(2),
-               pyfunc_predict_fn="predict_proba")
+    save_model(
+        classifier, tmp_path / "m", input_example=frame.head(2), pyfunc_predict_fn="predict_proba"
+    )
     ours = load_model(str(tmp_path / "m")).predict(frame)
     theirs = _mlflow_predict(run_mlflow, tmp_path / "m", frame, tmp_path, check_serving=True)
     assert theirs["loader"] == "mlflow.sklearn"
@@ -89,9 +94,14 @@ def test_flowml_custom_model_predicts_identically_in_mlflow(
 ) -> None:
     scale = tmp_path / "scale.txt"
     scale.write_text("3")
-    save_model(python_model=ShiftModel(0.25), path=tmp_path / "m", pickle_by_value=True,
-               artifacts={"scale": str(scale)}, input_example=frame.head(2),
-               signature=infer_signature(frame, params={"bonus": 0.0}))
+    save_model(
+        python_model=ShiftModel(0.25),
+        path=tmp_path / "m",
+        pickle_by_value=True,
+        artifacts={"scale": str(scale)},
+        input_example=frame.head(2),
+        signature=infer_signature(frame, params={"bonus": 0.0}),
+    )
     ours = load_model(str(tmp_path / "m")).predict(frame, params={"bonus": 2.0})
     theirs = _mlflow_predict(run_mlflow, tmp_path / "m", frame, tmp_path, {"bonus": 2.0})
     assert theirs["loader"] == "mlflow.pyfunc.model"
@@ -118,8 +128,9 @@ def test_mlflow_sklearn_models_load_and_predict_in_flowml(
     run_mlflow: Callable[..., str], tmp_path: Path, frame: Any
 ) -> None:
     frame.to_parquet(tmp_path / "data.parquet")
-    out = run_mlflow(MLFLOW_SAVE, str(tmp_path / "data.parquet"), str(tmp_path),
-                     "cloudpickle", "pickle", "skops")
+    out = run_mlflow(
+        MLFLOW_SAVE, str(tmp_path / "data.parquet"), str(tmp_path), "cloudpickle", "pickle", "skops"
+    )
     expected = np.asarray(json.loads(out.strip().splitlines()[-1]))
     for fmt in ("cloudpickle", "pickle"):
         model = load_model(str(tmp_path / fmt))
@@ -130,8 +141,9 @@ def test_mlflow_sklearn_models_load_and_predict_in_flowml(
         np.testing.assert_array_equal(native.predict_proba(frame)[:, 1], expected)
         np.testing.assert_array_equal(model.predict(frame), native.predict(frame))
         example = load_input_example(tmp_path / fmt, model.metadata.saved_input_example_info)
-        pd.testing.assert_frame_equal(example, frame.head(3).reset_index(drop=True),
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            example, frame.head(3).reset_index(drop=True), check_dtype=False
+        )
     try:
         import skops  # noqa: F401
     except ImportError:

@@ -33,20 +33,33 @@ def test_log_model_records_the_model_on_the_active_run(classifier: Any, frame: A
     assert history[0]["run_id"] == run_id and history[0]["model_uuid"] == info.model_uuid
     assert history[0]["flavors"]["sklearn"]["pickled_model"] == "model.pkl"
     assert json.loads(tags["flowml.models"]) == [
-        {"name": "model", "model_uri": info.model_uri, "model_uuid": info.model_uuid,
-         "flavors": ["python_function", "sklearn"]},
-        {"name": "challenger", "model_uri": second.model_uri, "model_uuid": second.model_uuid,
-         "flavors": ["python_function", "sklearn"]},
+        {
+            "name": "model",
+            "model_uri": info.model_uri,
+            "model_uuid": info.model_uuid,
+            "flavors": ["python_function", "sklearn"],
+        },
+        {
+            "name": "challenger",
+            "model_uri": second.model_uri,
+            "model_uuid": second.model_uuid,
+            "flavors": ["python_function", "sklearn"],
+        },
     ]
 
     outputs = fluent.get_client().store.search_lineage(run_ids=[run_id], direction="output")
     assert [(e.kind, e.uri, e.name) for e in outputs] == [
-        ("model", info.model_uri, "model"), ("model", second.model_uri, "challenger")
+        ("model", info.model_uri, "model"),
+        ("model", second.model_uri, "challenger"),
     ]
 
     listed = {f.path for f in fluent.get_client().list_artifacts(run_id, "model")}
-    assert {"model/MLmodel", "model/model.pkl", "model/requirements.txt",
-            "model/input_example.json"} <= listed
+    assert {
+        "model/MLmodel",
+        "model/model.pkl",
+        "model/requirements.txt",
+        "model/input_example.json",
+    } <= listed
     model = load_model(info.model_uri)
     assert model.metadata.run_id == run_id and model.metadata.artifact_path == "model"
     np.testing.assert_array_equal(model.predict(frame), classifier.predict(frame))

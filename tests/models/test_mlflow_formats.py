@@ -44,15 +44,14 @@ def test_mlflow_default_skops_models_load_in_flowml(
     run_mlflow: Callable[..., str], tmp_path: Path, frame: Any
 ) -> None:
     frame.to_parquet(tmp_path / "data.parquet")
-    expected = _last_json(run_mlflow(MLFLOW_SAVE_SKLEARN, str(tmp_path / "data.parquet"),
-                                     str(tmp_path)))
+    expected = _last_json(
+        run_mlflow(MLFLOW_SAVE_SKLEARN, str(tmp_path / "data.parquet"), str(tmp_path))
+    )
     for name in ("linear", "forest"):
         conf = yaml.safe_load((tmp_path / name / "MLmodel").read_text())["flavors"]["sklearn"]
         assert conf["serialization_format"] == "skops"  # MLflow 3.17's default
         model = load_model(str(tmp_path / name))
-        np.testing.assert_allclose(
-            model.unwrap().predict_proba(frame)[:, 1], expected[name]
-        )
+        np.testing.assert_allclose(model.unwrap().predict_proba(frame)[:, 1], expected[name])
         np.testing.assert_array_equal(model.predict(frame), model.unwrap().predict(frame))
 
 
@@ -73,14 +72,19 @@ def test_flowml_skops_models_load_in_mlflow(
 
     forest = RandomForestClassifier(n_estimators=4, random_state=0).fit(frame, labels)
     target = tmp_path / "forest"
-    save_model(forest, target, serialization_format="skops",
-               skops_trusted_types=["sklearn.tree._tree.Tree"])
+    save_model(
+        forest,
+        target,
+        serialization_format="skops",
+        skops_trusted_types=["sklearn.tree._tree.Tree"],
+    )
     assert (target / "model.skops").is_file() and not (target / "model.pkl").exists()
     requirements = (target / "requirements.txt").read_text().splitlines()
     assert any(line.startswith("skops==") for line in requirements)
     frame.to_parquet(tmp_path / "data.parquet")
-    theirs = _last_json(run_mlflow(MLFLOW_LOAD_SKLEARN, str(tmp_path / "data.parquet"),
-                                   str(target)))
+    theirs = _last_json(
+        run_mlflow(MLFLOW_LOAD_SKLEARN, str(tmp_path / "data.parquet"), str(target))
+    )
     np.testing.assert_allclose(theirs["proba"], forest.predict_proba(frame)[:, 1])
     assert theirs["pred"] == forest.predict(frame).tolist()
     np.testing.assert_array_equal(load_model(str(target)).predict(frame), theirs["pred"])
@@ -104,8 +108,9 @@ def test_skops_save_refuses_untrusted_types_and_leaves_nothing(
     assert "test_mlflow_formats.Local" in str(info.value)
     trusted = [f"{__name__}.<lambda>", f"{__name__}.Local"]
     with pytest.raises(InvalidParameter, match="does not load back"):
-        save_model(local, tmp_path / "local", serialization_format="skops",
-                   skops_trusted_types=trusted)
+        save_model(
+            local, tmp_path / "local", serialization_format="skops", skops_trusted_types=trusted
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -201,8 +206,9 @@ def test_requirements_let_mlflows_server_rebuild_the_environment(
     save_model(classifier, tmp_path / "ours", serialization_format="skops")
     lines = (tmp_path / "ours" / "requirements.txt").read_text().splitlines()
     assert lines[0] == MLFLOW_SERVING_REQUIREMENT  # MLflow is not installed here
-    checked = _last_json(run_mlflow(MLFLOW_CHECK_REQUIREMENTS, str(tmp_path / "ours"),
-                                    str(tmp_path / "theirs")))
+    checked = _last_json(
+        run_mlflow(MLFLOW_CHECK_REQUIREMENTS, str(tmp_path / "ours"), str(tmp_path / "theirs"))
+    )
     assert checked["has_mlflow"]  # MLflow's own test for "can run the scoring server"
     assert checked["deps"] == ["-r requirements.txt"]
 

@@ -103,9 +103,7 @@ def test_python_model_pickle_outside_is_refused(py_model: Path, outside: dict[st
 
 
 @pytest.mark.parametrize("key", ["data", "model_path", "model_data"])
-def test_other_file_entries_outside_are_refused(
-    py_model: Path, outside: dict[str, Path], key: str
-):
+def test_other_file_entries_outside_are_refused(py_model: Path, outside: dict[str, Path], key: str):
     for entry in _entries_pointing_at(outside["pickle"], py_model):
         edit_mlmodel(py_model, "python_function", **{key: entry})
         _refused(py_model, outside, lambda: load_model(str(py_model)))
@@ -130,9 +128,7 @@ def test_artifacts_outside_are_refused(tmp_path: Path, outside: dict[str, Path])
         _refused(model, outside, lambda: load_model(str(model)))
 
 
-def test_a_symlink_out_of_the_model_directory_is_refused(
-    sk_model: Path, outside: dict[str, Path]
-):
+def test_a_symlink_out_of_the_model_directory_is_refused(sk_model: Path, outside: dict[str, Path]):
     (sk_model / "model.pkl").unlink()
     (sk_model / "model.pkl").symlink_to(outside["pickle"])
     _refused(

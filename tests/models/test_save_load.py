@@ -92,14 +92,25 @@ def test_mlmodel_and_environment_files(tmp_path: Path, classifier: Any) -> None:
     import cloudpickle
     import sklearn
 
-    save_model(classifier, tmp_path / "m", extra_pip_requirements=["requests>=2"],
-               metadata={"team": "risk"})
+    save_model(
+        classifier,
+        tmp_path / "m",
+        extra_pip_requirements=["requests>=2"],
+        metadata={"team": "risk"},
+    )
     info = _mlmodel(tmp_path / "m")
-    assert {"flavors", "model_uuid", "utc_time_created", "flowml_version", "model_size_bytes",
-            "metadata"} <= set(info)
+    assert {
+        "flavors",
+        "model_uuid",
+        "utc_time_created",
+        "flowml_version",
+        "model_size_bytes",
+        "metadata",
+    } <= set(info)
     assert len(info["model_uuid"]) == 32 and info["metadata"] == {"team": "risk"}
     assert info["flavors"]["python_function"]["env"] == {
-        "conda": "conda.yaml", "virtualenv": "python_env.yaml"
+        "conda": "conda.yaml",
+        "virtualenv": "python_env.yaml",
     }
     requirements = (tmp_path / "m" / "requirements.txt").read_text().splitlines()
     assert f"scikit-learn=={sklearn.__version__}" in requirements
@@ -139,8 +150,13 @@ def test_custom_model_with_artifacts_params_and_config(tmp_path: Path, frame: An
     weights = tmp_path / "weights.txt"
     weights.write_text("2")
     signature = infer_signature(frame, params={"k": 0})
-    save_model(python_model=AddK(1.0), path=tmp_path / "m", signature=signature,
-               artifacts={"weights": str(weights)}, model_config={"mode": "fast"})
+    save_model(
+        python_model=AddK(1.0),
+        path=tmp_path / "m",
+        signature=signature,
+        artifacts={"weights": str(weights)},
+        model_config={"mode": "fast"},
+    )
     weights.write_text("100")  # the model keeps its own copy
     model = load_model(str(tmp_path / "m"))
     np.testing.assert_allclose(model.predict(frame), frame["a"] * 2 + 1)
@@ -153,8 +169,11 @@ def test_custom_model_with_artifacts_params_and_config(tmp_path: Path, frame: An
 
 
 def test_function_model_and_list_inputs(tmp_path: Path) -> None:
-    save_model(python_model=lambda data: [len(x) for x in data.iloc[:, 0]], path=tmp_path / "m",
-               input_example=["ab", "c"])
+    save_model(
+        python_model=lambda data: [len(x) for x in data.iloc[:, 0]],
+        path=tmp_path / "m",
+        input_example=["ab", "c"],
+    )
     info = _mlmodel(tmp_path / "m")
     assert info["saved_input_example_info"]["type"] == "json_object"
     assert json.loads(info["signature"]["inputs"]) == [{"type": "string", "required": True}]
@@ -178,8 +197,11 @@ def test_code_paths_are_shipped_and_importable(tmp_path: Path) -> None:
     try:
         import helper_mod_for_flowml_test as helper
 
-        save_model(python_model=lambda df: helper.double(df["a"]), path=tmp_path / "m",
-                   code_paths=[str(package)])
+        save_model(
+            python_model=lambda df: helper.double(df["a"]),
+            path=tmp_path / "m",
+            code_paths=[str(package)],
+        )
     finally:
         sys.path.remove(str(package.parent))
         sys.modules.pop("helper_mod_for_flowml_test", None)
@@ -273,7 +295,12 @@ def test_loading_what_is_not_a_model(tmp_path: Path) -> None:
 
 
 def test_unknown_mlmodel_keys_survive_a_round_trip(tmp_path: Path) -> None:
-    data = {"flavors": {"python_function": {"loader_module": "x"}}, "mlflow_version": "3.17.2",
-            "model_id": None, "model_uuid": "u" * 32, "utc_time_created": "t"}
+    data = {
+        "flavors": {"python_function": {"loader_module": "x"}},
+        "mlflow_version": "3.17.2",
+        "model_id": None,
+        "model_uuid": "u" * 32,
+        "utc_time_created": "t",
+    }
     model = Model.from_dict(data)
     assert model.to_dict()["mlflow_version"] == "3.17.2" and "model_id" in model.to_dict()

@@ -27,7 +27,9 @@ def _post(
 ) -> tuple[int, Any]:
     data = body.encode() if isinstance(body, str) else body
     request = urllib.request.Request(
-        server.url + "/invocations", data=data, method="POST",
+        server.url + "/invocations",
+        data=data,
+        method="POST",
         headers={"Content-Type": content_type},
     )
     try:
@@ -99,7 +101,8 @@ def test_csv_and_parquet_bodies(served: Server, classifier: Any, frame: Any) -> 
     buffer = io.BytesIO()
     frame.to_parquet(buffer)
     assert _post(served, buffer.getvalue(), "application/vnd.apache.parquet") == (
-        200, {"predictions": expected}
+        200,
+        {"predictions": expected},
     )
 
 
@@ -113,34 +116,94 @@ MALFORMED = [
     ("not json", "application/json", 400, "BAD_REQUEST", "not valid JSON"),
     ("[1, 2]", "application/json", 400, "BAD_REQUEST", "got a JSON list"),
     ('{"data": [[1, 2]]}', "application/json", 400, "BAD_REQUEST", "exactly one of"),
-    ('{"inputs": [[1, 2]], "instances": [[1, 2]]}', "application/json", 400, "BAD_REQUEST",
-     "exactly one of"),
-    ('{"dataframe_split": {"columns": ["a", "b"], "data": [[1.0]]}}', "application/json", 400,
-     "BAD_REQUEST", "every row must have 2 values"),
+    (
+        '{"inputs": [[1, 2]], "instances": [[1, 2]]}',
+        "application/json",
+        400,
+        "BAD_REQUEST",
+        "exactly one of",
+    ),
+    (
+        '{"dataframe_split": {"columns": ["a", "b"], "data": [[1.0]]}}',
+        "application/json",
+        400,
+        "BAD_REQUEST",
+        "every row must have 2 values",
+    ),
     ('{"dataframe_split": [1]}', "application/json", 400, "BAD_REQUEST", "must be an object"),
-    ('{"dataframe_records": {"a": 1}}', "application/json", 400, "BAD_REQUEST",
-     "must be a list of objects"),
-    ('{"inputs": [{"a": 1.0}], "params": [1]}', "application/json", 400, "BAD_REQUEST",
-     "'params' must be a JSON object"),
-    ('{"dataframe_records": [{"a": 1.0}]}', "application/json", 400, "INVALID_PARAMETER_VALUE",
-     "Model is missing input column(s) ['b']"),
-    ('{"dataframe_records": [{"a": 1.0, "b": 1.5}]}', "application/json", 400,
-     "INVALID_PARAMETER_VALUE", "cannot safely convert float64 to long"),
-    ('{"dataframe_records": [{"a": "x", "b": 1}]}', "application/json", 400,
-     "INVALID_PARAMETER_VALUE", "column 'a'"),
+    (
+        '{"dataframe_records": {"a": 1}}',
+        "application/json",
+        400,
+        "BAD_REQUEST",
+        "must be a list of objects",
+    ),
+    (
+        '{"inputs": [{"a": 1.0}], "params": [1]}',
+        "application/json",
+        400,
+        "BAD_REQUEST",
+        "'params' must be a JSON object",
+    ),
+    (
+        '{"dataframe_records": [{"a": 1.0}]}',
+        "application/json",
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "Model is missing input column(s) ['b']",
+    ),
+    (
+        '{"dataframe_records": [{"a": 1.0, "b": 1.5}]}',
+        "application/json",
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "cannot safely convert float64 to long",
+    ),
+    (
+        '{"dataframe_records": [{"a": "x", "b": 1}]}',
+        "application/json",
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "column 'a'",
+    ),
     ("a,b\n1.0", "text/csv", 400, "INVALID_PARAMETER_VALUE", "column 'b'"),
     # Rows without column names are not matched to named columns by position (as MLflow).
-    ('{"inputs": [[0.5, 1]]}', "application/json", 400, "INVALID_PARAMETER_VALUE",
-     "The signature names its columns ['a', 'b']"),
-    ('{"instances": [[0.5, 1], [1.5, 2]]}', "application/json", 400, "INVALID_PARAMETER_VALUE",
-     "so none is matched by position"),
-    ('{"dataframe_split": {"data": [[0.5, 1]]}}', "application/json", 400,
-     "INVALID_PARAMETER_VALUE", "Model is missing input column(s) ['a', 'b']"),
-    ('{"dataframe_records": [{"a": 0.5, "b": null}]}', "application/json", 400,
-     "INVALID_PARAMETER_VALUE", "it holds only nulls and a long column has no missing value"),
+    (
+        '{"inputs": [[0.5, 1]]}',
+        "application/json",
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "The signature names its columns ['a', 'b']",
+    ),
+    (
+        '{"instances": [[0.5, 1], [1.5, 2]]}',
+        "application/json",
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "so none is matched by position",
+    ),
+    (
+        '{"dataframe_split": {"data": [[0.5, 1]]}}',
+        "application/json",
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "Model is missing input column(s) ['a', 'b']",
+    ),
+    (
+        '{"dataframe_records": [{"a": 0.5, "b": null}]}',
+        "application/json",
+        400,
+        "INVALID_PARAMETER_VALUE",
+        "it holds only nulls and a long column has no missing value",
+    ),
     ("\x00\x01", "application/vnd.apache.parquet", 400, "BAD_REQUEST", "not a valid Parquet"),
-    ("a=1", "application/x-www-form-urlencoded", 415, "UNSUPPORTED_MEDIA_TYPE",
-     "Unsupported content type"),
+    (
+        "a=1",
+        "application/x-www-form-urlencoded",
+        415,
+        "UNSUPPORTED_MEDIA_TYPE",
+        "Unsupported content type",
+    ),
     ("{}", "application/json; charset=latin-1", 415, "UNSUPPORTED_MEDIA_TYPE", "UTF-8 only"),
 ]
 
@@ -175,8 +238,11 @@ def test_custom_model_with_params_and_a_failing_model(
             raise RuntimeError("a is too large")
         return data["a"] * 2
 
-    save_model(python_model=score, path=tmp_path / "fn",
-               signature=infer_signature(frame[["a"]], params={"unused": 1}))
+    save_model(
+        python_model=score,
+        path=tmp_path / "fn",
+        signature=infer_signature(frame[["a"]], params={"unused": 1}),
+    )
     server = start_server(str(tmp_path / "fn"), workers=2)
     status, body = _post(server, '{"inputs": {"a": [1.5, 2]}, "params": {"unused": 3}}')
     assert (status, body) == (200, {"predictions": [{"a": 3.0}, {"a": 4.0}]})
@@ -195,17 +261,15 @@ def test_a_column_of_only_nulls_is_scored_as_missing_values(
         return data.isna().sum(axis=1).to_numpy()
 
     example = pd.DataFrame({"a": [1.0], "when": pd.to_datetime(["2024-01-01"]), "b": [1]})
-    save_model(python_model=count_missing, path=tmp_path / "nulls",
-               signature=infer_signature(example))
+    save_model(
+        python_model=count_missing, path=tmp_path / "nulls", signature=infer_signature(example)
+    )
     server = start_server(str(tmp_path / "nulls"))
     split = {"columns": ["a", "when", "b"], "data": [[None, None, 1], [None, None, 2]]}
     assert _post(server, json.dumps({"dataframe_split": split})) == (200, {"predictions": [2, 2]})
     records = [{"a": None, "when": "2024-01-01", "b": 3}]
-    assert _post(server, json.dumps({"dataframe_records": records})) == (
-        200, {"predictions": [1]}
-    )
-    status, body = _post(server, json.dumps({"inputs": {"a": [1.0], "when": [None],
-                                                        "b": [None]}}))
+    assert _post(server, json.dumps({"dataframe_records": records})) == (200, {"predictions": [1]})
+    status, body = _post(server, json.dumps({"inputs": {"a": [1.0], "when": [None], "b": [None]}}))
     assert status == 400 and "column 'b': it holds only nulls" in body["message"]
 
 
@@ -239,16 +303,22 @@ def fluent_log(model: Any) -> str:
 def test_refuses_to_start_on_an_unresolvable_uri(tmp_path: Path, uri: str, message: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "flowml.cli", "models", "serve", "-m", uri, "--port", "0"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 1
     assert done.stderr.startswith("Error: ") and message in done.stderr
 
 
-def test_predictions_match_in_process_scoring(tmp_path: Path, classifier: Any, frame: Any,
-                                              start_server: Callable[..., Server]) -> None:
+def test_predictions_match_in_process_scoring(
+    tmp_path: Path, classifier: Any, frame: Any, start_server: Callable[..., Server]
+) -> None:
     save_model(classifier, tmp_path / "p", pyfunc_predict_fn="predict_proba")
     server = start_server(str(tmp_path / "p"))
     status, body = _post(server, json.dumps({"dataframe_split": frame.to_dict(orient="split")}))
-    np.testing.assert_array_equal(np.asarray(body["predictions"]),
-                                  load_model(str(tmp_path / "p")).predict(frame))
+    np.testing.assert_array_equal(
+        np.asarray(body["predictions"]), load_model(str(tmp_path / "p")).predict(frame)
+    )

@@ -33,8 +33,9 @@ def _doubling_model(path: Path) -> str:
     def double(data: pd.DataFrame) -> Any:
         return (data["a"] * 2).to_numpy()
 
-    save_model(python_model=double, path=path,
-               signature=infer_signature(pd.DataFrame({"a": [1.0]})))
+    save_model(
+        python_model=double, path=path, signature=infer_signature(pd.DataFrame({"a": [1.0]}))
+    )
     return str(path)
 
 
@@ -45,7 +46,9 @@ def _get(server: Server, path: str) -> tuple[int, bytes]:
 
 def _post_json(server: Server, payload: Any) -> tuple[int, Any]:
     request = urllib.request.Request(
-        server.url + "/invocations", data=json.dumps(payload).encode(), method="POST",
+        server.url + "/invocations",
+        data=json.dumps(payload).encode(),
+        method="POST",
         headers={"Content-Type": "application/json"},
     )
     try:
@@ -89,8 +92,9 @@ def _status_and_json(reply: bytes) -> tuple[int, dict[str, Any]]:
 
 @pytest.fixture
 def small_limits(tmp_path: Path, start_server: Callable[..., Server]) -> Server:
-    return start_server(_doubling_model(tmp_path / "m"), 1, "--max-body-size", "1000",
-                        "--body-timeout", "1")
+    return start_server(
+        _doubling_model(tmp_path / "m"), 1, "--max-body-size", "1000", "--body-timeout", "1"
+    )
 
 
 def test_a_body_over_the_limit_gets_413_and_the_server_keeps_serving(small_limits: Server) -> None:
@@ -139,12 +143,16 @@ def test_ping_answers_while_a_prediction_is_running(
             time.sleep(0.01)
         return data["a"].to_numpy()
 
-    save_model(python_model=blocking, path=tmp_path / "slow",
-               signature=infer_signature(pd.DataFrame({"a": [1.0]})))
+    save_model(
+        python_model=blocking,
+        path=tmp_path / "slow",
+        signature=infer_signature(pd.DataFrame({"a": [1.0]})),
+    )
     server = start_server(str(tmp_path / "slow"))
     result: list[tuple[int, Any]] = []
-    scoring = threading.Thread(target=lambda: result.append(_post_json(server, {"inputs":
-                                                                               {"a": [7.0]}})))
+    scoring = threading.Thread(
+        target=lambda: result.append(_post_json(server, {"inputs": {"a": [7.0]}}))
+    )
     scoring.start()
     try:
         deadline = time.monotonic() + GENEROUS
@@ -166,7 +174,8 @@ def test_limits_come_from_arguments_then_the_environment_then_defaults(
         monkeypatch.delenv(f"FLOWML_SERVING_{name}", raising=False)
     defaults = limits_from_env()
     assert (defaults.max_body_bytes, defaults.body_timeout) == (
-        DEFAULT_MAX_BODY_BYTES, DEFAULT_BODY_TIMEOUT
+        DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_BODY_TIMEOUT,
     )
     monkeypatch.setenv("FLOWML_SERVING_MAX_BODY_BYTES", "2048")
     monkeypatch.setenv("FLOWML_SERVING_PREDICT_THREADS", "3")

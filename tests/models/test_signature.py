@@ -45,18 +45,35 @@ def test_dataframe_column_types_use_mlflow_names(values: Any, expected: str) -> 
     [
         (
             [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}],
-            [{"type": "long", "name": "a", "required": True},
-             {"type": "string", "name": "b", "required": True}],
+            [
+                {"type": "long", "name": "a", "required": True},
+                {"type": "string", "name": "b", "required": True},
+            ],
         ),
-        ({"a": 1.0, "b": 2}, [{"type": "double", "name": "a", "required": True},
-                              {"type": "long", "name": "b", "required": True}]),
+        (
+            {"a": 1.0, "b": 2},
+            [
+                {"type": "double", "name": "a", "required": True},
+                {"type": "long", "name": "b", "required": True},
+            ],
+        ),
         (["x", "y"], [{"type": "string", "required": True}]),
         (pd.Series([1, 2]), [{"type": "long", "required": True}]),
-        (np.zeros((3, 4, 5), dtype="float32"),
-         [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4, 5]}}]),
-        ({"a": np.array([1.0]), "b": np.array([[1, 2]])},
-         [{"name": "a", "type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1]}},
-          {"name": "b", "type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1, 2]}}]),
+        (
+            np.zeros((3, 4, 5), dtype="float32"),
+            [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 4, 5]}}],
+        ),
+        (
+            {"a": np.array([1.0]), "b": np.array([[1, 2]])},
+            [
+                {"name": "a", "type": "tensor", "tensor-spec": {"dtype": "float64", "shape": [-1]}},
+                {
+                    "name": "b",
+                    "type": "tensor",
+                    "tensor-spec": {"dtype": "int64", "shape": [-1, 2]},
+                },
+            ],
+        ),
         ([1, 2.5], [{"type": "double", "required": True}]),
     ],
     ids=["records", "dict-scalars", "list-str", "series", "ndarray", "dict-arrays", "int+float"],
@@ -82,8 +99,14 @@ def test_uninferable_data_is_refused_with_a_reason(data: Any, message: str) -> N
 
 def test_params_schema_infers_type_default_and_shape() -> None:
     schema = infer_params_schema(
-        {"alpha": 0.5, "name": "z", "arr": [1, 2], "flag": True, "k": np.int64(3),
-         "when": dt.datetime(2024, 1, 1)}
+        {
+            "alpha": 0.5,
+            "name": "z",
+            "arr": [1, 2],
+            "flag": True,
+            "k": np.int64(3),
+            "when": dt.datetime(2024, 1, 1),
+        }
     )
     assert json.loads(schema.to_json()) == [
         {"name": "alpha", "default": 0.5, "shape": None, "type": "double"},
@@ -107,7 +130,7 @@ def test_signature_dict_is_three_json_strings_as_in_mlflow() -> None:
     )
     assert signature.to_dict() == {
         "inputs": '[{"type": "double", "name": "a", "required": true}, '
-                  '{"type": "long", "name": "b", "required": true}]',
+        '{"type": "long", "name": "b", "required": true}]',
         "outputs": '[{"type": "tensor", "tensor-spec": {"dtype": "int64", "shape": [-1]}}]',
         "params": '[{"name": "alpha", "default": 0.5, "shape": null, "type": "double"}]',
     }
@@ -115,10 +138,12 @@ def test_signature_dict_is_three_json_strings_as_in_mlflow() -> None:
 
 
 def test_richer_mlflow_types_round_trip_verbatim() -> None:
-    text = json.dumps([
-        {"type": "array", "items": {"type": "string"}, "name": "tags", "required": False},
-        {"type": "double", "name": "x", "required": True},
-    ])
+    text = json.dumps(
+        [
+            {"type": "array", "items": {"type": "string"}, "name": "tags", "required": False},
+            {"type": "double", "name": "x", "required": True},
+        ]
+    )
     schema = Schema.from_json(text)
     assert json.loads(schema.to_json()) == json.loads(text)
     assert not schema.inputs[0].is_known_type and schema.inputs[1].type is DataType.double

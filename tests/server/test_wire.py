@@ -181,9 +181,7 @@ def test_run_lifecycle_shapes(http: httpx.Client):
 
 def test_logging_and_metric_history(http: httpx.Client):
     run_id = _run(http, _experiment(http))["info"]["run_id"]
-    ok(
-        http.post(f"{API}/runs/log-parameter", json={"run_id": run_id, "key": "lr", "value": "0.1"})
-    )
+    ok(http.post(f"{API}/runs/log-parameter", json={"run_id": run_id, "key": "lr", "value": "0.1"}))
     ok(
         http.post(
             f"{API}/runs/log-metric",

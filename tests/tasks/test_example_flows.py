@@ -78,7 +78,10 @@ def test_retraining_chains_training_and_champion_challenger(client, examples):
     assert registry.get_model_version_by_alias("wine", "champion").version == 1
     actions = [entry.action for entry in registry.get_audit_log("wine")]
     assert actions == [
-        "model_created", "version_registered", "alias_set", "version_registered",
+        "model_created",
+        "version_registered",
+        "alias_set",
+        "version_registered",
         "promotion_refused",
     ]
 

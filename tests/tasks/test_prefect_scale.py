@@ -60,7 +60,9 @@ def _artifacts(flow_run_id: str) -> list[Any]:
     with get_client(sync_client=True) as prefect_client:
         while True:
             page = prefect_client.read_artifacts(
-                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])),
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                ),
                 offset=len(found),
                 limit=200,
             )

@@ -171,10 +171,14 @@ def test_two_calls_of_a_task_keep_their_own_artifacts_which_name_their_runs(clie
     assert "| metric | `result` | 0.25 |" in second.data
     assert str(first.task_run_id) == kids["a"].data.tags[ptags.TASK_RUN_ID]
     for artifact in artifacts:
-        run_id = parent.info.run_id if artifact.task_run_id is None else next(
-            k.info.run_id
-            for k in kids.values()
-            if k.data.tags[ptags.TASK_RUN_ID] == str(artifact.task_run_id)
+        run_id = (
+            parent.info.run_id
+            if artifact.task_run_id is None
+            else next(
+                k.info.run_id
+                for k in kids.values()
+                if k.data.tags[ptags.TASK_RUN_ID] == str(artifact.task_run_id)
+            )
         )
         assert f"flowml runs show {run_id}" in artifact.description
     # Prefect's tags are copied onto the runs (the flow's, and each task run's own).

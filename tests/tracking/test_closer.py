@@ -67,4 +67,3 @@ def test_a_job_may_read_through_its_own_closer():
     closer.submit("a", lambda: (closer.ensure("a"), closer.ensure(), done.append("a")))
     closer.ensure("a")
     assert done == ["a"]
-

@@ -51,7 +51,10 @@ def test_experiment_functions_have_mlflows_names():
     flowml.set_experiment_tag("stage", "dev")
     flowml.set_experiment_tags({"owner": "ana", "stage": "prod"})
     assert flowml.get_experiment(exp_id).tags == {
-        "team": "ml", "n": "3", "owner": "ana", "stage": "prod"
+        "team": "ml",
+        "n": "3",
+        "owner": "ana",
+        "stage": "prod",
     }
     with pytest.raises(InvalidParameter):
         flowml.set_experiment_tag("bad key!", "x")
@@ -145,8 +148,12 @@ def test_log_image_series_uses_mlflows_layout():
 
     with flowml.start_run() as run:
         for step in range(3):
-            flowml.log_image(np.full((40, 60, 3), step * 50, dtype=np.uint8), key="val/pred",
-                             step=step, timestamp=1_000 + step)
+            flowml.log_image(
+                np.full((40, 60, 3), step * 50, dtype=np.uint8),
+                key="val/pred",
+                step=step,
+                timestamp=1_000 + step,
+            )
         flowml.log_image(Image.new("RGB", (300, 100)), key="pil", step=7)
     files = _files(run.info.run_id, "images")
     assert len(files) == 8
@@ -159,7 +166,8 @@ def test_log_image_series_uses_mlflows_layout():
     )
     assert series == [
         (str(s), str(1_000 + s), compressed, "webp" if compressed else "png")
-        for s in range(3) for compressed in (False, True)
+        for s in range(3)
+        for compressed in (False, True)
     ]
     compressed = next(f for f in files if f.startswith("images/pil") and f.endswith(".webp"))
     with Image.open(__import__("io").BytesIO(_read(run.info.run_id, compressed))) as small:
@@ -338,15 +346,18 @@ def test_log_table_mixed_image_column_and_unreadable_existing_table_are_left_alo
 
 def test_log_input_takes_mlflow_style_datasets():
     frame = pd.DataFrame({"x": [1.0, 2.0], "label": [0, 1]})
-    ds = flowml.data.from_pandas(frame, source="s3://bucket/train.csv", targets="label",
-                                 name="train")
+    ds = flowml.data.from_pandas(
+        frame, source="s3://bucket/train.csv", targets="label", name="train"
+    )
     described = ds.to_dict()
     assert described["source_type"] == "s3"
     assert json.loads(described["source"]) == {"uri": "s3://bucket/train.csv"}
-    assert json.loads(described["schema"]) == {"mlflow_colspec": [
-        {"type": "double", "name": "x", "required": True},
-        {"type": "long", "name": "label", "required": True},
-    ]}
+    assert json.loads(described["schema"]) == {
+        "mlflow_colspec": [
+            {"type": "double", "name": "x", "required": True},
+            {"type": "long", "name": "label", "required": True},
+        ]
+    }
     assert json.loads(described["profile"]) == {"num_rows": 2, "num_elements": 4}
     arrays = flowml.data.from_numpy(np.zeros((3, 2)), targets=np.array([0, 1, 0]))
     assert arrays.uri.startswith("mlflow-dataset:dataset@blake2b:")
@@ -360,7 +371,8 @@ def test_log_input_takes_mlflow_style_datasets():
     assert uris["s3://bucket/train.csv"].digest == ds.digest
     recorded = json.loads(flowml.get_run(run.info.run_id).data.tags["flowml.inputs"])
     assert [r["tags"] for r in recorded] == [
-        {"mlflow.data.context": "training", "split": "a"}, {"mlflow.data.context": "eval"}
+        {"mlflow.data.context": "training", "split": "a"},
+        {"mlflow.data.context": "eval"},
     ]
 
     # the same data read by another run links the two runs
@@ -403,8 +415,14 @@ def test_log_input_takes_mlflows_positional_order_and_model_inputs():
     nodes = {n.uri: n for n in flowml.lineage(run.info.run_id).nodes.values()}
     assert nodes[ds.uri].label == "feats" and nodes["models:/m-0123abcd"].kind == "model"
     recorded = json.loads(flowml.get_run(run.info.run_id).data.tags["flowml.inputs"])
-    assert recorded == [{"uri": ds.uri, "name": "feats", "digest": ds.digest,
-                         "tags": {"mlflow.data.context": "training", "split": "b"}}]
+    assert recorded == [
+        {
+            "uri": ds.uri,
+            "name": "feats",
+            "digest": ds.digest,
+            "tags": {"mlflow.data.context": "training", "split": "b"},
+        }
+    ]
 
 
 def test_missing_optional_libraries_are_named_with_their_install(monkeypatch):

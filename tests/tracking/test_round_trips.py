@@ -134,7 +134,11 @@ def test_a_run_opened_without_waiting_costs_no_round_trip_and_is_created_with_it
     round_trips["n"] = 0
     opens = opener.take(run.info.run_id)
     store.finish_run(
-        run.info.run_id, "FINISHED", 5, params=[Param("a", "1")], tags=[RunTag("x", "y")],
+        run.info.run_id,
+        "FINISHED",
+        5,
+        params=[Param("a", "1")],
+        tags=[RunTag("x", "y")],
         opens=opens,
     )
     assert round_trips["n"] == 1 and len(opens) == 1

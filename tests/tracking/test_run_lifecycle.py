@@ -44,16 +44,22 @@ def uri(tmp_path: Path) -> str:
 
 def _run(tmp_path: Path, uri: str, body: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", _script(body)], env=_env(tmp_path, uri),
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", _script(body)],
+        env=_env(tmp_path, uri),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def _start(tmp_path: Path, uri: str, body: str) -> tuple[subprocess.Popen[str], str]:
     """Start a child; returns it with the run id it prints once its values are queued."""
     child = subprocess.Popen(
-        [sys.executable, "-c", _script(body)], env=_env(tmp_path, uri),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-c", _script(body)],
+        env=_env(tmp_path, uri),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None
     line = child.stdout.readline().strip()
@@ -62,11 +68,15 @@ def _start(tmp_path: Path, uri: str, body: str) -> tuple[subprocess.Popen[str], 
 
 
 def test_a_script_that_forgets_end_run_finishes_its_run_at_exit(tmp_path, uri):
-    out = _run(tmp_path, uri, """
+    out = _run(
+        tmp_path,
+        uri,
+        """
         run = flowml.start_run()
         flowml.log_metric("acc", 0.9)
         print(run.info.run_id)
-    """)
+    """,
+    )
     assert out.returncode == 0, out.stderr
     got = TrackingClient(uri).get_run(out.stdout.strip())
     assert got.info.status == RunStatus.FINISHED and got.info.end_time is not None
@@ -74,12 +84,16 @@ def test_a_script_that_forgets_end_run_finishes_its_run_at_exit(tmp_path, uri):
 
 
 def test_a_script_killed_by_an_uncaught_exception_fails_its_runs(tmp_path, uri):
-    out = _run(tmp_path, uri, """
+    out = _run(
+        tmp_path,
+        uri,
+        """
         outer = flowml.start_run()
         inner = flowml.start_run(nested=True)
         print(outer.info.run_id, inner.info.run_id, flush=True)
         raise RuntimeError("the training diverged")
-    """)
+    """,
+    )
     assert out.returncode == 1 and "diverged" in out.stderr
     client = TrackingClient(uri)
     assert [client.get_run(r).info.status for r in out.stdout.split()] == [RunStatus.FAILED] * 2
@@ -109,17 +123,23 @@ def test_a_reused_pid_is_not_mistaken_for_the_owner(tmp_path):
 
 
 def test_gc_closes_the_run_of_a_script_killed_with_sigkill(tmp_path, uri):
-    child, run_id = _start(tmp_path, uri, """
+    child, run_id = _start(
+        tmp_path,
+        uri,
+        """
         run = flowml.start_run()
         flowml.log_metric("loss", 0.25)
         flowml.flush()
         print(run.info.run_id, flush=True)
         time.sleep(120)
-    """)
+    """,
+    )
     client = TrackingClient(uri)
     live = subprocess.run(
         [sys.executable, "-m", "flowml.cli", "runs", "gc", "-o", "json"],
-        env={**_env(tmp_path, uri), "FLOWML_TRACKING_URI": uri}, capture_output=True, text=True,
+        env={**_env(tmp_path, uri), "FLOWML_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
     )
     assert json.loads(live.stdout) == []  # its process is alive: left alone
     child.kill()
@@ -127,7 +147,9 @@ def test_gc_closes_the_run_of_a_script_killed_with_sigkill(tmp_path, uri):
     assert client.get_run(run_id).info.status == RunStatus.RUNNING
     out = subprocess.run(
         [sys.executable, "-m", "flowml.cli", "runs", "gc", "-o", "json"],
-        env={**_env(tmp_path, uri), "FLOWML_TRACKING_URI": uri}, capture_output=True, text=True,
+        env={**_env(tmp_path, uri), "FLOWML_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     [collected] = json.loads(out.stdout)
@@ -138,13 +160,17 @@ def test_gc_closes_the_run_of_a_script_killed_with_sigkill(tmp_path, uri):
 
 
 def test_sigterm_writes_the_queue_and_ends_the_run_killed(tmp_path, uri):
-    child, run_id = _start(tmp_path, uri, """
+    child, run_id = _start(
+        tmp_path,
+        uri,
+        """
         run = flowml.start_run()
         for i in range(20):
             flowml.log_metric("loss", 1 / (i + 1), step=i)
         print(run.info.run_id, flush=True)
         time.sleep(120)
-    """)
+    """,
+    )
     child.send_signal(signal.SIGTERM)
     assert child.wait(60) == -signal.SIGTERM  # it still dies of SIGTERM
     client = TrackingClient(uri)
@@ -154,7 +180,10 @@ def test_sigterm_writes_the_queue_and_ends_the_run_killed(tmp_path, uri):
 
 def test_sigterm_chains_to_the_handler_the_script_installed(tmp_path, uri):
     marker = tmp_path / "handled"
-    child, run_id = _start(tmp_path, uri, f"""
+    child, run_id = _start(
+        tmp_path,
+        uri,
+        f"""
         def on_term(signum, frame):
             open({str(marker)!r}, "w").write("mine")
             sys.exit(3)
@@ -163,7 +192,8 @@ def test_sigterm_chains_to_the_handler_the_script_installed(tmp_path, uri):
         flowml.log_param("lr", "0.1")
         print(run.info.run_id, flush=True)
         time.sleep(120)
-    """)
+    """,
+    )
     child.send_signal(signal.SIGTERM)
     assert child.wait(60) == 3
     assert marker.read_text() == "mine"
@@ -172,7 +202,10 @@ def test_sigterm_chains_to_the_handler_the_script_installed(tmp_path, uri):
 
 
 def test_prefects_sigterm_handler_is_never_replaced(tmp_path, uri):
-    out = _run(tmp_path, uri, """
+    out = _run(
+        tmp_path,
+        uri,
+        """
         from prefect.utilities.engine import capture_sigterm, is_prefect_sigterm_handler_installed
         from flowml.tracking import signals
         with capture_sigterm():
@@ -182,6 +215,7 @@ def test_prefects_sigterm_handler_is_never_replaced(tmp_path, uri):
             flowml.end_run()
         flowml.start_run()  # outside: the default action is there again, chained
         print(signals._installed, signal.getsignal(signal.SIGTERM) is signals._on_sigterm)
-    """)
+    """,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False", "True", "True"]

@@ -260,9 +260,7 @@ def test_a_full_disk_rolls_the_database_write_back(tmpfs: Path):
     with pytest.raises(StoreError, match="full disk.*rolled back.*Free some space"):
         for batch in range(50):  # the WAL may still have room for the first batches
             failed = f"m{batch}"
-            store.log_batch(
-                run_id, metrics=[Metric(failed, float(i), 1, i) for i in range(1000)]
-            )
+            store.log_batch(run_id, metrics=[Metric(failed, float(i), 1, i) for i in range(1000)])
     filler.unlink()
     assert store.get_metric_history(run_id, failed) == []
     assert [m.value for m in store.get_metric_history(run_id, "kept")] == [1.0]

@@ -53,7 +53,10 @@ def test_infinite_and_numpy_values_are_still_accepted(client):
         flowml.log_metrics({"inf": float("inf"), "np": np.float32(0.5), "big": 10**300})
         flowml.log_metric("step", 1.0, step=np.int64(3))
     assert client.get_run(run.info.run_id).data.metrics == {
-        "inf": float("inf"), "np": 0.5, "big": 1e300, "step": 1.0
+        "inf": float("inf"),
+        "np": 0.5,
+        "big": 1e300,
+        "step": 1.0,
     }
 
 

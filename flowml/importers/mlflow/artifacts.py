@@ -52,7 +52,11 @@ def require_under(location: str, parent: str | None, what: str) -> None:
 
 
 def copy_tree(
-    source_uri: str, dest_uri: str, what: str, *, proxy_url: str | None = None,
+    source_uri: str,
+    dest_uri: str,
+    what: str,
+    *,
+    proxy_url: str | None = None,
     dest_path: str | None = None,
 ) -> bool:
     """Copy everything under ``source_uri`` to ``dest_uri`` (under ``dest_path`` there).

@@ -139,8 +139,14 @@ def _open_target(
 
 class _Import:
     def __init__(
-        self, src: MlflowSource, source_name: str, target: Target | None, artifact_root: str,
-        keep: bool, batch_size: int, progress: Progress,
+        self,
+        src: MlflowSource,
+        source_name: str,
+        target: Target | None,
+        artifact_root: str,
+        keep: bool,
+        batch_size: int,
+        progress: Progress,
     ) -> None:
         self.src, self.source_name, self.target, self.keep = src, source_name, target, keep
         self.artifact_root = artifact_root.rstrip("/")
@@ -317,5 +323,5 @@ class _Import:
             return location
         for old, new in (*self.model_uris.items(), *self.run_uris.values()):
             if old and (location == old or location.startswith(old.rstrip("/") + "/")):
-                return new + location[len(old.rstrip("/")):]
+                return new + location[len(old.rstrip("/")) :]
         return location

@@ -50,8 +50,13 @@ class ImportReport:
 
     @classmethod
     def build(
-        cls, source: str, dry_run: bool, counts: Counts, before: dict[str, int],
-        after: dict[str, int], experiment_ids: dict[str, str],
+        cls,
+        source: str,
+        dry_run: bool,
+        counts: Counts,
+        before: dict[str, int],
+        after: dict[str, int],
+        experiment_ids: dict[str, str],
     ) -> ImportReport:
         rows = [
             ReportRow(name, counts.get(name), before.get(name, 0),
@@ -67,8 +72,13 @@ class ImportReport:
             "matches": self.matches,
             "experiment_ids": self.experiment_ids,
             "counts": [
-                {"entity": r.entity, "source": r.source, "before": r.before,
-                 "imported": r.imported, "after": r.after}
+                {
+                    "entity": r.entity,
+                    "source": r.source,
+                    "before": r.before,
+                    "imported": r.imported,
+                    "after": r.after,
+                }
                 for r in self.rows
             ],  # fmt: skip
         }

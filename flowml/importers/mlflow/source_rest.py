@@ -113,8 +113,11 @@ class RestSource(MlflowSource):
     def _pages(self, method: str, path: str, key: str, body: dict[str, Any]) -> Any:
         token = None
         while True:
-            page = self._call(method, path, {**body, "max_results": _PAGE,
-                                             **({"page_token": token} if token else {})})
+            page = self._call(
+                method,
+                path,
+                {**body, "max_results": _PAGE, **({"page_token": token} if token else {})},
+            )
             yield from page.get(key, [])
             token = page.get("next_page_token")
             if not token:
@@ -147,8 +150,10 @@ class RestSource(MlflowSource):
         return self._runs
 
     def run_index(self) -> list[tuple[str, str, str | None]]:
-        runs = sorted(self._all_runs().values(),
-                      key=lambda r: (_int(r["info"].get("start_time")), r["info"]["run_id"]))
+        runs = sorted(
+            self._all_runs().values(),
+            key=lambda r: (_int(r["info"].get("start_time")), r["info"]["run_id"]),
+        )
         return [(r["info"]["run_id"], str(r["info"]["experiment_id"]),
                  r["info"].get("artifact_uri")) for r in runs]  # fmt: skip
 

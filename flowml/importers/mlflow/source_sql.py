@@ -153,8 +153,9 @@ class SqlSource(MlflowSource):
         t = self.t["runs"]
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(t.c.run_uuid, t.c.experiment_id, t.c.artifact_uri)
-                .order_by(t.c.start_time, t.c.run_uuid)
+                select(t.c.run_uuid, t.c.experiment_id, t.c.artifact_uri).order_by(
+                    t.c.start_time, t.c.run_uuid
+                )
             )
             return [(checked_id("run", r[0]), str(r[1]), r[2]) for r in rows]
 
@@ -252,8 +253,8 @@ class SqlSource(MlflowSource):
             models[row.name].aliases[row.alias] = int(row.version)
         versions: dict[tuple[str, int], SourceModelVersion] = {}
         t = self.t.get("model_versions")
-        live_versions = [] if t is None else self._rows(
-            "model_versions", t.c.current_stage != _DELETED_STAGE
+        live_versions = (
+            [] if t is None else self._rows("model_versions", t.c.current_stage != _DELETED_STAGE)
         )
         for row in live_versions:
             version = SourceModelVersion(

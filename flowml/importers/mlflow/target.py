@@ -125,7 +125,10 @@ class Target:
     # -- writes -----------------------------------------------------------------------------
 
     def create_experiment(
-        self, exp: SourceExperiment, experiment_id: int | None, location: str | None,
+        self,
+        exp: SourceExperiment,
+        experiment_id: int | None,
+        location: str | None,
         artifact_root: str,
     ) -> tuple[int, str]:
         """Insert ``exp`` (with ``experiment_id`` when given) and its tags; returns its id
@@ -306,7 +309,10 @@ class Target:
     # -- verification -----------------------------------------------------------------------
 
     def counts(
-        self, experiment_ids: Sequence[int], run_ids: Sequence[str], model_ids: Sequence[str],
+        self,
+        experiment_ids: Sequence[int],
+        run_ids: Sequence[str],
+        model_ids: Sequence[str],
         model_names: Sequence[str],
     ) -> dict[str, int]:
         """How many of the source's entities flowml now holds (by the source's ids)."""

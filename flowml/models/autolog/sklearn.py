@@ -210,7 +210,11 @@ def _end(status: str) -> None:
 
 
 def _after_fit(
-    run: Any, est: Any, original: Callable[..., Any], args: tuple, kwargs: dict,
+    run: Any,
+    est: Any,
+    original: Callable[..., Any],
+    args: tuple,
+    kwargs: dict,
     config: AutologConfig,
 ) -> None:
     run_id, client = run.info.run_id, run.client

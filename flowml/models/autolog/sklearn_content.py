@@ -74,20 +74,36 @@ def _classifier_metrics(est: Any, X: Any, y: Any, weight: Any, pos_label: Any) -
     average = "weighted" if pos_label is None else "binary"
     pred = est.predict(X)
     calls: list[tuple[str, Callable[[], Any]]] = [
-        ("precision_score", lambda: m.precision_score(
-            y, pred, pos_label=pos_label, average=average, sample_weight=weight)),
-        ("recall_score", lambda: m.recall_score(
-            y, pred, pos_label=pos_label, average=average, sample_weight=weight)),
-        ("f1_score", lambda: m.f1_score(
-            y, pred, pos_label=pos_label, average=average, sample_weight=weight)),
+        (
+            "precision_score",
+            lambda: m.precision_score(
+                y, pred, pos_label=pos_label, average=average, sample_weight=weight
+            ),
+        ),
+        (
+            "recall_score",
+            lambda: m.recall_score(
+                y, pred, pos_label=pos_label, average=average, sample_weight=weight
+            ),
+        ),
+        (
+            "f1_score",
+            lambda: m.f1_score(y, pred, pos_label=pos_label, average=average, sample_weight=weight),
+        ),
         ("accuracy_score", lambda: m.accuracy_score(y, pred, sample_weight=weight)),
     ]
     if callable(getattr(est, "predict_proba", None)):
         proba = est.predict_proba(X)
         score = proba[:, 1] if proba.shape[1] == 2 else proba
         calls.append(("log_loss", lambda: m.log_loss(y, proba, sample_weight=weight)))
-        calls.append(("roc_auc", lambda: m.roc_auc_score(
-            y, score, average="weighted", sample_weight=weight, multi_class="ovo")))
+        calls.append(
+            (
+                "roc_auc",
+                lambda: m.roc_auc_score(
+                    y, score, average="weighted", sample_weight=weight, multi_class="ovo"
+                ),
+            )
+        )
     return _computed(calls)
 
 
@@ -96,14 +112,26 @@ def _regressor_metrics(est: Any, X: Any, y: Any, weight: Any) -> dict[str, Any]:
     from sklearn import metrics as m
 
     pred = est.predict(X)
-    out = _computed([
-        ("mean_squared_error", lambda: m.mean_squared_error(
-            y, pred, sample_weight=weight, multioutput="uniform_average")),
-        ("mean_absolute_error", lambda: m.mean_absolute_error(
-            y, pred, sample_weight=weight, multioutput="uniform_average")),
-        ("r2_score", lambda: m.r2_score(
-            y, pred, sample_weight=weight, multioutput="uniform_average")),
-    ])
+    out = _computed(
+        [
+            (
+                "mean_squared_error",
+                lambda: m.mean_squared_error(
+                    y, pred, sample_weight=weight, multioutput="uniform_average"
+                ),
+            ),
+            (
+                "mean_absolute_error",
+                lambda: m.mean_absolute_error(
+                    y, pred, sample_weight=weight, multioutput="uniform_average"
+                ),
+            ),
+            (
+                "r2_score",
+                lambda: m.r2_score(y, pred, sample_weight=weight, multioutput="uniform_average"),
+            ),
+        ]
+    )
     if "mean_squared_error" in out:
         out["root_mean_squared_error"] = float(np.sqrt(out["mean_squared_error"]))
     return out
@@ -149,9 +177,7 @@ def _input_example(X: Any) -> Any:
     return X[:INPUT_EXAMPLE_ROWS]
 
 
-def log_fitted_model(
-    est: Any, X: Any, run_id: str, name: str, config: AutologConfig
-) -> Any:
+def log_fitted_model(est: Any, X: Any, run_id: str, name: str, config: AutologConfig) -> Any:
     """Log ``est`` under ``name`` with a signature (and input example); ``None`` on failure."""
     from flowml.models.api import log_model
     from flowml.models.signature import infer_signature

@@ -53,9 +53,7 @@ def _candidates(frame: Any, limit: int | None) -> Any:
     return frame.nsmallest(limit, rank) if rank is not None else frame.head(limit)
 
 
-def _child_runs(
-    client: Any, parent: Any, est: Any, integration: str, config: AutologConfig
-) -> int:
+def _child_runs(client: Any, parent: Any, est: Any, integration: str, config: AutologConfig) -> int:
     import pandas as pd
 
     frame = pd.DataFrame(est.cv_results_)
@@ -98,8 +96,9 @@ def log_search_content(
     """Everything MLflow records for a fitted search estimator, beyond its own params."""
     log_params(client, run_id, best_params(est), config)
     if hasattr(est, "best_score_"):
-        client.buffer.add(run_id, metrics=[Metric("best_cv_score", float(est.best_score_),
-                                                  now_ms(), 0)])
+        client.buffer.add(
+            run_id, metrics=[Metric("best_cv_score", float(est.best_score_), now_ms(), 0)]
+        )
     if config.log_models and hasattr(est, "best_estimator_"):
         log_fitted_model(est.best_estimator_, X, run_id, "best_estimator", config)
     if not hasattr(est, "cv_results_"):

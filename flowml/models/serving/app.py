@@ -147,8 +147,12 @@ class ScoringApp:
         method, path = scope["method"], scope["path"]
         if path == "/invocations":
             if method != "POST":
-                await self._reply(send, 405, b'{"error_code": "BAD_REQUEST", '
-                                  b'"message": "Use POST for /invocations"}', _JSON_HEADERS)
+                await self._reply(
+                    send,
+                    405,
+                    b'{"error_code": "BAD_REQUEST", "message": "Use POST for /invocations"}',
+                    _JSON_HEADERS,
+                )
                 return
             await self._invocations(scope, receive, send)
         elif path in ("/ping", "/health") and method in ("GET", "HEAD"):

@@ -108,7 +108,6 @@ def install(engine: Engine) -> None:
     event.listen(engine, "handle_error", _translate)
 
 
-
 def raise_for(conn: Connection, error: BaseException) -> None:
     """Raise ``error`` as `install` would, for statements run on the driver's cursor
     directly (`flowml.tracking.store.sql_fast`), which SQLAlchemy's hook never sees.

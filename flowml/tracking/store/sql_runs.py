@@ -225,8 +225,8 @@ class SqlRuns:
             return []
         nan = math.nan
         for chunk in _chunks(list(by_id), 900):
-            for kind, run_uuid, key, text, value, timestamp, step in (
-                sql_fast.select_run_children(conn, chunk)
+            for kind, run_uuid, key, text, value, timestamp, step in sql_fast.select_run_children(
+                conn, chunk
             ):
                 data = by_id[run_uuid].data
                 if kind == 0:
