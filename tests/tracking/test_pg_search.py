@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from flowml.tracking.store.registry import get_store
+from flowml.tracking.store.schemes import get_store
 from sqlalchemy import text
 
 from flowml.tracking.entities import Metric, Param
