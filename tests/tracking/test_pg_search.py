@@ -6,13 +6,13 @@ import time
 from pathlib import Path
 
 import pytest
-from flowml.tracking.store.schemes import get_store
 from sqlalchemy import text
 
 from flowml.tracking.entities import Metric, Param
 from flowml.tracking.store import pg_stats
 from flowml.tracking.store.paging import search_connection
 from flowml.tracking.store.pg_search import search_engine
+from flowml.tracking.store.schemes import get_store
 
 pytestmark = pytest.mark.postgres
 
