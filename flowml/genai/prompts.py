@@ -300,7 +300,9 @@ def search_prompt_versions(name: str, *, registry_uri: str | None = None) -> lis
     token = None
     while True:
         page = client.store.search_model_versions(
-            f"name = {quote_literal(name)}", order_by=["version_number DESC"], page_token=token
+            f"name = {quote_literal(name)} AND tags.`{PROMPT_TEXT_TAG}` IS NOT NULL",
+            order_by=["version_number DESC"],
+            page_token=token,
         )
         out.extend(_to_prompt_version(v) for v in page)
         token = page.token

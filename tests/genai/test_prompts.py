@@ -115,6 +115,20 @@ def test_model_searches_leave_prompts_out(registry):
     assert [p.name for p in genai.search_prompts()] == ["qa"]
 
 
+def test_version_searches_leave_prompt_versions_out(registry, tmp_path):
+    genai.register_prompt("qa", "{{q}}")
+    genai.register_prompt("qa", "again {{q}}")
+    client = RegistryClient()
+    client.create_registered_model("churn-model")
+    client.create_model_version("churn-model", str(tmp_path / "model"))
+    every = flowml.search_model_versions()
+    assert [(v.name, v.version) for v in every] == [("churn-model", 1)]
+    assert [v.name for v in client.search_model_versions("name = 'qa'")] == []
+    asked = client.search_model_versions("tags.`mlflow.prompt.text` IS NOT NULL")
+    assert sorted((v.name, v.version) for v in asked) == [("qa", 1), ("qa", 2)]
+    assert [v.version for v in genai.search_prompt_versions("qa")] == [2, 1]
+
+
 def test_runs_that_load_a_version_are_its_lineage(registry):
     genai.register_prompt("qa", "{{q}}")
     genai.register_prompt("qa", "again {{q}}")

@@ -26,7 +26,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, Row
 
-from flowml.registry.prompt_tags import IS_PROMPT_TAG
+from flowml.registry.prompt_tags import IS_PROMPT_TAG, PROMPT_TEXT_TAG
 from flowml.registry.schema import (
     model_version_tags,
     model_versions,
@@ -218,6 +218,31 @@ def _not_a_prompt_clauses(node: Node) -> Node:
     return node
 
 
+# A model version that is not a prompt version: every prompt version holds its template.
+_NOT_A_PROMPT_VERSION = Comparison(TAG, PROMPT_TEXT_TAG, "IS NULL", None)
+_PROMPT_TAGS = frozenset({IS_PROMPT_TAG, PROMPT_TEXT_TAG})
+
+
+def _mentions_prompt_tags(node: Node) -> bool:
+    if isinstance(node, (And, Or)):
+        return any(_mentions_prompt_tags(child) for child in node.children)
+    return node.kind == TAG and node.key in _PROMPT_TAGS
+
+
+def versions_without_prompts(node: Node | None) -> Node:
+    """A model-version filter that leaves prompt versions out, unless it names a prompt tag.
+
+    As registered-model search lists no prompts, version search lists no prompt versions;
+    ``tags.`mlflow.prompt.text` IS NOT NULL`` (what `genai.search_prompt_versions` sends)
+    asks for them.
+    """
+    if node is None:
+        return _NOT_A_PROMPT_VERSION
+    if _mentions_prompt_tags(node):
+        return node
+    return And((node, _NOT_A_PROMPT_VERSION))
+
+
 def select_registry_page(
     conn: Connection,
     entity: RegistryEntity,
@@ -250,6 +275,8 @@ def select_registry_page(
     node, orders = parse_search(search.spec, filter_string, order_by, max_results, limit)
     if entity == "registered_models":
         node = without_prompts(node)
+    else:
+        node = versions_without_prompts(node)
     orders = with_tie_breakers(orders or search.default_order, *search.tie_breakers)
     return select_page(
         conn,
