@@ -81,21 +81,30 @@ def read_infos(
     out = {}
     for row in _rows(conn, f"SELECT {_TRACE_COLUMNS} FROM traces WHERE trace_id IN ({{ids}})", ids):
         trace_id = row[0]
-        out[trace_id] = e.TraceInfo(
-            trace_id=trace_id,
-            experiment_id=str(row[1]),
-            request_time=row[3],
-            state=row[2],
-            execution_duration=row[4],
-            request_preview=row[7],
-            response_preview=row[8],
-            run_id=row[5],
-            task_run_id=row[6],
-            trace_metadata=meta.get(trace_id, {}),
-            tags=tags.get(trace_id, {}),
-            assessments=judged.get(trace_id, []),
+        out[trace_id] = _trace_info(
+            row, meta.get(trace_id, {}), tags.get(trace_id, {}), judged.get(trace_id, [])
         )
     return out
+
+
+def _trace_info(
+    row: Sequence[Any], meta: dict[str, str], tags: dict[str, str], assessments: list[Any]
+) -> e.TraceInfo:
+    """A `TraceInfo` from the `_TRACE_COLUMNS` of a row, in that order."""
+    return e.TraceInfo(
+        trace_id=row[0],
+        experiment_id=str(row[1]),
+        request_time=row[3],
+        state=row[2],
+        execution_duration=row[4],
+        request_preview=row[7],
+        response_preview=row[8],
+        run_id=row[5],
+        task_run_id=row[6],
+        trace_metadata=meta,
+        tags=tags,
+        assessments=assessments,
+    )
 
 
 def _kv_rows(conn: Connection, ids: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -292,23 +301,8 @@ def read_page(
             current = ({}, {}, [])
             tags, meta, found = current
             out.append(
-                e.Trace(
-                    e.TraceInfo(
-                        trace_id=row[2],
-                        experiment_id=str(row[3]),
-                        request_time=row[5],
-                        state=row[4],
-                        execution_duration=row[6],
-                        request_preview=row[9],
-                        response_preview=row[10],
-                        run_id=row[7],
-                        task_run_id=row[8],
-                        trace_metadata=meta,
-                        tags=tags,
-                        assessments=[],
-                    ),
-                    e.TraceData(found),
-                )
+                # Columns 2-10 are a trace row's `_TRACE_COLUMNS`.
+                e.Trace(_trace_info(row[2:11], meta, tags, []), e.TraceData(found))
             )
         elif current is None:  # pragma: no cover - kind 0 sorts first for each trace
             continue
