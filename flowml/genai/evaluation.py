@@ -288,7 +288,7 @@ def _log(
 ) -> None:
     import orjson
 
-    from flowml.tracking import fluent
+    from flowml.tracking import fluent, fluent_artifacts
     from flowml.tracking.lineage.inputs import log_input
 
     keys = (
@@ -308,4 +308,4 @@ def _log(
         "columns": [str(c) for c in columns],
         "data": [[record.get(c) for c in columns] for record in records],
     }
-    fluent.log_text(orjson.dumps(payload, default=str).decode(), TABLE_FILE)
+    fluent_artifacts.log_text(orjson.dumps(payload, default=str).decode(), TABLE_FILE)
