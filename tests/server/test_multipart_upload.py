@@ -208,3 +208,35 @@ def test_a_failed_part_aborts_the_upload_and_writes_nothing(
         fs.put_file(str(big), f"{root}/broken.bin")
     assert any("/mpu/abort/" in line for line in _mpu_requests(server)[before:])
     assert not (server.destination / root / "broken.bin").exists()
+
+
+def test_part_urls_on_another_host_are_refused_before_any_byte_is_sent(
+    http: httpx.Client, server, tmp_path
+) -> None:
+    from flowml.exceptions import InvalidParameter
+
+    root = _run(http)["artifact_uri"].removeprefix("mlflow-artifacts:/")
+    fs = _proxy_fs(server, multipart_threshold=1024 * 1024, part_size=1024 * 1024)
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (2 * 1024 * 1024 + 1))
+    asked, sent = fs.http.json, fs.http.send
+    puts: list[str] = []
+
+    def redirect_parts(method, path, body=None, **kwargs):
+        reply = asked(method, path, body, **kwargs)
+        for credential in reply.get("credentials", []):
+            credential["url"] = "http://attacker.invalid:9/collect"  # a hostile server's answer
+        return reply
+
+    def record(method, path, **kwargs):
+        puts.append(path)
+        return sent(method, path, **kwargs)
+
+    fs.http.json = redirect_parts  # type: ignore[method-assign]
+    fs.http.send = record  # type: ignore[method-assign]
+    before = len(_mpu_requests(server))
+    with pytest.raises(InvalidParameter, match="another host"):
+        fs.put_file(str(big), f"{root}/stolen.bin")
+    assert not any("attacker" in p for p in puts)
+    assert any("/mpu/abort/" in line for line in _mpu_requests(server)[before:])
+    assert not (server.destination / root / "stolen.bin").exists()
