@@ -25,8 +25,12 @@ EXTRA_REQUIREMENTS = (
     "pandas",
     "psycopg[binary]",
     "psycopg2-binary",
-    "prefect==3.*",  # MLflow used by hand inside Prefect (bench_prefect_vs_mlflow.py)
 )
+# MLflow used by hand inside Prefect (bench_prefect_vs_mlflow.py) needs Prefect beside it: in a
+# venv of its own, because Prefect brings packages (rich) that change what MLflow infers as a
+# model's requirements in the interop tests, which share VENV_DIR.
+PREFECT_VENV_DIR = Path(__file__).resolve().parent.parent / ".cache" / "mlflow-prefect-venv"
+PREFECT_REQUIREMENT = "prefect==3.*"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENV_DIR = REPO_ROOT / ".cache" / "mlflow-venv"
@@ -49,12 +53,15 @@ def _has_mlflow(python: Path) -> bool:
     return probe.returncode == 0 and probe.stdout.strip().startswith("3.17.")
 
 
-def mlflow_python(venv: Path = VENV_DIR, *, quiet: bool = True) -> Path:
+def mlflow_python(
+    venv: Path = VENV_DIR, *, quiet: bool = True, extra: tuple[str, ...] = ()
+) -> Path:
     """Return the venv's interpreter, creating the venv and installing MLflow when missing.
 
     Args:
         venv: where the virtual environment lives.
         quiet: hide pip's output (errors are still raised).
+        extra: more requirements installed with MLflow when the venv is made.
 
     Returns:
         The path of the venv's ``python``.
@@ -71,7 +78,7 @@ def mlflow_python(venv: Path = VENV_DIR, *, quiet: bool = True) -> Path:
     cmd = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
     if quiet:
         cmd.append("-q")
-    done = subprocess.run([*cmd, MLFLOW_REQUIREMENT, *EXTRA_REQUIREMENTS], check=False)
+    done = subprocess.run([*cmd, MLFLOW_REQUIREMENT, *EXTRA_REQUIREMENTS, *extra], check=False)
     if done.returncode != 0 or not _has_mlflow(python):
         raise RuntimeError(f"Could not install {MLFLOW_REQUIREMENT} into {venv}")
     return python

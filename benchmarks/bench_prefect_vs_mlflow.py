@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--blocks", type=int, default=2)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    mlflow_python = str(_mlflow_env.mlflow_python())
+    mlflow_python = str(
+        _mlflow_env.mlflow_python(
+            _mlflow_env.PREFECT_VENV_DIR, extra=(_mlflow_env.PREFECT_REQUIREMENT,)
+        )
+    )
     paired: dict[str, list[float]] = {"flowml": [], "mlflow": []}
     plain: dict[str, list[float]] = {"flowml": [], "mlflow": []}
     with contextlib.ExitStack() as stack:
