@@ -12,6 +12,8 @@
 | ``FLOWML_JUDGE_URI`` | none: the OpenAI-compatible endpoint of LLM judges (``.../v1``) |
 | ``FLOWML_JUDGE_MODEL`` | none: the model name the judges ask for |
 | ``FLOWML_JUDGE_API_KEY`` | none: sent as a bearer token, when set |
+| ``FLOWML_PUBLISH_AT_EXIT`` | ``auto``: Prefect artifacts still queued at exit are handed to a |
+| | background process when the Prefect API outlives the program; ``wait``: published before exit |
 
 Stores never read the environment: the edges (fluent API, CLI, servers) call
 `get_settings()` and pass the values down.
@@ -22,6 +24,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -70,6 +73,10 @@ class Settings(BaseSettings):
     judge_uri: str | None = None
     judge_model: str | None = None
     judge_api_key: str | None = Field(default=None, repr=False)
+
+    # Prefect artifacts still queued when a program ends (`flowml.tasks.outbox`): ``auto``
+    # hands them to a process of their own when that is safe, ``wait`` publishes them first.
+    publish_at_exit: Literal["auto", "wait"] = "auto"
 
     @field_validator("home", mode="after")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 from cyclopts import App, Parameter
@@ -160,12 +161,16 @@ def gc(
     dry_run: Annotated[bool, Parameter(name=["--dry-run"])] = False,
     output: OutputOption = "table",
 ) -> None:
-    """End RUNNING runs whose Prefect flow/task run is over or gone, or whose process died."""
+    """End RUNNING runs whose Prefect flow/task run is over or gone, or whose process died;
+    publish Prefect artifacts and events whose outbox process died."""
     from dataclasses import asdict
 
     from flowml.tasks.gc import collect_orphans
+    from flowml.tasks.outbox import replay_abandoned
 
     found = collect_orphans(tracking_client(), dry_run=dry_run)
+    if not dry_run and replay_abandoned():
+        print("Published the Prefect artifacts and events of an abandoned outbox.", file=sys.stderr)
     emit(
         output,
         "Would collect" if dry_run else "Collected",

@@ -105,9 +105,7 @@ def emit_started(run: Run, kind: str, background: bool = False) -> None:
     occurred = datetime.datetime.fromtimestamp(info.start_time / 1000, datetime.timezone.utc)
 
     def emit() -> None:
-        from prefect.events import emit_event
-
-        emit_event(
+        publisher.emit_event(
             EVENT_STARTED,
             occurred=occurred,
             resource=_resource(info.run_id, info.run_name, info.experiment_id, kind),
@@ -146,12 +144,10 @@ def publish_finished(
     snapshot = run
 
     def job() -> list[publisher.Send]:
-        from prefect.events import emit_event
-
         run = snapshot if snapshot is not None else client.get_run(run_id)
         experiment = _experiment(client, run.info.experiment_id)
         metrics = dict(sorted(run.data.metrics.items())[:MAX_EVENT_METRICS])
-        emit_event(
+        publisher.emit_event(
             EVENT_FINISHED,
             resource={
                 **_resource(run_id, run.info.run_name, experiment.experiment_id, kind),

@@ -59,13 +59,35 @@ Send = Callable[[Any], Awaitable[Any]]  # receives an async PrefectClient
 Job = Callable[[], Iterable[Send] | None]
 
 
+class _ArtifactSend:
+    """The send that creates one artifact; at exit it may be handed off as data instead."""
+
+    __slots__ = ("create",)
+
+    def __init__(self, create: Any) -> None:
+        self.create = create
+
+    async def __call__(self, client: Any) -> None:
+        await client.create_artifact(artifact=self.create)
+
+
 def artifact(create: Any) -> Send:
     """The send that creates one artifact (a ``prefect...ArtifactCreate``)."""
+    return _ArtifactSend(create)
 
-    async def send(client: Any) -> None:
-        await client.create_artifact(artifact=create)
 
-    return send
+def emit_event(event: str, **fields: Any) -> None:
+    """Emit a Prefect event from a job: through Prefect's events worker, or into the
+    hand-off at exit (with the run context's related resources that worker would add)."""
+    spool = _publisher.handing_off
+    if spool is None:
+        from prefect.events import emit_event as emit
+
+        emit(event, **fields)
+        return
+    from flowml.tasks.outbox import event_item
+
+    spool.append(event_item(event, fields))
 
 
 class _Publisher:
@@ -78,8 +100,11 @@ class _Publisher:
         self._pending = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._clients: dict[tuple[Any, Any], Any] = {}
+        # At exit, with a hand-off: what was not sent yet, as data (`flowml.tasks.outbox`).
+        self.handing_off: list[dict[str, Any]] | None = None
         self.sent = 0
         self.failed = 0
+        self.handed_off = 0
 
     def submit(self, job: Job) -> None:
         _keep_exit_hook_first()
@@ -184,6 +209,12 @@ class _Publisher:
 
         async def one(send: Send) -> None:
             async with limit:
+                spool = self.handing_off
+                if spool is not None and isinstance(send, _ArtifactSend):
+                    from flowml.tasks.outbox import artifact_item
+
+                    spool.append(artifact_item(send.create))  # another process sends it
+                    return
                 try:
                     await send(client)
                     self.sent += 1
@@ -238,13 +269,21 @@ def hurry() -> None:
 
 
 def stats() -> dict[str, int]:
-    """How many sends succeeded and failed in this process, and how many jobs are queued."""
-    return {"sent": _publisher.sent, "failed": _publisher.failed, "pending": _publisher.pending}
+    """How many sends succeeded and failed in this process, how many jobs are queued, and
+    how many artifacts and events were left to the outbox's process at exit."""
+    return {
+        "sent": _publisher.sent,
+        "failed": _publisher.failed,
+        "pending": _publisher.pending,
+        "handed_off": _publisher.handed_off,
+    }
 
 
 def _flush_at_exit() -> None:
     drain_all()  # run ends still being written queue their publication
     if _publisher.pending == 0:
+        return
+    if _hand_off_at_exit():
         return
     logger.info("flowml: publishing %d queued Prefect jobs before exit", _publisher.pending)
     if not _publisher.drain_while_progressing(EXIT_STALL_TIMEOUT_S):
@@ -252,6 +291,38 @@ def _flush_at_exit() -> None:
             "flowml: the Prefect API stopped answering; %d publication jobs were not sent",
             _publisher.pending,
         )
+
+
+def _hand_off_at_exit() -> bool:
+    """Run the queued jobs now, leaving what they send (artifacts and events) to a detached
+    process (`flowml.tasks.outbox`): the program ends at once instead of waiting for the
+    Prefect server to store them one by one. False when a hand-off is not safe here."""
+    from flowml.tasks import outbox
+
+    try:
+        if not outbox.can_hand_off():
+            return False
+    except Exception:  # no usable Prefect settings: publish here, as before
+        logger.debug("flowml: no outbox hand-off", exc_info=True)
+        return False
+    spool: list[dict[str, Any]] = []
+    _publisher.handing_off = spool
+    try:
+        if not _publisher.drain_while_progressing(EXIT_STALL_TIMEOUT_S):
+            logger.warning(
+                "flowml: the Prefect API stopped answering; %d publication jobs were not sent",
+                _publisher.pending,
+            )
+    finally:
+        _publisher.handing_off = None
+    if not spool:
+        return True
+    if outbox.hand_off(spool) is None:  # not written (a read-only home, say): send them here
+        outbox.publish_items(spool)
+        return True
+    _publisher.handed_off += len(spool)
+    logger.info("flowml: %d Prefect artifacts and events left to the outbox process", len(spool))
+    return True
 
 
 def _keep_exit_hook_first(from_worker: bool = False) -> None:

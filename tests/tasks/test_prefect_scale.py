@@ -91,10 +91,7 @@ def _event_resources(name: str, flow_run_id: str) -> set[str]:
             page = prefect_client.read_events_page(page.next_page)
 
 
-def test_a_500_task_flow_publishes_everything_before_its_process_exits(env, store):
-    """The flow's process exits as soon as the flow returns: what is still queued is
-    published before Prefect shuts down (the old atexit flush lost most of it)."""
-    tasks = 500
+def _run_many(env: dict[str, str], tasks: int) -> tuple[str, str]:
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "many", str(tasks)],
         env=env,
@@ -105,11 +102,14 @@ def test_a_500_task_flow_publishes_everything_before_its_process_exits(env, stor
     assert done.returncode == 0, done.stderr[-3000:]
     assert "can't register atexit" not in done.stderr
     assert "not published" not in done.stderr and "were not sent" not in done.stderr
-    flow_run_id = done.stdout.strip().splitlines()[-1]
+    return done.stdout.strip().splitlines()[-1], done.stderr
 
-    artifacts = _artifacts(flow_run_id)
+
+def _check_published(
+    store: TrackingClient, flow_run_id: str, tasks: int, artifacts: list[Any]
+) -> None:
     keys = [a.key for a in artifacts]
-    assert len(artifacts) == tasks + 2, done.stderr[-2000:]  # a summary each; a flow table
+    assert len(artifacts) == tasks + 2  # a summary each; a flow table
     assert len(set(keys)) == len(keys)  # one key per task run: nothing overwrites another
     assert "flowml-many-steps-step-0-summary" in keys
     assert f"flowml-many-steps-step-{tasks - 1}-summary" in keys
@@ -127,6 +127,31 @@ def test_a_500_task_flow_publishes_everything_before_its_process_exits(env, stor
             f"{tasks + 1} {name} events",
             deadline_s=180,
         )
+
+
+def test_a_500_task_flow_leaves_what_is_queued_at_exit_to_the_outbox_and_loses_nothing(env, store):
+    """The flow's process exits as soon as the flow returns: what is still queued is written
+    to the outbox and published by a detached process (the old atexit flush lost most of it,
+    the flush before Prefect's shutdown kept the program alive for seconds)."""
+    tasks = 500
+    flow_run_id, _ = _run_many(env, tasks)
+    outbox = Path(env["FLOWML_HOME"]) / "outbox"
+    assert outbox.is_dir()  # something was left to it
+
+    def published() -> list[Any] | None:
+        found = _artifacts(flow_run_id)
+        return found if len(found) >= tasks + 2 else None
+
+    artifacts = eventually(published, f"{tasks + 2} artifacts", deadline_s=300)
+    eventually(lambda: not list(outbox.glob("*.jsonl*")), "an empty outbox", deadline_s=120)
+    _check_published(store, flow_run_id, tasks, artifacts)
+
+
+def test_with_publish_at_exit_wait_everything_is_published_before_the_process_exits(env, store):
+    tasks = 150
+    flow_run_id, _ = _run_many({**env, "FLOWML_PUBLISH_AT_EXIT": "wait"}, tasks)
+    assert not (Path(env["FLOWML_HOME"]) / "outbox").exists()
+    _check_published(store, flow_run_id, tasks, _artifacts(flow_run_id))
 
 
 def _wait_for_deployment(name: str, process: subprocess.Popen[str]) -> Any:

@@ -1,0 +1,339 @@
+"""Prefect artifacts and events still queued when a program ends, published by a process of
+their own.
+
+Creating one Prefect artifact costs the server tens of milliseconds on a small machine, so a
+flow of 500 short tasks leaves seconds of artifacts queued when it returns (publication waits
+for the burst of tasks to end, `flowml.tasks.publisher`). Rather than keep the program alive
+for them, its exit hook runs the queued jobs and writes what they would send (artifacts, and
+the ``flowml.run.*`` events with the related resources Prefect's events worker would attach
+from the run context) to an *outbox* file (``$FLOWML_HOME/outbox/*.jsonl``,
+readable by the user only) and starts a detached ``python -m flowml.tasks.outbox FILE``
+that publishes them and deletes the file.
+
+Nothing is lost if that process dies: it holds a lock on the file while it works and records
+after every batch how many artifacts were sent (``FILE.sent``); a file that nobody holds and
+that is older than `ABANDONED_AFTER_S` is taken over by the next ``flowml runs gc``, which
+sends the rest.
+
+Hand-off happens only when it is safe (`can_hand_off`): the Prefect API is a server that
+outlives the program (``PREFECT_API_URL`` is set: in Prefect's local mode the temporary
+server stops with the program), and the program is not a container's first process (whose
+children die with it). ``FLOWML_PUBLISH_AT_EXIT=wait`` keeps publication in the program.
+The file holds what the artifacts hold (params, metrics, names); API keys are passed to the
+publishing process in its environment, never written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "artifact_item",
+    "can_hand_off",
+    "event_item",
+    "hand_off",
+    "outbox_dir",
+    "publish_file",
+    "publish_items",
+    "replay_abandoned",
+    "write_outbox",
+]
+
+logger = logging.getLogger("flowml.tasks")
+
+ABANDONED_AFTER_S = 60.0
+BATCH = 50
+CONCURRENT_SENDS = 8
+SEND_ATTEMPTS = 5
+
+
+def outbox_dir() -> Path:
+    from flowml.settings import get_settings
+
+    return get_settings().home / "outbox"
+
+
+def _api_url() -> str | None:
+    """The Prefect API URL when it names a server (not Prefect's local mode)."""
+    from prefect.settings import PREFECT_API_URL
+
+    value = PREFECT_API_URL.value()
+    return str(value) if value else None
+
+
+def can_hand_off() -> bool:
+    """Whether what is queued at exit may be left to a detached process."""
+    from prefect.events.worker import emit_events_to_cloud
+
+    from flowml.settings import get_settings
+
+    if get_settings().publish_at_exit == "wait" or os.getpid() == 1:
+        return False
+    # Prefect Cloud takes events over its websocket only: its programs publish before exit.
+    return _api_url() is not None and not emit_events_to_cloud()
+
+
+def artifact_item(create: Any) -> dict[str, Any]:
+    """An outbox item creating ``create`` (a ``prefect...ArtifactCreate``)."""
+    return {"artifact": create.model_dump(mode="json", exclude_unset=True)}
+
+
+def event_item(event: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """An outbox item for ``prefect.events.emit_event(event, **fields)``, called in a run's
+    context: the event as Prefect's events worker would send it."""
+    from prefect.events import Event, RelatedResource
+
+    related = [RelatedResource.model_validate(r) for r in fields.pop("related", None) or ()]
+    known = {r.id for r in related}
+    related += [r for r in _context_related() if r.id not in known]
+    built = Event(event=event, related=related, **fields)
+    return {"event": built.model_dump(mode="json")}
+
+
+def _context_related() -> list[Any]:
+    """The flow run, task run, flow, deployment and tags of the current run context."""
+    from prefect.context import FlowRunContext, TaskRunContext
+    from prefect.events import RelatedResource
+    from prefect.events.related import tags_as_related_resources
+
+    flow_ctx, task_ctx = FlowRunContext.get(), TaskRunContext.get()
+    flow_run = getattr(flow_ctx, "flow_run", None)
+    task_run = getattr(task_ctx, "task_run", None)
+    found: list[dict[str, str]] = []
+    tags: set[str] = set()
+    if flow_run is not None:
+        found.append(_resource("flow-run", flow_run.id, flow_run.name))
+        flow = getattr(flow_ctx, "flow", None)
+        found.append(_resource("flow", flow_run.flow_id, getattr(flow, "name", None)))
+        if flow_run.deployment_id:
+            found.append(_resource("deployment", flow_run.deployment_id, None))
+        tags |= set(flow_run.tags or ())
+    if task_run is not None:
+        found.append(_resource("task-run", task_run.id, task_run.name))
+        tags |= set(task_run.tags or ())
+    return [RelatedResource.model_validate(r) for r in found] + tags_as_related_resources(tags)
+
+
+def _resource(kind: str, object_id: object, name: str | None) -> dict[str, str]:
+    resource = {"prefect.resource.id": f"prefect.{kind}.{object_id}", "prefect.resource.role": kind}
+    if name:
+        resource["prefect.resource.name"] = name
+    return resource
+
+
+def hand_off(items: list[dict[str, Any]]) -> Path | None:
+    """Write ``items`` to a new outbox file and start the process that publishes them; the
+    file, or None when it could not be written."""
+    api = _api_url()
+    if api is None or not items:
+        return None
+    try:
+        path = write_outbox(api, items)
+    except OSError as exc:
+        logger.warning("flowml: could not write the Prefect outbox (%s); publishing now", exc)
+        return None
+    try:
+        subprocess.Popen(
+            [sys.executable, "-m", "flowml.tasks.outbox", str(path)],
+            env=_child_env(api),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # not killed with the program's process group
+            close_fds=True,
+        )
+    except OSError as exc:
+        # The file stays: `flowml runs gc` publishes it once it is abandoned.
+        logger.warning("flowml: could not start the outbox publisher (%s): %s", exc, path)
+    return path
+
+
+def write_outbox(api: str, items: list[dict[str, Any]]) -> Path:
+    """A new outbox file (readable by the user only) holding ``items`` for ``api``."""
+    folder = outbox_dir()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+    path = folder / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps({"api_url": api, "count": len(items)}) + "\n")
+        for item in items:
+            out.write(json.dumps(item, separators=(",", ":")) + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+    return path
+
+
+def _child_env(api: str) -> dict[str, str]:
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_KEY
+
+    env = dict(os.environ, PREFECT_API_URL=api)
+    for setting, name in (
+        (PREFECT_API_KEY, "PREFECT_API_KEY"),
+        (PREFECT_API_AUTH_STRING, "PREFECT_API_AUTH_STRING"),
+    ):
+        value = setting.value()
+        if value:
+            env[name] = (
+                value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+            )
+    return env
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[bool]:
+    """An exclusive lock on ``path`` for as long as the block runs; False if held elsewhere."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _sent(path: Path) -> int:
+    try:
+        return int(Path(f"{path}.sent").read_text() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
+def _note_sent(path: Path, count: int) -> None:
+    marker = Path(f"{path}.sent")
+    tmp = Path(f"{path}.sent.tmp")
+    tmp.write_text(str(count))
+    tmp.replace(marker)
+
+
+def publish_file(path: Path) -> int:
+    """Publish what an outbox file holds that was not sent yet, then delete it.
+
+    Returns how many artifacts were sent now (0 when another process holds the file). A
+    file whose API does not answer is kept for a later attempt.
+    """
+    with _locked(path) as mine:
+        if not mine:
+            return 0
+        lines = path.read_text(encoding="utf-8").splitlines()
+        if not lines:
+            path.unlink(missing_ok=True)
+            return 0
+        try:
+            header = json.loads(lines[0])
+            api = str(header["api_url"])
+            items = [json.loads(line) for line in lines[1:] if line]
+            if not all(isinstance(i, dict) and ("artifact" in i or "event" in i) for i in items):
+                raise ValueError("an item is neither an artifact nor an event")
+        except (ValueError, KeyError, TypeError) as exc:
+            # Kept aside for a person to look at; never sent, never retried.
+            path.replace(path.with_suffix(".bad"))
+            logger.warning("flowml: an unreadable outbox file was set aside (%s): %s", exc, path)
+            return 0
+        done = _sent(path)
+        sent = asyncio.run(_publish(api, items, done, path))
+        if done + sent >= len(items):
+            path.unlink(missing_ok=True)
+            Path(f"{path}.sent").unlink(missing_ok=True)
+        return sent
+
+
+def publish_items(items: list[dict[str, Any]]) -> int:
+    """Publish outbox items from this process (when no file could be written)."""
+    api = _api_url()
+    return asyncio.run(_publish(api, items, 0, None)) if api else 0
+
+
+async def _publish(api: str, items: list[dict[str, Any]], done: int, path: Path | None) -> int:
+    """Send ``items[done:]`` in batches (a batch's events in one request, its artifacts
+    concurrently), noting progress in ``path.sent`` after each; how many were sent."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import ArtifactCreate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    sent = 0
+    with temporary_settings(updates={PREFECT_API_URL: api}):
+        async with get_client() as client:
+            limit = asyncio.Semaphore(CONCURRENT_SENDS)
+
+            async def retried(send: Any) -> None:
+                async with limit:
+                    for attempt in range(SEND_ATTEMPTS):
+                        try:
+                            await send()
+                            return
+                        except Exception:  # the server is busy or restarting: try again
+                            if attempt == SEND_ATTEMPTS - 1:
+                                raise
+                            await asyncio.sleep(2.0**attempt)
+
+            def artifact(body: dict[str, Any]) -> Any:
+                return lambda: client.create_artifact(ArtifactCreate.model_validate(body))
+
+            async def events(bodies: list[dict[str, Any]]) -> None:
+                response = await client.request("POST", "/events", json=bodies)
+                response.raise_for_status()
+
+            for start in range(done, len(items), BATCH):
+                chunk = items[start : start + BATCH]
+                batch = [i["event"] for i in chunk if "event" in i]
+                sends = [artifact(i["artifact"]) for i in chunk if "artifact" in i]
+                if batch:
+                    sends.append(lambda batch=batch: events(batch))
+                results = await asyncio.gather(*(retried(s) for s in sends), return_exceptions=True)
+                failed = [r for r in results if isinstance(r, BaseException)]
+                if failed:
+                    # Keep the file (and what it still holds) for `flowml runs gc`; a batch
+                    # sent in part is sent again whole (Prefect keeps one event per id).
+                    logger.warning("flowml: the Prefect API refused the outbox: %s", failed[0])
+                    return sent
+                sent += len(chunk)
+                if path is not None:
+                    _note_sent(path, start + len(chunk))
+    return sent
+
+
+def replay_abandoned(older_than_s: float = ABANDONED_AFTER_S) -> int:
+    """Publish the outbox files whose publisher is gone; how many artifacts were sent."""
+    folder = outbox_dir()
+    if not folder.is_dir():
+        return 0
+    sent = 0
+    now = time.time()
+    for path in sorted(folder.glob("*.jsonl")):
+        try:
+            if now - path.stat().st_mtime < older_than_s:
+                continue  # its publisher may still be starting
+        except FileNotFoundError:
+            continue
+        sent += publish_file(path)
+    return sent
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    publish_file(Path(argv[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
