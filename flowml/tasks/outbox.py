@@ -92,21 +92,28 @@ def artifact_item(create: Any) -> dict[str, Any]:
 
 def event_item(event: str, fields: dict[str, Any]) -> dict[str, Any]:
     """An outbox item for ``prefect.events.emit_event(event, **fields)``, called in a run's
-    context: the event as Prefect's events worker would send it."""
-    from prefect.events import Event, RelatedResource
+    context: the event as Prefect's events worker would send it. Built as plain JSON (the
+    server validates it): Prefect's event model reads its settings for every label."""
+    import datetime
 
-    related = [RelatedResource.model_validate(r) for r in fields.pop("related", None) or ()]
-    known = {r.id for r in related}
-    related += [r for r in _context_related() if r.id not in known]
-    built = Event(event=event, related=related, **fields)
-    return {"event": built.model_dump(mode="json")}
+    related = [dict(r) for r in fields.get("related") or ()]
+    known = {r["prefect.resource.id"] for r in related}
+    related += [r for r in _context_related() if r["prefect.resource.id"] not in known]
+    occurred = fields.get("occurred") or datetime.datetime.now(datetime.timezone.utc)
+    body = {
+        "id": str(uuid.uuid4()),
+        "occurred": occurred.isoformat(),
+        "event": event,
+        "resource": dict(fields["resource"]),
+        "related": related,
+        "payload": fields.get("payload") or {},
+    }
+    return {"event": json.loads(json.dumps(body, default=str))}
 
 
-def _context_related() -> list[Any]:
+def _context_related() -> list[dict[str, str]]:
     """The flow run, task run, flow, deployment and tags of the current run context."""
     from prefect.context import FlowRunContext, TaskRunContext
-    from prefect.events import RelatedResource
-    from prefect.events.related import tags_as_related_resources
 
     flow_ctx, task_ctx = FlowRunContext.get(), TaskRunContext.get()
     flow_run = getattr(flow_ctx, "flow_run", None)
@@ -123,7 +130,10 @@ def _context_related() -> list[Any]:
     if task_run is not None:
         found.append(_resource("task-run", task_run.id, task_run.name))
         tags |= set(task_run.tags or ())
-    return [RelatedResource.model_validate(r) for r in found] + tags_as_related_resources(tags)
+    return found + [
+        {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
+        for tag in sorted(tags)
+    ]
 
 
 def _resource(kind: str, object_id: object, name: str | None) -> dict[str, str]:
