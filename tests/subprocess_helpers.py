@@ -1,0 +1,68 @@
+"""Helpers for tests that start processes: loopback ports, servers, scripts in MLflow's venv."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_answering(
+    proc: subprocess.Popen[bytes], url: str, exited: Callable[[], str], timeout: float = 60.0
+) -> None:
+    """Wait until ``url`` answers 200; a process that exits first fails with ``exited()``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(exited())
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer in time")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill what does not exit within 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def run_script(
+    python: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    script: str,
+    args: Sequence[str] = (),
+    stderr_tail: int = 4000,
+) -> str:
+    """Run a Python script with ``python`` (MLflow's venv); its stdout, or the test fails."""
+    path = cwd / f"mlflow_script_{time.monotonic_ns()}.py"
+    path.write_text(script, encoding="utf-8")
+    done = subprocess.run(
+        [str(python), str(path), *args],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        cwd=cwd,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, f"MLflow script failed:\n{done.stderr[-stderr_tail:]}"
+    return done.stdout
