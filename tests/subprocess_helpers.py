@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -66,3 +69,39 @@ def run_script(
     )
     assert done.returncode == 0, f"MLflow script failed:\n{done.stderr[-stderr_tail:]}"
     return done.stdout
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def quick_benchmark(script: str, cwd: Path, timeout: float = 600) -> dict[str, Any]:
+    """Run ``benchmarks/<script> --quick --side flowml --json``; its JSON report."""
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", "--side", "flowml", "--json"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def run_cli(
+    env: Mapping[str, str], *args: str, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``python -m flowml.cli <args>``; ``ok=False`` expects exit 1 with a one-line error."""
+    out = subprocess.run(
+        [sys.executable, "-m", "flowml.cli", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+    )
+    if ok:
+        assert out.returncode == 0, out.stderr
+    else:
+        assert out.returncode == 1, out.stdout + out.stderr
+        assert out.stderr.startswith("Error: ") and len(out.stderr.strip().splitlines()) == 1
+    return out

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from subprocess_helpers import run_cli
 
 from flowml.registry.client import RegistryClient
 from flowml.tracking.client import TrackingClient
@@ -26,18 +26,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "flowml.cli", "models", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if ok:
-        assert out.returncode == 0, out.stderr
-    else:
-        assert out.returncode == 1, out.stdout + out.stderr
-        assert out.stderr.startswith("Error: ") and len(out.stderr.strip().splitlines()) == 1
-    return out
+    return run_cli(env, "models", *args, ok=ok)
 
 
 @pytest.fixture
