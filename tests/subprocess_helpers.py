@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -87,6 +88,18 @@ def quick_benchmark(script: str, cwd: Path, timeout: float = 600) -> dict[str, A
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report
+
+
+def cli_env(tmp_path: Path, tracking_uri: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a CLI subprocess with a home, store and artifact root of its own
+    under ``tmp_path`` (the store a SQLite file there unless ``tracking_uri`` is given)."""
+    return {
+        **os.environ,
+        "FLOWML_HOME": str(tmp_path / "home"),
+        "FLOWML_TRACKING_URI": tracking_uri or f"sqlite:///{tmp_path / 'cli.db'}",
+        "FLOWML_ARTIFACT_ROOT": str(tmp_path / "art"),
+        **extra,
+    }
 
 
 def run_cli(

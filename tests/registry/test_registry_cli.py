@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from subprocess_helpers import run_cli
+from subprocess_helpers import cli_env, run_cli
 
 from flowml.registry.client import RegistryClient
 from flowml.tracking.client import TrackingClient
@@ -16,13 +15,7 @@ from flowml.tracking.client import TrackingClient
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "FLOWML_HOME": str(tmp_path / "home"),
-        "FLOWML_TRACKING_URI": f"sqlite:///{tmp_path / 'cli.db'}",
-        "FLOWML_ARTIFACT_ROOT": str(tmp_path / "art"),
-        "COLUMNS": "250",  # wide tables: no folded cells to search through
-    }
+    return cli_env(tmp_path, COLUMNS="250")  # wide tables: no folded cells to search through
 
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
