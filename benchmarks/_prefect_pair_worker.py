@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
-import os
 import time
 from typing import Any
 
@@ -25,21 +23,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from prefect import flow, task
+    from _prefect_baseline import plain_flow as baseline
 
-    logging.getLogger("prefect").setLevel(logging.WARNING)
-
-    @task
-    def plain_step(i: int, scale: float) -> dict[str, float]:
-        return {"score": i * scale}
-
-    @flow
-    def plain_flow(n: int) -> float:
-        start = time.perf_counter()
-        for i in range(n):
-            plain_step(i, 0.5)
-        return time.perf_counter() - start
+    plain_flow = baseline()
 
     tracked_flow, wait = _flowml() if args.lib == "flowml" else _mlflow()
 

@@ -19,7 +19,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
@@ -29,6 +28,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+
+from _compare import chosen_sides, comparison_parser  # noqa: E402
 
 # The workload, written once for both libraries: `lib` is flowml or mlflow.
 WORKLOAD = r"""
@@ -101,13 +102,9 @@ def _median(times: dict[str, list[float]], key: str) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="a few repetitions only")
-    parser.add_argument("--side", choices=["both", "flowml", "mlflow"], default="both")
-    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    args = parser.parse_args(argv)
+    args = comparison_parser(__doc__.splitlines()[0], "a few repetitions only").parse_args(argv)
     fits, searches = (3, 1) if args.quick else (30, 5)
-    sides = ["flowml", "mlflow"] if args.side == "both" else [args.side]
+    sides = chosen_sides(args)
     results = {side: _run(side, fits, searches) for side in sides}
     rows = []
     for kind in ("fit", "search"):

@@ -29,7 +29,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -42,6 +41,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _compare import chosen_sides, comparison_parser, print_report  # noqa: E402
 from _mlflow_env import mlflow_env, mlflow_python  # noqa: E402
 
 FULL = {"rows": 10_000, "repeats": 5, "rounds": 3}
@@ -270,20 +270,11 @@ def _print_table(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
-    parser.add_argument("--side", choices=["both", "flowml", "mlflow"], default="both")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser = comparison_parser(__doc__.splitlines()[0], "small sizes, a smoke run")
     parser.add_argument("--no-genai", action="store_true", help="skip the genai case (minutes)")
     args = parser.parse_args(argv)
-    sides = ["flowml", "mlflow"] if args.side == "both" else [args.side]
-    report = run(sides, {**(QUICK if args.quick else FULL), "genai": not args.no_genai})
-    report["quick"] = args.quick
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        _print_table(report)
-    return 0
+    sizes = {**(QUICK if args.quick else FULL), "genai": not args.no_genai}
+    return print_report(run(chosen_sides(args), sizes), args, _print_table)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import logging
 import os
 import platform
 import sqlite3
@@ -124,26 +123,13 @@ def _run(
     TASKS, LONG_ROUNDS = tasks, long_rounds
     _count_driver_calls()  # before the tracking store opens its first connection
     _count_http_requests()
-    # Keep Prefect's per-task console logging out of the measurement's noise.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from prefect import flow, task
+    from _prefect_baseline import plain_flow as baseline
+
+    plain_flow = baseline()
     from prefect.testing.utilities import prefect_test_harness
 
     import flowml
     from flowml.tasks import publisher
-
-    logging.getLogger("prefect").setLevel(logging.WARNING)
-
-    @task
-    def plain_step(i: int, scale: float) -> dict[str, float]:
-        return {"score": i * scale}
-
-    @flow
-    def plain_flow(n: int) -> float:
-        start = time.perf_counter()
-        for i in range(n):
-            plain_step(i, 0.5)
-        return time.perf_counter() - start
 
     def make_tracked(points: int):
         @flowml.tracked_task(name="tracked-step")

@@ -46,7 +46,7 @@ REPO_ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from _mlflow_env import mlflow_env, mlflow_python  # noqa: E402
-from _prefect_server import PG, _admin, free_port  # noqa: E402
+from _prefect_server import PG, _admin, free_port, stop_process  # noqa: E402
 
 API = "/api/2.0/mlflow"
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
@@ -241,12 +241,7 @@ def _server(side: str) -> Iterator[tuple[str, int]]:
             print(f"{side} server log:\n{(Path(tmp) / 'server.log').read_text()[-3000:]}")
             raise
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
             log.close()
 
 

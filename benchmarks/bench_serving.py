@@ -21,7 +21,6 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -39,7 +38,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from _compare import chosen_sides, comparison_parser, print_report  # noqa: E402
 from _mlflow_env import mlflow_env, mlflow_python  # noqa: E402
+from _prefect_server import stop_process  # noqa: E402
 
 FULL = {"requests": 500, "warmup": 50, "batches": 40, "batch_rows": 1_000, "loads": 5}
 QUICK = {"requests": 40, "warmup": 5, "batches": 4, "batch_rows": 1_000, "loads": 2}
@@ -109,12 +110,7 @@ class _Server:
         raise RuntimeError(f"{self.name} server did not start in {START_TIMEOUT_S} s")
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 20)
         self.log.close()
 
 
@@ -284,19 +280,8 @@ def _print_table(report: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
-    parser.add_argument("--side", choices=["both", "flowml", "mlflow"], default="both")
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
-    args = parser.parse_args(argv)
-    sides = ["flowml", "mlflow"] if args.side == "both" else [args.side]
-    report = run(sides, QUICK if args.quick else FULL)
-    report["quick"] = args.quick
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        _print_table(report)
-    return 0
+    args = comparison_parser(__doc__.splitlines()[0], "small sizes, a smoke run").parse_args(argv)
+    return print_report(run(chosen_sides(args), QUICK if args.quick else FULL), args, _print_table)
 
 
 if __name__ == "__main__":

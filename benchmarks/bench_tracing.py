@@ -35,6 +35,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _compare import chosen_sides, comparison_parser
+
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 FULL = {
@@ -174,10 +176,7 @@ ROWS = [
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Tracing speed: flowml vs MLflow 3.17.")
-    parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
-    parser.add_argument("--side", choices=["both", "flowml", "mlflow"], default="both")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser = comparison_parser("Tracing speed: flowml vs MLflow 3.17.", "small sizes (a smoke run)")
     parser.add_argument(
         "--search-only", action="store_true", help="only (c): record 10,000 traces and search"
     )
@@ -191,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = dict(QUICK if args.quick else FULL)
     if args.search_only:
         sizes["search_only"] = 1
-    sides = ["flowml", "mlflow"] if args.side == "both" else [args.side]
+    sides = chosen_sides(args)
     results = {side: _run_side(side, sizes) for side in sides}
     rows = []
     for key, label, unit, higher in ROWS:

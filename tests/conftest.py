@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from subprocess_helpers import free_port
 
 PG_BASE_URL = os.environ.get(
     "FLOWML_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -55,12 +56,6 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     fluent._open_runs.clear()
     fluent._tracking_uri = None
     fluent._experiment_id = None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _pg_admin():

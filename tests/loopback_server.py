@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import httpx
+from subprocess_helpers import free_port, stop, wait_answering
 
 __all__ = ["LoopbackServer", "empty_database", "free_port"]
 
@@ -36,12 +34,6 @@ def empty_database(engine: Any) -> None:
         for table in reversed(schema.metadata.sorted_tables):
             conn.execute(delete(table))
         conn.exec_driver_sql(_NO_DELETE)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LoopbackServer:
@@ -70,17 +62,15 @@ class LoopbackServer:
                 stderr=subprocess.STDOUT,
                 env=dict(os.environ),
             )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError((self.root / "server.log").read_text()[-3000:])
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError("flowml server did not answer /health in time")
+        try:
+            wait_answering(
+                self.proc,
+                self.url + "/health",
+                lambda: (self.root / "server.log").read_text()[-3000:],
+            )
+        except AssertionError:
+            self.stop()
+            raise
 
     def kill(self) -> None:
         """Stop abruptly (an outage), waiting until the port is closed."""
@@ -91,10 +81,5 @@ class LoopbackServer:
 
     def stop(self) -> None:
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            stop(self.proc)
             self.proc = None

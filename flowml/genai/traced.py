@@ -61,13 +61,13 @@ def predict_in_span(
         outputs, or the exception (then ``error`` names it and the trace is ``ERROR``).
     """
     from flowml.tracing.entities import SpanType
-    from flowml.tracing.spans import SpanScope
+    from flowml.tracing.spans import CurrentSpan, SpanScope
 
     name = str(getattr(predict_fn, "__name__", None) or "predict")[:250]
     outputs, error = None, None
     span = SpanScope(name, SpanType.CHAIN).start()
     try:
-        with _Current(span):
+        with CurrentSpan(span):
             span.set_inputs(inputs)
             outputs = predict_fn(**inputs)
             span.set_outputs(outputs)
@@ -77,24 +77,6 @@ def predict_in_span(
     finally:
         span.end()
     return outputs, error, span.trace_id, span.span_id
-
-
-class _Current:
-    """Make a started span current for a block, without ending it on the way out."""
-
-    def __init__(self, span: Any) -> None:
-        self._span = span
-
-    def __enter__(self) -> None:
-        from opentelemetry import context
-        from opentelemetry import trace as otel_trace
-
-        self._token = context.attach(otel_trace.set_span_in_context(self._span._span))
-
-    def __exit__(self, *exc: object) -> None:
-        from opentelemetry import context
-
-        context.detach(self._token)
 
 
 def is_trace_data(data: Any) -> bool:

@@ -36,6 +36,7 @@ __all__ = [
     "guarded",
     "internal_error",
     "json_endpoint",
+    "json_route",
     "json_response",
 ]
 
@@ -152,28 +153,37 @@ def json_endpoint(
     permission rule filed under ``key`` (see `flowml.server.auth.rules`).
     """
 
+    async def run(request: Request) -> dict[str, Any]:
+        fields = await read_fields(request)
+        audit = audit_from_header(request.headers.get(AUDIT_HEADER))
+        guard = request.app.state.guard
+        if guard is None:
+            return await run_in_threadpool(_audited, handler, request.app.state.ctx, fields, audit)
+
+        def audited(ctx: ServerContext, checked: Fields) -> dict[str, Any]:
+            return _audited(handler, ctx, checked, audit, trust_user=False)
+
+        return await run_in_threadpool(guard.call, request, key, audited, fields)
+
+    return json_route(handler.__name__, run)
+
+
+def json_route(
+    name: str, run: Callable[[Request], Awaitable[dict[str, Any]]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint answering ``await run(request)`` as JSON: a `FlowMLError`
+    becomes its error body and status, any other fault a logged ``INTERNAL_ERROR``."""
+
     async def endpoint(request: Request) -> Response:
         try:
-            fields = await read_fields(request)
-            audit = audit_from_header(request.headers.get(AUDIT_HEADER))
-            guard = request.app.state.guard
-            if guard is None:
-                result = await run_in_threadpool(
-                    _audited, handler, request.app.state.ctx, fields, audit
-                )
-            else:
-
-                def audited(ctx: ServerContext, checked: Fields) -> dict[str, Any]:
-                    return _audited(handler, ctx, checked, audit, trust_user=False)
-
-                result = await run_in_threadpool(guard.call, request, key, audited, fields)
+            result = await run(request)
         except FlowMLError as exc:
             return error_response(exc)
         except Exception as exc:  # any other fault: logged, answered without internals
             return internal_error(exc)
         return json_response(result)
 
-    endpoint.__name__ = handler.__name__
+    endpoint.__name__ = name
     return endpoint
 
 

@@ -25,6 +25,7 @@ applies its permission rule, and the user and permission endpoints are mounted.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ from flowml.server import (
 )
 from flowml.server.api import (
     MAX_JSON_BODY_BYTES,
+    Endpoint,
     error_response,
     guarded,
     json_endpoint,
@@ -143,43 +145,19 @@ def _routes() -> list[BaseRoute]:
     info = guarded(_server_info, ("raw", "/mlflow/server-info", "GET"))
     for prefix in ("/api/3.0", "/ajax-api/3.0"):
         routes.append(Route(f"{prefix}/mlflow/server-info", info, methods=["GET"]))
-        for endpoint in traces.V3_ENDPOINTS:  # MLflow 3's trace API
-            key = ("mlflow", endpoint.path, endpoint.method)
-            routes.append(
-                Route(
-                    f"{prefix}/mlflow{endpoint.path}",
-                    json_endpoint(endpoint.handler, key),
-                    methods=[endpoint.method],
-                )
-            )
+        routes += _json_routes(prefix, "mlflow", traces.V3_ENDPOINTS)  # MLflow 3's trace API
     for prefix in API_PREFIXES:
         for group in _JSON_GROUPS:
-            for endpoint in group:
-                key = ("mlflow", endpoint.path, endpoint.method)
-                routes.append(
-                    Route(
-                        f"{prefix}/mlflow{endpoint.path}",
-                        json_endpoint(endpoint.handler, key),
-                        methods=[endpoint.method],
-                        name=None,
-                    )
-                )
+            routes += _json_routes(prefix, "mlflow", group)
         # flowml's own methods: for its REST store, and for the web UI.
-        for endpoint in (
+        flowml_endpoints = (
             *extension.ENDPOINTS,
             *traces.FLOWML_ENDPOINTS,
             *history.ENDPOINTS,
             *registry_ui.ENDPOINTS,
             *previews.ENDPOINTS,
-        ):
-            key = ("flowml", endpoint.path, endpoint.method)
-            routes.append(
-                Route(
-                    f"{prefix}/flowml{endpoint.path}",
-                    json_endpoint(endpoint.handler, key),
-                    methods=[endpoint.method],
-                )
-            )
+        )
+        routes += _json_routes(prefix, "flowml", flowml_endpoints)
         for path, method, handler in _streamed():
             key = ("raw", path, method)
             routes.append(Route(f"{prefix}{path}", guarded(handler, key), methods=[method]))
@@ -192,6 +170,19 @@ def _routes() -> list[BaseRoute]:
     # (a browser asks for the user name and token once); the data comes through the API.
     routes += ui.routes()
     return routes
+
+
+def _json_routes(prefix: str, api: str, endpoints: Iterable[Endpoint]) -> list[BaseRoute]:
+    """``<prefix>/<api><path>`` for each endpoint, under the auth rule filed for
+    ``(api, path, method)``."""
+    return [
+        Route(
+            f"{prefix}/{api}{endpoint.path}",
+            json_endpoint(endpoint.handler, (api, endpoint.path, endpoint.method)),
+            methods=[endpoint.method],
+        )
+        for endpoint in endpoints
+    ]
 
 
 def _streamed() -> list[tuple[str, str, Any]]:

@@ -114,18 +114,23 @@ def delete_model(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     return {}
 
 
-def search_models(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+def _search_args(fields: Fields, default_max_results: int) -> dict[str, Any]:
+    """A search request's filter, page size, order and page token, MLflow's way."""
     max_results = fields.int64("max_results")
+    return {
+        "filter_string": fields.string("filter") or None,
+        "max_results": default_max_results if max_results is None else max_results,
+        "order_by": fields.strings("order_by") or None,
+        "page_token": fields.string("page_token") or None,
+    }
+
+
+def search_models(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     # Prompts are left out unless the filter asks for them (``tags.`mlflow.prompt.is_prompt`
     # = 'true'``), and the clause MLflow 3's clients append to hide them
     # (``!= 'true'``) means "not a prompt": the registry's search does both.
     page = ctx.registry.search_registered_models(
-        filter_string=fields.string("filter") or None,
-        max_results=SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT
-        if max_results is None
-        else max_results,
-        order_by=fields.strings("order_by") or None,
-        page_token=fields.string("page_token") or None,
+        **_search_args(fields, SEARCH_REGISTERED_MODEL_MAX_RESULTS_DEFAULT)
     )
     reply: dict[str, Any] = {
         "registered_models": [registered_model_json(m, ctx.locations) for m in page]
@@ -206,14 +211,8 @@ def delete_version(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
 
 
 def search_versions(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
-    max_results = fields.int64("max_results")
     page = ctx.registry.search_model_versions(
-        filter_string=fields.string("filter") or None,
-        max_results=SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT
-        if max_results is None
-        else max_results,
-        order_by=fields.strings("order_by") or None,
-        page_token=fields.string("page_token") or None,
+        **_search_args(fields, SEARCH_MODEL_VERSION_MAX_RESULTS_DEFAULT)
     )
     reply: dict[str, Any] = {"model_versions": [model_version_json(v, ctx.locations) for v in page]}
     if page.token:

@@ -143,13 +143,7 @@ class TrackedTask(Task):
     def with_options(self, **options: Any) -> TrackedTask:
         """Prefect's ``Task.with_options``; the copy stays tracked, with the same flowml
         options and the tracking hooks after any hooks given here."""
-        new = super().with_options(**options)
-        # Prefect builds a plain Task from our (already wrapped) function; make it ours again.
-        new.__class__ = type(self)
-        tracked = cast(TrackedTask, new)
-        tracked.flowml_options = self.flowml_options
-        task_runs.attach_task_hooks(tracked)
-        return tracked
+        return _still_tracked(self, super().with_options(**options), task_runs.attach_task_hooks)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         _bind_calling_flow_run()
@@ -203,12 +197,21 @@ class TrackedFlow(Flow):
 
     def with_options(self, **options: Any) -> TrackedFlow:
         """Prefect's ``Flow.with_options``; the copy stays tracked (see `TrackedTask`)."""
-        new = super().with_options(**options)
-        new.__class__ = type(self)
-        tracked = cast(TrackedFlow, new)
-        tracked.flowml_options = self.flowml_options
-        flow_runs.attach_flow_hooks(tracked)
-        return tracked
+        return _still_tracked(self, super().with_options(**options), flow_runs.attach_flow_hooks)
+
+
+T = TypeVar("T", "TrackedTask", "TrackedFlow")
+
+
+def _still_tracked(original: T, copy: Any, attach_hooks: Callable[[Any], None]) -> T:
+    """A ``with_options`` copy made ours again: Prefect builds a plain ``Task`` or ``Flow``
+    from our (already wrapped) function; the copy keeps the class, the flowml options and
+    the tracking hooks, after any hooks the call gave."""
+    copy.__class__ = type(original)
+    tracked = cast(T, copy)
+    tracked.flowml_options = original.flowml_options
+    attach_hooks(tracked)
+    return tracked
 
 
 def _source_version(fn: Callable[..., Any]) -> str | None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -171,7 +172,9 @@ def finish(
             record.client.buffer.add(record.run_id, metrics=metrics, params=params, tags=tags)
             record.client.flush(record.run_id)
             metrics, params, tags = [], [], []
-        try:
+
+        def end(opens: Sequence[NewRun] = ()) -> None:
+            # ``record.run_id`` read at each call: reopening gives the record another run.
             store.finish_run(
                 record.run_id,
                 status,
@@ -182,6 +185,9 @@ def finish(
                 lineage=lineage,
                 opens=opens,
             )
+
+        try:
+            end(opens)
         except ResourceNotFound:
             if record.reopen is None:
                 raise
@@ -189,15 +195,7 @@ def finish(
             # was opened there), or the experiment went away. Open it the checked way
             # (which raises what opening would have) and end that run.
             _reopen(record)
-            store.finish_run(
-                record.run_id,
-                status,
-                now,
-                metrics=metrics,
-                params=params,
-                tags=tags,
-                lineage=lineage,
-            )
+            end()
         return written
     except StoreError:
         # The store failed (not a verdict on the values): they go back to the buffer, so

@@ -24,13 +24,19 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from flowml.exceptions import InvalidParameter
 from flowml.tracing import provider, writer
 from flowml.tracing.entities import SpanType, Trace
-from flowml.tracing.spans import LiveSpan, SpanScope, current_live_span, encode_attributes
+from flowml.tracing.spans import (
+    CurrentSpan,
+    LiveSpan,
+    SpanScope,
+    current_live_span,
+    encode_attributes,
+)
 
 __all__ = [
     "delete_trace_tag",
@@ -139,25 +145,9 @@ def _wrap(
 
         @functools.wraps(fn)
         async def agen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            scope = SpanScope(name, encoded=encoded)
-            span = scope.start()
-            span.set_inputs(bind(args, kwargs))
-            items: list[Any] = []
-            try:
-                gen = fn(*args, **kwargs)
-                while True:
-                    with _Current(span):
-                        try:
-                            item = await gen.__anext__()
-                        except StopAsyncIteration:
-                            break
-                    items.append(item)
+            with _Stream(name, encoded, bind(args, kwargs), reducer) as stream:
+                async for item in stream.async_steps(fn(*args, **kwargs)):
                     yield item
-            except BaseException as exc:
-                _fail(span, exc)
-                raise
-            span.set_outputs(reducer(items) if reducer else items)
-            span.end()
 
         return agen_wrapper
 
@@ -165,25 +155,8 @@ def _wrap(
 
         @functools.wraps(fn)
         def gen_wrapper(*args: Any, **kwargs: Any) -> Any:
-            scope = SpanScope(name, encoded=encoded)
-            span = scope.start()
-            span.set_inputs(bind(args, kwargs))
-            items: list[Any] = []
-            try:
-                gen = fn(*args, **kwargs)
-                while True:
-                    with _Current(span):
-                        try:
-                            item = next(gen)
-                        except StopIteration:
-                            break
-                    items.append(item)
-                    yield item
-            except BaseException as exc:
-                _fail(span, exc)
-                raise
-            span.set_outputs(reducer(items) if reducer else items)
-            span.end()
+            with _Stream(name, encoded, bind(args, kwargs), reducer) as stream:
+                yield from stream.steps(fn(*args, **kwargs))
 
         return gen_wrapper
 
@@ -210,30 +183,62 @@ def _wrap(
     return wrapper
 
 
+_END = object()
+
+
+class _Stream:
+    """The span of a generator function's call: started before the generator is created,
+    current while each step runs (not while the consumer holds an item), its outputs the
+    items (or the reducer's value of them); an exception ends it failed."""
+
+    __slots__ = ("_current", "_items", "_reducer", "span")
+
+    def __init__(
+        self,
+        name: str,
+        encoded: dict[str, str],
+        inputs: Any,
+        reducer: Callable[[list[Any]], Any] | None,
+    ) -> None:
+        self.span = SpanScope(name, encoded=encoded).start()
+        self.span.set_inputs(inputs)
+        self._current = CurrentSpan(self.span)
+        self._items: list[Any] = []
+        self._reducer = reducer
+
+    def __enter__(self) -> _Stream:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if exc is not None:
+            _fail(self.span, exc)
+            return
+        self.span.set_outputs(self._reducer(self._items) if self._reducer else self._items)
+        self.span.end()
+
+    def steps(self, gen: Iterator[Any]) -> Iterator[Any]:
+        while (item := self._step(gen)) is not _END:
+            self._items.append(item)
+            yield item
+
+    async def async_steps(self, agen: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        while (item := await self._async_step(agen)) is not _END:
+            self._items.append(item)
+            yield item
+
+    def _step(self, gen: Iterator[Any]) -> Any:
+        with self._current:
+            return next(gen, _END)
+
+    async def _async_step(self, agen: AsyncIterator[Any]) -> Any:
+        with self._current:
+            return await anext(agen, _END)
+
+
 def _fail(span: LiveSpan, exc: BaseException) -> None:
     if not isinstance(exc, GeneratorExit):  # closed early by the consumer: not an error
         span.record_exception(exc)
     span.end()
-
-
-class _Current:
-    """Make an already started span current while a generator step runs."""
-
-    __slots__ = ("_span", "_token")
-
-    def __init__(self, span: LiveSpan) -> None:
-        self._span = span
-
-    def __enter__(self) -> None:
-        from opentelemetry import context
-        from opentelemetry import trace as otel_trace
-
-        self._token = context.attach(otel_trace.set_span_in_context(self._span._span))
-
-    def __exit__(self, *exc: object) -> None:
-        from opentelemetry import context
-
-        context.detach(self._token)
 
 
 def start_span(

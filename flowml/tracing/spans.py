@@ -26,7 +26,7 @@ from flowml.tracing.provider import get_tracer
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Span as OTelSpan
 
-__all__ = ["LiveSpan", "SpanScope", "current_live_span", "encode_attributes"]
+__all__ = ["CurrentSpan", "LiveSpan", "SpanScope", "current_live_span", "encode_attributes"]
 
 
 class LiveSpan:
@@ -155,6 +155,22 @@ class SpanScope:
         tb: TracebackType | None,
     ) -> None:
         self.__exit__(exc_type, exc, tb)
+
+
+class CurrentSpan:
+    """Make an already started span the current one for a block, without ending it on the
+    way out (a generator's step, a client call, a prediction: hooks and child spans see it)."""
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: LiveSpan) -> None:
+        self._span = span
+
+    def __enter__(self) -> None:
+        self._token = otel_context.attach(otel_trace.set_span_in_context(self._span._span))
+
+    def __exit__(self, *exc: object) -> None:
+        otel_context.detach(self._token)
 
 
 def encode_attributes(

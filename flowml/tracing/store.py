@@ -259,11 +259,9 @@ class SqlTraceStore:
             ResourceNotFound: no such trace.
         """
         with self.engine.connect() as conn:
-            infos = self._infos(conn, [trace_id], with_assessments=True)
-            if not infos:
-                raise ResourceNotFound(f"No trace with id {trace_id!r}")
+            info = self._info(conn, trace_id)
             found = self._spans(conn, [trace_id])[trace_id]
-        location = infos[0].tags.get(ARTIFACT_LOCATION_TAG)
+        location = info.tags.get(ARTIFACT_LOCATION_TAG)
         if not found and location:  # logged by MLflow's client: spans in traces.json
             found = load_spans(location)
             if found:
@@ -273,7 +271,7 @@ class SqlTraceStore:
                 found = self.get_spans([trace_id])[trace_id]
         elif location:
             restore(found, location)
-        return e.Trace(infos[0], e.TraceData(found))
+        return e.Trace(info, e.TraceData(found))
 
     def get_trace_info(self, trace_id: str) -> e.TraceInfo:
         """The trace's summary, tags, metadata and assessments (no spans).
@@ -282,7 +280,10 @@ class SqlTraceStore:
             ResourceNotFound: no such trace.
         """
         with self.engine.connect() as conn:
-            infos = self._infos(conn, [trace_id], with_assessments=True)
+            return self._info(conn, trace_id)
+
+    def _info(self, conn: Connection, trace_id: str) -> e.TraceInfo:
+        infos = self._infos(conn, [trace_id], with_assessments=True)
         if not infos:
             raise ResourceNotFound(f"No trace with id {trace_id!r}")
         return infos[0]

@@ -6,26 +6,13 @@ script still drives flowml's API and reports every case.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = REPO_ROOT / "benchmarks" / "bench_evaluation.py"
+from subprocess_helpers import quick_benchmark
 
 
 def test_quick_flowml_side_reports_every_case(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--side", "flowml", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = quick_benchmark("bench_evaluation.py", tmp_path)
     assert report["quick"] is True and report["rows"] == 1_000
     results = report["results"]["flowml"]
     assert sorted(results) == ["classifier", "genai", "regressor", "regressor_metrics"]

@@ -3,25 +3,13 @@ no timing assertions)."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_tracing.py"
+from subprocess_helpers import quick_benchmark
 
 
 def test_quick_flowml_side_reports_every_workload(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--side", "flowml", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = quick_benchmark("bench_tracing.py", tmp_path)
     assert [row["id"] for row in report["rows"]] == [
         "overhead_1_us",
         "overhead_10_us",

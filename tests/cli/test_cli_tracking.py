@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from subprocess_helpers import cli_env
 
 from flowml.tracking.client import TrackingClient
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "FLOWML_HOME": str(tmp_path / "home"),
-        "FLOWML_TRACKING_URI": f"sqlite:///{tmp_path / 'cli.db'}",
-        "FLOWML_ARTIFACT_ROOT": str(tmp_path / "art"),
-    }
+    return cli_env(tmp_path)
 
 
 def flowml_cli(

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from subprocess_helpers import run_cli
 
 from flowml import genai
 
@@ -21,18 +22,7 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "flowml.cli", "prompts", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if ok:
-        assert out.returncode == 0, out.stderr
-    else:
-        assert out.returncode == 1, out.stdout + out.stderr
-        assert out.stderr.startswith("Error: ") and len(out.stderr.strip().splitlines()) == 1
-    return out
+    return run_cli(env, "prompts", *args, ok=ok)
 
 
 def test_list_show_versions_and_alias(env: dict[str, str]):

@@ -6,14 +6,12 @@ store work on a clone whose stored artifact locations point at the clone's own f
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -21,20 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 WRITER = Path(__file__).with_name("mlflow_writer.py")
 
 
-def _mlflow_env_module() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "_flowml_import_mlflow_env", REPO_ROOT / "benchmarks" / "_mlflow_env.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def mlflow_venv() -> tuple[Path, dict[str, str]]:
-    module = _mlflow_env_module()
-    return Path(module.mlflow_python()), module.mlflow_env()
+def mlflow_venv(mlflow_python: tuple[Path, dict[str, str]]) -> tuple[Path, dict[str, str]]:
+    """MLflow 3.17's interpreter and environment (the session's `mlflow_python`)."""
+    return mlflow_python
 
 
 @pytest.fixture(scope="session")

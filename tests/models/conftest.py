@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from subprocess_helpers import free_port, run_script, stop, wait_answering
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture
@@ -47,21 +38,10 @@ def classifier(frame: Any, labels: Any) -> Any:
     return LogisticRegression().fit(frame, labels)
 
 
-def _load_mlflow_env_module() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "_flowml_bench_mlflow_env", REPO_ROOT / "benchmarks" / "_mlflow_env.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def mlflow_venv() -> tuple[Path, dict[str, str]]:
-    """MLflow 3.17's interpreter (its venv is created on first use) and its environment."""
-    module = _load_mlflow_env_module()
-    return Path(module.mlflow_python()), module.mlflow_env()
+def mlflow_venv(mlflow_python: tuple[Path, dict[str, str]]) -> tuple[Path, dict[str, str]]:
+    """MLflow 3.17's interpreter and environment (the session's `mlflow_python`)."""
+    return mlflow_python
 
 
 @pytest.fixture
@@ -70,19 +50,7 @@ def run_mlflow(mlflow_venv: tuple[Path, dict[str, str]], tmp_path: Path) -> Call
     python, env = mlflow_venv
 
     def run(script: str, *args: str) -> str:
-        path = tmp_path / f"mlflow_script_{time.monotonic_ns()}.py"
-        path.write_text(script, encoding="utf-8")
-        done = subprocess.run(
-            [str(python), str(path), *args],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, f"MLflow script failed:\n{done.stderr[-4000:]}"
-        return done.stdout
+        return run_script(python, env, tmp_path, script, args)
 
     return run
 
@@ -117,26 +85,14 @@ class Server:
         )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise AssertionError(f"server exited with {self.proc.returncode}: {err}")
-            try:
-                with urllib.request.urlopen(self.url + "/ping", timeout=1) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.1)
-        raise AssertionError("server did not answer /ping in time")
+        wait_answering(self.proc, self.url + "/ping", self._exited, timeout)
+
+    def _exited(self) -> str:
+        err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+        return f"server exited with {self.proc.returncode}: {err}"
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop(self.proc)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream is not None:
                 stream.close()

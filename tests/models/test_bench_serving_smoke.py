@@ -6,25 +6,13 @@ scores over HTTP and reports every figure.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_serving.py"
+from subprocess_helpers import quick_benchmark
 
 
 def test_quick_flowml_side_reports_every_figure(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--side", "flowml", "--json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
+    report = quick_benchmark("bench_serving.py", tmp_path, timeout=300)
     assert report["quick"] is True and list(report["sides"]) == ["flowml"]
     figures = report["sides"]["flowml"]
     assert set(figures) == {"p50_ms", "p99_ms", "batch_rows_per_s", "load_cold_ms", "load_warm_ms"}

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from subprocess_helpers import cli_env, run_cli
 
 from flowml.registry.client import RegistryClient
 from flowml.tracking.client import TrackingClient
@@ -16,28 +15,11 @@ from flowml.tracking.client import TrackingClient
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "FLOWML_HOME": str(tmp_path / "home"),
-        "FLOWML_TRACKING_URI": f"sqlite:///{tmp_path / 'cli.db'}",
-        "FLOWML_ARTIFACT_ROOT": str(tmp_path / "art"),
-        "COLUMNS": "250",  # wide tables: no folded cells to search through
-    }
+    return cli_env(tmp_path, COLUMNS="250")  # wide tables: no folded cells to search through
 
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-    out = subprocess.run(
-        [sys.executable, "-m", "flowml.cli", "models", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if ok:
-        assert out.returncode == 0, out.stderr
-    else:
-        assert out.returncode == 1, out.stdout + out.stderr
-        assert out.stderr.startswith("Error: ") and len(out.stderr.strip().splitlines()) == 1
-    return out
+    return run_cli(env, "models", *args, ok=ok)
 
 
 @pytest.fixture

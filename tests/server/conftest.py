@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import httpx
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from subprocess_helpers import free_port, run_script, stop, wait_answering
 
 
 class FlowmlServer:
@@ -51,24 +44,15 @@ class FlowmlServer:
             )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        raise AssertionError("server did not answer /health in time")
+        wait_answering(
+            self.proc,
+            self.url + "/health",
+            lambda: f"server exited: {self.log.read_text()[-3000:]}",
+            timeout,
+        )
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop(self.proc)
 
 
 def start_server(
@@ -137,19 +121,7 @@ def run_mlflow_against(
     python, env = mlflow_python
 
     def run(url: str, script: str, *args: str) -> str:
-        path = tmp_path / f"mlflow_client_{time.monotonic_ns()}.py"
-        path.write_text(script, encoding="utf-8")
         child_env = {**env, "MLFLOW_TRACKING_URI": url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"}
-        done = subprocess.run(
-            [str(python), str(path), *args],
-            capture_output=True,
-            text=True,
-            env=child_env,
-            cwd=tmp_path,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, f"MLflow script failed:\n{done.stderr[-6000:]}"
-        return done.stdout
+        return run_script(python, child_env, tmp_path, script, args, stderr_tail=6000)
 
     return run

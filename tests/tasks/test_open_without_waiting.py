@@ -5,10 +5,10 @@ and reads of the run inside the task still find it."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pg_round_trips import count_round_trips
 from prefect import flow
 
 import flowml
@@ -28,32 +28,13 @@ pytestmark = pytest.mark.usefixtures("prefect")
 def waits_while_opening(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Per task run opened, the PostgreSQL round trips its thread waited for while opening
     it (counted as the benchmark counts them: each time psycopg waits for an answer)."""
-    import psycopg
-    from psycopg.waiting import Wait
-
     watched: dict[int, int] = {}
     counts: list[int] = []
-    wait = psycopg.Connection.wait
 
-    def counted(gen: Iterator[Any]) -> Iterator[Any]:
-        me = threading.get_ident()
-        waited = me not in watched
-        try:
-            state = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        while True:
-            if state == Wait.R and not waited:
-                waited = True
-                watched[me] += 1
-            try:
-                state = gen.send((yield state))
-            except StopIteration as stop:
-                return stop.value
+    def tally() -> None:
+        watched[threading.get_ident()] += 1
 
-    monkeypatch.setattr(
-        psycopg.Connection, "wait", lambda self, gen, *a, **k: wait(self, counted(gen), *a, **k)
-    )
+    count_round_trips(monkeypatch, lambda: threading.get_ident() in watched, tally)
     opening = task_runs.open_task_run
 
     def counting_open(*args: Any, **kwargs: Any) -> Any:

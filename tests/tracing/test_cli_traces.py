@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from subprocess_helpers import cli_env
 
 import flowml
 from flowml.tracing import writer
@@ -16,13 +16,7 @@ from flowml.tracing import writer
 
 @pytest.fixture
 def env(tmp_path: Path, sqlite_uri: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "FLOWML_HOME": str(tmp_path / "home"),
-        "FLOWML_TRACKING_URI": sqlite_uri,
-        "FLOWML_ARTIFACT_ROOT": str(tmp_path / "art"),
-        "COLUMNS": "300",  # rich would wrap ids in a narrow table
-    }
+    return cli_env(tmp_path, sqlite_uri, COLUMNS="300")  # rich would wrap ids in a narrow table
 
 
 def cli(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:

@@ -8,18 +8,16 @@ import os
 import random
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
+from subprocess_helpers import free_port, wait_answering
 
 import flowml
 from flowml.exceptions import InvalidParameter
 from flowml.tracing.requests import REDACTED, RequestTracer, model_tags, redact
 from flowml.tracing.store import SqlTraceStore
-
-from ._servers import free_port
 
 
 def _model(tmp_path: Path) -> Path:
@@ -57,15 +55,7 @@ def test_a_served_model_records_redacted_traces_per_request(tmp_path, sqlite_uri
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(url + "/ping", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.2)
+        wait_answering(proc, url + "/ping", lambda: "server did not start", 120)
         ok = httpx.post(
             url + "/invocations",
             json={"dataframe_split": {"columns": ["a", "ssn"], "data": [[1, "123-45-6789"]]}},

@@ -5,10 +5,10 @@ paths refuse exactly what the checked paths refuse, writing nothing."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg_round_trips import count_round_trips
 
 from flowml.exceptions import InvalidState, ResourceNotFound
 from flowml.tracking.client import TrackingClient
@@ -23,31 +23,13 @@ def round_trips(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Count the server answers psycopg waits for on the test's thread (what a caller waits
     for, not a background writer): a generator that asks to wait for the socket to become
     readable is a request whose result is not there yet."""
-    import psycopg
-    from psycopg.waiting import Wait
-
     seen = {"n": 0}
-    wait = psycopg.Connection.wait
     caller = threading.get_ident()
 
-    def counted(gen: Iterator) -> Iterator:
-        waited = threading.get_ident() != caller
-        try:
-            state = next(gen)
-        except StopIteration as stop:
-            return stop.value
-        while True:
-            if state == Wait.R and not waited:
-                waited = True
-                seen["n"] += 1
-            try:
-                state = gen.send((yield state))
-            except StopIteration as stop:
-                return stop.value
+    def tally() -> None:
+        seen["n"] += 1
 
-    monkeypatch.setattr(
-        psycopg.Connection, "wait", lambda self, gen, *a, **k: wait(self, counted(gen), *a, **k)
-    )
+    count_round_trips(monkeypatch, lambda: threading.get_ident() == caller, tally)
     return seen
 
 

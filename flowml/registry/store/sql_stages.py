@@ -4,7 +4,7 @@ pointing at it. Every change is audited in its own transaction.
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Connection, delete, select, update
 
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.registry import validation as v
@@ -133,19 +133,8 @@ class SqlStages(RegistryRows):
                 ("model_id", "alias"),
                 ("version",),
             )
-            conn.execute(
-                update(registered_models).where(_rm.id == row.id).values(last_updated_time=now_ms())
-            )
-            insert_audit(
-                conn,
-                info,
-                row.id,
-                name,
-                AuditAction.ALIAS_SET,
-                version=number,
-                from_value=None if previous is None else str(previous),
-                to_value=str(number),
-                alias=alias,
+            _alias_changed(
+                conn, info, row.id, name, AuditAction.ALIAS_SET, alias, number, previous, number
             )
 
     def delete_registered_model_alias(
@@ -166,19 +155,8 @@ class SqlStages(RegistryRows):
                     _alias.model_id == row.id, _alias.alias == alias
                 )
             )
-            conn.execute(
-                update(registered_models).where(_rm.id == row.id).values(last_updated_time=now_ms())
-            )
-            insert_audit(
-                conn,
-                info,
-                row.id,
-                name,
-                AuditAction.ALIAS_DELETED,
-                version=previous,
-                from_value=str(previous),
-                to_value=None,
-                alias=alias,
+            _alias_changed(
+                conn, info, row.id, name, AuditAction.ALIAS_DELETED, alias, previous, previous, None
             )
 
     def _get_version_by_alias(self, name: str, alias: str) -> ModelVersion:
@@ -190,3 +168,32 @@ class SqlStages(RegistryRows):
             if number is None:
                 raise ResourceNotFound(f"Registered model {name!r} has no alias {alias!r}")
             return self._version(conn, row.id, name, number)
+
+
+def _alias_changed(
+    conn: Connection,
+    info: AuditInfo,
+    model_id: int,
+    name: str,
+    action: str,
+    alias: str,
+    version: int,
+    before: int | None,
+    after: int | None,
+) -> None:
+    """An alias set or deleted: the model's update time and the audit entry, in the change's
+    transaction."""
+    conn.execute(
+        update(registered_models).where(_rm.id == model_id).values(last_updated_time=now_ms())
+    )
+    insert_audit(
+        conn,
+        info,
+        model_id,
+        name,
+        action,
+        version=version,
+        from_value=None if before is None else str(before),
+        to_value=None if after is None else str(after),
+        alias=alias,
+    )

@@ -29,8 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from flowml.exceptions import BadRequest, FlowMLError
-from flowml.server.api import error_response, internal_error, json_response, read_fields
+from flowml.exceptions import BadRequest
+from flowml.server.api import json_route, read_fields
 from flowml.server.auth.access import Access
 from flowml.server.auth.permissions import Permission
 from flowml.server.wire import Fields
@@ -128,20 +128,11 @@ def _permission_endpoints(kind: str, key: str, reply_key: str) -> dict[str, Admi
 
 
 def _endpoint(handler: AdminHandler) -> Callable[[Request], Awaitable[Response]]:
-    async def endpoint(request: Request) -> Response:
-        try:
-            fields = await read_fields(request)
-            result = await run_in_threadpool(
-                request.app.state.guard.run_admin, request, handler, fields
-            )
-        except FlowMLError as exc:
-            return error_response(exc)
-        except Exception as exc:  # any other fault: logged, answered without internals
-            return internal_error(exc)
-        return json_response(result)
+    async def run(request: Request) -> dict[str, Any]:
+        fields = await read_fields(request)
+        return await run_in_threadpool(request.app.state.guard.run_admin, request, handler, fields)
 
-    endpoint.__name__ = handler.__name__
-    return endpoint
+    return json_route(handler.__name__, run)
 
 
 _METHODS = {"create": "POST", "get": "GET", "update": "PATCH", "delete": "DELETE"}

@@ -22,11 +22,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace as otel_trace
-
 from flowml.tracing.entities import SpanAttributeKey, SpanType
-from flowml.tracing.spans import LiveSpan, SpanScope
+from flowml.tracing.spans import CurrentSpan, LiveSpan, SpanScope
 
 __all__ = ["autolog"]
 
@@ -155,35 +152,39 @@ def _fail(span: LiveSpan, exc: BaseException) -> None:
     span.end()
 
 
-class _Current:
-    """The span is the current one while the client runs (so hooks see it)."""
+class _Call:
+    """One client call's span: current while the client runs (so hooks see it), ended with
+    the exception if the call raises, or with the reply (a stream's when it is consumed)."""
 
-    __slots__ = ("_span", "_token")
+    __slots__ = ("_current", "_kwargs", "_span")
 
-    def __init__(self, span: LiveSpan) -> None:
-        self._span = span
+    def __init__(self, name: str, span_type: str, kwargs: dict[str, Any]) -> None:
+        self._kwargs = kwargs
+        self._span = _start(name, span_type, kwargs)
+        self._current = CurrentSpan(self._span)
 
-    def __enter__(self) -> None:
-        self._token = otel_context.attach(otel_trace.set_span_in_context(self._span._span))
+    def __enter__(self) -> _Call:
+        self._current.__enter__()
+        return self
 
-    def __exit__(self, *exc: object) -> None:
-        otel_context.detach(self._token)
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self._current.__exit__()
+        if exc is not None:
+            _fail(self._span, exc)
+
+    def returned(self, result: Any, stream: Callable[[Any, LiveSpan], Any]) -> Any:
+        if self._kwargs.get("stream") is True:
+            return stream(result, self._span)
+        _finish(self._span, result, _usage(result))
+        return result
 
 
 def _sync_wrapper(original: Callable[..., Any], name: str, span_type: str) -> Callable[..., Any]:
     @functools.wraps(original)
     def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span = _start(name, span_type, kwargs)
-        try:
-            with _Current(span):
-                result = original(self, *args, **kwargs)
-        except BaseException as exc:
-            _fail(span, exc)
-            raise
-        if kwargs.get("stream") is True:
-            return _TracedStream(result, span)
-        _finish(span, result, _usage(result))
-        return result
+        with _Call(name, span_type, kwargs) as call:
+            result = original(self, *args, **kwargs)
+        return call.returned(result, _TracedStream)
 
     create.__flowml_original__ = original  # type: ignore[attr-defined]
     return create
@@ -192,17 +193,9 @@ def _sync_wrapper(original: Callable[..., Any], name: str, span_type: str) -> Ca
 def _async_wrapper(original: Callable[..., Any], name: str, span_type: str) -> Callable[..., Any]:
     @functools.wraps(original)
     async def create(self: Any, *args: Any, **kwargs: Any) -> Any:
-        span = _start(name, span_type, kwargs)
-        try:
-            with _Current(span):
-                result = await original(self, *args, **kwargs)
-        except BaseException as exc:
-            _fail(span, exc)
-            raise
-        if kwargs.get("stream") is True:
-            return _TracedAsyncStream(result, span)
-        _finish(span, result, _usage(result))
-        return result
+        with _Call(name, span_type, kwargs) as call:
+            result = await original(self, *args, **kwargs)
+        return call.returned(result, _TracedAsyncStream)
 
     create.__flowml_original__ = original  # type: ignore[attr-defined]
     return create

@@ -146,13 +146,7 @@ def record_output(
         InvalidParameter: a bad kind, URI, name or digest.
         ResourceNotFound: no run has that id.
     """
-    if client is None:
-        from flowml.tracking.fluent import get_client
-
-        client = get_client()
-    entry = LineageEntry(OUTPUT, kind, uri, name=name, digest=digest)
-    _record(client, run_id, [entry])
-    return entry
+    return _record_one(client, run_id, LineageEntry(OUTPUT, kind, uri, name=name, digest=digest))
 
 
 def record_input(
@@ -171,11 +165,14 @@ def record_input(
         InvalidParameter: a bad kind, URI, name or digest.
         ResourceNotFound: no run has that id.
     """
+    return _record_one(client, run_id, LineageEntry(INPUT, kind, uri, name=name, digest=digest))
+
+
+def _record_one(client: TrackingClient | None, run_id: str, entry: LineageEntry) -> LineageEntry:
     if client is None:
         from flowml.tracking.fluent import get_client
 
         client = get_client()
-    entry = LineageEntry(INPUT, kind, uri, name=name, digest=digest)
     _record(client, run_id, [entry])
     return entry
 
