@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,8 @@ __all__ = [
     "outbox_dir",
     "publish_file",
     "publish_items",
+    "send_items",
+    "events_by_post",
     "replay_abandoned",
     "write_outbox",
 ]
@@ -54,8 +56,9 @@ __all__ = [
 logger = logging.getLogger("flowml.tasks")
 
 ABANDONED_AFTER_S = 60.0
-BATCH = 50
+BATCH = 200
 CONCURRENT_SENDS = 8
+EVENTS_PER_REQUEST = 200
 SEND_ATTEMPTS = 5
 
 
@@ -267,6 +270,98 @@ def publish_file(path: Path) -> int:
         return sent
 
 
+def events_by_post() -> bool:
+    """Whether events go to the Prefect API in batches (``POST /events``): a Prefect server
+    that takes events; Prefect Cloud takes them over its websocket only."""
+    from prefect.events.worker import emit_events_to_cloud, should_emit_events
+
+    return should_emit_events() and not emit_events_to_cloud()
+
+
+async def send_items(
+    client: Any,
+    items: list[dict[str, Any]],
+    *,
+    divert: Callable[[], list[dict[str, Any]] | None] | None = None,
+    attempts: int = 1,
+) -> tuple[int, int]:
+    """Send outbox items with a Prefect client: artifacts concurrently, each followed by the
+    ``prefect.artifact.created`` event Prefect's client would emit, then all events in
+    batches of `EVENTS_PER_REQUEST`. Returns how many were sent and how many failed.
+
+    ``divert`` is asked before each request: a list it returns takes the items not sent yet
+    (the program is ending and hands them to the outbox process). Each request is tried
+    ``attempts`` times, with a growing pause, when the server fails or is unreachable.
+    """
+    events = [i["event"] for i in items if "event" in i]
+    artifacts = [i["artifact"] for i in items if "artifact" in i]
+    limit = asyncio.Semaphore(CONCURRENT_SENDS)
+    counts = [0, 0]
+
+    async def request(path: str, body: Any) -> Any:
+        for attempt in range(attempts):
+            try:
+                response = await client.request("POST", path, json=body)
+                response.raise_for_status()
+                return response
+            except Exception:
+                if attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(min(2.0**attempt, 30.0))
+
+    async def artifact(body: dict[str, Any]) -> None:
+        async with limit:
+            spool = divert() if divert is not None else None
+            if spool is not None:
+                spool.append({"artifact": body})
+                return
+            try:
+                created = (await request("/artifacts/", body)).json()
+            except Exception:  # one refused artifact must not stop the others
+                counts[1] += 1
+                logger.warning("flowml could not publish an artifact to Prefect", exc_info=True)
+                return
+            counts[0] += 1
+            events.append(_artifact_created(created, body))
+
+    await asyncio.gather(*(artifact(body) for body in artifacts))
+    for start in range(0, len(events), EVENTS_PER_REQUEST):
+        batch = events[start : start + EVENTS_PER_REQUEST]
+        spool = divert() if divert is not None else None
+        if spool is not None:
+            spool.extend({"event": e} for e in batch)
+            continue
+        try:
+            await request("/events", batch)
+            counts[0] += len(batch)
+        except Exception:
+            counts[1] += len(batch)
+            logger.warning("flowml could not publish events to Prefect", exc_info=True)
+    return counts[0], counts[1]
+
+
+def _artifact_created(created: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """The ``prefect.artifact.created`` event of an artifact the server just created."""
+    import datetime
+
+    resource = {"prefect.resource.id": f"prefect.artifact.{created.get('id')}"}
+    if created.get("key"):
+        resource["prefect.resource.name"] = str(created["key"])
+    related = [
+        _resource(kind, body[field], None)
+        for kind, field in (("flow-run", "flow_run_id"), ("task-run", "task_run_id"))
+        if body.get(field)
+    ]
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+        "event": "prefect.artifact.created",
+        "resource": resource,
+        "related": related,
+        "payload": {k: body[k] for k in ("key", "type", "description") if body.get(k) is not None},
+    }
+
+
 def publish_items(items: list[dict[str, Any]]) -> int:
     """Publish outbox items from this process (when no file could be written)."""
     api = _api_url()
@@ -274,47 +369,21 @@ def publish_items(items: list[dict[str, Any]]) -> int:
 
 
 async def _publish(api: str, items: list[dict[str, Any]], done: int, path: Path | None) -> int:
-    """Send ``items[done:]`` in batches (a batch's events in one request, its artifacts
-    concurrently), noting progress in ``path.sent`` after each; how many were sent."""
+    """Send ``items[done:]`` in batches, noting progress in ``path.sent`` after each; how
+    many were sent. A batch that fails stops the file's publication (kept for later)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import ArtifactCreate
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     sent = 0
     with temporary_settings(updates={PREFECT_API_URL: api}):
         async with get_client() as client:
-            limit = asyncio.Semaphore(CONCURRENT_SENDS)
-
-            async def retried(send: Any) -> None:
-                async with limit:
-                    for attempt in range(SEND_ATTEMPTS):
-                        try:
-                            await send()
-                            return
-                        except Exception:  # the server is busy or restarting: try again
-                            if attempt == SEND_ATTEMPTS - 1:
-                                raise
-                            await asyncio.sleep(2.0**attempt)
-
-            def artifact(body: dict[str, Any]) -> Any:
-                return lambda: client.create_artifact(ArtifactCreate.model_validate(body))
-
-            async def events(bodies: list[dict[str, Any]]) -> None:
-                response = await client.request("POST", "/events", json=bodies)
-                response.raise_for_status()
-
             for start in range(done, len(items), BATCH):
                 chunk = items[start : start + BATCH]
-                batch = [i["event"] for i in chunk if "event" in i]
-                sends = [artifact(i["artifact"]) for i in chunk if "artifact" in i]
-                if batch:
-                    sends.append(lambda batch=batch: events(batch))
-                results = await asyncio.gather(*(retried(s) for s in sends), return_exceptions=True)
-                failed = [r for r in results if isinstance(r, BaseException)]
+                _, failed = await send_items(client, chunk, attempts=SEND_ATTEMPTS)
                 if failed:
-                    # Keep the file (and what it still holds) for `flowml runs gc`; a batch
-                    # sent in part is sent again whole (Prefect keeps one event per id).
-                    logger.warning("flowml: the Prefect API refused the outbox: %s", failed[0])
+                    # Kept for `flowml runs gc`; a batch sent in part is sent again whole
+                    # (Prefect keeps one event per id; an artifact may then show twice).
+                    logger.warning("flowml: the Prefect API refused part of the outbox")
                     return sent
                 sent += len(chunk)
                 if path is not None:

@@ -60,15 +60,18 @@ Job = Callable[[], Iterable[Send] | None]
 
 
 class _ArtifactSend:
-    """The send that creates one artifact; at exit it may be handed off as data instead."""
+    """The send that creates one artifact: sent as an outbox item (`flowml.tasks.outbox`),
+    so the publisher's own batches and the outbox process send it the same way."""
 
     __slots__ = ("create",)
 
     def __init__(self, create: Any) -> None:
         self.create = create
 
-    async def __call__(self, client: Any) -> None:
-        await client.create_artifact(artifact=self.create)
+    async def __call__(self, client: Any) -> None:  # only when sent on its own
+        from flowml.tasks.outbox import artifact_item, send_items
+
+        await send_items(client, [artifact_item(self.create)])
 
 
 def artifact(create: Any) -> Send:
@@ -77,17 +80,18 @@ def artifact(create: Any) -> Send:
 
 
 def emit_event(event: str, **fields: Any) -> None:
-    """Emit a Prefect event from a job: through Prefect's events worker, or into the
-    hand-off at exit (with the run context's related resources that worker would add)."""
-    spool = _publisher.handing_off
-    if spool is None:
+    """Emit a Prefect event. From a publication job it is built as plain JSON, with the
+    related resources of the job's run context, and sent with the batch's other events in
+    one request; elsewhere (or to Prefect Cloud) through Prefect's events worker."""
+    collect = _publisher.collecting()
+    if collect is None:
         from prefect.events import emit_event as emit
 
         emit(event, **fields)
         return
     from flowml.tasks.outbox import event_item
 
-    spool.append(event_item(event, fields))
+    collect.append(event_item(event, fields))
 
 
 class _Publisher:
@@ -102,6 +106,8 @@ class _Publisher:
         self._clients: dict[tuple[Any, Any], Any] = {}
         # At exit, with a hand-off: what was not sent yet, as data (`flowml.tasks.outbox`).
         self.handing_off: list[dict[str, Any]] | None = None
+        # The events of the job running now on the worker thread (`emit_event`).
+        self._collect: list[dict[str, Any]] | None = None
         self.sent = 0
         self.failed = 0
         self.handed_off = 0
@@ -185,36 +191,49 @@ class _Publisher:
             ):
                 return
 
+    def collecting(self) -> list[dict[str, Any]] | None:
+        """Where a job's events go, when the caller is a job on the worker thread."""
+        if self._collect is not None and threading.current_thread() is self._thread:
+            return self._collect
+        return None
+
     def _run_batch(self, batch: list[tuple[contextvars.Context, Job]]) -> None:
-        groups: dict[tuple[Any, Any], tuple[contextvars.Context, list[Send]]] = {}
+        from flowml.tasks.outbox import artifact_item, events_by_post
+
+        groups: dict[tuple[Any, Any], tuple[contextvars.Context, list[Send], list[Any]]] = {}
+        post: dict[tuple[Any, Any], bool] = {}
         for context, job in batch:
             try:
-                queued = context.run(job)
-                sends = list(queued or ())
                 api = context.run(_api_key)
+                if api not in post:
+                    post[api] = context.run(events_by_post)
+                self._collect = [] if post[api] else None
+                try:
+                    queued: Iterable[Send] | None = context.run(job)
+                    sends = list(queued or ())
+                finally:
+                    events, self._collect = self._collect or [], None
             except Exception:  # monitoring must never break the work it monitors
                 self.failed += 1
                 logger.warning("flowml could not publish to Prefect", exc_info=True)
                 continue
-            if sends:
-                groups.setdefault(api, (context, []))[1].extend(sends)
-        for api, (context, sends) in groups.items():
+            group = groups.setdefault(api, (context, [], []))
+            group[1].extend(s for s in sends if not isinstance(s, _ArtifactSend))
+            group[2].extend(events)
+            group[2].extend(artifact_item(s.create) for s in sends if isinstance(s, _ArtifactSend))
+        for api, (context, sends, items) in groups.items():
             assert self._loop is not None
             # In the first job's context, so the client is built with that job's settings.
-            context.run(self._loop.run_until_complete, self._send_all(api, sends))
+            context.run(self._loop.run_until_complete, self._send_all(api, sends, items))
 
-    async def _send_all(self, api: tuple[Any, Any], sends: list[Send]) -> None:
+    async def _send_all(self, api: tuple[Any, Any], sends: list[Send], items: list[Any]) -> None:
+        from flowml.tasks.outbox import send_items
+
         client = await self._client(api)
         limit = asyncio.Semaphore(CONCURRENT_SENDS)
 
         async def one(send: Send) -> None:
             async with limit:
-                spool = self.handing_off
-                if spool is not None and isinstance(send, _ArtifactSend):
-                    from flowml.tasks.outbox import artifact_item
-
-                    spool.append(artifact_item(send.create))  # another process sends it
-                    return
                 try:
                     await send(client)
                     self.sent += 1
@@ -222,7 +241,13 @@ class _Publisher:
                     self.failed += 1
                     logger.warning("flowml could not publish to Prefect", exc_info=True)
 
-        await asyncio.gather(*(one(send) for send in sends))
+        async def all_items() -> None:
+            # At exit, what is not sent yet is left to the outbox process instead.
+            sent, failed = await send_items(client, items, divert=lambda: self.handing_off)
+            self.sent += sent
+            self.failed += failed
+
+        await asyncio.gather(*(one(send) for send in sends), all_items())
 
     async def _client(self, api: tuple[Any, Any]) -> Any:
         client = self._clients.get(api)
