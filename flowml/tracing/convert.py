@@ -6,7 +6,7 @@ the trace's previews, token usage totals and state are all worked out here.
 
 from __future__ import annotations
 
-import base64
+from binascii import b2a_base64
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -26,18 +26,35 @@ _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 
 
 def _b64(value: int, length: int) -> str:
-    return base64.b64encode(value.to_bytes(length, "big")).decode()
+    return b2a_base64(value.to_bytes(length, "big"), newline=False).decode()
 
 
-def span_dict(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
-    """One finished SDK span as MLflow's span JSON."""
+def _attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    # Speed trick: the SDK's attribute mapping is a Python `Mapping` (a call per key to
+    # read it); its plain dict is read directly when it has one.
+    found = getattr(getattr(span, "_attributes", None), "_dict", None)
+    return found if isinstance(found, dict) else (span.attributes or {})
+
+
+def span_dict(
+    span: ReadableSpan, trace_id: str, encoded: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """One finished SDK span as MLflow's span JSON.
+
+    ``encoded``: the trace's id in base64 and as a JSON string, when the caller has them
+    (the same for every span of a trace).
+    """
+    if encoded is None:
+        encoded = (_b64(span.context.trace_id, 16), orjson.dumps(trace_id).decode())
     status = span.status
-    attributes: dict[str, Any] = {e.SpanAttributeKey.REQUEST_ID: orjson.dumps(trace_id).decode()}
-    attributes.update(span.attributes or {})
+    attributes: dict[str, Any] = {e.SpanAttributeKey.REQUEST_ID: encoded[1]}
+    attributes.update(_attributes(span))
+    parent = span.parent
+    events = span.events
     return {
-        "trace_id": _b64(span.context.trace_id, 16),
+        "trace_id": encoded[0],
         "span_id": _b64(span.context.span_id, 8),
-        "parent_span_id": _b64(span.parent.span_id, 8) if span.parent else None,
+        "parent_span_id": _b64(parent.span_id, 8) if parent else None,
         "name": span.name,
         "start_time_unix_nano": span.start_time,
         "end_time_unix_nano": span.end_time,
@@ -47,8 +64,10 @@ def span_dict(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
                 "time_unix_nano": ev.timestamp,
                 "attributes": dict(ev.attributes or {}),
             }
-            for ev in span.events
-        ],
+            for ev in events
+        ]
+        if events
+        else [],
         "status": {
             "code": _STATUS.get(status.status_code.value, "STATUS_CODE_UNSET"),
             "message": status.description or "",
@@ -60,13 +79,19 @@ def span_dict(span: ReadableSpan, trace_id: str) -> dict[str, Any]:
 
 def pending_to_trace(pending: PendingTrace) -> e.Trace:
     """The trace a root span's end completed."""
-    spans = [
-        e.Span(
-            span_dict(s, pending.trace_id),
-            (f"{s.context.span_id:016x}", f"{s.parent.span_id:016x}" if s.parent else None),
+    first = pending.spans[0] if pending.spans else None
+    encoded = (
+        (_b64(first.context.trace_id, 16), orjson.dumps(pending.trace_id).decode())
+        if first is not None
+        else None
+    )
+    spans = []
+    for s in pending.spans:
+        parent = s.parent
+        raw = span_dict(s, pending.trace_id, encoded)
+        spans.append(
+            e.Span(raw, (f"{s.context.span_id:016x}", f"{parent.span_id:016x}" if parent else None))
         )
-        for s in pending.spans
-    ]
     metadata = dict(pending.metadata)
     if pending.run_id:
         metadata[e.SOURCE_RUN] = pending.run_id

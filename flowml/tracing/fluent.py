@@ -25,11 +25,16 @@ import functools
 import inspect
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from opentelemetry.context import attach, detach
+from opentelemetry.trace import set_span_in_context
 
 from flowml.exceptions import InvalidParameter
 from flowml.tracing import provider, writer
-from flowml.tracing.entities import SpanType, Trace
+from flowml.tracing.entities import SpanAttributeKey, SpanType, Trace
+from flowml.tracing.payload import dumps
+from flowml.tracing.provider import get_tracer
 from flowml.tracing.spans import (
     CurrentSpan,
     LiveSpan,
@@ -37,6 +42,9 @@ from flowml.tracing.spans import (
     current_live_span,
     encode_attributes,
 )
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import Span as OTelSpan
 
 __all__ = [
     "delete_trace_tag",
@@ -52,6 +60,7 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 SEARCH_TRACES_DEFAULT = 100
+_INPUTS, _OUTPUTS = SpanAttributeKey.INPUTS, SpanAttributeKey.OUTPUTS
 
 
 def trace(
@@ -96,7 +105,7 @@ class _Binder:
     (the common case) are zipped with the parameter names, without `inspect.Signature.bind`.
     """
 
-    __slots__ = ("_defaults", "_names", "_signature", "_simple")
+    __slots__ = ("_defaults", "_drop", "_names", "_signature", "_simple")
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         try:
@@ -110,10 +119,13 @@ class _Binder:
         self._defaults = {
             p.name: p.default for p in params if p.default is not inspect.Parameter.empty
         }
+        self._drop = [name for name in ("self", "cls") if name in self._names]
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if self._simple and not kwargs and len(args) <= len(self._names):
-            values = {**self._defaults, **dict(zip(self._names, args, strict=False))}
+            values = dict(zip(self._names, args, strict=False))
+            if len(args) < len(self._names):  # the rest from the defaults, in order
+                values.update((k, v) for k, v in self._defaults.items() if k not in values)
         elif self._signature is None:
             return {"args": list(args), **kwargs}
         else:
@@ -123,8 +135,8 @@ class _Binder:
                 return {"args": list(args), **kwargs}
             bound.apply_defaults()
             values = dict(bound.arguments)
-        values.pop("self", None)
-        values.pop("cls", None)
+        for name in self._drop:
+            values.pop(name, None)
         return values
 
 
@@ -160,25 +172,42 @@ def _wrap(
 
         return gen_wrapper
 
+    # The plain and async paths below are `SpanScope` spelled out (it is on the path of every
+    # traced call): the inputs are known before the span starts, so they go in with the
+    # constant attributes, the SDK checking all of them in one pass.
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            with SpanScope(name, encoded=encoded) as span:
-                span.set_inputs(bind(args, kwargs))
+            span = _start(name, {**encoded, _INPUTS: dumps(bind(args, kwargs))})
+            token = attach(set_span_in_context(span))
+            try:
                 result = await fn(*args, **kwargs)
-                span.set_outputs(result)
-                return result
+            except BaseException as exc:
+                detach(token)
+                _end_failed(span, exc)
+                raise
+            detach(token)
+            span.set_attribute(_OUTPUTS, dumps(result))
+            span.end()
+            return result
 
         return async_wrapper
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with SpanScope(name, encoded=encoded) as span:
-            span.set_inputs(bind(args, kwargs))
+        span = _start(name, {**encoded, _INPUTS: dumps(bind(args, kwargs))})
+        token = attach(set_span_in_context(span))
+        try:
             result = fn(*args, **kwargs)
-            span.set_outputs(result)
-            return result
+        except BaseException as exc:
+            detach(token)
+            _end_failed(span, exc)
+            raise
+        detach(token)
+        span.set_attribute(_OUTPUTS, dumps(result))
+        span.end()
+        return result
 
     return wrapper
 
@@ -233,6 +262,19 @@ class _Stream:
     async def _async_step(self, agen: AsyncIterator[Any]) -> Any:
         with self._current:
             return await anext(agen, _END)
+
+
+def _start(name: str, attributes: dict[str, str]) -> OTelSpan:
+    # flowml's provider is the SDK's, whose tracer starts SDK spans (typed as API spans).
+    return get_tracer().start_span(  # type: ignore[return-value]
+        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    )
+
+
+def _end_failed(span: OTelSpan, exc: BaseException) -> None:
+    if not isinstance(exc, GeneratorExit):  # closed early by the consumer: not an error
+        LiveSpan(span).record_exception(exc)
+    span.end()
 
 
 def _fail(span: LiveSpan, exc: BaseException) -> None:

@@ -25,9 +25,18 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from opentelemetry.context import Context
-    from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-    from opentelemetry.trace import Tracer
+    from opentelemetry.sdk.trace import (
+        ReadableSpan,
+        Span,
+        SpanProcessor,
+        SynchronousMultiSpanProcessor,
+    )
+    from opentelemetry.sdk.trace.sampling import Sampler, SamplingResult
+    from opentelemetry.trace import Link, SpanKind, Tracer, TraceState
+    from opentelemetry.util.types import Attributes
 
 __all__ = [
     "PendingTrace",
@@ -60,7 +69,7 @@ def register_context_provider(provider: ContextProvider) -> None:
         _providers.append(provider)
 
 
-@dataclass
+@dataclass(slots=True)
 class PendingTrace:
     """A trace being recorded: where it goes, and its spans finished so far."""
 
@@ -101,9 +110,12 @@ def took_traces(run_id: str) -> bool:
     return False
 
 
-# The settings' environment variables a destination depends on.
-_DESTINATION_ENV = ("FLOWML_TRACKING_URI", "FLOWML_HOME", "FLOWML_EXPERIMENT_ID")
-_destinations: dict[tuple[str | None, ...], tuple[str, str]] = {}
+# The settings' environment variables a destination depends on, as `os.environ` keys them.
+_DESTINATION_ENV = tuple(
+    os.environ.encodekey(name)
+    for name in ("FLOWML_TRACKING_URI", "FLOWML_HOME", "FLOWML_EXPERIMENT_ID")
+)
+_destinations: dict[tuple[str | bytes | None, ...], tuple[str, str]] = {}
 
 
 def destination() -> tuple[str, str, str | None]:
@@ -113,13 +125,15 @@ def destination() -> tuple[str, str, str | None]:
     run = fluent.active_run()
     if run is not None:
         return run.client.tracking_uri, run.info.experiment_id, run.info.run_id
+    uri, experiment_id = fluent.tracking_uri_override(), fluent.experiment_id_override()
+    if uri and experiment_id:
+        return uri, experiment_id, None  # chosen in code: the settings have no say
     # Cached on the few inputs that decide it: reading the settings scans the whole
-    # environment, which would cost more than the span itself.
-    key = (
-        fluent.tracking_uri_override(),
-        fluent.experiment_id_override(),
-        *(os.environ.get(name) for name in _DESTINATION_ENV),
-    )
+    # environment, which would cost more than the span itself. Speed trick: the variables
+    # are read from `os.environ`'s own dict (its ``get`` raises and catches a KeyError per
+    # missing variable, ~1 µs each on every root span).
+    env = os.environ._data  # type: ignore[attr-defined]
+    key = (uri, experiment_id, *(env.get(name) for name in _DESTINATION_ENV))
     found = _destinations.get(key)
     if found is None:
         found = _destinations[key] = (fluent.get_tracking_uri(), fluent.current_experiment_id())
@@ -127,9 +141,22 @@ def destination() -> tuple[str, str, str | None]:
 
 
 class TraceProcessor:
-    """An OTel span processor collecting each trace's spans until its root ends."""
+    """An OTel span processor collecting each trace's spans until its root ends.
+
+    It is the provider's active processor itself, and calls the processors added after it
+    (the OTLP exporter's): the SDK's multi-processor would add a layer of calls to every
+    span's start and end for the common case of none.
+    """
+
+    def __init__(self) -> None:
+        self._then: tuple[SpanProcessor, ...] = ()
+
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        self._then = (*self._then, processor)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        for processor in self._then:
+            processor.on_start(span, parent_context=parent_context)
         trace_id = span.context.trace_id
         if trace_id in _pending:
             return
@@ -156,6 +183,8 @@ class TraceProcessor:
             _pending[trace_id] = pending
 
     def on_end(self, span: ReadableSpan) -> None:
+        for processor in self._then:
+            processor.on_end(span)
         trace_id = span.context.trace_id
         pending = _pending.get(trace_id)
         if pending is None:
@@ -173,13 +202,15 @@ class TraceProcessor:
         writer.submit(pending)
 
     def shutdown(self) -> None:
-        pass
+        for processor in self._then:
+            processor.shutdown()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        return True
+        return all(p.force_flush(timeout_millis) for p in self._then)
 
-    def _on_ending(self, span: Span) -> None:  # newer SDKs call it; nothing to do
-        pass
+    def _on_ending(self, span: Span) -> None:  # newer SDKs call it
+        for processor in self._then:
+            processor._on_ending(span)
 
 
 def _drop_oldest() -> None:
@@ -213,11 +244,13 @@ def _build() -> Tracer:
     from flowml.settings import get_settings
 
     provider = TracerProvider(
-        resource=Resource.create({"service.name": "flowml"}), shutdown_on_exit=True
+        sampler=_sampler(),
+        resource=Resource.create({"service.name": "flowml"}),
+        shutdown_on_exit=True,
+        # TraceProcessor implements the SDK's processor methods without subclassing them,
+        # so that importing this module does not load the SDK.
+        active_span_processor=cast("SynchronousMultiSpanProcessor", TraceProcessor()),
     )
-    # TraceProcessor implements SpanProcessor's methods without subclassing it, so that
-    # importing this module does not load the SDK.
-    provider.add_span_processor(cast("SpanProcessor", TraceProcessor()))
     endpoint = get_settings().otlp_endpoint
     if endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -228,6 +261,44 @@ def _build() -> Tracer:
         )
     _state["provider"] = provider
     return provider.get_tracer("flowml")
+
+
+def _sampler() -> Sampler | None:
+    """The SDK's default sampler (``parentbased_always_on``) in one call, unless
+    ``OTEL_TRACES_SAMPLER`` names another (``None``: the SDK reads it)."""
+    if os.environ.get("OTEL_TRACES_SAMPLER"):
+        return None
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+    from opentelemetry.trace import get_current_span
+
+    drop = SamplingResult(Decision.DROP)
+
+    class ParentBasedAlwaysOn(Sampler):
+        """What the SDK's ``ParentBased(ALWAYS_ON)`` decides: a root span is sampled, a
+        child follows its parent's flag. The SDK's takes four calls and reads the parent
+        twice per span; this one call and one read."""
+
+        def should_sample(
+            self,
+            parent_context: Context | None,
+            trace_id: int,
+            name: str,
+            kind: SpanKind | None = None,
+            attributes: Attributes = None,
+            links: Sequence[Link] | None = None,
+            trace_state: TraceState | None = None,
+        ) -> SamplingResult:
+            parent = get_current_span(parent_context).get_span_context()
+            if parent is None or not parent.is_valid:
+                return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
+            if not parent.trace_flags.sampled:
+                return drop
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
+
+        def get_description(self) -> str:
+            return "ParentBased{root:AlwaysOnSampler}"
+
+    return ParentBasedAlwaysOn()
 
 
 def _traces_url(endpoint: str) -> str:

@@ -15,9 +15,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import queue
 import threading
-import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from flowml.tracing.provider import PendingTrace
@@ -31,9 +30,12 @@ _log = logging.getLogger(__name__)
 _MAX_BATCH = 500
 #: How long the writer waits for more traces before writing what it has (`flush` waits too).
 LINGER_S = 0.05
-_queue: queue.Queue[PendingTrace | None] = queue.Queue()
+# Finished traces, and `flush`'s markers, in order.
+_items: deque[PendingTrace | threading.Event] = deque()
+_wake = threading.Event()  # set when there is work for the idle writer
+_hurry = threading.Event()  # set by `flush`: write now, without lingering
 _stores: dict[str, SqlTraceStore] = {}
-_state: dict[str, object] = {"thread": None, "error": None}
+_state: dict[str, object] = {"thread": None, "error": None, "idle": False}
 _lock = threading.Lock()
 
 
@@ -77,7 +79,11 @@ def submit(pending: PendingTrace) -> None:
     """Queue a finished trace for writing (starts the writer thread on first use)."""
     if _state["thread"] is None:
         _start()
-    _queue.put(pending)
+    # A deque append is one C call and takes no lock (a `queue.Queue` put takes two and
+    # wakes the writer for every trace); the writer is woken once, when it sleeps.
+    _items.append(pending)
+    if _state["idle"]:
+        _wake.set()
 
 
 def _start() -> None:
@@ -90,24 +96,29 @@ def _start() -> None:
 
 def _run() -> None:
     while True:
-        first = _queue.get()
-        batch = [first]
-        # Linger a moment for more: under a steady stream of traces one transaction then
-        # writes many, and the traced threads are interrupted far less often.
-        deadline = time.monotonic() + LINGER_S
-        while len(batch) < _MAX_BATCH:
-            remaining = deadline - time.monotonic()
-            try:
-                batch.append(
-                    _queue.get(timeout=remaining) if remaining > 0 else _queue.get_nowait()
-                )
-            except queue.Empty:
-                break
+        if not _items:
+            _state["idle"] = True
+            if not _items:  # checked again after saying so: a submit in between wakes us
+                _wake.wait()
+            _wake.clear()
+            _state["idle"] = False
+            # Linger a moment for more: under a steady stream of traces one transaction
+            # then writes many, and the traced threads are interrupted far less often.
+            if _hurry.wait(LINGER_S):
+                _hurry.clear()
+        batch: list[PendingTrace] = []
+        flushed: list[threading.Event] = []
+        while _items and len(batch) < _MAX_BATCH:
+            item = _items.popleft()
+            if isinstance(item, threading.Event):
+                flushed.append(item)
+            else:
+                batch.append(item)
         try:
-            _write([p for p in batch if p is not None])
+            _write(batch)
         finally:
-            for _ in batch:
-                _queue.task_done()
+            for event in flushed:
+                event.set()
 
 
 def _write(batch: list[PendingTrace]) -> None:
@@ -131,7 +142,11 @@ def flush(*, raise_error: bool = True) -> None:
         FlowMLError: the last write error since the previous flush (with ``raise_error``).
     """
     if _state["thread"] is not None:
-        _queue.join()
+        done = threading.Event()  # set by the writer once all queued before it is written
+        _items.append(done)
+        _hurry.set()
+        _wake.set()
+        done.wait()
     error, _state["error"] = _state["error"], None
     if error is not None and raise_error:
         raise error  # type: ignore[misc]
@@ -142,9 +157,10 @@ def _flush_at_exit() -> None:
 
 
 def _after_fork() -> None:
-    global _queue
-    _queue = queue.Queue()
-    _state["thread"] = None
+    _items.clear()
+    _wake.clear()
+    _hurry.clear()
+    _state["thread"], _state["idle"] = None, False
     _stores.clear()
 
 
