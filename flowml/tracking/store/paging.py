@@ -175,13 +175,13 @@ def select_page(
             select(func.coalesce(func.max(table.sequence), table.empty_mark))
         ).scalar_one()
     dialect = conn.dialect.name
-    clauses, from_clause = compile_order_by(orders, table.target, dialect)
+    clauses, from_clause, joined = compile_order_by(orders, table.target, dialect)
     clauses.extend(tie_breakers)
-    for joined, on in table.joins:
-        from_clause = from_clause.join(joined, on)
+    for other, on in table.joins:
+        from_clause = from_clause.join(other, on)
     conditions = [*where, table.sequence <= mark]
     if node is not None:
-        conditions.append(compile_filter(node, table.target, dialect))
+        conditions.append(compile_filter(node, table.target, dialect, joined))
     statement = (
         select(*(table.columns or (table.target.table,)))
         .select_from(from_clause)
