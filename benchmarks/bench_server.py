@@ -20,6 +20,8 @@ Usage:
     python benchmarks/bench_server.py            # full run (several minutes)
     python benchmarks/bench_server.py --quick    # small sizes, a smoke run
     python benchmarks/bench_server.py --json
+    python benchmarks/bench_server.py --only search --only artifacts   # some workloads
+    python benchmarks/bench_server.py --side flowml                    # one server only
 
 PostgreSQL is expected at ``FLOWML_BENCH_PG`` (default ``postgres@127.0.0.1:5432``).
 """
@@ -261,31 +263,39 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"server did not answer:\n{log.read_text()[-3000:]}")
 
 
-def measure(side: str, sizes: dict[str, int]) -> dict[str, float]:
-    """Every workload against one fresh server of ``side`` (``flowml`` or ``mlflow``)."""
+WORKLOADS = ("log", "search", "artifacts")
+
+
+def measure(
+    side: str, sizes: dict[str, int], only: tuple[str, ...] = WORKLOADS
+) -> dict[str, float]:
+    """The ``only`` workloads against one fresh server of ``side`` (``flowml`` or ``mlflow``)."""
     out: dict[str, float] = {}
     with _server(side) as (url, pid):
-        exp = _experiment(url, "log")
-        print(f"{side}: log-batch", file=sys.stderr)
-        for clients in (1, 4):
-            seconds, sent = _parallel(_log_batches, [(url, exp, sizes["batches"])] * clients)
-            out[f"log_batch_{clients}"] = sum(sent) / seconds
-        seconds, _ = _parallel(_log_calls, [(url, exp, sizes["calls"])])
-        out["log_calls"] = sizes["calls"] / seconds
-
-        print(f"{side}: {sizes['runs']} runs for search", file=sys.stderr)
-        search_exp = _experiment(url, "search")
-        share = sizes["runs"] // 4
-        _parallel(_populate, [(url, search_exp, i * share, share) for i in range(4)])
-        out["search_all_ms"] = _search_ms(url, search_exp, {"max_results": 1000}, sizes["repeats"])
-        filtered = {
-            "filter": "metrics.acc > 0.5 and params.lr = '0.01'",
-            "order_by": ["metrics.acc DESC"],
-            "max_results": 100,
-        }
-        out["search_filter_ms"] = _search_ms(url, search_exp, filtered, sizes["repeats"])
-        print(f"{side}: artifacts", file=sys.stderr)
-        out.update(_artifacts(url, side, sizes["small"], sizes["big_mb"]))
+        if "log" in only:
+            exp = _experiment(url, "log")
+            print(f"{side}: log-batch", file=sys.stderr)
+            for clients in (1, 4):
+                seconds, sent = _parallel(_log_batches, [(url, exp, sizes["batches"])] * clients)
+                out[f"log_batch_{clients}"] = sum(sent) / seconds
+            seconds, _ = _parallel(_log_calls, [(url, exp, sizes["calls"])])
+            out["log_calls"] = sizes["calls"] / seconds
+        if "search" in only:
+            print(f"{side}: {sizes['runs']} runs for search", file=sys.stderr)
+            search_exp = _experiment(url, "search")
+            share = sizes["runs"] // 4
+            _parallel(_populate, [(url, search_exp, i * share, share) for i in range(4)])
+            everything = {"max_results": 1000}
+            out["search_all_ms"] = _search_ms(url, search_exp, everything, sizes["repeats"])
+            filtered = {
+                "filter": "metrics.acc > 0.5 and params.lr = '0.01'",
+                "order_by": ["metrics.acc DESC"],
+                "max_results": 100,
+            }
+            out["search_filter_ms"] = _search_ms(url, search_exp, filtered, sizes["repeats"])
+        if "artifacts" in only:
+            print(f"{side}: artifacts", file=sys.stderr)
+            out.update(_artifacts(url, side, sizes["small"], sizes["big_mb"]))
         out["rss_mb"], out["pss_mb"] = _memory_mb(pid)
     return out
 
@@ -309,19 +319,39 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=WORKLOADS,
+        help="run only this workload group (repeatable; default: all)",
+    )
+    parser.add_argument(
+        "--side",
+        choices=("flowml", "mlflow"),
+        help="measure only this server (no ratios; default: both)",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
-    results = {side: measure(side, sizes) for side in ("flowml", "mlflow")}
+    only = tuple(args.only or WORKLOADS)
+    sides = (args.side,) if args.side else ("flowml", "mlflow")
+    results = {side: measure(side, sizes, only) for side in sides}
     if args.json:
         print(json.dumps(results, indent=2))
         return
-    print(f"{'workload':<46} {'flowml':>10} {'mlflow':>10} {'ratio':>8}")
+    print(f"{'workload':<46} " + " ".join(f"{side:>10}" for side in sides) + f" {'ratio':>8}")
     for key, label, higher_better in ROWS:
-        ours, theirs = results["flowml"][key], results["mlflow"][key]
-        # Ratio > 1 means flowml is better, whichever direction the unit goes.
-        ratio = ours / theirs if higher_better else theirs / ours
-        print(f"{label:<46} {ours:>10.1f} {theirs:>10.1f} {ratio:>7.1f}x")
-    print("(ratio: how many times better flowml is; >1 favours flowml)")
+        if key not in results[sides[0]]:
+            continue
+        figures = [results[side][key] for side in sides]
+        line = f"{label:<46} " + " ".join(f"{figure:>10.1f}" for figure in figures)
+        if len(sides) == 2:
+            ours, theirs = figures
+            # Ratio > 1 means flowml is better, whichever direction the unit goes.
+            ratio = ours / theirs if higher_better else theirs / ours
+            line += f" {ratio:>7.1f}x"
+        print(line)
+    if len(sides) == 2:
+        print("(ratio: how many times better flowml is; >1 favours flowml)")
 
 
 if __name__ == "__main__":

@@ -376,11 +376,11 @@ class SqlTraceStore:
         page = self._pages.get(key)
         if page is None:
             dialect = conn.dialect.name
-            clauses, from_clause = compile_order_by(items, TRACE_TARGET, dialect)
+            clauses, from_clause, joined = compile_order_by(items, TRACE_TARGET, dialect)
             ids: list[Any] = [bindparam(f"x{i}", 0) for i in range(n_experiments)]
             where: list[ColumnElement[bool]] = [_t.experiment_id.in_(ids)]
             if node is not None:
-                where.append(compile_filter(node, TRACE_TARGET, dialect))
+                where.append(compile_filter(node, TRACE_TARGET, dialect, joined))
             order = [*clauses, _t.timestamp_ms.desc(), _t.trace_id.desc()]
             statement = page_statement(from_clause, where, order, include_spans)
             page = CompiledPage(statement, conn.dialect)

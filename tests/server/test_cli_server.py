@@ -89,3 +89,30 @@ def test_defaults_come_from_settings_and_workers_share_the_store(
     stored = client.get_run(run["info"]["run_id"])
     assert stored.info.artifact_uri == str(home / "artifacts" / root)
     client.close()
+
+
+def test_the_server_runs_on_the_c_http_parser_and_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """httptools and uvloop are dependencies, and `serve` leaves uvicorn to pick them:
+    the pure-Python h11 parser costs about three times the CPU per uploaded byte."""
+    import uvicorn
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    from flowml.server.app import ServerConfig
+    from flowml.server.serve import serve
+
+    calls: list[tuple[object, dict[str, object]]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append((app, options)))
+    serve(ServerConfig(f"sqlite:///{tmp_path / 'c.db'}", str(tmp_path / "artifacts")), port=0)
+    ((app, options),) = calls
+    config = uvicorn.Config(app, **options)  # type: ignore[arg-type]
+    config.load()
+    assert config.http_protocol_class is HttpToolsProtocol
+    loop_factory = config.get_loop_factory()
+    assert loop_factory is not None
+    loop = loop_factory()
+    try:
+        assert type(loop).__module__.startswith("uvloop")
+    finally:
+        loop.close()

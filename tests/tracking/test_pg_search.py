@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from flowml.tracking.entities import Metric, Param
 from flowml.tracking.store import pg_stats
@@ -75,3 +75,62 @@ def test_searches_read_in_autocommit_with_their_timeout(pg_url: str, tmp_path: P
 def test_other_databases_are_left_alone(tmp_path: Path):
     store = get_store(f"sqlite:///{tmp_path / 'f.db'}", str(tmp_path / "artifacts"))
     assert pg_stats.refresh_if_stale(store.engine) == []
+
+
+def test_search_statements_are_never_prepared(pg_url: str, tmp_path: Path):
+    """A prepared statement soon runs a generic plan, blind to the searched values: the
+    same search many times over leaves nothing prepared on its connection."""
+    store = get_store(pg_url, str(tmp_path / "artifacts"))
+    exp = store.create_experiment("prepared")
+    run = store.create_run(exp, user_id="u", start_time=1, tags=[])
+    store.log_batch(run.info.run_id, [Metric("acc", 0.9, 1, 0)], [Param("lr", "1")])
+    for _ in range(12):  # psycopg prepares what it has run five times, by default
+        found = store.search_runs([exp], "metrics.acc > 0.5", order_by=["metrics.acc DESC"])
+        assert [r.info.run_id for r in found] == [run.info.run_id]
+    with search_connection(store.engine, store.search_timeout_seconds) as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements").scalar() == 0
+
+
+@pytest.mark.parametrize("page", [3, 250])
+def test_a_page_of_runs_reads_the_same_children_either_way(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, page: int
+):
+    """Small pages probe each run's rows by primary key, large ones join whole tables:
+    the same rows come back, for run ids with or without commas."""
+    from flowml.tracking.store import schema, sql_fast
+
+    store = get_store(pg_url, str(tmp_path / "artifacts"))
+    exp = store.create_experiment("children")
+    ids = []
+    for i in range(page):
+        run = store.create_run(exp, user_id="u", start_time=i, tags=[])
+        metrics = [Metric("acc", i / 7, 5, 2), Metric("inf", float("inf"), 1, 0)]
+        store.log_batch(run.info.run_id, metrics, [Param("lr", str(i))])
+        ids.append(run.info.run_id)
+    with store.engine.begin() as conn:  # an imported run may carry any id
+        row = conn.execute(select(schema.runs).where(schema.runs.c.run_uuid == ids[0])).one()
+        values = {**row._asdict(), "run_uuid": "a,b", "id": None, "run_key": None}
+        del values["id"]
+        conn.execute(schema.runs.insert(), values)
+        conn.execute(schema.params.insert(), {"run_uuid": "a,b", "key": "lr", "value": "x"})
+        conn.execute(
+            schema.latest_metrics.insert(),
+            {"run_uuid": "a,b", "key": "acc", "value": None, "timestamp": 1, "step": 0},
+        )
+    found = {}
+    for probe_max in (0, 10_000):
+        monkeypatch.setattr(sql_fast, "_PROBE_RUNS_MAX", probe_max)
+        with search_connection(store.engine, 0) as conn:
+            for chosen in (ids, ["a,b", "missing", *ids]):
+                rows = sql_fast.select_run_children(conn, chosen)
+                found[probe_max, len(chosen)] = sorted(rows, key=lambda r: (r[0], r[1], r[2]))
+    assert found[0, page] == found[10_000, page]
+    assert len(found[0, page]) == 4 * page  # a param, two metrics and the run name tag each
+    assert found[0, page + 2] == found[10_000, page + 2]
+    assert sorted(found[0, page + 2]) == sorted(
+        [
+            *found[0, page],
+            (0, "a,b", "lr", "x", None, None, None),
+            (2, "a,b", "acc", None, None, 1, 0),
+        ]
+    )

@@ -162,3 +162,28 @@ def test_a_run_opened_without_waiting_on_a_taken_key_is_not_created(sql_store: S
     assert again.info.status == RunStatus.RUNNING  # the other run is untouched
     with pytest.raises(ResourceNotFound):
         store.get_run(run.info.run_id)
+
+
+def test_a_page_of_runs_costs_two_round_trips(
+    pg_url: str, tmp_path: Path, round_trips: dict[str, int], monkeypatch: pytest.MonkeyPatch
+):
+    """The page (with its high-water mark, on the first page) and the runs' params, tags
+    and metrics: one round trip each, whatever the filter and order."""
+    from flowml.tracking.store import paging
+
+    monkeypatch.setattr(paging, "refresh_if_stale", lambda engine: [])  # its own schedule
+    store = SqlStore(pg_url, str(tmp_path / "artifacts"))
+    exp_id = store.create_experiment("pages")
+    for i in range(5):
+        run = store.create_run(exp_id, "u", start_time=i)
+        store.log_batch(run.info.run_id, [Metric("acc", i / 5, 1, 0)], [Param("lr", str(i % 2))])
+    search = {"filter_string": "metrics.acc > 0.1", "order_by": ["metrics.acc DESC"]}
+    store.search_runs([exp_id], max_results=2, **search)  # opens the search pool's connection
+    round_trips["n"] = 0
+    first = store.search_runs([exp_id], max_results=2, **search)
+    assert round_trips["n"] == 2
+    round_trips["n"] = 0
+    second = store.search_runs([exp_id], max_results=2, page_token=first.token, **search)
+    assert round_trips["n"] == 2
+    found = [r.data.metrics["acc"] for r in (*first, *second)]
+    assert found == [0.8, 0.6, 0.4, 0.2] and second.token is None

@@ -36,6 +36,7 @@ from flowml.tracking.store.pg_stats import refresh_if_stale
 from flowml.tracking.store.sql_filter import SearchTarget, compile_filter, compile_order_by
 
 __all__ = [
+    "PAGE_MARK",
     "PagedTable",
     "parse_search",
     "search_connection",
@@ -43,6 +44,10 @@ __all__ = [
     "validate_max_results",
     "with_tie_breakers",
 ]
+
+
+# The column a first page's rows carry the high-water mark in (the same in every row).
+PAGE_MARK = "flowml_page_mark"
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,8 @@ def select_page(
             the page token is still checked.
 
     Returns:
-        ``(rows, next_page_token)``; the token is ``None`` on the last page.
+        ``(rows, next_page_token)``; the token is ``None`` on the last page. A first
+        page's rows carry one more column, `PAGE_MARK`.
 
     Raises:
         InvalidParameter: a page token that is not this search's.
@@ -170,20 +176,24 @@ def select_page(
     offset, mark = _resume(page_token, query)
     if matches_nothing:
         return [], None
-    if mark is None:
-        mark = conn.execute(
-            select(func.coalesce(func.max(table.sequence), table.empty_mark))
-        ).scalar_one()
     dialect = conn.dialect.name
-    clauses, from_clause = compile_order_by(orders, table.target, dialect)
+    clauses, from_clause, joined = compile_order_by(orders, table.target, dialect)
     clauses.extend(tie_breakers)
-    for joined, on in table.joins:
-        from_clause = from_clause.join(joined, on)
-    conditions = [*where, table.sequence <= mark]
+    for other, on in table.joins:
+        from_clause = from_clause.join(other, on)
+    columns = list(table.columns or (table.target.table,))
+    conditions = list(where)
+    if mark is None:
+        # The first page takes its mark in its own statement: one snapshot, so every row
+        # it sees lies at or below the mark, and no round trip of its own.
+        top = func.coalesce(func.max(table.sequence), table.empty_mark)
+        columns.append(select(top).correlate(None).scalar_subquery().label(PAGE_MARK))
+    else:
+        conditions.append(table.sequence <= mark)
     if node is not None:
-        conditions.append(compile_filter(node, table.target, dialect))
+        conditions.append(compile_filter(node, table.target, dialect, joined))
     statement = (
-        select(*(table.columns or (table.target.table,)))
+        select(*columns)
         .select_from(from_clause)
         .where(*conditions)
         .order_by(*clauses)
@@ -193,6 +203,8 @@ def select_page(
     rows = conn.execute(statement).all()
     # One extra row was fetched: its presence is what says another page exists.
     if len(rows) > max_results:
+        if mark is None:
+            mark = getattr(rows[0], PAGE_MARK)
         return list(rows[:max_results]), encode_page_token(offset + max_results, mark, query)
     return list(rows), None
 

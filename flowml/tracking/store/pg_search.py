@@ -8,6 +8,10 @@ engine of the store's (same URL, its own small pool) whose connections are in au
 and carry the timeout as a session setting (``options=-c statement_timeout=...``, sent
 once when a connection opens). Writes stay on the store's engine and never get the timeout.
 The sibling is disposed with the store's engine.
+
+Search statements are never prepared on the server (psycopg 3 prepares a statement it has
+seen five times): a prepared statement soon runs a generic plan, blind to the values
+searched for, and a filtered search ran about half as fast again that way.
 """
 
 from __future__ import annotations
@@ -48,11 +52,13 @@ def _create(engine: Engine, timeout_ms: int) -> Engine:
     given = url.query.get("options")
     options = [given] if isinstance(given, str) else list(given or ())
     options.append(f"-c statement_timeout={timeout_ms}")
+    connect_args = {"prepare_threshold": None} if engine.dialect.driver == "psycopg" else {}
     sibling = create_engine(
         url.update_query_dict({"options": " ".join(options)}),
         pool_size=2,
         max_overflow=8,
         isolation_level="AUTOCOMMIT",
+        connect_args=connect_args,
     )
     event.listen(sibling, "checkin", _stamp_checkin)
     event.listen(sibling, "checkout", _ping_if_idle)

@@ -385,35 +385,32 @@ def _upsert_statement(
     )
 
 
+# Up to this many runs, their children are read by probing each table's primary key once
+# per run; beyond it, by one pass over each table (the planner's choice, usually a hash join).
+_PROBE_RUNS_MAX = 200
+
+
 def select_run_children(conn: Connection, run_ids: Sequence[str]) -> list[tuple[Any, ...]]:
     """Every param, tag and latest metric of some runs in one statement (one round trip
     instead of three): rows ``(kind, run_uuid, key, text value, metric value, timestamp,
     step)`` with kind 0 for a param, 1 for a tag, 2 for a latest metric (whose text value
     is NULL; the others have NULL metric columns)."""
-    key = '"key"' if conn.dialect.name == "sqlite" else "key"
-    ts = '"timestamp"' if conn.dialect.name == "sqlite" else "timestamp"
     if conn.dialect.name == "postgresql":
-        # One parameter per branch: the SQL text stays the same whatever the page size, so
-        # the driver parses it once (a thousand placeholders are re-parsed on every call).
-        # Run ids travel as one comma-joined string, cheaper to send than an array.
-        one: str | list[str]
-        if any("," in run_id for run_id in run_ids):
-            where, one = "run_uuid = ANY(%s)", list(run_ids)
-        else:
-            where, one = "run_uuid = ANY(string_to_array(%s, ','))", ",".join(run_ids)
-        args: tuple[Any, ...] = (one, one, one)
+        sql, args = _postgres_children(run_ids)
     else:
+        key = '"key"' if conn.dialect.name == "sqlite" else "key"
+        ts = '"timestamp"' if conn.dialect.name == "sqlite" else "timestamp"
         mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         where = f"run_uuid IN ({', '.join([mark] * len(run_ids))})"
         args = tuple(run_ids) * 3
-    # Typed NULLs: PostgreSQL settles a UNION's column types branch by branch.
-    none = "CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT)"
-    sql = (
-        f"SELECT 0, run_uuid, {key}, value, {none} FROM params WHERE {where} "
-        f"UNION ALL SELECT 1, run_uuid, {key}, value, {none} FROM tags WHERE {where} "
-        f"UNION ALL SELECT 2, run_uuid, {key}, CAST(NULL AS TEXT), value, {ts}, step "
-        f"FROM latest_metrics WHERE {where}"
-    )
+        # Typed NULLs: PostgreSQL settles a UNION's column types branch by branch.
+        none = "CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT)"
+        sql = (
+            f"SELECT 0, run_uuid, {key}, value, {none} FROM params WHERE {where} "
+            f"UNION ALL SELECT 1, run_uuid, {key}, value, {none} FROM tags WHERE {where} "
+            f"UNION ALL SELECT 2, run_uuid, {key}, CAST(NULL AS TEXT), value, {ts}, step "
+            f"FROM latest_metrics WHERE {where}"
+        )
     cursor = _cursor(conn)
     try:
         cursor.execute(sql, args)
@@ -423,3 +420,39 @@ def select_run_children(conn: Connection, run_ids: Sequence[str]) -> list[tuple[
         raise
     finally:
         cursor.close()
+
+
+def _postgres_children(run_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
+    """`select_run_children`'s statement on PostgreSQL and its one parameter.
+
+    The run ids travel as one comma-joined string (cheaper to send than an array, and the
+    SQL text stays the same whatever the page size). A page of runs is a small part of
+    the tables: each run's rows are read through the primary key (a LATERAL subquery that
+    ``OFFSET 0`` keeps from being flattened, since the planner, which sees small tables
+    as a few pages, would rather scan them whole and hash, several times slower). A large
+    page is left to the planner.
+    """
+    ids: str | list[str]
+    if any("," in run_id for run_id in run_ids):
+        source, ids = "unnest(CAST(%s AS TEXT[]))", list(run_ids)
+    else:
+        source, ids = "unnest(string_to_array(%s, ','))", ",".join(run_ids)
+    none = "CAST(NULL AS DOUBLE PRECISION), CAST(NULL AS BIGINT), CAST(NULL AS BIGINT)"
+    branches = (
+        ("0", "params", "c.value", none),
+        ("1", "tags", "c.value", none),
+        ("2", "latest_metrics", "CAST(NULL AS TEXT)", "c.value, c.timestamp, c.step"),
+    )
+    probe = len(run_ids) <= _PROBE_RUNS_MAX
+    selects = []
+    for kind, table, text, numbers in branches:
+        if probe:
+            rows = (
+                f"CROSS JOIN LATERAL (SELECT * FROM {table} "
+                f"WHERE {table}.run_uuid = page.run_uuid OFFSET 0) AS c"
+            )
+        else:
+            rows = f"JOIN {table} AS c ON c.run_uuid = page.run_uuid"
+        selects.append(f"SELECT {kind}, page.run_uuid, c.key, {text}, {numbers} FROM page {rows}")
+    sql = f"WITH page(run_uuid) AS (SELECT {source}) " + " UNION ALL ".join(selects)
+    return sql, (ids,)

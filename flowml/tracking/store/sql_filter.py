@@ -8,7 +8,10 @@ Semantics, identical on SQLite and PostgreSQL:
 
 - metrics, params and tags are tested with correlated ``EXISTS`` subqueries on the
   child table's primary key (parent id, key), so ``OR`` and parentheses compose freely
-  and a run without the key never matches (except ``IS NULL``);
+  and a run without the key never matches (except ``IS NULL``); a key the search also
+  orders by is tested on the order_by's join instead (`CompiledOrder.joined`), which
+  holds at most one row per parent: the same answer without a second pass over the
+  child table;
 - a metric stored as NULL is NaN: it fails every numeric comparison except ``!=``,
   which it satisfies (IEEE 754 and MLflow agree: NaN differs from every number);
 - ``=``/``!=``/``IN`` compare strings exactly (both databases use binary equality);
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
@@ -47,7 +50,14 @@ from sqlalchemy import (
 
 from flowml.tracking.search import ATTRIBUTE, METRIC, And, Comparison, Node, Or, OrderBy
 
-__all__ = ["ChildTable", "SearchTarget", "compile_filter", "compile_order_by", "like_to_glob"]
+__all__ = [
+    "ChildTable",
+    "CompiledOrder",
+    "SearchTarget",
+    "compile_filter",
+    "compile_order_by",
+    "like_to_glob",
+]
 
 ESCAPE = "\\"
 
@@ -85,29 +95,45 @@ class SearchTarget:
     children: Mapping[str, ChildTable]
 
 
-def compile_filter(node: Node, target: SearchTarget, dialect: str) -> ColumnElement[bool]:
+# Child-key joins made for order_by, by (kind, key): at most one row per parent each.
+Joined = Mapping[tuple[str, str], FromClause]
+
+
+def compile_filter(
+    node: Node, target: SearchTarget, dialect: str, joined: Joined | None = None
+) -> ColumnElement[bool]:
     """The WHERE condition for a parsed filter.
 
     Args:
         node: the AST from `parse_filter`.
         target: the table mapping of the searched entity.
         dialect: the SQLAlchemy dialect name (``sqlite``, ``postgresql``).
+        joined: the order_by's child joins (`CompiledOrder.joined`) when the condition
+            goes into the same statement: comparisons on those keys read the joined row.
 
     Returns:
-        A boolean SQL expression over ``target.table``.
+        A boolean SQL expression over ``target.table`` (and the ``joined`` tables).
     """
     if isinstance(node, And):
-        return and_(*(compile_filter(child, target, dialect) for child in node.children))
+        return and_(*(compile_filter(child, target, dialect, joined) for child in node.children))
     if isinstance(node, Or):
-        return or_(*(compile_filter(child, target, dialect) for child in node.children))
-    return _comparison(node, target, dialect)
+        return or_(*(compile_filter(child, target, dialect, joined) for child in node.children))
+    return _comparison(node, target, dialect, joined or {})
 
 
-def _comparison(node: Comparison, target: SearchTarget, dialect: str) -> ColumnElement[bool]:
+def _comparison(
+    node: Comparison, target: SearchTarget, dialect: str, joined: Joined
+) -> ColumnElement[bool]:
     if node.kind == ATTRIBUTE:
         column = target.attributes[node.key]
         return _compare(column, node.op, _coerce(column, node.value), dialect)
     child = target.children[node.kind]
+    reuse = joined.get((node.kind, node.key))
+    if reuse is not None and _null_rejecting(node):
+        # The order_by's outer join holds the parent's one row for this key, or NULLs: a
+        # comparison that NULL fails is the EXISTS probe's answer (the grammar has no NOT,
+        # so a NULL inside AND/OR is as false as a missing row).
+        return _compare(reuse.c[child.value_column], node.op, node.value, dialect)
     table = child.table
     probe = [table.c[name] == parent for name, parent in child.links]
     probe.append(table.c[child.key_column] == node.key)
@@ -120,6 +146,15 @@ def _comparison(node: Comparison, target: SearchTarget, dialect: str) -> ColumnE
     if node.kind == METRIC and node.op == "!=":
         condition = or_(condition, value.is_(None))
     return exists(select(literal(1)).where(*probe, condition))
+
+
+def _null_rejecting(node: Comparison) -> bool:
+    """Whether a child-key comparison is false (or NULL) for a NULL value, as it is for a
+    missing row: not ``IS [NOT] NULL``, nor a metric's ``!=`` (which a NaN, stored as
+    NULL, satisfies)."""
+    if node.op in ("IS NULL", "IS NOT NULL"):
+        return False
+    return not (node.kind == METRIC and node.op == "!=")
 
 
 def _coerce(column: ColumnElement[object], value: object) -> object:
@@ -190,9 +225,22 @@ def _glob_literal(ch: str) -> str:
     return f"[{ch}]" if ch in "*?[" else ch
 
 
-def compile_order_by(
-    items: Sequence[OrderBy], target: SearchTarget, dialect: str
-) -> tuple[list[ColumnElement[object]], FromClause]:
+class CompiledOrder(NamedTuple):
+    """ORDER BY clauses for parsed ``order_by`` items, and the FROM clause they need.
+
+    Attributes:
+        clauses: the ORDER BY expressions (the caller appends its default order and a
+            unique tie-breaker).
+        from_clause: the searched table with the order_by's joins.
+        joined: each child-key join by ``(kind, key)``, for `compile_filter`.
+    """
+
+    clauses: list[ColumnElement[object]]
+    from_clause: FromClause
+    joined: Joined
+
+
+def compile_order_by(items: Sequence[OrderBy], target: SearchTarget, dialect: str) -> CompiledOrder:
     """ORDER BY clauses for parsed ``order_by`` items, and the FROM clause they need.
 
     Metric, param and tag keys are brought in by LEFT OUTER JOINs on the child
@@ -204,11 +252,11 @@ def compile_order_by(
         dialect: the SQLAlchemy dialect name.
 
     Returns:
-        ``(clauses, from_clause)``: the ORDER BY expressions (the caller appends its
-        default order and a unique tie-breaker) and ``target.table`` with the joins.
+        The clauses, ``target.table`` with the joins, and the joins by key.
     """
     from_clause: FromClause = target.table
     clauses: list[ColumnElement[object]] = []
+    joined: dict[tuple[str, str], FromClause] = {}
     for position, item in enumerate(items):
         if item.kind == ATTRIBUTE:
             column = target.attributes[item.key]
@@ -217,20 +265,22 @@ def compile_order_by(
             clauses.append(sort_key(column, item.ascending, dialect))
             continue
         child = target.children[item.kind]
-        joined = child.table.alias(f"order_{position}")
-        on = [joined.c[name] == parent for name, parent in child.links]
-        on.append(joined.c[child.key_column] == item.key)
-        from_clause = from_clause.outerjoin(joined, and_(*on))
-        value = joined.c[child.value_column]
+        join = joined.get((item.kind, item.key))
+        if join is None:  # the same key ordered twice reuses its join
+            join = joined[(item.kind, item.key)] = child.table.alias(f"order_{position}")
+            on = [join.c[name] == parent for name, parent in child.links]
+            on.append(join.c[child.key_column] == item.key)
+            from_clause = from_clause.outerjoin(join, and_(*on))
+        value = join.c[child.value_column]
         if item.kind == METRIC:
             # Numbers, then NaN (row present, NULL value), then runs without the metric.
-            present = joined.c[child.links[0][0]]
+            present = join.c[child.links[0][0]]
             rank = case((value.is_not(None), 0), (present.is_not(None), 1), else_=2)
         else:
             rank = case((value.is_(None), 1), else_=0)
         clauses.append(rank)
         clauses.append(sort_key(value, item.ascending, dialect))
-    return clauses, from_clause
+    return CompiledOrder(clauses, from_clause, joined)
 
 
 def sort_key(column: ColumnElement[object], ascending: bool, dialect: str) -> ColumnElement[Any]:
