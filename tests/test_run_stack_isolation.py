@@ -67,7 +67,8 @@ def test_next():
 def test_a_failing_test_with_runs_active_does_not_break_the_next(tmp_path: Path) -> None:
     """The same with a test that fails, in a pytest session of its own using this suite's
     conftest: the failure stays the first test's."""
-    shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
+    for helper in ("conftest.py", "subprocess_helpers.py"):  # the conftest imports the other
+        shutil.copy(Path(__file__).with_name(helper), tmp_path / helper)
     (tmp_path / "test_inner.py").write_text(_INNER_TESTS, encoding="utf-8")
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_inner.py"],

@@ -7,8 +7,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +17,7 @@ from prefect import flow, task
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import ArtifactCreate
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from subprocess_helpers import run_cli
 
 from flowml.tasks import outbox
 
@@ -162,13 +161,7 @@ def test_the_cli_gc_publishes_an_abandoned_outbox(tmp_path):
         "PREFECT_API_URL": _api(),
         "FLOWML_TRACKING_URI": f"sqlite:///{tmp_path / 'gc.db'}",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "flowml.cli", "runs", "gc", "-o", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_cli(env, "runs", "gc", "-o", "json")
     assert json.loads(done.stdout) == []  # no runs to collect; the outbox went to stderr
     assert "abandoned outbox" in done.stderr
     assert not path.exists() and _keys(key) == {f"{key}-0"}
