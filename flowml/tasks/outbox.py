@@ -177,6 +177,7 @@ def write_outbox(api: str, items: list[dict[str, Any]]) -> Path:
     """A new outbox file (readable by the user only) holding ``items`` for ``api``."""
     folder = outbox_dir()
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _check_private(folder)
     name = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
     path = folder / name
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -238,11 +239,20 @@ def _note_sent(path: Path, count: int) -> None:
     tmp.replace(marker)
 
 
+def _check_private(folder: Path) -> None:
+    """Refuse an outbox folder another user owns or may write: its files name the API that
+    this user's Prefect credentials are sent to."""
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & 0o022:
+        raise PermissionError(f"{folder} is not private to this user (owner or mode); not used")
+
+
 def publish_file(path: Path) -> int:
     """Publish what an outbox file holds that was not sent yet, then delete it.
 
-    Returns how many artifacts were sent now (0 when another process holds the file). A
-    file whose API does not answer is kept for a later attempt.
+    Returns how many items were sent now (0 when another process holds the file, or when
+    the file names another Prefect API than this process's: this process's credentials are
+    never sent elsewhere). A file whose API does not answer is kept for a later attempt.
     """
     with _locked(path) as mine:
         if not mine:
@@ -261,6 +271,14 @@ def publish_file(path: Path) -> int:
             # Kept aside for a person to look at; never sent, never retried.
             path.replace(path.with_suffix(".bad"))
             logger.warning("flowml: an unreadable outbox file was set aside (%s): %s", exc, path)
+            return 0
+        if api != _api_url():
+            logger.warning(
+                "flowml: the outbox file %s is for the Prefect API %s, not this one; left for a "
+                "process configured for it",
+                path,
+                api,
+            )
             return 0
         done = _sent(path)
         sent = asyncio.run(_publish(api, items, done, path))
@@ -395,6 +413,11 @@ def replay_abandoned(older_than_s: float = ABANDONED_AFTER_S) -> int:
     """Publish the outbox files whose publisher is gone; how many artifacts were sent."""
     folder = outbox_dir()
     if not folder.is_dir():
+        return 0
+    try:
+        _check_private(folder)
+    except PermissionError as exc:
+        logger.warning("flowml: %s", exc)
         return 0
     sent = 0
     now = time.time()

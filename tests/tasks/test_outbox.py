@@ -165,3 +165,26 @@ def test_the_cli_gc_publishes_an_abandoned_outbox(tmp_path):
     assert json.loads(done.stdout) == []  # no runs to collect; the outbox went to stderr
     assert "abandoned outbox" in done.stderr
     assert not path.exists() and _keys(key) == {f"{key}-0"}
+
+
+def test_a_file_for_another_api_is_never_sent_with_this_processs_credentials(caplog):
+    key = f"outbox-{uuid.uuid4().hex[:8]}"
+    path = _age(outbox.write_outbox("http://127.0.0.1:9/api", [_artifact(key, 0)]))
+    assert outbox.replay_abandoned() == 0
+    assert path.exists() and "not this one" in caplog.text
+    assert _keys(key) == set()
+
+
+def test_an_outbox_folder_others_may_write_is_refused(caplog):
+    key = f"outbox-{uuid.uuid4().hex[:8]}"
+    path = _abandoned([_artifact(key, 0)])
+    path.parent.chmod(0o777)
+    try:
+        assert outbox.replay_abandoned() == 0
+        assert "not private" in caplog.text
+        with pytest.raises(PermissionError, match="not private"):
+            outbox.write_outbox(_api(), [_artifact(key, 1)])
+    finally:
+        path.parent.chmod(0o700)
+    assert path.exists() and _keys(key) == set()
+    assert outbox.replay_abandoned() == 1  # private again: published
