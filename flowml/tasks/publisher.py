@@ -6,9 +6,11 @@ read of the final run) are queued here and published by one daemon thread:
 
 - a *job* runs on that thread in a copy of the context it was queued from (so it talks to
   the same Prefect API, and its events carry the same related flow and task runs); it reads
-  what it needs, emits its events and returns its *sends*: coroutines taking a Prefect client;
-- jobs are taken in batches of up to `BATCH_SIZE`, and the batch's sends run concurrently
-  (at most `CONCURRENT_SENDS` at once) on the thread's own event loop and client, so the
+  what it needs, emits its events (`emit_event`: collected as plain JSON) and returns its
+  *sends*: artifacts (`artifact`) or coroutines taking a Prefect client;
+- jobs are taken in batches of up to `BATCH_SIZE`; the batch's artifacts are created
+  concurrently (at most `CONCURRENT_SENDS` at once) and its events sent in one request per
+  200 (`flowml.tasks.outbox.send_items`), on the thread's own event loop and client, so the
   server's latency is paid once per batch, not once per artifact;
 - the queue holds at most `MAX_QUEUED_JOBS`; beyond that `submit` waits for room (a bound on
   memory when the server is slower than the flow) rather than dropping anything.
@@ -18,10 +20,12 @@ so a burst of short tasks is published after the burst rather than competing wit
 the interpreter and the Prefect server; at most `MAX_DEFER_S`, and never once
 `HIGH_WATER_JOBS` are queued, so a long flow still shows its artifacts as it goes. A flow
 never waits for publication: the outermost flow run hurries the queue and returns. What is
-still queued when the program ends is published before Prefect shuts down: the exit hook is
+still queued when the program ends is handed to the outbox (`flowml.tasks.outbox`: a file
+and a detached process that publishes it) when that is safe, and otherwise published before
+Prefect shuts down. Either way the exit hook is
 a *threading* exit hook (run before non-daemon threads are joined, hence before ``atexit``
 handlers), kept after Prefect's own (so it runs before them: they run last-registered
-first), while Prefect's events worker and API client still work. An ``atexit`` hook would
+first), while Prefect's events worker and API client still work (it runs the queued jobs). An ``atexit`` hook would
 run too late: Prefect can no longer start anything then ("can't register atexit after
 shutdown") and whatever was left is lost.
 """
