@@ -25,9 +25,9 @@ and a detached process that publishes it) when that is safe, and otherwise publi
 Prefect shuts down. Either way the exit hook is
 a *threading* exit hook (run before non-daemon threads are joined, hence before ``atexit``
 handlers), kept after Prefect's own (so it runs before them: they run last-registered
-first), while Prefect's events worker and API client still work (it runs the queued jobs). An ``atexit`` hook would
-run too late: Prefect can no longer start anything then ("can't register atexit after
-shutdown") and whatever was left is lost.
+first), while Prefect's events worker and API client still work (it runs the queued
+jobs). An ``atexit`` hook would run too late: Prefect can no longer start anything then
+("can't register atexit after shutdown") and whatever was left is lost.
 """
 
 from __future__ import annotations
