@@ -10,10 +10,11 @@ from the run context) to an *outbox* file (``$FLOWML_HOME/outbox/*.jsonl``,
 readable by the user only) and starts a detached ``python -m flowml.tasks.outbox FILE``
 that publishes them and deletes the file.
 
-Nothing is lost if that process dies: it holds a lock on the file while it works and records
-after every batch how many artifacts were sent (``FILE.sent``); a file that nobody holds and
-that is older than `ABANDONED_AFTER_S` is taken over by the next ``flowml runs gc``, which
-sends the rest.
+Delivery is at least once: nothing is lost, and an artifact whose batch failed part-way may
+be created again (a second version under its key). Nothing is lost if that process dies: it
+holds a lock on the file while it works and records after every batch how many items were
+sent (``FILE.sent``); a file that nobody holds and that is older than `ABANDONED_AFTER_S` is
+taken over by the next ``flowml runs gc``, which sends the rest.
 
 Hand-off happens only when it is safe (`can_hand_off`): the Prefect API is a server that
 outlives the program (``PREFECT_API_URL`` is set: in Prefect's local mode the temporary
@@ -309,14 +310,15 @@ async def send_items(
 
     ``divert`` is asked before each request: a list it returns takes the items not sent yet
     (the program is ending and hands them to the outbox process). Each request is tried
-    ``attempts`` times, with a growing pause, when the server fails or is unreachable.
+    ``attempts`` times, with a growing pause, when the server fails or is unreachable (an
+    events request only: events carry their ids, so Prefect keeps one of each).
     """
     events = [i["event"] for i in items if "event" in i]
     artifacts = [i["artifact"] for i in items if "artifact" in i]
     limit = asyncio.Semaphore(CONCURRENT_SENDS)
     counts = [0, 0]
 
-    async def request(path: str, body: Any) -> Any:
+    async def request(path: str, body: Any, attempts: int = attempts) -> Any:
         for attempt in range(attempts):
             try:
                 response = await client.request("POST", path, json=body)
@@ -334,7 +336,9 @@ async def send_items(
                 spool.append({"artifact": body})
                 return
             try:
-                created = (await request("/artifacts/", body)).json()
+                # Once only: Prefect's client already retries what may not have reached the
+                # server, and an artifact has no id of ours to make a second try harmless.
+                created = (await request("/artifacts/", body, 1)).json()
             except Exception:  # one refused artifact must not stop the others
                 counts[1] += 1
                 logger.warning("flowml could not publish an artifact to Prefect", exc_info=True)

@@ -109,10 +109,11 @@ def _check_published(
     store: TrackingClient, flow_run_id: str, tasks: int, artifacts: list[Any]
 ) -> None:
     keys = [a.key for a in artifacts]
-    assert len(artifacts) == tasks + 2  # a summary each; a flow table
-    assert len(set(keys)) == len(keys)  # one key per task run: nothing overwrites another
-    assert "flowml-many-steps-step-0-summary" in keys
-    assert f"flowml-many-steps-step-{tasks - 1}-summary" in keys
+    expected = {f"flowml-many-steps-step-{i}-summary" for i in range(tasks)}
+    expected |= {"flowml-many-steps-summary", "flowml-many-steps-table"}
+    # One key per task run (nothing overwrites another) and none missing. Delivery is at
+    # least once: a request Prefect's client retried may add a second version of a key.
+    assert set(keys) == expected, sorted(expected - set(keys))[:10]
     flow_run = run_for_flow_run(store, flow_run_id)
     assert flow_run is not None
     assert all(flow_run.info.run_id in a.description for a in artifacts if a.task_run_id is None)
@@ -138,13 +139,9 @@ def test_a_500_task_flow_leaves_what_is_queued_at_exit_to_the_outbox_and_loses_n
     outbox = Path(env["FLOWML_HOME"]) / "outbox"
     assert outbox.is_dir()  # something was left to it
 
-    def published() -> list[Any] | None:
-        found = _artifacts(flow_run_id)
-        return found if len(found) >= tasks + 2 else None
-
-    artifacts = eventually(published, f"{tasks + 2} artifacts", deadline_s=300)
-    eventually(lambda: not list(outbox.glob("*.jsonl*")), "an empty outbox", deadline_s=120)
-    _check_published(store, flow_run_id, tasks, artifacts)
+    # The outbox process deletes its file once everything in it was sent.
+    eventually(lambda: not list(outbox.glob("*.jsonl*")), "an empty outbox", deadline_s=300)
+    _check_published(store, flow_run_id, tasks, _artifacts(flow_run_id))
 
 
 def test_with_publish_at_exit_wait_everything_is_published_before_the_process_exits(env, store):
