@@ -10,7 +10,8 @@
 | ``/get-artifact``, ``/model-versions/get-artifact`` | one run or version file (MLflow's) |
 | ``/``, ``/ui-config.json``, ``/static/`` | the web UI (`flowml.server.ui`) |
 | ``/v1/traces`` | OTLP/HTTP trace intake, protobuf or JSON (`traces`) |
-| ``/api/3.0/mlflow/traces`` | MLflow 3's StartTraceV3 and GetTraceInfoV3 (`traces`) |
+| ``/api/3.0/mlflow/traces`` | MLflow 3's StartTraceV3 (`traces`); trace reads, search, tags, |
+| (and ``/ajax-api/3.0``) | deletes (`mlflow_traces`, also its 2.0 tag and delete forms) |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: multipart uploads on |
@@ -47,6 +48,7 @@ from flowml.server import (
     history,
     inputs,
     logged_models,
+    mlflow_traces,
     multipart,
     previews,
     registry,
@@ -145,10 +147,13 @@ def _routes() -> list[BaseRoute]:
     info = guarded(_server_info, ("raw", "/mlflow/server-info", "GET"))
     for prefix in ("/api/3.0", "/ajax-api/3.0"):
         routes.append(Route(f"{prefix}/mlflow/server-info", info, methods=["GET"]))
-        routes += _json_routes(prefix, "mlflow", traces.V3_ENDPOINTS)  # MLflow 3's trace API
+        # MLflow 3's trace API: reads first (their static paths before `{trace_id}`).
+        routes += _json_routes(prefix, "mlflow", mlflow_traces.V3_ENDPOINTS)
+        routes += _json_routes(prefix, "mlflow", traces.V3_ENDPOINTS)
     for prefix in API_PREFIXES:
         for group in _JSON_GROUPS:
             routes += _json_routes(prefix, "mlflow", group)
+        routes += _json_routes(prefix, "mlflow", mlflow_traces.V2_ENDPOINTS)  # tags, deletes
         # flowml's own methods: for its REST store, and for the web UI.
         flowml_endpoints = (
             *extension.ENDPOINTS,

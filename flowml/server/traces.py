@@ -10,9 +10,9 @@ The answer is an empty ``ExportTraceServiceResponse`` in the request's encoding.
 MLflow 3's client (``mlflow.trace`` with the tracking URI at this server) calls
 ``POST /api/3.0/mlflow/traces`` (StartTraceV3) with the finished trace's info, then uploads
 its spans as ``traces.json`` through the artifact proxy into the location the answer names
-(``mlflow.artifactLocation``, chosen here inside the experiment's artifact location);
-``GET /api/3.0/mlflow/traces/{trace_id}`` reads the info back. flowml's store loads such
-spans from ``traces.json`` the first time the trace is read.
+(``mlflow.artifactLocation``, chosen here inside the experiment's artifact location).
+flowml's store loads such spans from ``traces.json`` the first time the trace is read; the
+client reads traces back through `flowml.server.mlflow_traces`.
 """
 
 from __future__ import annotations
@@ -188,16 +188,7 @@ def start_trace_v3(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     return {"trace": {"trace_info": trace_info_json(store.get_trace_info(trace_id), ctx)}}
 
 
-def get_trace_info_v3(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
-    """``GET /api/3.0/mlflow/traces/{trace_id}``."""
-    info = _store_for(ctx).get_trace_info(_trace_id(fields.required("trace_id")))
-    return {"trace": {"trace_info": trace_info_json(info, ctx)}}
-
-
-V3_ENDPOINTS = (
-    Endpoint("/traces", "POST", start_trace_v3),
-    Endpoint("/traces/{trace_id}", "GET", get_trace_info_v3),
-)
+V3_ENDPOINTS = (Endpoint("/traces", "POST", start_trace_v3),)
 
 
 # -- flowml's REST trace store (``/api/2.0/flowml/traces/*``) --------------------------------
@@ -307,6 +298,22 @@ def delete_trace_tag(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     return {}
 
 
+def delete_traces(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    """``POST /traces/delete``: retention (``flowml traces gc``): traces that started
+    before ``older_than_ms``, in ``experiment_ids`` when named, at most ``max_traces``."""
+    deleted = _store_for(ctx).delete_traces(
+        older_than_ms=fields.int64("older_than_ms", required=True),
+        experiment_ids=fields.strings("experiment_ids") or None,
+        max_traces=fields.int64("max_traces"),
+    )
+    return {"traces_deleted": deleted}
+
+
+def count_traces(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+    """``POST /traces/count``: how many traces (in ``experiment_ids`` when named)."""
+    return {"count": _store_for(ctx).count_traces(fields.strings("experiment_ids") or None)}
+
+
 FLOWML_ENDPOINTS = (
     Endpoint("/traces/write", "POST", write_traces),
     Endpoint("/traces/get", "POST", get_trace),
@@ -315,4 +322,6 @@ FLOWML_ENDPOINTS = (
     Endpoint("/traces/assessments", "POST", create_assessments),
     Endpoint("/traces/tags/set", "POST", set_trace_tag),
     Endpoint("/traces/tags/delete", "POST", delete_trace_tag),
+    Endpoint("/traces/delete", "POST", delete_traces),
+    Endpoint("/traces/count", "POST", count_traces),
 )

@@ -108,3 +108,26 @@ class RestTraceStore:
 
     def delete_trace_tag(self, trace_id: str, key: str) -> None:
         self._post("/tags/delete", {"trace_id": trace_id, "key": key})
+
+    def delete_traces(
+        self,
+        *,
+        older_than_ms: int,
+        experiment_ids: Sequence[str] | None = None,
+        max_traces: int | None = None,
+    ) -> int:
+        """Delete traces that started before ``older_than_ms`` (retention); returns how many.
+
+        With auth on, the user needs MANAGE on each of ``experiment_ids`` (none named: every
+        experiment, which only an admin may do).
+        """
+        body: dict[str, Any] = {"older_than_ms": older_than_ms}
+        if experiment_ids:
+            body["experiment_ids"] = [str(x) for x in experiment_ids]
+        if max_traces is not None:
+            body["max_traces"] = max_traces
+        return int(self._post("/delete", body).get("traces_deleted", 0))
+
+    def count_traces(self, experiment_ids: Sequence[str] | None = None) -> int:
+        body = {"experiment_ids": [str(x) for x in experiment_ids or []]}
+        return int(self._post("/count", body).get("count", 0))

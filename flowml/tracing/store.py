@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, Connection, bindparam, delete, func, inser
 from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.tracing import entities as e
 from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG, load_spans
+from flowml.tracing.retention import experiment_ids_int, remove_trace_folders, trace_folders
 from flowml.tracing.schema import assessments, trace_tags, traces
 from flowml.tracing.search import TRACE_SEARCH, TRACE_TARGET
 from flowml.tracing.span_payloads import needs_offload, offload, restore
@@ -189,6 +190,16 @@ class SqlTraceStore:
             conn.execute(insert(trace_tags).values(trace_id=trace_id, key=key, value=str(value)))
 
     def delete_trace_tag(self, trace_id: str, key: str) -> None:
+        """Remove one tag of a trace.
+
+        Raises:
+            ResourceNotFound: no such trace, or it has no such tag.
+            InvalidParameter: the tag is the server's (``mlflow.artifactLocation``).
+        """
+        if key == ARTIFACT_LOCATION_TAG:
+            raise InvalidParameter(
+                f"The tag {key!r} is set by the tracking server and cannot be changed"
+            )
         with write_transaction(self.engine) as conn:
             self._require(conn, trace_id)
             gone = conn.execute(
@@ -231,23 +242,42 @@ class SqlTraceStore:
     def delete_traces(
         self,
         *,
-        older_than_ms: int,
+        older_than_ms: int | None = None,
         experiment_ids: Sequence[str] | None = None,
         max_traces: int | None = None,
+        trace_ids: Sequence[str] | None = None,
     ) -> int:
-        """Delete traces that started before ``older_than_ms`` (retention); returns how many.
+        """Delete traces that started before ``older_than_ms`` (retention) and/or the traces
+        ``trace_ids``, within ``experiment_ids`` when given, oldest first and at most
+        ``max_traces``; returns how many.
 
-        Spans, tags, metadata and assessments go with them (foreign keys cascade).
+        Spans, tags, metadata and assessments go with them (foreign keys cascade); so does
+        each trace's folder in the artifact store (spans MLflow's client uploaded, large
+        payloads), once the rows are gone.
+
+        Raises:
+            InvalidParameter: neither ``older_than_ms`` nor ``trace_ids`` is given, or
+                ``max_traces`` is not positive.
         """
-        query = select(_t.trace_id).where(_t.timestamp_ms < older_than_ms)
+        if older_than_ms is None and trace_ids is None:
+            raise InvalidParameter("Deleting traces needs a cutoff time or trace ids")
+        if max_traces is not None and max_traces <= 0:
+            raise InvalidParameter(f"max_traces must be positive, got {max_traces}")
+        query = select(_t.trace_id)
+        if older_than_ms is not None:
+            query = query.where(_t.timestamp_ms < older_than_ms)
         if experiment_ids:
-            query = query.where(_t.experiment_id.in_([int(x) for x in experiment_ids]))
+            query = query.where(_t.experiment_id.in_(experiment_ids_int(experiment_ids)))
+        if trace_ids is not None:
+            query = query.where(_t.trace_id.in_(sorted(set(trace_ids))))
         if max_traces is not None:
-            query = query.order_by(_t.timestamp_ms).limit(max_traces)
+            query = query.order_by(_t.timestamp_ms, _t.trace_id).limit(max_traces)
         with write_transaction(self.engine) as conn:
             ids = list(conn.execute(query).scalars())
+            folders = trace_folders(conn, ids)
             for i in range(0, len(ids), _IN_CHUNK):
                 conn.execute(delete(traces).where(_t.trace_id.in_(ids[i : i + _IN_CHUNK])))
+        remove_trace_folders(folders)
         return len(ids)
 
     # -- reads -------------------------------------------------------------------------------
@@ -408,7 +438,7 @@ class SqlTraceStore:
     def count_traces(self, experiment_ids: Sequence[str] | None = None) -> int:
         query = select(func.count()).select_from(traces)
         if experiment_ids:
-            query = query.where(_t.experiment_id.in_([int(x) for x in experiment_ids]))
+            query = query.where(_t.experiment_id.in_(experiment_ids_int(experiment_ids)))
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
 

@@ -231,7 +231,7 @@ def trace_level(level: Permission) -> Check:
     not-found answer)."""
 
     def check(access: Access, fields: Fields) -> None:
-        trace_id = fields.required("trace_id")
+        trace_id = fields.required("trace_id", "request_id")  # 2.0 paths say request_id
         for experiment_id in _trace_experiments(access, [trace_id]).values():
             access.require_experiment(experiment_id, level)
 
@@ -263,6 +263,46 @@ def assessed_traces(access: Access, fields: Fields) -> None:
 
 
 _infos_readable = _filtered("infos", lambda a, i: a.can_read_experiment(str(i["experiment_id"])))
+
+
+def _info_experiment(info: dict[str, Any]) -> str:
+    """The experiment of a TraceInfoV3 message."""
+    return str(info.get("trace_location", {}).get("mlflow_experiment", {}).get("experiment_id"))
+
+
+_v3_infos_readable = _filtered(
+    "trace_infos", lambda a, i: a.can_read_experiment(_info_experiment(i))
+)
+_v3_traces_readable = _filtered(
+    "traces", lambda a, t: a.can_read_experiment(_info_experiment(t["trace_info"]))
+)
+
+
+def readable_trace_locations(access: Access, fields: Fields) -> Fields | dict[str, Any]:
+    """SearchTracesV3: narrow ``locations`` to readable experiments; none left: no traces."""
+    from flowml.server.mlflow_traces import search_experiment_ids
+
+    access.preload()
+    readable = [e for e in search_experiment_ids(fields) if access.can_read_experiment(e)]
+    if not readable:
+        return {"traces": []}
+    locations = [
+        {"type": "MLFLOW_EXPERIMENT", "mlflow_experiment": {"experiment_id": e}} for e in readable
+    ]
+    return fields.with_values({"locations": locations})
+
+
+def experiments_or_admin(level: Permission) -> Check:
+    """``level`` on every experiment of ``experiment_ids``; none named (all of them): admin."""
+
+    def check(access: Access, fields: Fields) -> None:
+        ids = fields.strings("experiment_ids")
+        if not ids:
+            access.require_admin("acting on the traces of every experiment")
+        for experiment_id in ids:
+            access.require_experiment(experiment_id, level)
+
+    return check
 
 
 def _entry_readable(access: Access, entry: dict[str, Any]) -> bool:
@@ -352,6 +392,15 @@ RULES: dict[tuple[str, str, str], Rule] = {
     # traces: MLflow 3's trace API and OTLP intake (experiment from its header)
     ("mlflow", "/traces", "POST"): Rule(trace_start),
     ("mlflow", "/traces/{trace_id}", "GET"): Rule(authenticated, _trace_of),
+    ("mlflow", "/traces/search", "POST"): Rule(readable_trace_locations),
+    ("mlflow", "/traces/get", "GET"): Rule(trace_level(READ)),
+    ("mlflow", "/traces/batchGet", "GET"): Rule(authenticated, _v3_traces_readable),
+    ("mlflow", "/traces/batchGetInfos", "POST"): Rule(authenticated, _v3_infos_readable),
+    ("mlflow", "/traces/delete-traces", "POST"): Rule(experiment(MANAGE)),
+    ("mlflow", "/traces/{trace_id}/tags", "PATCH"): Rule(trace_level(EDIT)),
+    ("mlflow", "/traces/{trace_id}/tags", "DELETE"): Rule(trace_level(EDIT)),
+    ("mlflow", "/traces/{request_id}/tags", "PATCH"): Rule(trace_level(EDIT)),
+    ("mlflow", "/traces/{request_id}/tags", "DELETE"): Rule(trace_level(EDIT)),
     ("raw", "/v1/traces", "POST"): Rule(experiment(EDIT)),
     # traces: flowml's REST trace store
     ("flowml", "/traces/write", "POST"): Rule(traces_written),
@@ -361,6 +410,8 @@ RULES: dict[tuple[str, str, str], Rule] = {
     ("flowml", "/traces/assessments", "POST"): Rule(assessed_traces),
     ("flowml", "/traces/tags/set", "POST"): Rule(trace_level(EDIT)),
     ("flowml", "/traces/tags/delete", "POST"): Rule(trace_level(EDIT)),
+    ("flowml", "/traces/delete", "POST"): Rule(experiments_or_admin(MANAGE)),
+    ("flowml", "/traces/count", "POST"): Rule(experiments_or_admin(READ)),
     ("flowml", "/registry/audit/log", "POST"): Rule(model(EDIT)),
     ("flowml", "/registry/audit/search", "GET"): Rule(model(READ)),
     # flowml's own methods (the web UI)
