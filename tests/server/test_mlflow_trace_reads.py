@@ -121,3 +121,65 @@ def test_mlflow_client_reads_and_manages_traces(server, run_mlflow_against):
     traces_dir = server.destination / out["experiment_id"] / "traces"
     assert sorted(p.name for p in traces_dir.iterdir()) == [ids[3]]
     assert store.get_trace_info(ids[3]).tags["env"] == "prod"
+
+
+NATIVE_SCRIPT = r"""
+import json
+import sys
+import mlflow
+
+trace_id = sys.argv[1]
+trace = mlflow.get_trace(trace_id)
+root, child = trace.data.spans
+assert trace.info.trace_id == trace_id and root.trace_id == trace_id, root.trace_id
+assert trace.info.state.value == "ERROR" and trace.info.tags["team"] == "search"
+assert root.status.status_code.value == "ERROR" and root.status.description == "boom"
+assert root.inputs == {"q": [1, 2.5, True, None]} and root.span_type == "CHAIN"
+assert [(e.name, e.attributes) for e in root.events] == [("retry", {"attempt": 2})]
+assert child.parent_id == root.span_id and child.outputs == {"answer": "42"}
+found = mlflow.search_traces(locations=["0"], return_type="list")
+print(json.dumps([[s.name for s in t.data.spans] for t in found]))
+"""
+
+
+def test_mlflow_client_reads_flowml_native_traces(server, run_mlflow_against):
+    """A trace flowml recorded itself (spans only in its store) reads in MLflow's client."""
+    from flowml.tracing import entities as e
+    from flowml.tracing.convert import trace_from_spans
+    from flowml.tracking.entities import now_ms
+
+    start = now_ms() * 1_000_000
+    trace_hex = "5" * 32
+    root = e.Span(
+        {
+            "trace_id": e.encode_id(trace_hex),
+            "span_id": e.encode_id("a" * 16),
+            "name": "native",
+            "start_time_unix_nano": start,
+            "end_time_unix_nano": start + 9_000_000,
+            "events": [
+                {"name": "retry", "time_unix_nano": start + 1, "attributes": {"attempt": 2}}
+            ],
+            "status": {"code": "STATUS_CODE_ERROR", "message": "boom"},
+            "attributes": {
+                "mlflow.spanType": '"CHAIN"',
+                "mlflow.spanInputs": '{"q": [1, 2.5, true, null]}',
+            },
+        }
+    )
+    child = e.Span(
+        {
+            "trace_id": e.encode_id(trace_hex),
+            "span_id": e.encode_id("b" * 16),
+            "parent_span_id": e.encode_id("a" * 16),
+            "name": "step",
+            "start_time_unix_nano": start + 1_000_000,
+            "end_time_unix_nano": start + 2_000_000,
+            "status": {"code": "STATUS_CODE_OK"},
+            "attributes": {"mlflow.spanOutputs": '{"answer": "42"}'},
+        }
+    )
+    trace = trace_from_spans(f"tr-{trace_hex}", "0", [root, child], tags={"team": "search"})
+    SqlTraceStore(server.store_uri).write_traces([trace])
+    out = run_mlflow_against(server.url, NATIVE_SCRIPT, f"tr-{trace_hex}")
+    assert ["native", "step"] in json.loads(out.strip().splitlines()[-1])
