@@ -10,8 +10,8 @@
 | ``/get-artifact``, ``/model-versions/get-artifact`` | one run or version file (MLflow's) |
 | ``/``, ``/ui-config.json``, ``/static/`` | the web UI (`flowml.server.ui`) |
 | ``/v1/traces`` | OTLP/HTTP trace intake, protobuf or JSON (`traces`) |
-| ``/api/3.0/mlflow/traces`` | MLflow 3's StartTraceV3 (`traces`); trace reads, search, tags, |
-| (and ``/ajax-api/3.0``) | deletes (`mlflow_traces`, also its 2.0 tag and delete forms) |
+| ``/api/3.0/mlflow/traces`` | StartTraceV3 (`traces`); trace reads, search, tags, deletes |
+| ``/api/2.0/mlflow/traces`` | trace tags and deletes, as MLflow's client sends them |
 | ``/health`` | ``OK`` |
 | ``/version`` | the flowml version, as bare text |
 | ``/api/3.0/mlflow/server-info`` | what MLflow 3's client probes: multipart uploads on |

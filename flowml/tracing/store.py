@@ -263,17 +263,21 @@ class SqlTraceStore:
             raise InvalidParameter("Deleting traces needs a cutoff time or trace ids")
         if max_traces is not None and max_traces <= 0:
             raise InvalidParameter(f"max_traces must be positive, got {max_traces}")
-        query = select(_t.trace_id)
+        query = select(_t.timestamp_ms, _t.trace_id)
         if older_than_ms is not None:
             query = query.where(_t.timestamp_ms < older_than_ms)
         if experiment_ids:
             query = query.where(_t.experiment_id.in_(experiment_ids_int(experiment_ids)))
-        if trace_ids is not None:
-            query = query.where(_t.trace_id.in_(sorted(set(trace_ids))))
-        if max_traces is not None:
-            query = query.order_by(_t.timestamp_ms, _t.trace_id).limit(max_traces)
+        wanted = sorted(set(trace_ids or []))
+        chunks = [wanted[i : i + _IN_CHUNK] for i in range(0, len(wanted), _IN_CHUNK)]
         with write_transaction(self.engine) as conn:
-            ids = list(conn.execute(query).scalars())
+            if trace_ids is None:
+                order = query.order_by(_t.timestamp_ms, _t.trace_id)
+                found = conn.execute(order if max_traces is None else order.limit(max_traces))
+                ids = [row.trace_id for row in found]
+            else:
+                rows = [r for c in chunks for r in conn.execute(query.where(_t.trace_id.in_(c)))]
+                ids = [row.trace_id for row in sorted(rows)][:max_traces]
             folders = trace_folders(conn, ids)
             for i in range(0, len(ids), _IN_CHUNK):
                 conn.execute(delete(traces).where(_t.trace_id.in_(ids[i : i + _IN_CHUNK])))

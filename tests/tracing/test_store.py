@@ -235,6 +235,24 @@ def test_retention_deletes_old_traces_with_their_spans(store):
     assert _ids(store.search_traces(["0"])) == [5, 4]
 
 
+def test_deleting_by_ids_scopes_to_experiments_and_refuses_bad_input(store):
+    store.write_traces([_trace(n) for n in range(1, 4)])
+    ids = [f"tr-{n:032x}" for n in (3, 1)] + ["tr-" + "f" * 32]
+    assert store.delete_traces(trace_ids=ids, experiment_ids=["1"]) == 0
+    for bad in (
+        {},
+        {"trace_ids": ids, "max_traces": 0},
+        {"trace_ids": ids, "experiment_ids": ["x"]},
+    ):
+        with pytest.raises(InvalidParameter):
+            store.delete_traces(**bad)
+    assert store.count_traces() == 3
+    assert store.delete_traces(trace_ids=ids, max_traces=1) == 1  # the older named one
+    assert _ids(store.search_traces(["0"])) == [3, 2]
+    assert store.delete_traces(trace_ids=ids) == 1
+    assert _ids(store.search_traces(["0"])) == [2]
+
+
 def test_migration_goes_down_and_up(trace_store_uri, store):
     from alembic import command
     from alembic.config import Config
