@@ -122,13 +122,20 @@ class RunCloser:
         )
         self._thread.start()
 
-    def _run_queued(self) -> None:
+    def _run_queued(self, hurry: threading.Event | None = None) -> None:
+        """Write what is queued. Ends queued while a batch was being written wait for the
+        next linger (they gather into the next batch) unless someone waits for them."""
+        first = True
         while True:
             with self._lock:
                 if not self._jobs:
                     self._idle.set()
                     return
+                if not first and hurry is not None and not hurry.is_set():
+                    self._wakeup.set()  # the thread lingers, then writes them together
+                    return
                 taken = [self._jobs.popleft() for _ in range(min(len(self._jobs), MAX_BATCH))]
+            first = False
             try:
                 group: list[tuple[str, BatchedEnd]] = []
                 for run_id, job in taken:
@@ -201,7 +208,7 @@ def _work(ref: weakref.ref[RunCloser], wakeup: threading.Event, hurry: threading
             return
         wakeup.clear()
         hurry.clear()
-        closer._run_queued()
+        closer._run_queued(hurry)
         del closer
 
 

@@ -40,7 +40,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from flowml.exceptions import InvalidState, ResourceNotFound
 from flowml.tracking.entities import LifecycleStage
-from flowml.tracking.store import faults
+from flowml.tracking.store import faults, pg_arrays
 from flowml.tracking.store.base import NewRun
 from flowml.tracking.store.schema import experiments, latest_metrics, run_lineage, runs
 from flowml.tracking.store.schema import metrics as metric_segments
@@ -292,13 +292,21 @@ def send(conn: Connection, name: str, params: dict[str, Any], *, later: bool) ->
 
 
 def run_many(conn: Connection, name: str, rows: Sequence[dict[str, Any]]) -> None:
-    """Execute one named statement for many parameter sets (the driver's executemany)."""
+    """Execute one named statement for many parameter sets: the driver's executemany, or
+    on PostgreSQL one execution over arrays (`pg_arrays`)."""
     if not rows:
         return
     sql, order = _sql(conn, name)
+    arrays = (
+        pg_arrays.statement(name, rows)
+        if len(rows) > 1 and conn.dialect.name == "postgresql"
+        else None
+    )
     cursor = _cursor(conn)
     try:
-        if order is not None:
+        if arrays is not None:  # one execution for the whole batch
+            cursor.execute(*arrays)
+        elif order is not None:
             cursor.executemany(sql, [tuple(row[n] for n in order) for row in rows])
         else:
             cursor.executemany(sql, rows)
