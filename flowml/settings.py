@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     # hands them to a process of their own when that is safe, ``wait`` publishes them first.
     publish_at_exit: Literal["auto", "wait"] = "auto"
 
+    # At the first tracked flow run of a process, move the objects that exist then (the
+    # imported modules of Prefect, flowml and the program) out of the garbage collector's
+    # reach (`gc.freeze`), so that its full passes during flows do not rescan them.
+    gc_freeze: bool = True
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, value: Path) -> Path:

@@ -14,12 +14,14 @@ one named after the flow.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from flowml.settings import get_settings
 from flowml.tasks import identity, prefect_ui, publisher
 from flowml.tasks import tags as ptags
 from flowml.tasks.identity import FlowRunBinding
@@ -93,6 +95,7 @@ def open_flow_run(ctx: FlowRunContext, options: RunOptions, attach_hooks: bool) 
         record = open_flows.get(key)
         if record is not None:
             return record
+        _freeze_once()
         record = _open_flow_run(flow, flow_run, ctx.parameters or {}, options)
         open_flows[key] = record
         _calls[key] = {}
@@ -100,6 +103,27 @@ def open_flow_run(ctx: FlowRunContext, options: RunOptions, attach_hooks: bool) 
         attach_flow_hooks(flow)
     prefect_ui.emit_started(record.run, ptags.RUN_KIND_FLOW)
     return record
+
+
+_frozen = False
+
+
+def _freeze_once() -> None:
+    """The first tracked flow run of the process freezes what exists (``FLOWML_GC_FREEZE``).
+
+    A full collection scans every object the collector tracks: with Prefect imported that
+    is a few hundred thousand, hundreds of milliseconds on a busy machine, and a flow of
+    short tasks allocates enough to trigger one every few hundred tasks. Frozen objects
+    (modules, classes, the program's data loaded so far) are no longer scanned; the price
+    is that a frozen object that later becomes part of an unreachable cycle is never freed,
+    which is rare for what exists before the first flow run (mostly module-level state).
+    """
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    if get_settings().gc_freeze:
+        gc.freeze()
 
 
 def _open_flow_run(
