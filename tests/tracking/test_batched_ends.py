@@ -4,6 +4,7 @@ queued ends that way: all of a batch or nothing, and each end alone when the bat
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -117,3 +118,34 @@ def test_the_closer_batches_queued_ends_and_writes_each_alone_when_refused(sql_s
     assert [calls[r] for r in (more[0], ids[3], more[1])] == [["alone"]] * 3
     assert sql_store.get_run(more[0]).info.status == RunStatus.FINISHED
     assert sql_store.get_run(more[1]).info.status == RunStatus.FINISHED
+
+
+def test_ends_queued_while_a_write_is_under_way_wait_to_be_batched(
+    sql_store: SqlStore, monkeypatch: pytest.MonkeyPatch
+):
+    from flowml.tracking import closer as closer_module
+
+    monkeypatch.setattr(closer_module, "CLOSE_LINGER_S", 1.0)
+    closer = RunCloser()
+    ids = [sql_store.create_run("0", "me", start_time=1).info.run_id for _ in range(2)]
+    calls: dict[str, list[str]] = {run_id: [] for run_id in ids}
+    writing, release = threading.Event(), threading.Event()
+
+    def job(i: int, run_id: str) -> BatchedEnd:
+        def alone() -> None:
+            calls[run_id].append("alone")
+            sql_store.finish_run(run_id, RunStatus.FINISHED, 1_000 + i)
+
+        return BatchedEnd(
+            sql_store, lambda: _end(run_id, i), lambda end: calls[run_id].append("batched"), alone
+        )
+
+    closer.submit("slow", lambda: (writing.set(), release.wait(10)))
+    assert writing.wait(10)
+    closer.submit(ids[0], job(0, ids[0]))  # arrives while the slow write is under way
+    release.set()
+    time.sleep(0.05)
+    closer.submit(ids[1], job(1, ids[1]))  # a moment after it ended: within the linger
+    closer.ensure()
+    assert calls == {ids[0]: ["batched"], ids[1]: ["batched"]}  # one batch, not two ends alone
+    assert {sql_store.get_run(r).info.status for r in ids} == {RunStatus.FINISHED}
