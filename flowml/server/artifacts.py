@@ -96,21 +96,35 @@ async def download(request: Request) -> Response:
         rel = _proxy_path(request)
         wanted = request.headers.get("range")
         if wanted is None and ctx.artifacts.is_local:
-            # A local file's first chunk on the event loop: for the many small artifacts a
+            # A local file's first bytes on the event loop: for the many small artifacts a
             # worker-thread hop costs more than the read (a page-cache copy).
-            handle, head = _open_and_read_head(ctx, rel, _INLINE_BYTES)
-        else:
-            handle, head = await run_in_threadpool(_open_and_read_head, ctx, rel, wanted)
+            return _reply(ctx, rel, None, _INLINE_BYTES)
+        return await run_in_threadpool(_reply, ctx, rel, wanted, _CHUNK)
     except FlowMLError as exc:
         return error_response(exc)
     except Exception as exc:  # any other fault: logged, answered without internals
         return internal_error(exc)
-    if handle is None:  # the whole file fitted in the first read: one reply, no stream
-        return Response(head, media_type=_media_type(rel))
-    if isinstance(head, tuple):
-        span, total = head
-        return FileStream(handle, _media_type(rel), span=span, total=total)
-    return file_response(handle, rel, head, _size(handle))
+
+
+def _reply(ctx: ServerContext, rel: str, wanted: str | None, first: int) -> Response:
+    """Open an artifact and answer with it: a file no longer than ``first`` bytes (most
+    artifacts) in one body, a longer one streamed after its first ``first`` bytes, and
+    the ``wanted`` range of a file of known size as a 206 reply."""
+    handle = ctx.artifacts.open_artifact(rel)
+    try:
+        size = _size(handle)
+        span = byte_range(wanted, size)
+        if span is not None:
+            handle.seek(span[0])
+            return FileStream(handle, _media_type(rel), span=span, total=size)
+        head = handle.read(first)
+        if len(head) < first:
+            handle.close()
+            return Response(head, media_type=_media_type(rel))
+    except BaseException:
+        handle.close()
+        raise
+    return file_response(handle, rel, head, size)
 
 
 def _size(handle: Any) -> int | None:
@@ -120,32 +134,6 @@ def _size(handle: Any) -> int | None:
         return os.fstat(handle.fileno()).st_size
     except (AttributeError, OSError, ValueError):  # an object store's file has no fd
         return None
-
-
-def _open_and_read_head(ctx: ServerContext, rel: str, first: int | str | None = None) -> Any:
-    """Open an artifact and read its first ``first`` bytes (default one chunk) in the same
-    worker-thread hop; a file no longer than that (most artifacts) comes back whole,
-    already closed, as ``(None, content)``. With a ``Range`` header (``first`` a string)
-    on a file of known size, the file is positioned at the range's start and comes back
-    with ``((start, stop), size)``.
-    """
-    handle = ctx.artifacts.open_artifact(rel)
-    try:
-        if isinstance(first, str):
-            size = _size(handle)
-            span = byte_range(first, size)
-            if span is not None:
-                handle.seek(span[0])
-                return handle, (span, size)
-            first = None
-        head = handle.read(first or _CHUNK)
-        if len(head) < (first or _CHUNK):
-            handle.close()
-            return None, head
-    except BaseException:
-        handle.close()
-        raise
-    return handle, head
 
 
 def _media_type(name: str) -> str:
