@@ -104,7 +104,9 @@ class FileStream(Response):
         # Not Response.__init__: it would declare an empty body's length.
         self.status_code, self.media_type, self.background = 206 if span else 200, media_type, None
         self.init_headers(headers)
-        self.handle, self.head, self.remaining = handle, head, size
+        # A range stops after its last byte; a whole file is read to its end.
+        self.handle, self.head = handle, head
+        self.remaining = None if span is None else span[1] - span[0]
 
     def _read(self) -> bytes:
         want = CHUNK if self.remaining is None else min(CHUNK, self.remaining)
