@@ -9,8 +9,9 @@ Workloads (issue 11, "Speed"):
   (a) ``runs/log-batch`` values/s with 1 and 4 concurrent clients (each its own run, batches
       of 20 metrics x 10 steps);
   (b) per-call logging: ``runs/log-metric`` requests/s, one client;
-  (c) ``runs/search`` latency over REST on 5,000 runs: no filter (1,000 results) and
-      ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC`` (100);
+  (c) ``runs/search`` latency over REST on 5,000 runs: no filter (1,000 results),
+      ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC`` (100),
+      a tag filter, a param filter ordered by a metric, and a metric filter (100 each);
       median of 5;
   (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file;
   (e) memory: RSS (and PSS, which counts pages shared between workers once) of each
@@ -264,6 +265,21 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
 
 
 WORKLOADS = ("log", "search", "artifacts")
+# The filtered searches (100 results each) over the populated runs.
+SEARCHES: dict[str, dict[str, Any]] = {
+    "search_filter_ms": {
+        "filter": "metrics.acc > 0.5 and params.lr = '0.01'",
+        "order_by": ["metrics.acc DESC"],
+        "max_results": 100,
+    },
+    "search_tag_ms": {"filter": "tags.team = 't3'", "max_results": 100},
+    "search_param_order_ms": {
+        "filter": "params.lr = '0.1'",
+        "order_by": ["metrics.acc ASC"],
+        "max_results": 100,
+    },
+    "search_metric_ms": {"filter": "metrics.acc >= 0.9", "max_results": 100},
+}
 
 
 def measure(
@@ -287,12 +303,8 @@ def measure(
             _parallel(_populate, [(url, search_exp, i * share, share) for i in range(4)])
             everything = {"max_results": 1000}
             out["search_all_ms"] = _search_ms(url, search_exp, everything, sizes["repeats"])
-            filtered = {
-                "filter": "metrics.acc > 0.5 and params.lr = '0.01'",
-                "order_by": ["metrics.acc DESC"],
-                "max_results": 100,
-            }
-            out["search_filter_ms"] = _search_ms(url, search_exp, filtered, sizes["repeats"])
+            for key, body in SEARCHES.items():
+                out[key] = _search_ms(url, search_exp, body, sizes["repeats"])
         if "artifacts" in only:
             print(f"{side}: artifacts", file=sys.stderr)
             out.update(_artifacts(url, side, sizes["small"], sizes["big_mb"]))
@@ -306,6 +318,9 @@ ROWS = (
     ("log_calls", "log-metric requests/s, 1 client", True),
     ("search_all_ms", "search 5,000 runs, 1,000 results (ms)", False),
     ("search_filter_ms", "search with filter + order, 100 results (ms)", False),
+    ("search_tag_ms", "search with a tag filter, 100 results (ms)", False),
+    ("search_param_order_ms", "search param filter, metric order, 100 (ms)", False),
+    ("search_metric_ms", "search with a metric filter, 100 results (ms)", False),
     ("small_up", "proxy up, 100 x 10 KB (MB/s)", True),
     ("small_down", "proxy down, 100 x 10 KB (MB/s)", True),
     ("big_up", "proxy up, one 50 MB file (MB/s)", True),

@@ -11,16 +11,16 @@ is refused by ``artifacts/list`` (its client reads that location itself).
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 import os
 import posixpath
 import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from flowml.exceptions import ArtifactPathError, FlowMLError, InvalidParameter
 from flowml.server.api import (
@@ -31,14 +31,15 @@ from flowml.server.api import (
     json_response,
 )
 from flowml.server.context import ServerContext
+from flowml.server.file_streams import CHUNK, FileStream, byte_range, receive_into
 from flowml.server.wire import Fields
 from flowml.tracking.artifacts import FileInfo, safe_artifact_path
 
 __all__ = ["ENDPOINTS", "delete_artifact", "download", "list_proxied", "upload"]
 
-_CHUNK = 1024 * 1024
-# After the first chunk, a download streams in larger reads: fewer worker-thread hops.
-_STREAM_CHUNK = 4 * 1024 * 1024
+_CHUNK = CHUNK
+# Small enough to read or write on the event loop (local disk): a few page-cache copies.
+_INLINE_BYTES = 64 * 1024
 _IN_MEMORY_BYTES = 8 * 1024 * 1024
 
 
@@ -87,29 +88,43 @@ async def list_proxied(request: Request) -> Response:
     return json_response({"files": [_file_json(f, posixpath.basename(f.path)) for f in listed]})
 
 
-def _chunks(handle: Any, head: bytes = b"") -> Iterator[bytes]:
-    try:
-        if head:
-            yield head
-        while chunk := handle.read(_STREAM_CHUNK):
-            yield chunk
-    finally:
-        handle.close()
-
-
 async def download(request: Request) -> Response:
-    """``GET .../mlflow-artifacts/artifacts/<path>``: the file, streamed."""
+    """``GET .../mlflow-artifacts/artifacts/<path>``: the file, streamed (one ``Range`` of a
+    local file is honoured with a 206 reply)."""
     ctx: ServerContext = request.app.state.ctx
     try:
         rel = _proxy_path(request)
-        handle, head = await run_in_threadpool(_open_and_read_head, ctx, rel)
+        wanted = request.headers.get("range")
+        if wanted is None and ctx.artifacts.is_local:
+            # A local file's first bytes on the event loop: for the many small artifacts a
+            # worker-thread hop costs more than the read (a page-cache copy).
+            return _reply(ctx, rel, None, _INLINE_BYTES)
+        return await run_in_threadpool(_reply, ctx, rel, wanted, _CHUNK)
     except FlowMLError as exc:
         return error_response(exc)
     except Exception as exc:  # any other fault: logged, answered without internals
         return internal_error(exc)
-    if handle is None:  # the whole file fitted in the first read: one reply, no stream
-        return Response(head, media_type=_media_type(rel))
-    return file_response(handle, rel, head, _size(handle))
+
+
+def _reply(ctx: ServerContext, rel: str, wanted: str | None, first: int) -> Response:
+    """Open an artifact and answer with it: a file no longer than ``first`` bytes (most
+    artifacts) in one body, a longer one streamed after its first ``first`` bytes, and
+    the ``wanted`` range of a file of known size as a 206 reply."""
+    handle = ctx.artifacts.open_artifact(rel)
+    try:
+        size = _size(handle)
+        span = byte_range(wanted, size)
+        if span is not None:
+            handle.seek(span[0])
+            return FileStream(handle, _media_type(rel), span=span, total=size)
+        head = handle.read(first)
+        if len(head) < first:
+            handle.close()
+            return Response(head, media_type=_media_type(rel))
+    except BaseException:
+        handle.close()
+        raise
+    return file_response(handle, rel, head, size)
 
 
 def _size(handle: Any) -> int | None:
@@ -121,33 +136,14 @@ def _size(handle: Any) -> int | None:
         return None
 
 
-def _open_and_read_head(ctx: ServerContext, rel: str) -> tuple[Any, bytes]:
-    """Open an artifact and read its first chunk in the same worker-thread hop; a file
-    no longer than one chunk (most artifacts) comes back whole, already closed."""
-    handle = ctx.artifacts.open_artifact(rel)
-    try:
-        head = handle.read(_CHUNK)
-        if len(head) < _CHUNK:
-            handle.close()
-            return None, head
-    except BaseException:
-        handle.close()
-        raise
-    return handle, head
-
-
 def _media_type(name: str) -> str:
     return mimetypes.guess_type(name)[0] or "application/octet-stream"
 
 
-def file_response(
-    handle: Any, name: str, head: bytes = b"", size: int | None = None
-) -> StreamingResponse:
+def file_response(handle: Any, name: str, head: bytes = b"", size: int | None = None) -> Response:
     """An open artifact file streamed back (after ``head``, already read from it), typed
     by ``name``'s extension; ``size`` (the whole file's) is sent as its Content-Length."""
-    headers = None if size is None else {"content-length": str(size)}
-    # A sync iterator: Starlette reads it on a worker thread, chunk by chunk.
-    return StreamingResponse(_chunks(handle, head), media_type=_media_type(name), headers=headers)
+    return FileStream(handle, _media_type(name), head=head, size=size)
 
 
 async def upload(request: Request) -> Response:
@@ -169,12 +165,18 @@ async def upload(request: Request) -> Response:
             # Small files (most artifacts): one write, no spool file. The declared length
             # bounds what is held; a body longer than declared is cut off by the server.
             body = await request.body()
-            await run_in_threadpool(ctx.artifacts.write_bytes, rel, body)
+            if len(body) <= _INLINE_BYTES and ctx.artifacts.is_local:
+                # On local disk a small write costs less than a worker-thread hop.
+                ctx.artifacts.write_bytes(rel, body)
+            else:
+                await run_in_threadpool(ctx.artifacts.write_bytes, rel, body)
             return json_response({})
-        if await _stream_to_disk(ctx, rel, request):
+        limit: int = request.app.state.max_upload_bytes
+        if await receive_into(
+            request, functools.partial(ctx.artifacts.write_stream, rel), limit, RequestTooLarge
+        ):
             return json_response({})
         directory, name = posixpath.split(rel)
-        limit: int = request.app.state.max_upload_bytes
         with tempfile.TemporaryDirectory(prefix="flowml-upload-") as spool:
             local = os.path.join(spool, name)
             with open(local, "wb") as out:
@@ -192,44 +194,6 @@ async def upload(request: Request) -> Response:
     except Exception as exc:  # any other fault: logged, answered without internals
         return internal_error(exc)
     return json_response({})
-
-
-async def _stream_to_disk(ctx: ServerContext, rel: str, request: Request) -> bool:
-    """Write the body straight into the local destination (one write, atomic rename).
-
-    The file is written on a worker thread, which pulls the body's chunks from the event
-    loop about a MiB at a time; a client that disconnects midway leaves no partial artifact.
-    Returns ``False`` when the destination is not local disk (nothing read yet).
-    """
-    import anyio.from_thread
-
-    chunks = request.stream().__aiter__()
-    limit: int = request.app.state.max_upload_bytes
-
-    async def next_batch() -> list[bytes]:
-        # Many body chunks per thread hop: the server receives them in small pieces
-        # (tens of KB), and a hop per piece costs more than writing it.
-        batch: list[bytes] = []
-        held = 0
-        async for chunk in chunks:
-            batch.append(chunk)
-            held += len(chunk)
-            if held >= _CHUNK:
-                break
-        return batch
-
-    def fill(out: Any) -> None:
-        size = 0
-        while batch := anyio.from_thread.run(next_batch):
-            for chunk in batch:
-                size += len(chunk)
-                if size > limit:  # a chunked body declares no length up front
-                    raise RequestTooLarge(
-                        f"Upload is larger than this server's limit of {limit} bytes"
-                    )
-                out.write(chunk)
-
-    return bool(await run_in_threadpool(ctx.artifacts.write_stream, rel, fill))
 
 
 async def delete_artifact(request: Request) -> Response:

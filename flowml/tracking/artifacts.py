@@ -95,6 +95,11 @@ class ArtifactRepository:
         self.root = self.root.rstrip("/")
         self._local = _is_local(self.fs)
 
+    @property
+    def is_local(self) -> bool:
+        """Whether the artifacts live on this machine's disk (not an object store)."""
+        return self._local
+
     def _full(self, artifact_path: str | None) -> str:
         rel = safe_artifact_path(artifact_path)
         return f"{self.root}/{rel}" if rel else self.root

@@ -21,8 +21,9 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, FromClause, Row, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, FromClause, Row, Select, func, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.roles import ColumnsClauseRole
 
@@ -33,12 +34,19 @@ from flowml.tracking.store.base import SEARCH_MAX_RESULTS_LIMIT
 from flowml.tracking.store.page_token import decode_page_token, encode_page_token
 from flowml.tracking.store.pg_search import search_engine
 from flowml.tracking.store.pg_stats import refresh_if_stale
-from flowml.tracking.store.sql_filter import SearchTarget, compile_filter, compile_order_by
+from flowml.tracking.store.sql_filter import (
+    Bind,
+    SearchTarget,
+    compile_filter,
+    compile_order_by,
+)
 
 __all__ = [
     "PAGE_MARK",
     "PagedTable",
+    "page_statement",
     "parse_search",
+    "resume_page",
     "search_connection",
     "select_page",
     "validate_max_results",
@@ -173,11 +181,50 @@ def select_page(
     Raises:
         InvalidParameter: a page token that is not this search's.
     """
-    offset, mark = _resume(page_token, query)
+    offset, mark = resume_page(page_token, query)
     if matches_nothing:
         return [], None
-    dialect = conn.dialect.name
-    clauses, from_clause, joined = compile_order_by(orders, table.target, dialect)
+    statement = page_statement(
+        table,
+        node=node,
+        orders=orders,
+        dialect=conn.dialect.name,
+        where=where,
+        tie_breakers=tie_breakers,
+        mark=mark,
+        offset=offset,
+        limit=max_results + 1,
+    )
+    rows = conn.execute(statement).all()
+    # One extra row was fetched: its presence is what says another page exists.
+    if len(rows) > max_results:
+        if mark is None:
+            mark = getattr(rows[0], PAGE_MARK)
+        return list(rows[:max_results]), encode_page_token(offset + max_results, mark, query)
+    return list(rows), None
+
+
+def page_statement(
+    table: PagedTable,
+    *,
+    node: Node | None,
+    orders: Sequence[OrderBy],
+    dialect: str,
+    where: Sequence[ColumnElement[bool]],
+    tie_breakers: Sequence[ColumnElement[object]],
+    mark: int | ColumnElement[int] | None,
+    offset: int | ColumnElement[int],
+    limit: int | ColumnElement[int],
+    required: frozenset[tuple[str, str]] = frozenset(),
+    bind: Bind | None = None,
+) -> Select[Any]:
+    """`select_page`'s statement: the rows from ``offset`` on, at most ``limit``, at or below
+    the high-water ``mark`` (``None``: a first page, whose rows carry the mark as
+    `PAGE_MARK`). Values may be bound parameters (`flowml.tracking.store.search_plans`);
+    ``required`` names the order_by keys every matching row has (see `compile_order_by`);
+    ``bind`` is `compile_filter`'s.
+    """
+    clauses, from_clause, joined = compile_order_by(orders, table.target, dialect, required)
     clauses.extend(tie_breakers)
     for other, on in table.joins:
         from_clause = from_clause.join(other, on)
@@ -191,22 +238,18 @@ def select_page(
     else:
         conditions.append(table.sequence <= mark)
     if node is not None:
-        conditions.append(compile_filter(node, table.target, dialect, joined))
-    statement = (
+        if bind is None:
+            conditions.append(compile_filter(node, table.target, dialect, joined))
+        else:
+            conditions.append(compile_filter(node, table.target, dialect, joined, bind))
+    return (
         select(*columns)
         .select_from(from_clause)
         .where(*conditions)
         .order_by(*clauses)
         .offset(offset)
-        .limit(max_results + 1)
+        .limit(limit)
     )
-    rows = conn.execute(statement).all()
-    # One extra row was fetched: its presence is what says another page exists.
-    if len(rows) > max_results:
-        if mark is None:
-            mark = getattr(rows[0], PAGE_MARK)
-        return list(rows[:max_results]), encode_page_token(offset + max_results, mark, query)
-    return list(rows), None
 
 
 # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout (query_canceled).
@@ -299,7 +342,9 @@ def _apply_timeout(conn: Connection, timeout_s: float) -> Callable[[], bool]:
     return lambda: fired
 
 
-def _resume(page_token: str | None, query: str) -> tuple[int, int | None]:
+def resume_page(page_token: str | None, query: str) -> tuple[int, int | None]:
+    """``(offset, high-water mark)`` from a page token of the search ``query`` (``(0,
+    None)`` for a first page); raises `InvalidParameter` for another search's token."""
     if page_token is None or page_token == "":
         return 0, None
     token = decode_page_token(page_token, query)

@@ -155,6 +155,8 @@ latest_metrics = Table(
     Column("value", _DOUBLE, nullable=True),
     Column("timestamp", BigInteger, nullable=False),
     Column("step", BigInteger, nullable=False),
+    # A filter and order on one metric walks its values in order (revision 0009).
+    Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
 # What each run read and produced (see `flowml.tracking.lineage`). One row per

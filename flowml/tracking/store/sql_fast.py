@@ -253,6 +253,22 @@ def fetch_all(conn: Connection, name: str, params: dict[str, Any]) -> list[tuple
         cursor.close()
 
 
+def fetch_text(
+    conn: Connection, sql: str, order: Sequence[str] | None, params: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """Execute SQL text compiled elsewhere for this dialect (``order``: its positional
+    parameters' names, ``None`` for named ones); all its rows."""
+    cursor = _cursor(conn)
+    try:
+        cursor.execute(sql, tuple(params[n] for n in order) if order is not None else params)
+        return list(cursor.fetchall())
+    except Exception as exc:  # a damaged file, an I/O error...: as StoreError
+        faults.raise_for(conn, exc)
+        raise
+    finally:
+        cursor.close()
+
+
 class Reply:
     """The first row of a statement sent with `send`, read once with `row`.
 

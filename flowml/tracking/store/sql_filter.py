@@ -30,7 +30,7 @@ Semantics, identical on SQLite and PostgreSQL:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -56,7 +56,10 @@ __all__ = [
     "SearchTarget",
     "compile_filter",
     "compile_order_by",
+    "compared_values",
     "like_to_glob",
+    "required_keys",
+    "sql_value",
 ]
 
 ESCAPE = "\\"
@@ -99,8 +102,20 @@ class SearchTarget:
 Joined = Mapping[tuple[str, str], FromClause]
 
 
+# Turns each compared value (as `sql_value` gives it) into what the SQL compares with.
+Bind = Callable[[object], object]
+
+
+def _as_is(value: object) -> object:
+    return value
+
+
 def compile_filter(
-    node: Node, target: SearchTarget, dialect: str, joined: Joined | None = None
+    node: Node,
+    target: SearchTarget,
+    dialect: str,
+    joined: Joined | None = None,
+    bind: Bind = _as_is,
 ) -> ColumnElement[bool]:
     """The WHERE condition for a parsed filter.
 
@@ -110,30 +125,71 @@ def compile_filter(
         dialect: the SQLAlchemy dialect name (``sqlite``, ``postgresql``).
         joined: the order_by's child joins (`CompiledOrder.joined`) when the condition
             goes into the same statement: comparisons on those keys read the joined row.
+        bind: called on each compared value in the order of `compared_values` (a
+            pre-order walk); what it returns is compared instead (say, bound parameters
+            of a statement prepared once).
 
     Returns:
         A boolean SQL expression over ``target.table`` (and the ``joined`` tables).
     """
     if isinstance(node, And):
-        return and_(*(compile_filter(child, target, dialect, joined) for child in node.children))
+        parts = [compile_filter(child, target, dialect, joined, bind) for child in node.children]
+        return and_(*parts)
     if isinstance(node, Or):
-        return or_(*(compile_filter(child, target, dialect, joined) for child in node.children))
-    return _comparison(node, target, dialect, joined or {})
+        parts = [compile_filter(child, target, dialect, joined, bind) for child in node.children]
+        return or_(*parts)
+    return _comparison(node, target, dialect, joined or {}, bind)
+
+
+_NULL_TESTS = ("IS NULL", "IS NOT NULL")
+
+
+def compared_values(node: Node, target: SearchTarget, dialect: str) -> list[object]:
+    """Each comparison's `sql_value`, in the order `compile_filter` binds them (pre-order;
+    ``IS [NOT] NULL`` compares no value)."""
+    if isinstance(node, And | Or):
+        return [v for child in node.children for v in compared_values(child, target, dialect)]
+    return [] if node.op in _NULL_TESTS else [sql_value(node, target, dialect)]
+
+
+def sql_value(node: Comparison, target: SearchTarget, dialect: str) -> object:
+    """The value a comparison's SQL compares with: ids as integers for integer columns,
+    a LIKE pattern as SQLite's case-sensitive GLOB."""
+    value: object = node.value
+    if node.kind == ATTRIBUTE:
+        value = _coerce(target.attributes[node.key], value)
+    if node.op == "LIKE" and dialect == "sqlite":
+        return like_to_glob(str(value))
+    return value
+
+
+def required_keys(node: Node | None) -> frozenset[tuple[str, str]]:
+    """The ``(kind, key)`` of metrics, params and tags every row matching ``node`` has a
+    value for: those of the comparisons it ANDs together that a missing or NULL value
+    fails (see `_null_rejecting`)."""
+    if node is None or isinstance(node, Or):
+        return frozenset()
+    if isinstance(node, And):
+        return frozenset().union(*(required_keys(child) for child in node.children))
+    if node.kind != ATTRIBUTE and _null_rejecting(node):
+        return frozenset({(node.kind, node.key)})
+    return frozenset()
 
 
 def _comparison(
-    node: Comparison, target: SearchTarget, dialect: str, joined: Joined
+    node: Comparison, target: SearchTarget, dialect: str, joined: Joined, bind: Bind
 ) -> ColumnElement[bool]:
     if node.kind == ATTRIBUTE:
         column = target.attributes[node.key]
-        return _compare(column, node.op, _coerce(column, node.value), dialect)
+        return _compare(column, node.op, bind(sql_value(node, target, dialect)), dialect)
     child = target.children[node.kind]
     reuse = joined.get((node.kind, node.key))
     if reuse is not None and _null_rejecting(node):
         # The order_by's outer join holds the parent's one row for this key, or NULLs: a
         # comparison that NULL fails is the EXISTS probe's answer (the grammar has no NOT,
         # so a NULL inside AND/OR is as false as a missing row).
-        return _compare(reuse.c[child.value_column], node.op, node.value, dialect)
+        value = bind(sql_value(node, target, dialect))
+        return _compare(reuse.c[child.value_column], node.op, value, dialect)
     table = child.table
     probe = [table.c[name] == parent for name, parent in child.links]
     probe.append(table.c[child.key_column] == node.key)
@@ -142,7 +198,7 @@ def _comparison(
     if node.op == "IS NOT NULL":
         return exists(select(literal(1)).where(*probe))
     value = table.c[child.value_column]
-    condition = _compare(value, node.op, node.value, dialect)
+    condition = _compare(value, node.op, bind(sql_value(node, target, dialect)), dialect)
     if node.kind == METRIC and node.op == "!=":
         condition = or_(condition, value.is_(None))
     return exists(select(literal(1)).where(*probe, condition))
@@ -188,11 +244,11 @@ def _compare(
     if op == "NOT IN":
         return column.not_in(list(value))  # type: ignore[call-overload]
     if op == "ILIKE":
-        return column.ilike(str(value), escape=ESCAPE)
+        return column.ilike(value, escape=ESCAPE)
     if op == "LIKE":
-        if dialect == "sqlite":
-            return column.op("GLOB")(like_to_glob(str(value)))
-        return column.like(str(value), escape=ESCAPE)
+        if dialect == "sqlite":  # ``value`` is already the GLOB pattern (`sql_value`)
+            return column.op("GLOB")(value)
+        return column.like(value, escape=ESCAPE)
     raise AssertionError(f"operator {op!r} has no SQL translation")
 
 
@@ -240,7 +296,12 @@ class CompiledOrder(NamedTuple):
     joined: Joined
 
 
-def compile_order_by(items: Sequence[OrderBy], target: SearchTarget, dialect: str) -> CompiledOrder:
+def compile_order_by(
+    items: Sequence[OrderBy],
+    target: SearchTarget,
+    dialect: str,
+    required: frozenset[tuple[str, str]] = frozenset(),
+) -> CompiledOrder:
     """ORDER BY clauses for parsed ``order_by`` items, and the FROM clause they need.
 
     Metric, param and tag keys are brought in by LEFT OUTER JOINs on the child
@@ -250,6 +311,9 @@ def compile_order_by(items: Sequence[OrderBy], target: SearchTarget, dialect: st
         items: the parsed order_by items, most significant first.
         target: the table mapping of the searched entity.
         dialect: the SQLAlchemy dialect name.
+        required: child keys every searched row has a value for (`required_keys` of the
+            filter): their "no value last" rank is the same for every row, so it is left
+            out, which lets a database read them in index order.
 
     Returns:
         The clauses, ``target.table`` with the joins, and the joins by key.
@@ -272,13 +336,12 @@ def compile_order_by(items: Sequence[OrderBy], target: SearchTarget, dialect: st
             on.append(join.c[child.key_column] == item.key)
             from_clause = from_clause.outerjoin(join, and_(*on))
         value = join.c[child.value_column]
-        if item.kind == METRIC:
+        if (item.kind, item.key) not in required and item.kind == METRIC:
             # Numbers, then NaN (row present, NULL value), then runs without the metric.
             present = join.c[child.links[0][0]]
-            rank = case((value.is_not(None), 0), (present.is_not(None), 1), else_=2)
-        else:
-            rank = case((value.is_(None), 1), else_=0)
-        clauses.append(rank)
+            clauses.append(case((value.is_not(None), 0), (present.is_not(None), 1), else_=2))
+        elif (item.kind, item.key) not in required:
+            clauses.append(case((value.is_(None), 1), else_=0))
         clauses.append(sort_key(value, item.ascending, dialect))
     return CompiledOrder(clauses, from_clause, joined)
 

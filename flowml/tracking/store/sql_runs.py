@@ -203,7 +203,7 @@ class SqlRuns:
         page_token: str | None = None,
     ) -> PagedList[Run]:
         from flowml.tracking.store.paging import search_connection
-        from flowml.tracking.store.sql_search import select_run_page
+        from flowml.tracking.store.search_plans import select_run_page
 
         ids = [str(parse_experiment_id(e)) for e in experiment_ids]
         with search_connection(self.engine, self.search_timeout_seconds) as conn:
@@ -218,7 +218,7 @@ class SqlRuns:
             )
             return PagedList(self._runs_from_rows(conn, rows), token)
 
-    def _runs_from_rows(self, conn: Connection, rows: Sequence[Row]) -> list[Run]:
+    def _runs_from_rows(self, conn: Connection, rows: Sequence[Row | sql_fast.RunRow]) -> list[Run]:
         """Attach params, tags and latest metrics: one driver-level query per chunk of runs."""
         by_id = {r.run_uuid: Run(info=_run_info(r), data=RunData()) for r in rows}
         if not by_id:

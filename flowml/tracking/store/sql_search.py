@@ -20,6 +20,7 @@ from flowml.tracking.search import (
     PARAM,
     RUN_SEARCH,
     TAG,
+    Node,
     OrderBy,
 )
 from flowml.tracking.search_limits import MAX_SEARCH_EXPERIMENTS
@@ -43,6 +44,9 @@ from flowml.tracking.store.sql_filter import ChildTable, SearchTarget, sort_key
 __all__ = [
     "EXPERIMENT_TARGET",
     "RUN_TARGET",
+    "RUNS",
+    "check_run_search",
+    "run_tie_breakers",
     "select_experiment_page",
     "select_run_page",
     "validate_max_results",
@@ -79,7 +83,7 @@ EXPERIMENT_TARGET = SearchTarget(
     },
 )
 
-_RUNS = PagedTable(RUN_TARGET, sequence=runs.c.id)
+RUNS = PagedTable(RUN_TARGET, sequence=runs.c.id)
 # Experiment ids start at 0 (the default experiment), so an empty table's mark is -1.
 _EXPERIMENTS = PagedTable(EXPERIMENT_TARGET, sequence=experiments.c.experiment_id, empty_mark=-1)
 
@@ -122,6 +126,33 @@ def select_run_page(
             max_results, or more than `MAX_SEARCH_EXPERIMENTS` experiments; nothing is
             read or written then.
     """
+    node, orders, ids, stages = check_run_search(
+        experiment_ids, filter_string, lifecycle_stages, max_results, order_by
+    )
+    tie_breakers = run_tie_breakers(orders, conn.dialect.name)
+    return select_page(
+        conn,
+        RUNS,
+        node=node,
+        orders=orders,
+        query=query_fingerprint("runs", node, orders, ids, stages),
+        page_token=page_token,
+        max_results=max_results,
+        where=[runs.c.experiment_id.in_(ids), runs.c.lifecycle_stage.in_(stages)],
+        tie_breakers=tie_breakers,
+        matches_nothing=not ids or not stages,
+    )
+
+
+def check_run_search(
+    experiment_ids: Sequence[str],
+    filter_string: str | None,
+    lifecycle_stages: Sequence[str],
+    max_results: int,
+    order_by: Sequence[str] | None,
+) -> tuple[Node | None, tuple[OrderBy, ...], list[int], list[str]]:
+    """A run search's parsed filter and order_by, and its experiment ids and stages
+    (sorted, without repeats); raises `InvalidParameter` as `select_run_page` says."""
     node, orders = parse_search(RUN_SEARCH, filter_string, order_by, max_results)
     given = _sequence(experiment_ids, "experiment_ids")
     if len(given) > MAX_SEARCH_EXPERIMENTS:
@@ -132,22 +163,17 @@ def select_run_page(
         )
     ids = sorted({_experiment_id(value) for value in given})
     stages = sorted(set(_strings(lifecycle_stages, "lifecycle_stages")))
+    return node, orders, ids, stages
+
+
+def run_tie_breakers(orders: Sequence[OrderBy], dialect: str) -> list[ColumnElement[object]]:
+    """What orders runs after ``orders``: MLflow's ``start_time DESC`` (unless ordered by
+    start_time already), then ``run_uuid``, so the order is total."""
     tie_breakers: list[ColumnElement[object]] = []
     if (ATTRIBUTE, "start_time") not in {(o.kind, o.key) for o in orders}:
         tie_breakers.append(runs.c.start_time.desc())
-    tie_breakers.append(sort_key(runs.c.run_uuid, True, conn.dialect.name))
-    return select_page(
-        conn,
-        _RUNS,
-        node=node,
-        orders=orders,
-        query=query_fingerprint("runs", node, orders, ids, stages),
-        page_token=page_token,
-        max_results=max_results,
-        where=[runs.c.experiment_id.in_(ids), runs.c.lifecycle_stage.in_(stages)],
-        tie_breakers=tie_breakers,
-        matches_nothing=not ids or not stages,
-    )
+    tie_breakers.append(sort_key(runs.c.run_uuid, True, dialect))
+    return tie_breakers
 
 
 def select_experiment_page(

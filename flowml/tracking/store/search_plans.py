@@ -1,0 +1,186 @@
+"""Run searches through statements prepared once per search shape.
+
+A run search's SQL depends only on its shape: the filter's tree (kinds, keys, operators,
+``IN`` list lengths), the order_by, how many experiments and stages it names and whether
+it is a first page. Its values (compared values, experiment ids, stages, offset, page
+size, high-water mark) are bound parameters. Each shape is compiled to the dialect's SQL
+text once, by the generic path's own builder (`paging.page_statement`), and run on the
+driver's cursor (`sql_fast.fetch_text`): no statement construction, cache-key hashing or
+result objects per request. The answers are the generic path's (`sql_search.select_run_page`;
+a test compares the two over many searches on SQLite and PostgreSQL).
+
+One difference in the SQL, not in the answers: an order_by key every matching run has a
+value for (the filter ANDs a comparison on it that a missing value fails, see
+`sql_filter.required_keys`) drops its "no value last" rank, which is the same for every
+row, so that the database can read that key in index order (``latest_metrics (key,
+value)``) and stop after a page instead of sorting every match.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import BindParameter, Connection, Integer, bindparam
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.types import NullType
+
+from flowml.tracking.search import And, Node, Or, OrderBy
+from flowml.tracking.store import sql_fast
+from flowml.tracking.store.page_token import encode_page_token, query_fingerprint
+from flowml.tracking.store.paging import PAGE_MARK, page_statement, resume_page
+from flowml.tracking.store.schema import runs
+from flowml.tracking.store.sql_fast import RunRow
+from flowml.tracking.store.sql_filter import compared_values, required_keys
+from flowml.tracking.store.sql_search import RUN_TARGET, RUNS, check_run_search, run_tie_breakers
+
+__all__ = ["MAX_PLANS", "select_run_page"]
+
+# Shapes kept compiled per process (least recently used dropped first): a server sees a
+# few dozen shapes (its UI's and its clients' searches), each a few KB of SQL text.
+MAX_PLANS = 256
+_COLUMNS = len(runs.c)
+assert RunRow._fields == tuple(runs.c.keys())  # rows are read by position
+assert PAGE_MARK not in RunRow._fields
+
+# The parameters a page binds besides the filter's values.
+_LIMIT, _OFFSET, _MARK = "page_limit", "page_offset", "page_mark"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    sql: str
+    order: tuple[str, ...] | None  # positional parameter names (SQLite), or None (named)
+    constants: dict[str, Any]  # parameters the shape fixes (keys, ranks, the empty mark)
+
+
+_plans: OrderedDict[tuple[Any, ...], _Plan] = OrderedDict()
+_lock = threading.Lock()
+
+
+def select_run_page(
+    conn: Connection,
+    experiment_ids: Sequence[str],
+    filter_string: str | None,
+    lifecycle_stages: Sequence[str],
+    max_results: int,
+    order_by: Sequence[str] | None,
+    page_token: str | None,
+) -> tuple[list[RunRow], str | None]:
+    """`sql_search.select_run_page`, through a prepared plan: the same rows (as
+    `RunRow`), the same page tokens, the same errors."""
+    node, orders, ids, stages = check_run_search(
+        experiment_ids, filter_string, lifecycle_stages, max_results, order_by
+    )
+    query = query_fingerprint("runs", node, orders, ids, stages)
+    offset, mark = resume_page(page_token, query)
+    if not ids or not stages:
+        return [], None
+    dialect = conn.dialect.name
+    values = compared_values(node, RUN_TARGET, dialect) if node is not None else []
+    key = (dialect, _shape(node), orders, len(ids), len(stages), mark is None)
+    plan = _plan(conn, key, node, orders, values, ids, stages, mark is None)
+    params = {**plan.constants, **_filter_params(values)}
+    params.update({f"e{i}": v for i, v in enumerate(ids)})
+    params.update({f"s{i}": v for i, v in enumerate(stages)})
+    params.update({_LIMIT: max_results + 1, _OFFSET: offset, _MARK: mark})
+    rows = sql_fast.fetch_text(conn, plan.sql, plan.order, params)
+    page = [RunRow(*row[:_COLUMNS]) for row in rows[:max_results]]
+    # One extra row was fetched: its presence is what says another page exists.
+    if len(rows) > max_results:
+        if mark is None:
+            mark = rows[0][_COLUMNS]
+        return page, encode_page_token(offset + max_results, mark, query)
+    return page, None
+
+
+def _shape(node: Node | None) -> Any:
+    """What of a filter decides its SQL: everything but the compared values (whose type
+    and ``IN`` length are kept)."""
+    if node is None:
+        return None
+    if isinstance(node, And | Or):
+        return (type(node).__name__, tuple(_shape(child) for child in node.children))
+    value = node.value
+    size = len(value) if isinstance(value, tuple) else type(value).__name__
+    return (node.kind, node.key, node.op, size)
+
+
+def _filter_params(values: list[object]) -> dict[str, object]:
+    """The filter's values by the names `_binder` gives them."""
+    params: dict[str, object] = {}
+    for i, value in enumerate(values):
+        if isinstance(value, tuple):
+            params.update({f"f{i}_{j}": v for j, v in enumerate(value)})
+        else:
+            params[f"f{i}"] = value
+    return params
+
+
+def _binder() -> Any:
+    """A `compile_filter` ``bind``: the i-th compared value becomes parameter ``f<i>``
+    (``f<i>_<j>`` for each value of an ``IN`` list), typed by the column it meets."""
+    count = itertools.count()
+
+    def bind(value: object) -> object:
+        i = next(count)
+        if isinstance(value, tuple):
+            return tuple(_param(f"f{i}_{j}", v) for j, v in enumerate(value))
+        return _param(f"f{i}", value)
+
+    return bind
+
+
+def _param(name: str, value: object) -> BindParameter[Any]:
+    # Untyped: a comparison gives it its column's type, as it does a literal value.
+    return bindparam(name, value, type_=NullType())
+
+
+def _plan(
+    conn: Connection,
+    key: tuple[Any, ...],
+    node: Node | None,
+    orders: tuple[OrderBy, ...],
+    values: list[object],
+    ids: list[int],
+    stages: list[str],
+    first_page: bool,
+) -> _Plan:
+    with _lock:
+        found = _plans.get(key)
+        if found is not None:
+            _plans.move_to_end(key)
+            return found
+    dialect = conn.dialect
+    statement = page_statement(
+        RUNS,
+        node=node,
+        orders=orders,
+        dialect=dialect.name,
+        where=[
+            runs.c.experiment_id.in_([_param(f"e{i}", v) for i, v in enumerate(ids)]),
+            runs.c.lifecycle_stage.in_([_param(f"s{i}", v) for i, v in enumerate(stages)]),
+        ],
+        tie_breakers=run_tie_breakers(orders, dialect.name),
+        mark=None if first_page else bindparam(_MARK, 0, type_=Integer),
+        offset=bindparam(_OFFSET, 0, type_=Integer),
+        limit=bindparam(_LIMIT, 1, type_=Integer),
+        required=required_keys(node),
+        bind=_binder(),
+    )
+    compiled = statement.compile(dialect=dialect)
+    assert isinstance(compiled, SQLCompiler)
+    variable = set(_filter_params(values)) | {_LIMIT, _OFFSET, _MARK}
+    variable |= {f"e{i}" for i in range(len(ids))} | {f"s{i}" for i in range(len(stages))}
+    constants = {k: v for k, v in compiled.params.items() if k not in variable}
+    positions = compiled.positiontup
+    plan = _Plan(str(compiled), tuple(positions) if positions is not None else None, constants)
+    with _lock:
+        _plans[key] = plan
+        while len(_plans) > MAX_PLANS:
+            _plans.popitem(last=False)
+    return plan
