@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from flowml.tracking.entities import LifecycleStage
+from flowml.tracking.entities import LifecycleStage, RunTag
 from flowml.tracking.store import pg_arrays, sql_fast
 from flowml.tracking.store.engine import one_round_trip
 from flowml.tracking.store.sql import SqlStore
@@ -212,4 +212,56 @@ def test_a_batch_naming_an_inactive_run_fails_as_a_whole(pg_store: SqlStore):
 def test_two_updates_of_one_run_go_row_by_row():
     rows = [{"b_run_uuid": "r", "status": "FAILED", "end_time": 1, "name": None}] * 2
     assert pg_arrays.statement("update_run", rows) is None
-    assert pg_arrays.statement("create_run", rows) is None  # no array form
+    assert pg_arrays.statement("params_of_run", rows) is None  # no array form
+
+
+def _created(store: SqlStore, replies: bool, deleted_experiment: str) -> list[tuple[Any, ...]]:
+    """Four runs prepared and created in one unit: one with a key already taken, one in a
+    deleted experiment; the runs table afterwards, by name."""
+    taken = store.create_run("0", "me", start_time=1, run_key=f"taken-{replies}").info.run_id
+    prepared = [
+        store.prepare_run("0", "/art/", "me", [RunTag("t", "1")], f"new-{replies}-{i}", key)
+        for i, key in enumerate((f"key-{replies}", f"taken-{replies}", None))
+    ]
+    prepared.append(
+        store.prepare_run(deleted_experiment, "/art", "me", [], f"gone-{replies}", None)
+    )
+    with one_round_trip(store.engine) as conn:
+        sent = sql_fast.send_creations(conn, prepared, later=True, replies=replies)
+    for reply in sent:
+        reply.close()
+    ids = {new.run.info.run_id: new.run.info.run_name for new in prepared}
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT run_uuid, run_key, name, experiment_id, status, artifact_uri, "
+                "lifecycle_stage, parent_run_uuid FROM runs WHERE run_uuid = ANY(:ids)"
+            ),
+            {"ids": list(ids)},
+        ).all()
+        tags = conn.execute(
+            text("SELECT run_uuid, key, value FROM tags WHERE run_uuid = ANY(:ids)"),
+            {"ids": list(ids)},
+        ).all()
+    assert store.get_run(taken).info.run_id == taken  # the stored run with the key stays
+
+    def replace(value: Any) -> str:  # run ids by their names, this call's marker as X
+        text = str(value)
+        for run_id, name in ids.items():
+            text = text.replace(run_id, name)
+        return text.replace(str(replies), "X")
+
+    return sorted(
+        [tuple(replace(v) for v in (*row[1:], "run")) for row in rows]
+        + [(replace(row[0]), row[1], replace(row[2]), "tag") for row in tags]
+    )
+
+
+def test_runs_created_in_one_execution_are_those_created_one_by_one(pg_store: SqlStore):
+    experiment = pg_store.create_experiment("soon-deleted")
+    pg_store.delete_experiment(experiment)
+    by_replies = _created(pg_store, True, experiment)
+    by_arrays = _created(pg_store, False, experiment)
+    assert by_arrays == by_replies
+    names = {row[1] for row in by_arrays if row[-1] == "run"}
+    assert names == {"new-X-0", "new-X-2"}  # not the taken key, not the deleted experiment

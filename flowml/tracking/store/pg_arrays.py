@@ -50,6 +50,16 @@ _LINEAGE = (
     ("timestamp", _BIGINT),
 )
 _END = (("b_run_uuid", _TEXT), ("status", _TEXT), ("end_time", _BIGINT), ("name", _TEXT))
+_NEW_RUN = (
+    ("run_uuid", _TEXT),
+    ("run_key", _TEXT),
+    ("name", _TEXT),
+    ("experiment_id", _BIGINT),
+    ("user_id", _TEXT),
+    ("status", _TEXT),
+    ("start_time", _BIGINT),
+    ("parent_run_uuid", _TEXT),
+)
 
 
 def _rows_of(columns: tuple[tuple[str, str], ...]) -> str:
@@ -150,6 +160,20 @@ _SQL: dict[str, tuple[str, tuple[tuple[str, str], ...], Callable[[Rows], Rows | 
             "ORDER BY u.ord ON CONFLICT (run_uuid, direction, kind, uri) DO NOTHING",
         ),
         _LINEAGE,
+        lambda rows: rows,
+    ),
+    # Runs created only if new (by key) in an active experiment, as `create_run` does one
+    # by one; no rows come back (the caller checks the batch's runs afterwards).
+    "create_run": (
+        "INSERT INTO runs (run_uuid, run_key, name, experiment_id, user_id, status, start_time, "
+        "end_time, artifact_uri, lifecycle_stage, deleted_time, parent_run_uuid) "
+        "SELECT u.run_uuid, u.run_key, u.name, e.experiment_id, u.user_id, u.status, "
+        "u.start_time, NULL, rtrim(e.artifact_location, '/') || '/' || u.run_uuid || "
+        "'/artifacts', 'active', NULL, u.parent_run_uuid "
+        f"FROM {_rows_of(_NEW_RUN)} JOIN experiments e ON e.experiment_id = u.experiment_id "
+        "AND e.lifecycle_stage = 'active' ORDER BY u.ord "
+        "ON CONFLICT (run_key) WHERE run_key IS NOT NULL DO NOTHING",
+        _NEW_RUN,
         lambda rows: rows,
     ),
     "update_run": (

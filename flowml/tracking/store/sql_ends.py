@@ -92,7 +92,9 @@ def finish_runs(store: Any, ends: Sequence[RunEnd]) -> None:
     replies: list[sql_fast.Reply] = []
     try:
         with one_round_trip(engine) as conn:
-            replies = sql_fast.send_creations(conn, opens, later=piped)
+            # Pipelined, the replies are not needed: a run whose key was taken is not
+            # created, and `assert_active_run` below then refuses the batch.
+            replies = sql_fast.send_creations(conn, opens, later=piped, replies=not piped)
             if piped:
                 sql_fast.run_many(conn, "update_run", ended)
                 # Fails unless every run exists and is active: the whole batch rolls back.

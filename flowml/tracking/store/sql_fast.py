@@ -333,10 +333,18 @@ def run_many(conn: Connection, name: str, rows: Sequence[dict[str, Any]]) -> Non
         cursor.close()
 
 
-def send_creations(conn: Connection, new_runs: Sequence[NewRun], *, later: bool) -> list[Reply]:
+def send_creations(
+    conn: Connection, new_runs: Sequence[NewRun], *, later: bool, replies: bool = True
+) -> list[Reply]:
     """Queue the get-or-create of each run and the tags of those it creates; each reply's
-    row is the new run's artifact URI, or ``None`` when that run was not created."""
-    created = [send(conn, "create_run", new.values, later=later) for new in new_runs]
+    row is the new run's artifact URI, or ``None`` when that run was not created. Without
+    ``replies`` (the caller checks the runs otherwise) PostgreSQL creates them all in one
+    execution (`pg_arrays`) and nothing comes back."""
+    if not replies and len(new_runs) > 1 and conn.dialect.name == "postgresql":
+        run_many(conn, "create_run", [new.values for new in new_runs])
+        created: list[Reply] = []
+    else:
+        created = [send(conn, "create_run", new.values, later=later) for new in new_runs]
     run_many(conn, "insert_tags_of_new_run", [r for new in new_runs for r in new.tag_rows])
     return created
 
