@@ -103,6 +103,8 @@ def validate_param_value(key: str, value: object) -> str:
             f"Param {key!r} value is {len(text)} characters long; "
             f"the limit is {MAX_PARAM_VALUE_LENGTH}"
         )
+    if text.isascii() and "\x00" not in text:  # the common case: no message to build
+        return text
     return validate_text(f"Param {key!r} value", text)
 
 
@@ -112,6 +114,8 @@ def validate_tag_value(key: str, value: object) -> str:
         raise InvalidParameter(
             f"Tag {key!r} value is {len(text)} characters long; the limit is {MAX_TAG_VALUE_LENGTH}"
         )
+    if text.isascii() and "\x00" not in text:
+        return text
     return validate_text(f"Tag {key!r} value", text)
 
 
