@@ -80,8 +80,9 @@ class Settings(BaseSettings):
 
     # At the first tracked flow run of a process, move the objects that exist then (the
     # imported modules of Prefect, flowml and the program) out of the garbage collector's
-    # reach (`gc.freeze`), so that its full passes during flows do not rescan them.
-    gc_freeze: bool = True
+    # reach (`gc.freeze`), so that its full passes during flows do not rescan them. Off by
+    # default: frozen objects are also hidden from `gc.get_referrers`, which some tools use.
+    gc_freeze: bool = False
 
     @field_validator("home", mode="after")
     @classmethod

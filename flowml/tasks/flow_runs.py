@@ -109,14 +109,17 @@ _frozen = False
 
 
 def _freeze_once() -> None:
-    """The first tracked flow run of the process freezes what exists (``FLOWML_GC_FREEZE``).
+    """With ``FLOWML_GC_FREEZE``, the first tracked flow run of the process freezes what
+    exists.
 
     A full collection scans every object the collector tracks: with Prefect imported that
     is a few hundred thousand, hundreds of milliseconds on a busy machine, and a flow of
     short tasks allocates enough to trigger one every few hundred tasks. Frozen objects
     (modules, classes, the program's data loaded so far) are no longer scanned; the price
     is that a frozen object that later becomes part of an unreachable cycle is never freed,
-    which is rare for what exists before the first flow run (mostly module-level state).
+    which is rare for what exists before the first flow run (mostly module-level state),
+    and that `gc.get_referrers` no longer sees frozen referrers (Hypothesis, for one, then
+    warns that a registered object may be collected): hence opt-in.
     """
     global _frozen
     if _frozen:

@@ -1,5 +1,5 @@
-"""The first tracked flow run of a process freezes what exists then (`gc.freeze`), unless
-``FLOWML_GC_FREEZE`` is off; later flow runs freeze nothing more."""
+"""With ``FLOWML_GC_FREEZE``, the first tracked flow run of a process freezes what exists
+then (`gc.freeze`); later flow runs freeze nothing more. Off by default."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from flowml.tasks import flow_runs
 
 @flowml.tracked_flow(experiment="gc-freeze", log_result=False)
 def small() -> int:
-    return len(gc.get_objects())
+    return 1
 
 
 @pytest.fixture
@@ -22,12 +22,12 @@ def unfrozen(monkeypatch: pytest.MonkeyPatch):
     gc.unfreeze()  # as in a fresh process: nothing frozen, no tracked flow run yet
     monkeypatch.setattr(flow_runs, "_frozen", False)
     yield
-    gc.unfreeze()
+    gc.unfreeze()  # frozen objects would hide from gc.get_referrers in later tests
 
 
-def test_the_first_tracked_flow_run_freezes_what_exists(unfrozen):
+def test_the_first_tracked_flow_run_freezes_what_exists(unfrozen, monkeypatch):
+    monkeypatch.setenv("FLOWML_GC_FREEZE", "true")
     before = len(gc.get_objects())
-    assert gc.get_freeze_count() == 0
     small()
     frozen = gc.get_freeze_count()
     assert frozen >= before // 2  # the program's objects, out of the collector's scans
@@ -36,8 +36,7 @@ def test_the_first_tracked_flow_run_freezes_what_exists(unfrozen):
     assert gc.get_freeze_count() <= frozen
 
 
-def test_off_when_the_setting_says_so(unfrozen, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("FLOWML_GC_FREEZE", "false")
+def test_off_by_default(unfrozen):
     assert get_settings().gc_freeze is False
     small()
     assert gc.get_freeze_count() == 0
