@@ -272,11 +272,14 @@ def _sampler() -> Sampler | None:
     from opentelemetry.trace import get_current_span
 
     drop = SamplingResult(Decision.DROP)
+    # The usual answer, made once: sampled, no attributes added, an empty trace state
+    # (flowml starts its spans without attributes; it sets them afterwards).
+    sample = SamplingResult(Decision.RECORD_AND_SAMPLE)
 
     class ParentBasedAlwaysOn(Sampler):
         """What the SDK's ``ParentBased(ALWAYS_ON)`` decides: a root span is sampled, a
         child follows its parent's flag. The SDK's takes four calls and reads the parent
-        twice per span; this one call and one read."""
+        twice per span; this one call and one read, and no new result in the usual case."""
 
         def should_sample(
             self,
@@ -290,9 +293,13 @@ def _sampler() -> Sampler | None:
         ) -> SamplingResult:
             parent = get_current_span(parent_context).get_span_context()
             if parent is None or not parent.is_valid:
+                if not attributes:
+                    return sample
                 return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
             if not parent.trace_flags.sampled:
                 return drop
+            if not attributes and not parent.trace_state:
+                return sample
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
 
         def get_description(self) -> str:
