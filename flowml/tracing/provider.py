@@ -149,6 +149,9 @@ class TraceProcessor:
     """
 
     def __init__(self) -> None:
+        from flowml.tracing import writer  # here, not per trace: it imports this module
+
+        self._writer = writer
         self._then: tuple[SpanProcessor, ...] = ()
 
     def add_span_processor(self, processor: SpanProcessor) -> None:
@@ -197,9 +200,7 @@ class TraceProcessor:
         _state["last_trace_id"] = pending.trace_id
         if pending.run_id:
             _runs_with_traces.add(pending.run_id)
-        from flowml.tracing import writer
-
-        writer.submit(pending)
+        self._writer.submit(pending)
 
     def shutdown(self) -> None:
         for processor in self._then:

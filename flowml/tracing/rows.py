@@ -2,15 +2,14 @@
 
 Both ways into the SQL store end here. `pending_rows` builds the rows of a trace recorded
 in this process straight from its finished OpenTelemetry spans, on the background
-writer's thread, without the `Trace` / `Span` entities in between (each span is read once;
-no entity object, property call or second pass per span). `trace_rows` builds the same rows
+writer's thread, without the `Trace` / `Span` entities in between (no entity objects, no
+decoding of what was just encoded, one pass over the spans). `trace_rows` builds the same rows
 from a `Trace` entity (traces received over OTLP or REST, or holding payloads that go to the
 artifact store first). The two agree column for column; the tests hold them to it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -68,68 +67,14 @@ def _kv(trace_id: str, values: dict[str, str]) -> list[tuple[str, str, str]]:
     return [(trace_id, k[:250], str(v)) for k, v in values.items()]
 
 
-def _rows(
-    trace_id: str,
-    experiment_id: str,
-    run_id: str | None,
-    meta: dict[str, str],
-    tags: dict[str, str],
-    spans: list[tuple[Any, ...]],
-    root: tuple[Any, ...] | None,
-    root_name: str,
-    root_attributes: Mapping[str, Any],
-    start_ms: int,
-    usage: dict[str, int] | None,
-) -> TraceRows:
-    """The trace's summary, tags and metadata from its span rows, its root's row, name and
-    attributes (MLflow's rules: state, times and previews come from the root)."""
-    if usage:
-        meta[e.TOKEN_USAGE] = orjson.dumps(usage).decode()
-    request = response = duration = None
-    state = e.TraceState.IN_PROGRESS
-    if root is not None:
-        request, response = root_attributes.get(_INPUTS), root_attributes.get(_OUTPUTS)
-        if request is not None:
-            meta.setdefault(e.TRACE_INPUTS, preview(request) or "")
-        if response is not None:
-            meta.setdefault(e.TRACE_OUTPUTS, preview(response) or "")
-        tags.setdefault(e.TRACE_NAME_TAG, root_name)
-        state = e.TraceState.ERROR if root[5] == "ERROR" else e.TraceState.OK
-        if root[7] is not None:
-            duration = (root[7] - root[6]) // 1_000_000
-    name = tags.get(e.TRACE_NAME_TAG)
-    summary = (
-        int(experiment_id),
-        (name or "")[:500] or None,
-        state,
-        start_ms,
-        duration,
-        run_id,
-        meta.get(e.PREFECT_TASK_RUN_ID),
-        preview(request),
-        preview(response),
-    )
-    return TraceRows(
-        trace_id,
-        str(experiment_id),
-        state == e.TraceState.IN_PROGRESS,
-        summary,
-        spans,
-        _kv(trace_id, tags),
-        _kv(trace_id, meta),
-    )
-
-
-def pending_rows(pending: PendingTrace) -> TraceRows | None:
-    """The rows of a trace recorded here, or ``None`` when one of its inputs or outputs is
-    large enough to go to the artifact store (`trace_rows` of its entity handles that)."""
-    trace_id = pending.trace_id
-    spans: list[ReadableSpan] = pending.spans
+def _span_rows(
+    pending: PendingTrace,
+) -> tuple[list[tuple[Any, ...]], ReadableSpan | None, dict[str, int] | None] | None:
+    """The trace's span rows (root first, then by start time), its root span and token
+    usage; ``None`` when a payload is over the artifact store's threshold."""
+    trace_id, spans = pending.trace_id, pending.spans
     encoded = encode_ids(spans[0], trace_id) if spans else None
-    root_id = pending.root_span_id
-    root: tuple[Any, ...] | None = None
-    root_name = ""
-    root_attributes: Mapping[str, Any] = {}
+    root: ReadableSpan | None = None
     usage: dict[str, int] | None = None
     keyed: list[tuple[bool, int, tuple[Any, ...]]] = []
     for span in spans:
@@ -153,26 +98,66 @@ def pending_rows(pending: PendingTrace) -> TraceRows | None:
             span.end_time,
             orjson.dumps(span_dict(span, trace_id, encoded)).decode(),
         )
-        is_root = context.span_id == root_id
+        is_root = context.span_id == pending.root_span_id
         if is_root:
-            root, root_name, root_attributes = row, span.name, attributes
+            root = span
         keyed.append((not is_root, start, row))
     keyed.sort(key=lambda k: (k[0], k[1]))
+    return [k[2] for k in keyed], root, usage
+
+
+def pending_rows(pending: PendingTrace) -> TraceRows | None:
+    """The rows of a trace recorded here, or ``None`` when one of its inputs or outputs is
+    large enough to go to the artifact store (`trace_rows` of its entity handles that).
+
+    MLflow's rules, as `flowml.tracing.convert.trace_from_spans` applies them: state,
+    duration, previews and name come from the root; the start from the earliest span.
+    """
+    found = _span_rows(pending)
+    if found is None:
+        return None
+    spans, root, usage = found
+    trace_id = pending.trace_id
     metadata = dict(pending.metadata)
     if pending.run_id:
         metadata[e.SOURCE_RUN] = pending.run_id
-    return _rows(
-        trace_id,
-        pending.experiment_id,
+    meta = {e.SCHEMA_VERSION: "3", **metadata}
+    tags = dict(pending.tags)
+    if usage:
+        meta[e.TOKEN_USAGE] = orjson.dumps(usage).decode()
+    request = response = duration = None
+    state = e.TraceState.IN_PROGRESS
+    if root is not None:
+        attributes = attribute_dict(root)
+        request, response = attributes.get(_INPUTS), attributes.get(_OUTPUTS)
+        if request is not None:
+            meta.setdefault(e.TRACE_INPUTS, preview(request) or "")
+        if response is not None:
+            meta.setdefault(e.TRACE_OUTPUTS, preview(response) or "")
+        tags.setdefault(e.TRACE_NAME_TAG, root.name)
+        state = e.TraceState.ERROR if root.status.status_code.value == 2 else e.TraceState.OK
+        if root.end_time is not None:
+            duration = (root.end_time - (root.start_time or 0)) // 1_000_000
+    name = tags.get(e.TRACE_NAME_TAG)
+    summary = (
+        int(pending.experiment_id),
+        (name or "")[:500] or None,
+        state,
+        min((row[6] for row in spans), default=0) // 1_000_000,
+        duration,
         pending.run_id,
-        {e.SCHEMA_VERSION: "3", **metadata},
-        dict(pending.tags),
-        [k[2] for k in keyed],
-        root,
-        root_name,
-        root_attributes,
-        min((k[1] for k in keyed), default=0) // 1_000_000,
-        usage,
+        meta.get(e.PREFECT_TASK_RUN_ID),
+        preview(request),
+        preview(response),
+    )
+    return TraceRows(
+        trace_id,
+        str(pending.experiment_id),
+        state == e.TraceState.IN_PROGRESS,
+        summary,
+        spans,
+        _kv(trace_id, tags),
+        _kv(trace_id, meta),
     )
 
 
