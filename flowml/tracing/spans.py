@@ -199,15 +199,13 @@ def encode_attributes(
 
 def _direct(span: OTelSpan, adding: int) -> dict[str, Any] | None:
     """The SDK span's own attribute dict, when ``adding`` more JSON strings can go straight
-    into it: the span is not ended and no SDK limit (count, value length) could apply."""
+    into it: no SDK limit (count, value length) could apply (read under the span's lock)."""
     bounded = getattr(span, "_attributes", None)
     found = getattr(bounded, "_dict", None)
-    if (
-        type(found) is not dict
-        or bounded._immutable  # type: ignore[union-attr]  # ended: the SDK warns
-        or bounded.max_value_len is not None  # type: ignore[union-attr]
-        or (bounded.maxlen is not None and len(found) + adding > bounded.maxlen)  # type: ignore[union-attr]
-    ):
+    if type(found) is not dict or getattr(bounded, "max_value_len", 0) is not None:
+        return None
+    maxlen = getattr(bounded, "maxlen", 0)
+    if maxlen is not None and len(found) + adding > maxlen:
         return None
     return found
 
@@ -216,26 +214,33 @@ def put_attributes(span: OTelSpan, attributes: Mapping[str, str]) -> None:
     """Add JSON-encoded attributes (non-empty string keys) to a started SDK span.
 
     Speed trick: a JSON string is a valid OTel value as it is, so the SDK's per-value
-    checks (a dozen calls each) are skipped when no limit applies; otherwise the SDK
-    sets them. Keys already present move to the end, as the SDK's own setter does.
+    checks (a dozen calls each) are skipped when no limit applies; otherwise, and on an
+    ended span, the SDK's setter runs. Under the span's lock, as the SDK's setter and
+    ``end`` take it; a key already present moves to the end, as with the SDK's setter.
     """
     found = _direct(span, len(attributes))
-    if found is None:
-        span.set_attributes(attributes)
-        return
-    for key, value in attributes.items():
-        found.pop(key, None)
-        found[key] = value
+    lock = getattr(span, "_lock", None)
+    if found is not None and lock is not None:
+        with lock:
+            if not getattr(span._attributes, "_immutable", True):  # set by `end`
+                for key, value in attributes.items():
+                    found.pop(key, None)
+                    found[key] = value
+                return
+    span.set_attributes(attributes)
 
 
 def put_attribute(span: OTelSpan, key: str, value: str) -> None:
-    """`put_attributes` for one attribute."""
+    """`put_attributes` for one attribute (any key: a bad one goes to the SDK's setter)."""
     found = _direct(span, 1) if isinstance(key, str) and key else None
-    if found is None:
-        span.set_attribute(key, value)
-        return
-    found.pop(key, None)
-    found[key] = value
+    lock = getattr(span, "_lock", None)
+    if found is not None and lock is not None:
+        with lock:
+            if not getattr(span._attributes, "_immutable", True):
+                found.pop(key, None)
+                found[key] = value
+                return
+    span.set_attribute(key, value)
 
 
 def current_live_span() -> LiveSpan | None:

@@ -180,3 +180,14 @@ def test_span_attribute_limits_still_apply(sqlite_uri, monkeypatch, limit):
         "mlflow.spanInputs",
         "mlflow.spanOutputs",
     ]
+
+
+def test_an_attribute_set_after_the_end_is_dropped(sqlite_uri, caplog):
+    with flowml.start_span("done") as span:
+        span.set_outputs(1)
+    span.set_attribute("late", 2)
+    span.set_outputs(3)
+    writer.flush()
+    (stored,) = flowml.get_trace(flowml.get_last_active_trace_id()).data.spans
+    assert stored.outputs == 1 and "late" not in stored.raw["attributes"]
+    assert "Setting attribute on ended span" in caplog.text
