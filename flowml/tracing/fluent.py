@@ -270,8 +270,7 @@ def _start(name: str, encoded: dict[str, str], inputs: str) -> OTelSpan:
     span: OTelSpan = get_tracer().start_span(  # type: ignore[assignment]
         name, record_exception=False, set_status_on_exception=False
     )
-    put_attributes(span, encoded)
-    put_attribute(span, _INPUTS, inputs)
+    put_attributes(span, {**encoded, _INPUTS: inputs})  # one locked write, not two
     return span
 
 
