@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from opentelemetry.trace import StatusCode
 
 from flowml.tracing import entities as e
 from flowml.tracing.payload import preview
@@ -28,7 +29,9 @@ __all__ = [
     "trace_from_spans",
 ]
 
-_STATUS = {0: "STATUS_CODE_OK", 1: "STATUS_CODE_OK", 2: "STATUS_CODE_ERROR"}  # UNSET, OK, ERROR
+# OTel's UNSET and OK are MLflow's OK. Compared by identity: an enum's value and hash are
+# Python-level calls, on every span written.
+_ERROR = StatusCode.ERROR
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 
 
@@ -83,7 +86,7 @@ def span_dict(
         if events
         else [],
         "status": {
-            "code": _STATUS.get(status.status_code.value, "STATUS_CODE_UNSET"),
+            "code": "STATUS_CODE_ERROR" if status.status_code is _ERROR else "STATUS_CODE_OK",
             "message": status.description or "",
         },
         "attributes": attributes,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from opentelemetry.trace import StatusCode
 
 from flowml.tracing import entities as e
 from flowml.tracing.convert import attribute_dict, encode_ids, span_dict, token_usage
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TraceRows", "pending_rows", "span_row", "trace_rows"]
 
-_STATUS = {0: "OK", 1: "OK", 2: "ERROR"}  # OTel's UNSET, OK, ERROR as the spans row says it
+_ERROR = StatusCode.ERROR  # OTel's UNSET and OK are MLflow's OK
 _INPUTS, _OUTPUTS = e.SpanAttributeKey.INPUTS, e.SpanAttributeKey.OUTPUTS
 _SPAN_TYPE, _USAGE = e.SpanAttributeKey.SPAN_TYPE, e.SpanAttributeKey.CHAT_USAGE
 # Encoded span type -> its column value: a handful of distinct values per process.
@@ -93,7 +94,7 @@ def _span_rows(
             f"{parent.span_id:016x}" if parent else None,
             span.name[:500],
             _span_type(attributes.get(_SPAN_TYPE)),
-            _STATUS.get(span.status.status_code.value, "UNSET"),
+            "ERROR" if span.status.status_code is _ERROR else "OK",
             start,
             span.end_time,
             orjson.dumps(span_dict(span, trace_id, encoded)).decode(),
@@ -135,7 +136,7 @@ def pending_rows(pending: PendingTrace) -> TraceRows | None:
         if response is not None:
             meta.setdefault(e.TRACE_OUTPUTS, preview(response) or "")
         tags.setdefault(e.TRACE_NAME_TAG, root.name)
-        state = e.TraceState.ERROR if root.status.status_code.value == 2 else e.TraceState.OK
+        state = e.TraceState.ERROR if root.status.status_code is _ERROR else e.TraceState.OK
         if root.end_time is not None:
             duration = (root.end_time - (root.start_time or 0)) // 1_000_000
     name = tags.get(e.TRACE_NAME_TAG)
