@@ -118,10 +118,18 @@ _DESTINATION_ENV = tuple(
 _destinations: dict[tuple[str | bytes | None, ...], tuple[str, str]] = {}
 
 
-def destination() -> tuple[str, str, str | None]:
-    """(tracking URI, experiment id, run id) for a trace starting in this context."""
+def _import_fluent() -> Any:
+    """`flowml.tracking.fluent`, imported on first use and kept (not an import statement
+    per root span; this module stays light to import)."""
     from flowml.tracking import fluent
 
+    _state["fluent"] = fluent
+    return fluent
+
+
+def destination() -> tuple[str, str, str | None]:
+    """(tracking URI, experiment id, run id) for a trace starting in this context."""
+    fluent = _state.get("fluent") or _import_fluent()
     run = fluent.active_run()
     if run is not None:
         return run.client.tracking_uri, run.info.experiment_id, run.info.run_id
