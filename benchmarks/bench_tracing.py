@@ -3,7 +3,9 @@
 Workloads (issue 14, "Speed"):
   (a) overhead per span of a traced no-op function, called directly (1 deep) and through a
       chain of 10 traced functions (10 deep): the caller's time per span, median of 3 runs
-      (both sides write traces in the background; their write time is (b));
+      (both sides write traces in the background; their write time is (b)); and the
+      process's CPU time per span from the first call until the traces are written (every
+      thread's: recording and writing, less sensitive to a busy machine than the clock);
   (b) spans written per second into SQLite: traces of 10 spans recorded and flushed, the
       clock stopping when the last one is in the database;
   (c) ``search_traces`` over 10,000 traces (recorded through each side's tracing API, a tag
@@ -91,14 +93,16 @@ def worker(side: str, sizes: dict[str, int], db: Path) -> dict[str, float]:
         ("overhead_1_us", one, sizes["calls"], 1),
         ("overhead_10_us", ten, sizes["deep_calls"], 10),
     ):
-        samples = []
+        samples, cpu = [], []
         for _ in range(3):
-            start = time.perf_counter()
+            cpu_start, start = time.process_time(), time.perf_counter()
             for i in range(calls):
                 fn(i)
             samples.append((time.perf_counter() - start) / (calls * depth) * 1e6)
             flush()  # background writes stay out of the next sample
+            cpu.append((time.process_time() - cpu_start) / (calls * depth) * 1e6)
         out[label] = statistics.median(samples)
+        out[label.replace("overhead", "cpu")] = statistics.median(cpu)
 
     start = time.perf_counter()
     for i in range(sizes["write_traces"]):
@@ -168,6 +172,8 @@ def _run_side(side: str, sizes: dict[str, int]) -> dict[str, float]:
 ROWS = [
     ("overhead_1_us", "a1: overhead per span, traced no-op", "µs", False),
     ("overhead_10_us", "a10: overhead per span, 10 deep", "µs", False),
+    ("cpu_1_us", "a1: CPU per span, with writing it", "µs", False),
+    ("cpu_10_us", "a10: CPU per span, with writing it", "µs", False),
     ("spans_per_s", "b: spans written per second (SQLite)", "spans/s", True),
     ("search_all_ms", "c1: search_traces, no filter, 100 of N", "ms", False),
     ("search_tag_ms", "c2: search_traces, tags.bucket = '3'", "ms", False),

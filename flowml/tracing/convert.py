@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from opentelemetry.trace import StatusCode
 
 from flowml.tracing import entities as e
 from flowml.tracing.payload import preview
@@ -19,9 +20,18 @@ from flowml.tracing.provider import PendingTrace
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["pending_to_trace", "span_dict", "trace_from_spans"]
+__all__ = [
+    "attribute_dict",
+    "encode_ids",
+    "pending_to_trace",
+    "span_dict",
+    "token_usage",
+    "trace_from_spans",
+]
 
-_STATUS = {0: "STATUS_CODE_OK", 1: "STATUS_CODE_OK", 2: "STATUS_CODE_ERROR"}  # UNSET, OK, ERROR
+# OTel's UNSET and OK are MLflow's OK. Compared by identity: an enum's value and hash are
+# Python-level calls, on every span written.
+_ERROR = StatusCode.ERROR
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 
 
@@ -29,7 +39,14 @@ def _b64(value: int, length: int) -> str:
     return b2a_base64(value.to_bytes(length, "big"), newline=False).decode()
 
 
-def _attributes(span: ReadableSpan) -> Mapping[str, Any]:
+def encode_ids(span: ReadableSpan, trace_id: str) -> tuple[str, str]:
+    """The trace id of ``span`` in base64 and ``trace_id`` as a JSON string (the same for
+    every span of a trace: `span_dict`'s ``encoded``)."""
+    return _b64(span.context.trace_id, 16), orjson.dumps(trace_id).decode()
+
+
+def attribute_dict(span: ReadableSpan) -> Mapping[str, Any]:
+    """A finished span's attributes."""
     # Speed trick: the SDK's attribute mapping is a Python `Mapping` (a call per key to
     # read it); its plain dict is read directly when it has one.
     found = getattr(getattr(span, "_attributes", None), "_dict", None)
@@ -45,10 +62,10 @@ def span_dict(
     (the same for every span of a trace).
     """
     if encoded is None:
-        encoded = (_b64(span.context.trace_id, 16), orjson.dumps(trace_id).decode())
+        encoded = encode_ids(span, trace_id)
     status = span.status
     attributes: dict[str, Any] = {e.SpanAttributeKey.REQUEST_ID: encoded[1]}
-    attributes.update(_attributes(span))
+    attributes.update(attribute_dict(span))
     parent = span.parent
     events = span.events
     return {
@@ -69,7 +86,7 @@ def span_dict(
         if events
         else [],
         "status": {
-            "code": _STATUS.get(status.status_code.value, "STATUS_CODE_UNSET"),
+            "code": "STATUS_CODE_ERROR" if status.status_code is _ERROR else "STATUS_CODE_OK",
             "message": status.description or "",
         },
         "attributes": attributes,
@@ -80,11 +97,7 @@ def span_dict(
 def pending_to_trace(pending: PendingTrace) -> e.Trace:
     """The trace a root span's end completed."""
     first = pending.spans[0] if pending.spans else None
-    encoded = (
-        (_b64(first.context.trace_id, 16), orjson.dumps(pending.trace_id).decode())
-        if first is not None
-        else None
-    )
+    encoded = encode_ids(first, pending.trace_id) if first is not None else None
     spans = []
     for s in pending.spans:
         parent = s.parent
@@ -135,7 +148,7 @@ def trace_from_spans(
     spans = sorted(spans, key=lambda s: (s is not root, s.start_time_ns))
     meta = {e.SCHEMA_VERSION: "3", **(metadata or {})}
     all_tags = dict(tags or {})
-    usage = _token_usage(spans)
+    usage = token_usage(s.raw.get("attributes", {}) for s in spans)
     if usage:
         meta[e.TOKEN_USAGE] = orjson.dumps(usage).decode()
     request = response = None
@@ -169,11 +182,16 @@ def trace_from_spans(
     return e.Trace(info, e.TraceData(spans))
 
 
-def _token_usage(spans: Iterable[e.Span]) -> dict[str, int] | None:
-    total = dict.fromkeys(_USAGE_KEYS, 0)
-    found = False
-    for span in spans:
-        usage = span.raw.get("attributes", {}).get(e.SpanAttributeKey.CHAT_USAGE)
+def token_usage(
+    attribute_maps: Iterable[Mapping[str, Any]], total: dict[str, int] | None = None
+) -> dict[str, int] | None:
+    """The token counts of spans' ``mlflow.chat.tokenUsage`` attributes, added up (onto
+    ``total`` when given); ``None`` when no span has one."""
+    found = total is not None
+    if total is None:
+        total = dict.fromkeys(_USAGE_KEYS, 0)
+    for attributes in attribute_maps:
+        usage = attributes.get(e.SpanAttributeKey.CHAT_USAGE)
         if not usage:
             continue
         try:

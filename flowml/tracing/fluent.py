@@ -41,6 +41,8 @@ from flowml.tracing.spans import (
     SpanScope,
     current_live_span,
     encode_attributes,
+    put_attribute,
+    put_attributes,
 )
 
 if TYPE_CHECKING:
@@ -173,13 +175,12 @@ def _wrap(
         return gen_wrapper
 
     # The plain and async paths below are `SpanScope` spelled out (it is on the path of every
-    # traced call): the inputs are known before the span starts, so they go in with the
-    # constant attributes, the SDK checking all of them in one pass.
+    # traced call).
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            span = _start(name, {**encoded, _INPUTS: dumps(bind(args, kwargs))})
+            span = _start(name, encoded, dumps(bind(args, kwargs)))
             token = attach(set_span_in_context(span))
             try:
                 result = await fn(*args, **kwargs)
@@ -188,7 +189,7 @@ def _wrap(
                 _end_failed(span, exc)
                 raise
             detach(token)
-            span.set_attribute(_OUTPUTS, dumps(result))
+            put_attribute(span, _OUTPUTS, dumps(result))
             span.end()
             return result
 
@@ -196,7 +197,7 @@ def _wrap(
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        span = _start(name, {**encoded, _INPUTS: dumps(bind(args, kwargs))})
+        span = _start(name, encoded, dumps(bind(args, kwargs)))
         token = attach(set_span_in_context(span))
         try:
             result = fn(*args, **kwargs)
@@ -205,7 +206,7 @@ def _wrap(
             _end_failed(span, exc)
             raise
         detach(token)
-        span.set_attribute(_OUTPUTS, dumps(result))
+        put_attribute(span, _OUTPUTS, dumps(result))
         span.end()
         return result
 
@@ -264,11 +265,13 @@ class _Stream:
             return await anext(agen, _END)
 
 
-def _start(name: str, attributes: dict[str, str]) -> OTelSpan:
+def _start(name: str, encoded: dict[str, str], inputs: str) -> OTelSpan:
     # flowml's provider is the SDK's, whose tracer starts SDK spans (typed as API spans).
-    return get_tracer().start_span(  # type: ignore[return-value]
-        name, attributes=attributes, record_exception=False, set_status_on_exception=False
+    span: OTelSpan = get_tracer().start_span(  # type: ignore[assignment]
+        name, record_exception=False, set_status_on_exception=False
     )
+    put_attributes(span, {**encoded, _INPUTS: inputs})  # one locked write, not two
+    return span
 
 
 def _end_failed(span: OTelSpan, exc: BaseException) -> None:

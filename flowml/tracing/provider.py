@@ -118,10 +118,18 @@ _DESTINATION_ENV = tuple(
 _destinations: dict[tuple[str | bytes | None, ...], tuple[str, str]] = {}
 
 
-def destination() -> tuple[str, str, str | None]:
-    """(tracking URI, experiment id, run id) for a trace starting in this context."""
+def _import_fluent() -> Any:
+    """`flowml.tracking.fluent`, imported on first use and kept (not an import statement
+    per root span; this module stays light to import)."""
     from flowml.tracking import fluent
 
+    _state["fluent"] = fluent
+    return fluent
+
+
+def destination() -> tuple[str, str, str | None]:
+    """(tracking URI, experiment id, run id) for a trace starting in this context."""
+    fluent = _state.get("fluent") or _import_fluent()
     run = fluent.active_run()
     if run is not None:
         return run.client.tracking_uri, run.info.experiment_id, run.info.run_id
@@ -149,6 +157,9 @@ class TraceProcessor:
     """
 
     def __init__(self) -> None:
+        from flowml.tracing import writer  # here, not per trace: it imports this module
+
+        self._writer = writer
         self._then: tuple[SpanProcessor, ...] = ()
 
     def add_span_processor(self, processor: SpanProcessor) -> None:
@@ -197,9 +208,7 @@ class TraceProcessor:
         _state["last_trace_id"] = pending.trace_id
         if pending.run_id:
             _runs_with_traces.add(pending.run_id)
-        from flowml.tracing import writer
-
-        writer.submit(pending)
+        self._writer.submit(pending)
 
     def shutdown(self) -> None:
         for processor in self._then:
@@ -272,11 +281,14 @@ def _sampler() -> Sampler | None:
     from opentelemetry.trace import get_current_span
 
     drop = SamplingResult(Decision.DROP)
+    # The usual answer, made once: sampled, no attributes added, an empty trace state
+    # (flowml starts its spans without attributes; it sets them afterwards).
+    sample = SamplingResult(Decision.RECORD_AND_SAMPLE)
 
     class ParentBasedAlwaysOn(Sampler):
         """What the SDK's ``ParentBased(ALWAYS_ON)`` decides: a root span is sampled, a
         child follows its parent's flag. The SDK's takes four calls and reads the parent
-        twice per span; this one call and one read."""
+        twice per span; this one call and one read, and no new result in the usual case."""
 
         def should_sample(
             self,
@@ -290,9 +302,13 @@ def _sampler() -> Sampler | None:
         ) -> SamplingResult:
             parent = get_current_span(parent_context).get_span_context()
             if parent is None or not parent.is_valid:
+                if not attributes:
+                    return sample
                 return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes)
             if not parent.trace_flags.sampled:
                 return drop
+            if not attributes and not parent.trace_state:
+                return sample
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, parent.trace_state)
 
         def get_description(self) -> str:

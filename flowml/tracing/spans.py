@@ -11,6 +11,7 @@ the span ``ERROR`` and is recorded as an ``exception`` event, then re-raised.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -26,7 +27,17 @@ from flowml.tracing.provider import get_tracer
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import Span as OTelSpan
 
-__all__ = ["CurrentSpan", "LiveSpan", "SpanScope", "current_live_span", "encode_attributes"]
+__all__ = [
+    "CurrentSpan",
+    "LiveSpan",
+    "SpanScope",
+    "current_live_span",
+    "encode_attributes",
+    "put_attribute",
+    "put_attributes",
+]
+
+_log = logging.getLogger(__name__)
 
 
 class LiveSpan:
@@ -56,21 +67,21 @@ class LiveSpan:
         return self._span.name
 
     def set_inputs(self, inputs: Any) -> None:
-        self._span.set_attribute(SpanAttributeKey.INPUTS, dumps(inputs))
+        put_attribute(self._span, SpanAttributeKey.INPUTS, dumps(inputs))
 
     def set_outputs(self, outputs: Any) -> None:
-        self._span.set_attribute(SpanAttributeKey.OUTPUTS, dumps(outputs))
+        put_attribute(self._span, SpanAttributeKey.OUTPUTS, dumps(outputs))
 
     def set_attribute(self, key: str, value: Any) -> None:
         """Set one attribute (any JSON-serialisable value)."""
-        self._span.set_attribute(key, dumps(value, MAX_ATTRIBUTE_CHARS))
+        put_attribute(self._span, key, dumps(value, MAX_ATTRIBUTE_CHARS))
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
         for key, value in attributes.items():
-            self._span.set_attribute(key, dumps(value, MAX_ATTRIBUTE_CHARS))
+            put_attribute(self._span, key, dumps(value, MAX_ATTRIBUTE_CHARS))
 
     def set_span_type(self, span_type: str) -> None:
-        self._span.set_attribute(SpanAttributeKey.SPAN_TYPE, dumps(span_type))
+        put_attribute(self._span, SpanAttributeKey.SPAN_TYPE, dumps(span_type))
 
     def set_status(self, status: str, description: str | None = None) -> None:
         """``"OK"`` or ``"ERROR"`` (with an optional message)."""
@@ -117,14 +128,14 @@ class SpanScope:
         self._token: object = None
 
     def start(self) -> LiveSpan:
-        otel_span = get_tracer().start_span(
-            self._name,
-            attributes=self._encoded,
-            record_exception=False,
-            set_status_on_exception=False,
+        otel_span = cast(  # flowml's provider is the SDK's: its tracer starts SDK spans
+            "OTelSpan",
+            get_tracer().start_span(
+                self._name, record_exception=False, set_status_on_exception=False
+            ),
         )
-        # flowml's provider is the SDK's, whose tracer starts SDK spans (typed as API spans).
-        self._span = LiveSpan(cast("OTelSpan", otel_span))
+        put_attributes(otel_span, self._encoded)
+        self._span = LiveSpan(otel_span)
         return self._span
 
     def __enter__(self) -> LiveSpan:
@@ -178,9 +189,58 @@ def encode_attributes(
 ) -> dict[str, str]:
     """A span's type and attributes as the JSON-encoded OTel attributes it starts with."""
     out = {SpanAttributeKey.SPAN_TYPE: dumps(span_type or SpanType.UNKNOWN)}
-    if attributes:
-        out.update((k, dumps(v, MAX_ATTRIBUTE_CHARS)) for k, v in attributes.items())
+    for key, value in (attributes or {}).items():
+        if isinstance(key, str) and key:
+            out[key] = dumps(value, MAX_ATTRIBUTE_CHARS)
+        else:  # as the SDK does with such a key: dropped (checked here once, not per span)
+            _log.warning("invalid span attribute key %r: must be a non-empty string", key)
     return out
+
+
+def _direct(span: OTelSpan, adding: int) -> dict[str, Any] | None:
+    """The SDK span's own attribute dict, when ``adding`` more JSON strings can go straight
+    into it: no SDK limit (count, value length) could apply (read under the span's lock)."""
+    bounded = getattr(span, "_attributes", None)
+    found = getattr(bounded, "_dict", None)
+    if type(found) is not dict or getattr(bounded, "max_value_len", 0) is not None:
+        return None
+    maxlen = getattr(bounded, "maxlen", 0)
+    if maxlen is not None and len(found) + adding > maxlen:
+        return None
+    return found
+
+
+def put_attributes(span: OTelSpan, attributes: Mapping[str, str]) -> None:
+    """Add JSON-encoded attributes (non-empty string keys) to a started SDK span.
+
+    Speed trick: a JSON string is a valid OTel value as it is, so the SDK's per-value
+    checks (a dozen calls each) are skipped when no limit applies; otherwise, and on an
+    ended span, the SDK's setter runs. Under the span's lock, as the SDK's setter and
+    ``end`` take it; a key already present moves to the end, as with the SDK's setter.
+    """
+    found = _direct(span, len(attributes))
+    lock = getattr(span, "_lock", None)
+    if found is not None and lock is not None:
+        with lock:
+            if not getattr(span._attributes, "_immutable", True):  # set by `end`
+                for key, value in attributes.items():
+                    found.pop(key, None)
+                    found[key] = value
+                return
+    span.set_attributes(attributes)
+
+
+def put_attribute(span: OTelSpan, key: str, value: str) -> None:
+    """`put_attributes` for one attribute (any key: a bad one goes to the SDK's setter)."""
+    found = _direct(span, 1) if isinstance(key, str) and key else None
+    lock = getattr(span, "_lock", None)
+    if found is not None and lock is not None:
+        with lock:
+            if not getattr(span._attributes, "_immutable", True):
+                found.pop(key, None)
+                found[key] = value
+                return
+    span.set_attribute(key, value)
 
 
 def current_live_span() -> LiveSpan | None:

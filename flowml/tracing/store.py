@@ -24,6 +24,7 @@ from flowml.exceptions import InvalidParameter, ResourceNotFound
 from flowml.tracing import entities as e
 from flowml.tracing.artifact_spans import ARTIFACT_LOCATION_TAG, load_spans
 from flowml.tracing.retention import experiment_ids_int, remove_trace_folders, trace_folders
+from flowml.tracing.rows import TraceRows, span_row, trace_rows
 from flowml.tracing.schema import assessments, trace_tags, traces
 from flowml.tracing.search import TRACE_SEARCH, TRACE_TARGET
 from flowml.tracing.span_payloads import needs_offload, offload, restore
@@ -84,27 +85,36 @@ class SqlTraceStore:
         """
         if not batch:
             return
-        ids = [t.info.trace_id for t in batch]
         self._offload_payloads(batch)
+        self.write_rows([trace_rows(t) for t in batch])
+
+    def write_rows(self, batch: Sequence[TraceRows]) -> None:
+        """`write_traces` for traces already turned into rows (`flowml.tracing.rows`; the
+        background writer's path). Payloads are not offloaded here.
+
+        Raises:
+            ResourceNotFound: a trace names an experiment that does not exist (nothing written).
+        """
+        if not batch:
+            return
         with write_transaction(self.engine) as conn:
-            existing = self._existing(conn, ids)
-            self._check_experiments(conn, {t.info.experiment_id for t in batch})
+            existing = self._existing(conn, [t.trace_id for t in batch])
+            self._check_experiments(conn, {t.experiment_id for t in batch})
             new_rows, tag_rows, meta_rows = [], [], []
             span_rows: list[tuple[Any, ...]] = []
             for trace in batch:
-                info = trace.info
-                if info.trace_id in existing:
-                    if info.state != e.TraceState.IN_PROGRESS:
-                        summary = dict(zip(COLUMNS["traces"][1:], _summary(info), strict=True))
+                if trace.trace_id in existing:
+                    if not trace.in_progress:
+                        summary = dict(zip(COLUMNS["traces"][1:], trace.summary, strict=True))
                         conn.execute(
-                            update(traces).where(_t.trace_id == info.trace_id).values(summary)
+                            update(traces).where(_t.trace_id == trace.trace_id).values(summary)
                         )
                 else:
-                    existing.add(info.trace_id)
-                    new_rows.append((info.trace_id, *_summary(info)))
-                span_rows.extend(_span_row(info.trace_id, s) for s in trace.data.spans)
-                tag_rows.extend(_kv(info.trace_id, info.tags))
-                meta_rows.extend(_kv(info.trace_id, info.trace_metadata))
+                    existing.add(trace.trace_id)
+                    new_rows.append((trace.trace_id, *trace.summary))
+                span_rows.extend(trace.spans)
+                tag_rows.extend(trace.tags)
+                meta_rows.extend(trace.metadata)
             insert_ignore(conn, "traces", new_rows)
             insert_ignore(conn, "spans", span_rows)
             insert_ignore(conn, "trace_tags", tag_rows)
@@ -301,7 +311,7 @@ class SqlTraceStore:
             if found:
                 with write_transaction(self.engine) as conn:
                     conn.execute(select(_t.trace_id).where(_t.trace_id == trace_id))  # BEGIN
-                    insert_ignore(conn, "spans", [_span_row(trace_id, s) for s in found])
+                    insert_ignore(conn, "spans", [span_row(trace_id, s) for s in found])
                 found = self.get_spans([trace_id])[trace_id]
         elif location:
             restore(found, location)
@@ -447,36 +457,6 @@ class SqlTraceStore:
             return int(conn.execute(query).scalar_one())
 
 
-def _summary(info: e.TraceInfo) -> tuple[Any, ...]:
-    """The ``traces`` columns after ``trace_id``, in `COLUMNS` order."""
-    return (
-        int(info.experiment_id),
-        (info.name or "")[:500] or None,
-        info.state,
-        info.request_time,
-        info.execution_duration,
-        info.run_id,
-        info.task_run_id,
-        info.request_preview,
-        info.response_preview,
-    )
-
-
-def _span_row(trace_id: str, span: e.Span) -> tuple[Any, ...]:
-    span_type = span.span_type
-    return (
-        trace_id,
-        span.span_id,
-        span.parent_id,
-        span.name[:500],
-        str(span_type)[:64] if span_type is not None else None,
-        span.status,
-        span.start_time_ns,
-        span.end_time_ns,
-        orjson.dumps(span.raw).decode(),
-    )
-
-
 def _assessment_row(assessment: e.Assessment) -> dict[str, Any]:
     return {
         "assessment_id": assessment.assessment_id,
@@ -494,7 +474,3 @@ def _assessment_row(assessment: e.Assessment) -> dict[str, Any]:
         "last_update_time_ms": assessment.last_update_time_ms,
         "valid": assessment.valid,
     }
-
-
-def _kv(trace_id: str, values: dict[str, str]) -> list[tuple[str, str, str]]:
-    return [(trace_id, k[:250], str(v)) for k, v in values.items()]

@@ -122,17 +122,36 @@ def _run() -> None:
 
 
 def _write(batch: list[PendingTrace]) -> None:
-    from flowml.tracing.convert import pending_to_trace
-
     by_uri: dict[str, list[PendingTrace]] = {}
     for pending in batch:
         by_uri.setdefault(pending.tracking_uri, []).append(pending)
     for uri, group in by_uri.items():
         try:
-            store_for(uri).write_traces([pending_to_trace(p) for p in group])
+            _write_group(store_for(uri), group)
         except Exception as exc:  # the traced program must never fail because of tracing
             _log.error("flowml could not write %d trace(s) to %s: %s", len(group), uri, exc)
             _state["error"] = exc
+
+
+def _write_group(store: SqlTraceStore, group: list[PendingTrace]) -> None:
+    """A SQL store takes rows built straight from the spans (`flowml.tracing.rows`); a
+    server, and traces with payloads for the artifact store, take `Trace` entities."""
+    from flowml.tracing.convert import pending_to_trace
+    from flowml.tracing.rows import pending_rows
+
+    write_rows = getattr(store, "write_rows", None)
+    entities = group
+    if write_rows is not None:
+        rows, entities = [], []
+        for pending in group:
+            found = pending_rows(pending)
+            if found is None:
+                entities.append(pending)
+            else:
+                rows.append(found)
+        write_rows(rows)
+    if entities:
+        store.write_traces([pending_to_trace(p) for p in entities])
 
 
 def flush(*, raise_error: bool = True) -> None:

@@ -13,6 +13,8 @@ def test_quick_flowml_side_reports_every_workload(tmp_path: Path) -> None:
     assert [row["id"] for row in report["rows"]] == [
         "overhead_1_us",
         "overhead_10_us",
+        "cpu_1_us",
+        "cpu_10_us",
         "spans_per_s",
         "search_all_ms",
         "search_tag_ms",
