@@ -30,6 +30,7 @@ from flowml.tracking.entities import (
     ViewType,
     now_ms,
 )
+from flowml.tracking.ids import new_id
 from flowml.tracking.store import sql_fast
 from flowml.tracking.store.base import SEARCH_MAX_RESULTS_DEFAULT, NewRun
 from flowml.tracking.store.engine import one_round_trip, pipelines, write_transaction
@@ -261,7 +262,7 @@ def _new_run(
     run_name = run_name or tag_values.get(RUN_NAME) or _generate_run_name()
     run_name = v.validate_run_name(run_name)
     tag_values[RUN_NAME] = run_name
-    run_uuid = uuid.uuid4().hex
+    run_uuid = new_id()
     started = start_time if start_time is not None else now_ms()
     values = {
         "run_uuid": run_uuid,
