@@ -124,12 +124,15 @@ class RunCloser:
 
     def _run_queued(self, hurry: threading.Event | None = None) -> None:
         """Write what is queued. Ends queued while a batch was being written wait for the
-        next linger (they gather into the next batch) unless someone waits for them."""
+        next linger (they gather into the next batch) unless someone waits for them: a
+        hurry (`ensure`) lasts until the queue is empty."""
         first = True
         while True:
             with self._lock:
                 if not self._jobs:
                     self._idle.set()
+                    if hurry is not None:
+                        hurry.clear()
                     return
                 if not first and hurry is not None and not hurry.is_set():
                     self._wakeup.set()  # the thread lingers, then writes them together
@@ -207,7 +210,6 @@ def _work(ref: weakref.ref[RunCloser], wakeup: threading.Event, hurry: threading
         if closer is None:
             return
         wakeup.clear()
-        hurry.clear()
         closer._run_queued(hurry)
         del closer
 

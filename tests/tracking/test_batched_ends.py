@@ -149,3 +149,19 @@ def test_ends_queued_while_a_write_is_under_way_wait_to_be_batched(
     closer.ensure()
     assert calls == {ids[0]: ["batched"], ids[1]: ["batched"]}  # one batch, not two ends alone
     assert {sql_store.get_run(r).info.status for r in ids} == {RunStatus.FINISHED}
+
+
+def test_ends_someone_waits_for_are_written_without_lingering(monkeypatch: pytest.MonkeyPatch):
+    from flowml.tracking import closer as closer_module
+
+    monkeypatch.setattr(closer_module, "CLOSE_LINGER_S", 30.0)
+    closer = RunCloser()
+    writing, release, written = threading.Event(), threading.Event(), threading.Event()
+    closer.submit("slow", lambda: (writing.set(), release.wait(10)))
+    waiter = threading.Thread(target=closer.ensure)  # every end: it cuts the linger short
+    waiter.start()
+    assert writing.wait(10)
+    closer.submit("next", written.set)  # queued while the slow one is being written
+    release.set()
+    waiter.join(10)  # not the 30 s linger: someone is still waiting
+    assert not waiter.is_alive() and written.is_set()
