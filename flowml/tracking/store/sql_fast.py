@@ -254,13 +254,19 @@ def fetch_all(conn: Connection, name: str, params: dict[str, Any]) -> list[tuple
 
 
 def fetch_text(
-    conn: Connection, sql: str, order: Sequence[str] | None, params: dict[str, Any]
+    conn: Connection,
+    sql: str,
+    order: Sequence[str] | None,
+    params: dict[str, Any] | tuple[Any, ...],
 ) -> list[tuple[Any, ...]]:
     """Execute SQL text compiled elsewhere for this dialect (``order``: its positional
-    parameters' names, ``None`` for named ones); all its rows."""
+    parameters' names, ``None`` for named ones or a tuple given in order); all its rows."""
+    if order is not None:
+        assert isinstance(params, dict)  # named parameters, sent in the SQL's order
+        params = tuple(params[n] for n in order)
     cursor = _cursor(conn)
     try:
-        cursor.execute(sql, tuple(params[n] for n in order) if order is not None else params)
+        cursor.execute(sql, params)
         return list(cursor.fetchall())
     except Exception as exc:  # a damaged file, an I/O error...: as StoreError
         faults.raise_for(conn, exc)
@@ -443,15 +449,7 @@ def select_run_children(conn: Connection, run_ids: Sequence[str]) -> list[tuple[
             f"UNION ALL SELECT 2, run_uuid, {key}, CAST(NULL AS TEXT), value, {ts}, step "
             f"FROM latest_metrics WHERE {where}"
         )
-    cursor = _cursor(conn)
-    try:
-        cursor.execute(sql, args)
-        return list(cursor.fetchall())
-    except Exception as exc:  # a damaged file, an I/O error...: as StoreError
-        faults.raise_for(conn, exc)
-        raise
-    finally:
-        cursor.close()
+    return fetch_text(conn, sql, None, args)
 
 
 def _postgres_children(run_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:
