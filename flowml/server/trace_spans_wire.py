@@ -17,9 +17,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import orjson
-
-from flowml.tracing.entities import Span, encode_id
+from flowml.tracing.entities import Span, decode_attribute, encode_id
 
 __all__ = ["any_value", "span_json"]
 
@@ -46,18 +44,9 @@ def any_value(value: Any) -> dict[str, Any]:
     return {"string_value": str(value)}
 
 
-def _decoded(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return value
-
-
 def _key_values(values: dict[str, Any], *, encoded: bool) -> list[dict[str, Any]]:
     return [
-        {"key": str(k), "value": any_value(_decoded(v) if encoded else v)}
+        {"key": str(k), "value": any_value(decode_attribute(v) if encoded else v)}
         for k, v in values.items()
     ]
 

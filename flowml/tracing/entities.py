@@ -115,7 +115,8 @@ def decode_id(value: str | None) -> str | None:
     return value.lower()
 
 
-def _loads(value: Any) -> Any:
+def decode_attribute(value: Any) -> Any:
+    """A span attribute as stored (JSON text) back to its value; other text as it is."""
     if not isinstance(value, str):
         return value
     try:
@@ -137,7 +138,11 @@ class Span:
     def trace_id(self) -> str:
         """The MLflow trace id (``tr-<hex>``)."""
         request_id = self.raw.get("attributes", {}).get(SpanAttributeKey.REQUEST_ID)
-        return _loads(request_id) if request_id else "tr-" + (decode_id(self.raw["trace_id"]) or "")
+        return (
+            decode_attribute(request_id)
+            if request_id
+            else "tr-" + (decode_id(self.raw["trace_id"]) or "")
+        )
 
     @property
     def span_id(self) -> str:
@@ -174,10 +179,10 @@ class Span:
     @property
     def attributes(self) -> dict[str, Any]:
         """Attribute values decoded from their JSON strings."""
-        return {k: _loads(v) for k, v in self.raw.get("attributes", {}).items()}
+        return {k: decode_attribute(v) for k, v in self.raw.get("attributes", {}).items()}
 
     def get_attribute(self, key: str) -> Any:
-        return _loads(self.raw.get("attributes", {}).get(key))
+        return decode_attribute(self.raw.get("attributes", {}).get(key))
 
     @property
     def span_type(self) -> str | None:
@@ -298,7 +303,7 @@ class TraceInfo:
     @property
     def token_usage(self) -> dict[str, int] | None:
         usage = self.trace_metadata.get(TOKEN_USAGE)
-        return _loads(usage) if usage else None
+        return decode_attribute(usage) if usage else None
 
     def to_dict(self) -> dict[str, Any]:
         """MLflow's TraceInfo JSON (``Trace.from_dict`` in MLflow reads it)."""

@@ -57,7 +57,7 @@ def _span_type(encoded: Any) -> str | None:
         return None
     found = _span_types.get(encoded) if isinstance(encoded, str) else None
     if found is None:
-        value = e._loads(encoded)
+        value = e.decode_attribute(encoded)
         found = str(value)[:64] if value is not None else None
         if isinstance(encoded, str) and len(_span_types) < 1000:
             _span_types[encoded] = found
