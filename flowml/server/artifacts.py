@@ -31,7 +31,13 @@ from flowml.server.api import (
     json_response,
 )
 from flowml.server.context import ServerContext
-from flowml.server.file_streams import CHUNK, FileStream, byte_range, receive_into
+from flowml.server.file_streams import (
+    CHUNK,
+    FileStream,
+    bounded_body,
+    byte_range,
+    receive_into,
+)
 from flowml.server.wire import Fields
 from flowml.tracking.artifacts import FileInfo, safe_artifact_path
 
@@ -180,13 +186,7 @@ async def upload(request: Request) -> Response:
         with tempfile.TemporaryDirectory(prefix="flowml-upload-") as spool:
             local = os.path.join(spool, name)
             with open(local, "wb") as out:
-                size = 0
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:  # a chunked body declares no length up front
-                        raise RequestTooLarge(
-                            f"Upload is larger than this server's limit of {limit} bytes"
-                        )
+                async for chunk in bounded_body(request, limit, RequestTooLarge):
                     out.write(chunk)
             await run_in_threadpool(ctx.artifacts.log_artifact, local, directory or None)
     except FlowMLError as exc:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import BinaryIO
 
 import anyio
@@ -148,6 +148,19 @@ async def _disconnected(receive: Receive) -> None:
         pass
 
 
+async def bounded_body(
+    request: Request, limit: int, too_large: Callable[[str], Exception]
+) -> AsyncIterator[bytes]:
+    """The request body's chunks; raises ``too_large(message)`` once more than ``limit``
+    bytes came (a chunked body declares no length up front)."""
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(f"Upload is larger than this server's limit of {limit} bytes")
+        yield chunk
+
+
 async def receive_into(
     request: Request,
     write: Callable[[Callable[[BinaryIO], None]], bool],
@@ -172,13 +185,8 @@ async def receive_into(
         try:
             async with sender:
                 batch: list[bytes] = []
-                held = size = 0
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:  # a chunked body declares no length up front
-                        raise too_large(
-                            f"Upload is larger than this server's limit of {limit} bytes"
-                        )
+                held = 0
+                async for chunk in bounded_body(request, limit, too_large):
                     batch.append(chunk)
                     held += len(chunk)
                     # Many small body pieces per hand-over: a thread hop each costs more
