@@ -78,11 +78,12 @@ class Settings(BaseSettings):
     # hands them to a process of their own when that is safe, ``wait`` publishes them first.
     publish_at_exit: Literal["auto", "wait"] = "auto"
 
-    # At the first tracked flow run of a process, move the objects that exist then (the
-    # imported modules of Prefect, flowml and the program) out of the garbage collector's
-    # reach (`gc.freeze`), so that its full passes during flows do not rescan them. Off by
-    # default: frozen objects are also hidden from `gc.get_referrers`, which some tools use.
-    gc_freeze: bool = False
+    # While tracked flow runs are open, keep the objects that existed when the first opened
+    # (the imported modules of Prefect, flowml and the program) out of the garbage
+    # collector's full passes (`gc.freeze`, undone when the last ends), so that a flow of
+    # many short tasks does not rescan them every few hundred tasks. ``false`` leaves the
+    # collector alone (frozen objects are hidden from `gc.get_referrers` meanwhile).
+    gc_freeze: bool = True
 
     @field_validator("home", mode="after")
     @classmethod

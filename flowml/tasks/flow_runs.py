@@ -95,7 +95,7 @@ def open_flow_run(ctx: FlowRunContext, options: RunOptions, attach_hooks: bool) 
         record = open_flows.get(key)
         if record is not None:
             return record
-        _freeze_once()
+        _freeze_for_flows()
         record = _open_flow_run(flow, flow_run, ctx.parameters or {}, options)
         open_flows[key] = record
         _calls[key] = {}
@@ -105,28 +105,37 @@ def open_flow_run(ctx: FlowRunContext, options: RunOptions, attach_hooks: bool) 
     return record
 
 
+# Whether flowml froze the collector's objects for the tracked flow runs open now.
 _frozen = False
 
 
-def _freeze_once() -> None:
-    """With ``FLOWML_GC_FREEZE``, the first tracked flow run of the process freezes what
-    exists.
+def _freeze_for_flows() -> None:
+    """Freeze the objects that exist (`gc.freeze`) when the first tracked flow run of the
+    process opens, until the last one open ends (`_thaw_after_flows`); with the registry
+    lock held. Not when the program froze objects itself, nor with ``FLOWML_GC_FREEZE=false``.
 
     A full collection scans every object the collector tracks: with Prefect imported that
     is a few hundred thousand, hundreds of milliseconds on a busy machine, and a flow of
     short tasks allocates enough to trigger one every few hundred tasks. Frozen objects
-    (modules, classes, the program's data loaded so far) are no longer scanned; the price
-    is that a frozen object that later becomes part of an unreachable cycle is never freed,
-    which is rare for what exists before the first flow run (mostly module-level state),
-    and that `gc.get_referrers` no longer sees frozen referrers (Hypothesis, for one, then
-    warns that a registered object may be collected): hence opt-in.
+    (modules, classes, the program's data loaded so far) are not scanned. The price, only
+    while flows run: a frozen object that becomes part of an unreachable cycle is freed
+    after the flows end, and `gc.get_referrers` does not see frozen referrers.
     """
     global _frozen
-    if _frozen:
+    if open_flows or _frozen or gc.get_freeze_count():
         return
-    _frozen = True
     if get_settings().gc_freeze:
         gc.freeze()
+        _frozen = True
+
+
+def _thaw_after_flows() -> None:
+    """Unfreeze what `_freeze_for_flows` froze once no tracked flow run is open; with the
+    registry lock held."""
+    global _frozen
+    if _frozen and not open_flows:
+        gc.unfreeze()
+        _frozen = False
 
 
 def _open_flow_run(
@@ -250,6 +259,7 @@ def on_flow_final(flow: Flow[Any, Any], flow_run: FlowRun, state: State) -> None
     with registry_lock:
         record = open_flows.pop(key, None)
         _calls.pop(key, None)
+        _thaw_after_flows()
     identity.forget_binding(flow, key)
     drain_all()  # the task runs' ends written in the background: children end first
     if record is None:

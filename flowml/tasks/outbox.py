@@ -38,7 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "artifact_item",
@@ -50,6 +50,9 @@ __all__ = [
     "publish_items",
     "send_items",
     "events_by_post",
+    "origin_related",
+    "run_origin",
+    "RunOrigin",
     "replay_abandoned",
     "write_outbox",
 ]
@@ -94,15 +97,19 @@ def artifact_item(create: Any) -> dict[str, Any]:
     return {"artifact": create.model_dump(mode="json", exclude_unset=True)}
 
 
-def event_item(event: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """An outbox item for ``prefect.events.emit_event(event, **fields)``, called in a run's
-    context: the event as Prefect's events worker would send it. Built as plain JSON (the
-    server validates it): Prefect's event model reads its settings for every label."""
+def event_item(
+    event: str, fields: dict[str, Any], origin: RunOrigin | None = None
+) -> dict[str, Any]:
+    """An outbox item for ``prefect.events.emit_event(event, **fields)``: the event as
+    Prefect's events worker would send it, related to the runs of ``origin`` (by default
+    the current run context's). Built as plain JSON (the server validates it): Prefect's
+    event model reads its settings for every label."""
     import datetime
 
     related = [dict(r) for r in fields.get("related") or ()]
     known = {r["prefect.resource.id"] for r in related}
-    related += [r for r in _context_related() if r["prefect.resource.id"] not in known]
+    extra = origin_related(origin or run_origin())
+    related += [r for r in extra if r["prefect.resource.id"] not in known]
     occurred = fields.get("occurred") or datetime.datetime.now(datetime.timezone.utc)
     body = {
         "id": str(uuid.uuid4()),
@@ -115,25 +122,55 @@ def event_item(event: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {"event": json.loads(json.dumps(body, default=str))}
 
 
-def _context_related() -> list[dict[str, str]]:
-    """The flow run, task run, flow, deployment and tags of the current run context."""
+class RunOrigin(NamedTuple):
+    """The Prefect runs a piece of work comes from, as its events name them.
+
+    Kept by queued work instead of the run context itself, which holds the task run's
+    engine, result store and transaction: hundreds of objects per task run that would stay
+    alive, and be scanned by the garbage collector, until the work is done.
+    """
+
+    flow_run: Any  # the FlowRun, shared by the flow run's tasks
+    flow_name: str | None
+    task_run_id: Any
+    task_run_name: str | None
+    task_tags: tuple[str, ...]
+
+
+def run_origin() -> RunOrigin | None:
+    """The flow run and task run of the current run context (None outside any)."""
     from prefect.context import FlowRunContext, TaskRunContext
 
     flow_ctx, task_ctx = FlowRunContext.get(), TaskRunContext.get()
     flow_run = getattr(flow_ctx, "flow_run", None)
     task_run = getattr(task_ctx, "task_run", None)
+    if flow_run is None and task_run is None:
+        return None
+    return RunOrigin(
+        flow_run,
+        getattr(getattr(flow_ctx, "flow", None), "name", None),
+        getattr(task_run, "id", None),
+        getattr(task_run, "name", None),
+        tuple(getattr(task_run, "tags", None) or ()),
+    )
+
+
+def origin_related(origin: RunOrigin | None) -> list[dict[str, str]]:
+    """The flow run, task run, flow, deployment and tags of ``origin``, as related
+    resources of an event."""
+    if origin is None:
+        return []
+    flow_run = origin.flow_run
     found: list[dict[str, str]] = []
-    tags: set[str] = set()
+    tags: set[str] = set(origin.task_tags)
     if flow_run is not None:
         found.append(_resource("flow-run", flow_run.id, flow_run.name))
-        flow = getattr(flow_ctx, "flow", None)
-        found.append(_resource("flow", flow_run.flow_id, getattr(flow, "name", None)))
+        found.append(_resource("flow", flow_run.flow_id, origin.flow_name))
         if flow_run.deployment_id:
             found.append(_resource("deployment", flow_run.deployment_id, None))
         tags |= set(flow_run.tags or ())
-    if task_run is not None:
-        found.append(_resource("task-run", task_run.id, task_run.name))
-        tags |= set(task_run.tags or ())
+    if origin.task_run_id is not None:
+        found.append(_resource("task-run", origin.task_run_id, origin.task_run_name))
     return found + [
         {"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
         for tag in sorted(tags)

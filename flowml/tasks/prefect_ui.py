@@ -19,6 +19,8 @@ background (`flowml.tasks.publisher`), off the task's critical path.
 
 from __future__ import annotations
 
+import datetime
+import functools
 import json
 import math
 import re
@@ -99,29 +101,45 @@ def emit_started(run: Run, kind: str, background: bool = False) -> None:
     thread, stamped with the time the run started: a task pays nothing for it, and since
     Prefect delivers events asynchronously anyway, automations only see it a moment later.
     """
-    import datetime
-
     info = run.info
     occurred = datetime.datetime.fromtimestamp(info.start_time / 1000, datetime.timezone.utc)
-
-    def emit() -> None:
-        publisher.emit_event(
-            EVENT_STARTED,
-            occurred=occurred,
-            resource=_resource(info.run_id, info.run_name, info.experiment_id, kind),
-            payload={
-                "run_id": info.run_id,
-                "run_name": info.run_name,
-                "experiment_id": info.experiment_id,
-                "kind": kind,
-                "parent_run_id": run.data.tags.get(systags.PARENT_RUN_ID),
-            },
-        )
-
+    # A partial of plain values, not a closure over the run: a queued job keeps what it
+    # refers to alive until it runs.
+    emit = functools.partial(
+        _emit_started,
+        occurred,
+        info.run_id,
+        info.run_name,
+        info.experiment_id,
+        kind,
+        run.data.tags.get(systags.PARENT_RUN_ID),
+    )
     if background:
         publisher.submit(emit)
     else:
         emit()
+
+
+def _emit_started(
+    occurred: datetime.datetime,
+    run_id: str,
+    run_name: str,
+    experiment_id: str,
+    kind: str,
+    parent_run_id: str | None,
+) -> None:
+    publisher.emit_event(
+        EVENT_STARTED,
+        occurred=occurred,
+        resource=_resource(run_id, run_name, experiment_id, kind),
+        payload={
+            "run_id": run_id,
+            "run_name": run_name,
+            "experiment_id": experiment_id,
+            "kind": kind,
+            "parent_run_id": parent_run_id,
+        },
+    )
 
 
 def publish_finished(
@@ -141,87 +159,111 @@ def publish_finished(
     ``run`` is the ended run when the caller knows it as the store holds it, and ``lineage``
     its lineage entries (`flowml.tasks.snapshot`): the job then reads neither from the store.
     """
-    snapshot = run
-
-    def job() -> list[publisher.Send]:
-        run = snapshot if snapshot is not None else client.get_run(run_id)
-        experiment = _experiment(client, run.info.experiment_id)
-        metrics = dict(sorted(run.data.metrics.items())[:MAX_EVENT_METRICS])
-        publisher.emit_event(
-            EVENT_FINISHED,
-            resource={
-                **_resource(run_id, run.info.run_name, experiment.experiment_id, kind),
-                "flowml.run.status": run.info.status,
-            },
-            related=[
-                {
-                    "prefect.resource.id": f"flowml.experiment.{experiment.experiment_id}",
-                    "prefect.resource.role": "experiment",
-                    "prefect.resource.name": experiment.name,
-                },
-                # Named here too: a run closed by a cancellation hook in Prefect's runner has
-                # no run context to take them from.
-                *_run_resources(flow_run_id, task_run_id),
-            ],
-            payload={
-                "run_id": run_id,
-                "run_name": run.info.run_name,
-                "experiment_id": experiment.experiment_id,
-                "experiment_name": experiment.name,
-                "kind": kind,
-                "status": run.info.status,
-                "metrics": {k: _json_number(v) for k, v in metrics.items()},
-                "params": dict(sorted(run.data.params.items())[:MAX_EVENT_METRICS]),
-                **_error_payload(run),
-            },
-        )
-        if not artifacts:
-            return []
-        entries = (
-            list(lineage) if lineage is not None else client.store.search_lineage(run_ids=[run_id])
-        )
-        is_flow = kind == ptags.RUN_KIND_FLOW
-        children = _children(client, run) if is_flow else []
-        reference = run_reference(run_id)
-        traces = traces_markdown(client, run_id, experiment.experiment_id, reference)
-        extra = (
-            [
-                _create(
-                    "markdown",
-                    run_artifact_key(key_parts, "traces"),
-                    traces,
-                    f"Traces of {reference}",
-                    flow_run_id,
-                    task_run_id,
-                )
-            ]
-            if traces
-            else []
-        )
-        summary = _create(
-            "markdown",
-            run_artifact_key(key_parts, "summary"),
-            _markdown(client, run, experiment.name, entries, children, values=not is_flow),
-            f"Summary of {reference}: {run.info.status}",
+    # A partial, not a closure: a queued job keeps only what it names alive until it runs.
+    publisher.submit(
+        functools.partial(
+            _finished,
+            client,
+            run_id,
+            kind,
+            key_parts,
             flow_run_id,
             task_run_id,
+            artifacts,
+            run,
+            lineage,
         )
-        if not is_flow:
-            # One summary per task run (plus its traces' when it made some): each artifact
-            # costs the Prefect server a write, and a flow of many tasks would spend longer
-            # publishing than running.
-            return [*extra, summary]
-        table = _create(
-            "table",
-            run_artifact_key(key_parts, "table"),
-            json.dumps(_table(run)),
-            f"Params and final metrics of {reference}: {run.info.status}",
-            flow_run_id,
-            task_run_id,
-        )
-        return [*extra, table, summary]
+    )
 
-    publisher.submit(job)
+
+def _finished(
+    client: TrackingClient,
+    run_id: str,
+    kind: str,
+    key_parts: tuple[str | None, ...],
+    flow_run_id: str | None,
+    task_run_id: str | None,
+    artifacts: bool,
+    snapshot: Run | None,
+    lineage: list[LineageEntry] | None,
+) -> list[publisher.Send]:
+    """The job of `publish_finished`: the event, then the artifacts to create."""
+    run = snapshot if snapshot is not None else client.get_run(run_id)
+    experiment = _experiment(client, run.info.experiment_id)
+    metrics = dict(sorted(run.data.metrics.items())[:MAX_EVENT_METRICS])
+    publisher.emit_event(
+        EVENT_FINISHED,
+        resource={
+            **_resource(run_id, run.info.run_name, experiment.experiment_id, kind),
+            "flowml.run.status": run.info.status,
+        },
+        related=[
+            {
+                "prefect.resource.id": f"flowml.experiment.{experiment.experiment_id}",
+                "prefect.resource.role": "experiment",
+                "prefect.resource.name": experiment.name,
+            },
+            # Named here too: a run closed by a cancellation hook in Prefect's runner has
+            # no run context to take them from.
+            *_run_resources(flow_run_id, task_run_id),
+        ],
+        payload={
+            "run_id": run_id,
+            "run_name": run.info.run_name,
+            "experiment_id": experiment.experiment_id,
+            "experiment_name": experiment.name,
+            "kind": kind,
+            "status": run.info.status,
+            "metrics": {k: _json_number(v) for k, v in metrics.items()},
+            "params": dict(sorted(run.data.params.items())[:MAX_EVENT_METRICS]),
+            **_error_payload(run),
+        },
+    )
+    if not artifacts:
+        return []
+    entries = (
+        list(lineage) if lineage is not None else client.store.search_lineage(run_ids=[run_id])
+    )
+    is_flow = kind == ptags.RUN_KIND_FLOW
+    children = _children(client, run) if is_flow else []
+    reference = run_reference(run_id)
+    traces = traces_markdown(client, run_id, experiment.experiment_id, reference)
+    extra = (
+        [
+            _create(
+                "markdown",
+                run_artifact_key(key_parts, "traces"),
+                traces,
+                f"Traces of {reference}",
+                flow_run_id,
+                task_run_id,
+            )
+        ]
+        if traces
+        else []
+    )
+    summary = _create(
+        "markdown",
+        run_artifact_key(key_parts, "summary"),
+        _markdown(client, run, experiment.name, entries, children, values=not is_flow),
+        f"Summary of {reference}: {run.info.status}",
+        flow_run_id,
+        task_run_id,
+    )
+    if not is_flow:
+        # One summary per task run (plus its traces' when it made some): each artifact
+        # costs the Prefect server a write, and a flow of many tasks would spend longer
+        # publishing than running.
+        return [*extra, summary]
+    table = _create(
+        "table",
+        run_artifact_key(key_parts, "table"),
+        json.dumps(_table(run)),
+        f"Params and final metrics of {reference}: {run.info.status}",
+        flow_run_id,
+        task_run_id,
+    )
+    return [*extra, table, summary]
 
 
 def publish_cache_hit(

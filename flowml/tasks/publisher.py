@@ -4,8 +4,9 @@ Creating one Prefect artifact is an HTTP round trip of tens of milliseconds on a
 server, more than a tracked task may cost in all; so artifacts (and the events that need a
 read of the final run) are queued here and published by one daemon thread:
 
-- a *job* runs on that thread in a copy of the context it was queued from (so it talks to
-  the same Prefect API, and its events carry the same related flow and task runs); it reads
+- a *job* runs on that thread with Prefect's settings and the flow and task runs of the
+  context it was queued from (`_Queued`: so it talks to the same Prefect API, and its
+  events carry the same related flow and task runs); it reads
   what it needs, emits its events (`emit_event`: collected as plain JSON) and returns its
   *sends*: artifacts (`artifact`) or coroutines taking a Prefect client;
 - jobs are taken in batches of up to `BATCH_SIZE`; the batch's artifacts are created
@@ -40,9 +41,12 @@ import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowml.tracking.closer import drain_all
+
+if TYPE_CHECKING:
+    from flowml.tasks.outbox import RunOrigin
 
 __all__ = ["Job", "Send", "artifact", "flush", "stats", "submit"]
 
@@ -87,20 +91,64 @@ def emit_event(event: str, **fields: Any) -> None:
     """Emit a Prefect event. From a publication job it is built as plain JSON, with the
     related resources of the job's run context, and sent with the batch's other events in
     one request; elsewhere (or to Prefect Cloud) through Prefect's events worker."""
+    from flowml.tasks.outbox import event_item, origin_related
+
+    origin = _origin.get()
     collect = _publisher.collecting()
     if collect is None:
         from prefect.events import emit_event as emit
 
+        if origin is not None:  # a job: its runs are not in its context (`_Queued`)
+            known = {r["prefect.resource.id"] for r in fields.get("related") or ()}
+            extra = [r for r in origin_related(origin) if r["prefect.resource.id"] not in known]
+            fields = {**fields, "related": [*(fields.get("related") or ()), *extra]}
         emit(event, **fields)
         return
-    from flowml.tasks.outbox import event_item
+    collect.append(event_item(event, fields, origin))
 
-    collect.append(event_item(event, fields))
+
+# The runs a job was queued from (`_Queued`).
+_origin: contextvars.ContextVar[RunOrigin | None] = contextvars.ContextVar(
+    "flowml_publisher_origin", default=None
+)
+
+
+class _Queued(NamedTuple):
+    """A queued job and what it needs of the context it was queued from: Prefect's settings
+    and the runs of that context (`outbox.RunOrigin`). Not a copy of the caller's context:
+    in a task run that holds the run's engine, result store and transaction, which would
+    then stay alive until the job ran (the end of a burst of tasks), long enough to reach
+    the collector's oldest generation and make its full passes come often."""
+
+    settings: Any
+    origin: RunOrigin | None
+    job: Job
+
+    @classmethod
+    def of(cls, job: Job) -> _Queued:
+        from prefect.context import SettingsContext
+
+        from flowml.tasks.outbox import run_origin
+
+        return cls(SettingsContext.get(), run_origin(), job)
+
+    def context(self) -> contextvars.Context:
+        """A context for running the job in (`_origin` set, Prefect's settings entered)."""
+        context = contextvars.Context()
+        context.run(self._enter)
+        return context
+
+    def _enter(self) -> None:
+        from prefect.context import SettingsContext
+
+        if self.settings is not None:
+            SettingsContext.__var__.set(self.settings)
+        _origin.set(self.origin)
 
 
 class _Publisher:
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[contextvars.Context, Job]] = queue.Queue(MAX_QUEUED_JOBS)
+        self._queue: queue.Queue[_Queued] = queue.Queue(MAX_QUEUED_JOBS)
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -126,7 +174,7 @@ class _Publisher:
                 )
                 self._thread.start()
         try:
-            self._queue.put((contextvars.copy_context(), job), timeout=FULL_QUEUE_TIMEOUT_S)
+            self._queue.put(_Queued.of(job), timeout=FULL_QUEUE_TIMEOUT_S)
         except queue.Full:  # the server has not taken anything for minutes: give up on this
             self._done(1)
             self.failed += 1
@@ -201,19 +249,20 @@ class _Publisher:
             return self._collect
         return None
 
-    def _run_batch(self, batch: list[tuple[contextvars.Context, Job]]) -> None:
+    def _run_batch(self, batch: list[_Queued]) -> None:
         from flowml.tasks.outbox import artifact_item, events_by_post
 
         groups: dict[tuple[Any, Any], tuple[contextvars.Context, list[Send], list[Any]]] = {}
         post: dict[tuple[Any, Any], bool] = {}
-        for context, job in batch:
+        for entry in batch:
+            context = entry.context()
             try:
                 api = context.run(_api_key)
                 if api not in post:
                     post[api] = context.run(events_by_post)
                 self._collect = [] if post[api] else None
                 try:
-                    queued: Iterable[Send] | None = context.run(job)
+                    queued: Iterable[Send] | None = context.run(entry.job)
                     sends = list(queued or ())
                 finally:
                     events, self._collect = self._collect or [], None

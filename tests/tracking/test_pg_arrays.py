@@ -73,7 +73,32 @@ def _batches(a: str, b: str, gone: str) -> list[tuple[str, list[dict[str, Any]]]
             "insert_params_once",
             [tag(a, "p", "1"), tag(a, "p", "1"), tag(a, "kept", "same"), tag(b, "p", "2")],
         ),
+        # Values the arrays' text form must quote: quotes, backslashes, braces, commas,
+        # blanks, the word NULL, an empty string, other scripts.
+        (
+            "insert_tags",
+            [
+                tag(a, 'q"uote', 'a "b" \\ c\\'),
+                tag(a, "braces", "{x,y}, {z}"),
+                tag(a, "the word", "NULL"),
+                tag(a, "empty", ""),
+                tag(b, " blank ", "  "),
+                tag(b, "ünï", "日本語 \t tab"),
+            ],
+        ),
         ("insert_segments", [segment(a, "m", 1), segment(a, "m", 2), segment(b, "m", 3)]),
+        # Doubles as written: tiny, huge, negative, not a number, infinite; big steps.
+        (
+            "upsert_latest",
+            [
+                latest(b, "tiny", 1e-300, 1, 2**62),
+                latest(b, "huge", -1.7976931348623157e308, 1, -(2**62)),
+                latest(b, "third", 1 / 3, 1, 0),
+                latest(b, "nan", float("nan"), 1, 0),
+                latest(b, "inf", float("inf"), 1, 0),
+                latest(b, "-inf", float("-inf"), 1, 0),
+            ],
+        ),
         # Highest step, then the later of equal steps with a timestamp at least as high;
         # a stored newer point stays.
         (
@@ -144,7 +169,8 @@ def _apply(store: SqlStore, arrays: bool, monkeypatch: pytest.MonkeyPatch) -> di
                 ),
                 {"a": a, "b": b, "g": gone},
             ).all()
-            named = [(names[row[0]], *row[1:]) for row in rows]
+            # NaN never equals itself: compared by name.
+            named = [(names[row[0]], *("NaN" if v != v else v for v in row[1:])) for row in rows]
             # Metric segments keep their write order (the history's order); others sorted.
             snapshot[table] = named if table == "metrics" else sorted(named, key=repr)
     return snapshot
@@ -165,6 +191,16 @@ def test_arrays_leave_what_one_by_one_leaves(pg_store: SqlStore, monkeypatch: py
     assert ("a", "m", 4.0, 5, 3) in by_arrays["latest_metrics"]
     assert ("a", "stored", 9.0, 9, 9) in by_arrays["latest_metrics"]
     assert ("b", "m", None, 1, 0) in by_arrays["latest_metrics"]
+    assert ("a", 'q"uote', 'a "b" \\ c\\') in by_arrays["tags"]
+    assert ("a", "braces", "{x,y}, {z}") in by_arrays["tags"]
+    assert ("a", "the word", "NULL") in by_arrays["tags"] and ("a", "empty", "") in by_arrays[
+        "tags"
+    ]
+    assert ("b", "ünï", "日本語 \t tab") in by_arrays["tags"]
+    latest = {r[1]: r[2:] for r in by_arrays["latest_metrics"] if r[0] == "b"}
+    assert latest["tiny"] == (1e-300, 1, 2**62) and latest["third"][0] == 1 / 3
+    assert latest["huge"] == (-1.7976931348623157e308, 1, -(2**62))
+    assert [latest[k][0] for k in ("nan", "inf", "-inf")] == ["NaN", float("inf"), float("-inf")]
     assert len(by_arrays["run_lineage"]) == 2
     runs = {r[0]: r[1:] for r in by_arrays["runs"]}
     assert runs["a"][:2] == ("FINISHED", 9)

@@ -5,7 +5,9 @@ microseconds of Python on each (dumping, preparing, reading its result): a batch
 tracked tasks' ends holds about twenty rows per task (the run's tags, params, metric
 segments, latest values), so that per-row cost was most of what writing an end cost. Here
 each column of the batch goes as one array parameter and the statement reads the rows
-with ``unnest``: one execution per statement, whatever the number of rows.
+with ``unnest``: one execution per statement, whatever the number of rows. Each array
+goes in PostgreSQL's text form (``{"a","b"}``), which the server parses: psycopg's
+dumping of a list, element by element in Python, cost more than the rest of the write.
 
 `statement` gives, for a statement name of `sql_fast` and a batch of its rows, the SQL
 and the one tuple of array parameters, or ``None`` when the batch must go row by row (a
@@ -196,7 +198,7 @@ def statement(name: str, rows: Rows) -> tuple[str, tuple[Any, ...]] | None:
         return (
             "SELECT 1 / (CASE WHEN count(*) = %s THEN 1 ELSE 0 END) FROM runs "
             "WHERE run_uuid = ANY(%s::text[]) AND lifecycle_stage = 'active'",
-            (len(ids), ids),
+            (len(ids), _array(ids, _TEXT)),
         )
     found = _SQL.get(name)
     if found is None:
@@ -205,4 +207,21 @@ def statement(name: str, rows: Rows) -> tuple[str, tuple[Any, ...]] | None:
     reduced = reduce(rows)
     if reduced is None:
         return None
-    return sql, tuple([row[column] for row in reduced] for column, _ in columns)
+    return sql, tuple(_array([row[column] for row in reduced], kind) for column, kind in columns)
+
+
+def _array(values: list[Any], kind: str) -> Any:
+    """A column's values as the text form of a PostgreSQL array of ``kind`` (bytea stays a
+    list, for the driver to send as binary)."""
+    if kind == _BYTES:
+        return values
+    if kind == _TEXT:
+        items = [
+            "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            for v in values
+        ]
+    elif kind == _DOUBLE:  # repr: exact, and nan / inf / -inf are read as such
+        items = ["NULL" if v is None else repr(float(v)) for v in values]
+    else:
+        items = ["NULL" if v is None else str(int(v)) for v in values]
+    return "{" + ",".join(items) + "}"
