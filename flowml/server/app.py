@@ -26,7 +26,9 @@ applies its permission rule, and the user and permission endpoints are mounted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import gc
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -289,12 +291,23 @@ def create_app(config: ServerConfig) -> Starlette:
         routes=routes,
         exception_handlers={HTTPException: _http_error},
         middleware=_middleware(security, guard),
+        lifespan=_freeze_heap,
     )
     app.state.ctx = ctx
     app.state.ui_config = ui.UIConfig.create(config.prefect_ui_url)
     app.state.guard = guard
     app.state.max_upload_bytes = security.max_upload_bytes
     return app
+
+
+@contextlib.asynccontextmanager
+async def _freeze_heap(_app: Starlette) -> AsyncIterator[None]:
+    # What a worker holds when it starts (Prefect's, SQLAlchemy's and flowml's modules, the
+    # app) lives as long as it does: out of the collector's reach, a full collection no
+    # longer rescans it (about 80 ms each, every few 1,000-run search replies otherwise).
+    gc.collect()
+    gc.freeze()
+    yield
 
 
 def _middleware(security: SecurityConfig, guard: Guard | None) -> list[Middleware]:

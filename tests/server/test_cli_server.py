@@ -116,3 +116,27 @@ def test_the_server_runs_on_the_c_http_parser_and_event_loop(
         assert type(loop).__module__.startswith("uvloop")
     finally:
         loop.close()
+
+
+def test_a_starting_server_freezes_what_it_has_loaded(tmp_path: Path):
+    """A worker's startup moves what it has loaded out of the collector's reach
+    (`gc.freeze`): full collections during a burst of searches no longer rescan Prefect's
+    and SQLAlchemy's modules. In a child process: frozen objects would outlive this test."""
+    probe = (
+        "import gc, sys; from starlette.testclient import TestClient;"
+        "from flowml.server.app import ServerConfig, create_app;"
+        "app = create_app(ServerConfig(f'sqlite:///{sys.argv[1]}/x.db', sys.argv[1] + '/a'));"
+        "before = gc.get_freeze_count();"
+        "client = TestClient(app, base_url='http://127.0.0.1'); client.__enter__();"
+        "print(before, gc.get_freeze_count(), client.get('/health').text)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    before, after, health = done.stdout.split()
+    assert (int(before), health) == (0, "OK")
+    assert int(after) > 50_000  # the modules, classes and functions loaded at startup
