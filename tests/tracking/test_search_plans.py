@@ -215,3 +215,26 @@ def test_a_generic_page_token_continues_on_the_plan(seeded: sa.Engine, tmp_path:
             conn, ["1"], "metrics.acc > 0", ["active"], 1000, ["metrics.acc DESC"], None
         )
     assert [r.run_uuid for r in [*first, *rest]] == [r.run_uuid for r in everything]
+
+
+def test_an_order_on_a_key_the_filter_does_not_require_is_read_rank_by_rank(
+    seeded: sa.Engine,
+) -> None:
+    """Led by a metric some runs lack or hold as NaN, the search reads the runs with a value
+    first (a statement without the "no value last" rank, so in the key's index order), then
+    NaN, then no value; a page that starts past a rank counts it."""
+    search_plans._plans.clear()
+    for size in (1, 4, 1000):
+        _same(seeded, None, ["metrics.acc ASC"], page_size=size)
+    plans = {key[-3:]: plan for key, plan in search_plans._plans.items()}  # (first, rank, count)
+    assert {rank for _, rank, _ in plans} == {0, 1, 2}  # never the single statement
+    assert {(False, 0, True), (False, 1, True)} <= set(plans)
+    assert "CASE" not in plans[True, 0, False].sql.upper()
+
+
+@pytest.mark.parametrize("order_by", [["params.lr DESC"], ["tags.team", "metrics.acc"]])
+def test_params_and_tags_have_two_ranks(seeded: sa.Engine, order_by: list[str]) -> None:
+    search_plans._plans.clear()
+    for size in (1, 5):
+        _same(seeded, "metrics.acc > 0", order_by, page_size=size)
+    assert {key[-2] for key in search_plans._plans} == {0, 1}

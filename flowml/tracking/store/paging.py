@@ -39,6 +39,7 @@ from flowml.tracking.store.sql_filter import (
     SearchTarget,
     compile_filter,
     compile_order_by,
+    rank_condition,
 )
 
 __all__ = [
@@ -217,13 +218,18 @@ def page_statement(
     limit: int | ColumnElement[int],
     required: frozenset[tuple[str, str]] = frozenset(),
     bind: Bind | None = None,
+    rank: int | None = None,
 ) -> Select[Any]:
     """`select_page`'s statement: the rows from ``offset`` on, at most ``limit``, at or below
     the high-water ``mark`` (``None``: a first page, whose rows carry the mark as
     `PAGE_MARK`). Values may be bound parameters (`flowml.tracking.store.search_plans`);
     ``required`` names the order_by keys every matching row has (see `compile_order_by`);
-    ``bind`` is `compile_filter`'s.
+    ``bind`` is `compile_filter`'s. With ``rank``, only the rows of that rank of the first
+    order_by item (a child key, see `rank_condition`) are read; in rank 0 every row has a
+    value for it, so it is required.
     """
+    if rank == 0:
+        required = required | {(orders[0].kind, orders[0].key)}
     clauses, from_clause, joined = compile_order_by(orders, table.target, dialect, required)
     clauses.extend(tie_breakers)
     for other, on in table.joins:
@@ -237,6 +243,8 @@ def page_statement(
         columns.append(select(top).correlate(None).scalar_subquery().label(PAGE_MARK))
     else:
         conditions.append(table.sequence <= mark)
+    if rank is not None:
+        conditions.append(rank_condition(orders[0], table.target, joined, rank))
     if node is not None:
         if bind is None:
             conditions.append(compile_filter(node, table.target, dialect, joined))

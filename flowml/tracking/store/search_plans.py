@@ -13,7 +13,10 @@ One difference in the SQL, not in the answers: an order_by key every matching ru
 value for (the filter ANDs a comparison on it that a missing value fails, see
 `sql_filter.required_keys`) drops its "no value last" rank, which is the same for every
 row, so that the database can read that key in index order (``latest_metrics (key,
-value)``) and stop after a page instead of sorting every match.
+value)``) and stop after a page instead of sorting every match. An order_by led by a key the
+filter does not require is read rank by rank (`_ranks`): first the runs that have a value
+for it (a statement of that kind), then, only while the page is not full, those with NaN,
+then those without it.
 """
 
 from __future__ import annotations
@@ -25,17 +28,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Integer, bindparam
+from sqlalchemy import BindParameter, Connection, Integer, bindparam, func, select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import NullType
 
-from flowml.tracking.search import And, Node, Or, OrderBy
+from flowml.tracking.search import ATTRIBUTE, And, Node, Or, OrderBy
 from flowml.tracking.store import sql_fast
 from flowml.tracking.store.page_token import encode_page_token, query_fingerprint
 from flowml.tracking.store.paging import PAGE_MARK, page_statement, resume_page
 from flowml.tracking.store.schema import runs
 from flowml.tracking.store.sql_fast import RunRow
-from flowml.tracking.store.sql_filter import compared_values, required_keys
+from flowml.tracking.store.sql_filter import compared_values, rank_count, required_keys
 from flowml.tracking.store.sql_search import RUN_TARGET, RUNS, check_run_search, run_tie_breakers
 
 __all__ = ["MAX_PLANS", "select_run_page"]
@@ -82,20 +85,57 @@ def select_run_page(
         return [], None
     dialect = conn.dialect.name
     values = compared_values(node, RUN_TARGET, dialect) if node is not None else []
-    key = (dialect, _shape(node), orders, len(ids), len(stages), mark is None)
-    plan = _plan(conn, key, node, orders, values, ids, stages, mark is None)
-    params = {**plan.constants, **_filter_params(values)}
+    shape = (dialect, _shape(node), orders, len(ids), len(stages))
+    params = _filter_params(values)
     params.update({f"e{i}": v for i, v in enumerate(ids)})
     params.update({f"s{i}": v for i, v in enumerate(stages)})
-    params.update({_LIMIT: max_results + 1, _OFFSET: offset, _MARK: mark})
-    rows = sql_fast.fetch_text(conn, plan.sql, plan.order, params)
+
+    def read(rank: int | None, start: int, limit: int, count: bool = False) -> list[Any]:
+        plan = _plan(conn, (*shape, mark is None, rank, count), node, orders, values, ids, stages)
+        bound = {**plan.constants, **params, _LIMIT: limit, _OFFSET: start, _MARK: mark}
+        return sql_fast.fetch_text(conn, plan.sql, plan.order, bound)
+
+    want = max_results + 1  # one extra row says whether another page exists
+    ranks = _ranks(node, orders)
+    if ranks is None:
+        rows = read(None, offset, want)
+    else:
+        # Rank by rank (`_ranks`): most searches are served by the first rank alone.
+        rows, before = [], 0  # ``before``: how many rows the ranks already read hold
+        for rank in range(ranks):
+            start = max(0, offset - before)
+            part = read(rank, start, want - len(rows))
+            if mark is None and part:
+                mark = part[0][_COLUMNS]  # later statements stay at or below it
+            rows += part
+            if len(rows) == want:
+                break
+            if part or not start:  # this rank is exhausted: it holds start + len(part) rows
+                before += start + len(part)
+            else:  # the page starts past this rank: count it
+                before += read(rank, 0, 0, count=True)[0][0]
     page = [RunRow(*row[:_COLUMNS]) for row in rows[:max_results]]
-    # One extra row was fetched: its presence is what says another page exists.
     if len(rows) > max_results:
         if mark is None:
             mark = rows[0][_COLUMNS]
         return page, encode_page_token(offset + max_results, mark, query)
     return page, None
+
+
+def _ranks(node: Node | None, orders: tuple[OrderBy, ...]) -> int | None:
+    """How many ranks the search is read in, one statement each, or ``None`` (one statement).
+
+    An order_by led by a metric, param or tag the filter does not require sorts rows
+    without a value last (`compile_order_by`'s rank), which no index serves: the database
+    must join and sort every match. Read rank by rank (the rows with a value first, in the
+    key's index order, then NaN, then no value), the same order comes from statements that
+    can stop after a page.
+    """
+    if not orders or orders[0].kind == ATTRIBUTE:
+        return None
+    if (orders[0].kind, orders[0].key) in required_keys(node):
+        return None
+    return rank_count(orders[0])
 
 
 def _shape(node: Node | None) -> Any:
@@ -148,7 +188,6 @@ def _plan(
     values: list[object],
     ids: list[int],
     stages: list[str],
-    first_page: bool,
 ) -> _Plan:
     with _lock:
         found = _plans.get(key)
@@ -156,6 +195,7 @@ def _plan(
             _plans.move_to_end(key)
             return found
     dialect = conn.dialect
+    *_, first_page, rank, count = key
     statement = page_statement(
         RUNS,
         node=node,
@@ -171,7 +211,12 @@ def _plan(
         limit=bindparam(_LIMIT, 1, type_=Integer),
         required=required_keys(node),
         bind=_binder(),
+        rank=rank,
     )
+    if count:
+        # How many rows the rank holds (a later page that starts past it).
+        rows = statement.order_by(None).limit(None).offset(None).subquery()
+        statement = select(func.count()).select_from(rows)
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
     variable = set(_filter_params(values)) | {_LIMIT, _OFFSET, _MARK}

@@ -58,6 +58,8 @@ __all__ = [
     "compile_order_by",
     "compared_values",
     "like_to_glob",
+    "rank_condition",
+    "rank_count",
     "required_keys",
     "sql_value",
 ]
@@ -344,6 +346,29 @@ def compile_order_by(
             clauses.append(case((value.is_(None), 1), else_=0))
         clauses.append(sort_key(value, item.ascending, dialect))
     return CompiledOrder(clauses, from_clause, joined)
+
+
+def rank_count(item: OrderBy) -> int:
+    """How many "value or not" ranks `compile_order_by` sorts a child-key item's rows into:
+    a metric's value, NaN, no metric (3); a param's or tag's value, none (2)."""
+    return 3 if item.kind == METRIC else 2
+
+
+def rank_condition(
+    item: OrderBy, target: SearchTarget, joined: Joined, rank: int
+) -> ColumnElement[bool]:
+    """What puts a row in rank ``rank`` (from 0, see `rank_count`) of the child-key order_by
+    ``item``, on its join (`CompiledOrder.joined`): rank 0 is "has a value"."""
+    child = target.children[item.kind]
+    join = joined[(item.kind, item.key)]
+    value, present = join.c[child.value_column], join.c[child.links[0][0]]
+    if rank == 0:
+        return value.is_not(None)
+    if item.kind != METRIC:  # params and tags are never NULL: no value means no row
+        return value.is_(None)
+    if rank == 1:  # NaN
+        return and_(present.is_not(None), value.is_(None))
+    return present.is_(None)
 
 
 def sort_key(column: ColumnElement[object], ascending: bool, dialect: str) -> ColumnElement[Any]:
