@@ -22,6 +22,9 @@ error body (its client falls back to another endpoint on that code).
 Security (`flowml.server.auth`): every request crosses the Host allow-list and the body
 limit, then CORS when configured; with ``auth="token"`` it must authenticate, each route
 applies its permission rule, and the user and permission endpoints are mounted.
+
+The artifact proxy's routes are matched before Starlette's router (`fast_routes`), behind
+the same middleware.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from flowml.exceptions import FlowMLError
 from flowml.registry.store import get_registry_store
@@ -74,6 +78,7 @@ from flowml.server.auth.middleware import AuthMiddleware, BodyLimitMiddleware, H
 from flowml.server.auth.permissions import parse_permission
 from flowml.server.auth.store import AuthStore
 from flowml.server.context import ServerContext, ServerRegistryClient
+from flowml.server.fast_routes import FastRoutes
 from flowml.server.locations import ArtifactLocations, normalize_destination
 from flowml.server.wire import Fields
 from flowml.tracking.artifacts import ArtifactRepository
@@ -267,6 +272,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response({"error_code": "BAD_REQUEST", "message": str(exc.detail)}, exc.status_code)
 
 
+class ServerApp(Starlette):
+    """Starlette, with the artifact proxy's requests dispatched by `FastRoutes` first."""
+
+    fast: FastRoutes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.fast.match(scope):
+            scope["app"] = self
+            await self.fast.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(config: ServerConfig) -> Starlette:
     """The server app for ``config`` (the store is opened, and migrated, here).
 
@@ -285,11 +303,13 @@ def create_app(config: ServerConfig) -> Starlette:
         )
         guard = Guard(settings)
         routes += admin_routes(API_PREFIXES)
-    app = Starlette(
+    middleware = _middleware(security, guard)
+    app = ServerApp(
         routes=routes,
         exception_handlers={HTTPException: _http_error},
-        middleware=_middleware(security, guard),
+        middleware=middleware,
     )
+    app.fast = FastRoutes(app.routes, API_PREFIXES, middleware)
     app.state.ctx = ctx
     app.state.ui_config = ui.UIConfig.create(config.prefect_ui_url)
     app.state.guard = guard
