@@ -3,7 +3,9 @@
 Both servers run on this machine with the same backend (a fresh PostgreSQL database each,
 ``--workers 4``, artifacts proxied to a local directory), one after the other, and are
 driven by the *same* client: plain HTTP calls to MLflow's REST API (httpx, from worker
-processes), so the figures compare the servers, not two client libraries.
+processes; for the artifact proxy, `_lean_http.LeanHTTP`, a socket client that costs less
+CPU than the servers it measures), so the figures compare the servers, not two client
+libraries. Timing starts once the server's process tree is idle (all workers imported).
 
 Workloads (issue 11, "Speed"):
   (a) ``runs/log-batch`` values/s with 1 and 4 concurrent clients (each its own run, batches
@@ -48,6 +50,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from _lean_http import LeanHTTP  # noqa: E402
 from _mlflow_env import mlflow_env, mlflow_python  # noqa: E402
 from _prefect_server import PG, _admin, free_port, stop_process  # noqa: E402
 
@@ -144,25 +147,28 @@ def _search_ms(url: str, experiment_id: str, body: dict[str, Any], repeats: int)
 
 
 def _artifacts(url: str, side: str, small: int, big_mb: int) -> dict[str, float]:
+    """Proxy MB/s up and down, through `LeanHTTP` (the same lean client for both servers)."""
     payload = os.urandom(10 * 1024)
     big = os.urandom(big_mb * 1024 * 1024)
     out = {}
-    with _client(url) as http:
+    with LeanHTTP(url) as http:
         base = f"{PROXY}/bench-{side}-{uuid.uuid4().hex[:6]}"
         started = time.perf_counter()
         for i in range(small):
-            http.put(f"{base}/small/{i}.bin", content=payload).raise_for_status()
+            http.request("PUT", f"{base}/small/{i}.bin", payload)
         out["small_up"] = small * len(payload) / 1e6 / (time.perf_counter() - started)
+        buffer = bytearray(len(big) + 1)  # one byte more: a longer reply is caught
         started = time.perf_counter()
         for i in range(small):
-            assert len(http.get(f"{base}/small/{i}.bin").content) == len(payload)
+            assert http.request("GET", f"{base}/small/{i}.bin", into=buffer) == len(payload)
         out["small_down"] = small * len(payload) / 1e6 / (time.perf_counter() - started)
         started = time.perf_counter()
-        http.put(f"{base}/big.bin", content=big).raise_for_status()
+        http.request("PUT", f"{base}/big.bin", big)
         out["big_up"] = len(big) / 1e6 / (time.perf_counter() - started)
         started = time.perf_counter()
-        assert len(http.get(f"{base}/big.bin").content) == len(big)
+        assert http.request("GET", f"{base}/big.bin", into=buffer) == len(big)
         out["big_down"] = len(big) / 1e6 / (time.perf_counter() - started)
+        assert buffer[: len(big)] == big
     return out
 
 
@@ -239,6 +245,7 @@ def _server(side: str) -> Iterator[tuple[str, int]]:
         url = f"http://127.0.0.1:{port}"
         try:
             _wait(url, proc, Path(tmp) / "server.log")
+            _settle(proc.pid)
             yield url, proc.pid
         except BaseException:
             print(f"{side} server log:\n{(Path(tmp) / 'server.log').read_text()[-3000:]}")
@@ -262,6 +269,31 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
             pass
         time.sleep(0.5)
     raise RuntimeError(f"server did not answer:\n{log.read_text()[-3000:]}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time used so far by ``pid`` and its descendants that are still alive."""
+    ticks = 0
+    for one in _tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{one}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _settle(pid: int, timeout: float = 120) -> None:
+    """Wait until the server's process tree is idle: ``/health`` answers once one worker is
+    up, while the others may still be importing (MLflow's take many seconds), and timing
+    requests then would time the imports too."""
+    deadline = time.monotonic() + timeout
+    used = _cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = _cpu_seconds(pid)
+        if now - used < 0.05:  # under 5% of one core over the last second
+            return
+        used = now
 
 
 WORKLOADS = ("log", "search", "artifacts")
