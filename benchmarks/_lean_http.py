@@ -61,21 +61,24 @@ class LeanHTTP:
             + self.host
             + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         )
-        if len(body) <= _WITH_HEAD:
-            sock.sendall(head + body)
-        else:
-            sock.sendall(head)
-            sock.sendall(body)
         reply = http.client.HTTPResponse(sock, method=method)
         try:
+            if len(body) <= _WITH_HEAD:
+                sock.sendall(head + body)
+            else:
+                sock.sendall(head)
+                sock.sendall(body)
             reply.begin()
             received = self._read(reply, into)
             if not 200 <= reply.status < 300:
                 raise RuntimeError(f"{method} {path}: HTTP {reply.status}")
-            if reply.will_close:
-                self.close()
+        except BaseException:
+            self.close()  # the reply may be half read: the next request gets a new connection
+            raise
         finally:
             reply.close()
+        if reply.will_close:
+            self.close()
         return received
 
     @staticmethod
