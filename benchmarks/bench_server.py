@@ -15,7 +15,8 @@ Workloads (issue 11, "Speed"):
       ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC`` (100),
       a tag filter, a param filter ordered by a metric, and a metric filter (100 each);
       median of 5;
-  (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file;
+  (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file (median of
+      5 rounds);
   (e) memory: RSS (and PSS, which counts pages shared between workers once) of each
       server's whole process tree after the workloads.
 
@@ -146,30 +147,35 @@ def _search_ms(url: str, experiment_id: str, body: dict[str, Any], repeats: int)
     return statistics.median(times[1:]) * 1000
 
 
-def _artifacts(url: str, side: str, small: int, big_mb: int) -> dict[str, float]:
-    """Proxy MB/s up and down, through `LeanHTTP` (the same lean client for both servers)."""
+def _artifacts(url: str, side: str, small: int, big_mb: int, repeats: int) -> dict[str, float]:
+    """Proxy MB/s up and down, through `LeanHTTP` (the same lean client for both servers):
+    the median of ``repeats`` rounds, each uploading ``small`` new 10 KB files and the big
+    file, then downloading them (one round lasts a fraction of a second, so a single one
+    measures whatever else the machine was doing at that moment)."""
     payload = os.urandom(10 * 1024)
     big = os.urandom(big_mb * 1024 * 1024)
-    out = {}
+    buffer = bytearray(len(big) + 1)  # one byte more: a longer reply is caught
+    rates: dict[str, list[float]] = {"small_up": [], "small_down": [], "big_up": [], "big_down": []}
     with LeanHTTP(url) as http:
         base = f"{PROXY}/bench-{side}-{uuid.uuid4().hex[:6]}"
-        started = time.perf_counter()
-        for i in range(small):
-            http.request("PUT", f"{base}/small/{i}.bin", payload)
-        out["small_up"] = small * len(payload) / 1e6 / (time.perf_counter() - started)
-        buffer = bytearray(len(big) + 1)  # one byte more: a longer reply is caught
-        started = time.perf_counter()
-        for i in range(small):
-            assert http.request("GET", f"{base}/small/{i}.bin", into=buffer) == len(payload)
-        out["small_down"] = small * len(payload) / 1e6 / (time.perf_counter() - started)
-        started = time.perf_counter()
-        http.request("PUT", f"{base}/big.bin", big)
-        out["big_up"] = len(big) / 1e6 / (time.perf_counter() - started)
-        started = time.perf_counter()
-        assert http.request("GET", f"{base}/big.bin", into=buffer) == len(big)
-        out["big_down"] = len(big) / 1e6 / (time.perf_counter() - started)
-        assert buffer[: len(big)] == big
-    return out
+        for round_ in range(repeats):
+            files = [f"{base}/{round_}/small/{i}.bin" for i in range(small)]
+            started = time.perf_counter()
+            for path in files:
+                http.request("PUT", path, payload)
+            rates["small_up"].append(small * len(payload) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            for path in files:
+                assert http.request("GET", path, into=buffer) == len(payload)
+            rates["small_down"].append(small * len(payload) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            http.request("PUT", f"{base}/{round_}/big.bin", big)
+            rates["big_up"].append(len(big) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            assert http.request("GET", f"{base}/{round_}/big.bin", into=buffer) == len(big)
+            rates["big_down"].append(len(big) / (time.perf_counter() - started))
+            assert buffer[: len(big)] == big
+    return {key: statistics.median(values) / 1e6 for key, values in rates.items()}
 
 
 def _tree(pid: int) -> list[int]:
@@ -339,7 +345,8 @@ def measure(
                 out[key] = _search_ms(url, search_exp, body, sizes["repeats"])
         if "artifacts" in only:
             print(f"{side}: artifacts", file=sys.stderr)
-            out.update(_artifacts(url, side, sizes["small"], sizes["big_mb"]))
+            artifacts = (sizes["small"], sizes["big_mb"], sizes["repeats"])
+            out.update(_artifacts(url, side, *artifacts))
         out["rss_mb"], out["pss_mb"] = _memory_mb(pid)
     return out
 

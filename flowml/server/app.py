@@ -87,7 +87,7 @@ from flowml.tracking.store.engine import get_engine
 from flowml.tracking.store.schemes import get_store
 from flowml.tracking.store.sql_logged_models import SqlLoggedModelStore
 
-__all__ = ["API_PREFIXES", "ServerConfig", "create_app"]
+__all__ = ["API_PREFIXES", "ServerApp", "ServerConfig", "create_app"]
 
 API_PREFIXES = ("/api/2.0", "/ajax-api/2.0")
 _JSON_GROUPS = (
@@ -275,7 +275,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 class ServerApp(Starlette):
     """Starlette, with the artifact proxy's requests dispatched by `FastRoutes` first."""
 
-    fast: FastRoutes
+    _fast: FastRoutes | None = None
+
+    @property
+    def fast(self) -> FastRoutes:
+        """The proxy's routes behind the app's middleware, built on first use from the final
+        routes and middleware list (as Starlette builds its own stack)."""
+        if self._fast is None:
+            self._fast = FastRoutes(self.routes, API_PREFIXES, self.user_middleware)
+        return self._fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and self.fast.match(scope):
@@ -285,7 +293,7 @@ class ServerApp(Starlette):
         await super().__call__(scope, receive, send)
 
 
-def create_app(config: ServerConfig) -> Starlette:
+def create_app(config: ServerConfig) -> ServerApp:
     """The server app for ``config`` (the store is opened, and migrated, here).
 
     Example:
@@ -303,13 +311,11 @@ def create_app(config: ServerConfig) -> Starlette:
         )
         guard = Guard(settings)
         routes += admin_routes(API_PREFIXES)
-    middleware = _middleware(security, guard)
     app = ServerApp(
         routes=routes,
         exception_handlers={HTTPException: _http_error},
-        middleware=middleware,
+        middleware=_middleware(security, guard),
     )
-    app.fast = FastRoutes(app.routes, API_PREFIXES, middleware)
     app.state.ctx = ctx
     app.state.ui_config = ui.UIConfig.create(config.prefect_ui_url)
     app.state.guard = guard
