@@ -1,8 +1,8 @@
 """The artifact proxy's routes, dispatched before Starlette's router.
 
 Through Starlette's own stack a request crosses its error and exception middleware, then a
-router that tries some 300 path patterns in order; the proxy's come late in that list, and
-for a 10 KB file that walk cost about as much as the file work. `FastRoutes` picks the
+router that tries its 200 path patterns in order; the proxy's come after a hundred others,
+and for a 10 KB file that walk cost about as much as the file work. `FastRoutes` picks the
 proxy's routes (``/mlflow-artifacts/...`` under each API prefix) out of the app's own route
 list, keeping their order, and matches a request against those few only.
 
