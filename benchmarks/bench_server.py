@@ -3,7 +3,9 @@
 Both servers run on this machine with the same backend (a fresh PostgreSQL database each,
 ``--workers 4``, artifacts proxied to a local directory), one after the other, and are
 driven by the *same* client: plain HTTP calls to MLflow's REST API (httpx, from worker
-processes), so the figures compare the servers, not two client libraries.
+processes; for the artifact proxy, `_lean_http.LeanHTTP`, a socket client that costs less
+CPU than the servers it measures), so the figures compare the servers, not two client
+libraries. Timing starts once the server's process tree is idle (all workers imported).
 
 Workloads (issue 11, "Speed"):
   (a) ``runs/log-batch`` values/s with 1 and 4 concurrent clients (each its own run, batches
@@ -13,7 +15,8 @@ Workloads (issue 11, "Speed"):
       ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC`` (100),
       a tag filter, a param filter ordered by a metric, and a metric filter (100 each);
       median of 5;
-  (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file;
+  (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file (median of
+      5 rounds);
   (e) memory: RSS (and PSS, which counts pages shared between workers once) of each
       server's whole process tree after the workloads.
 
@@ -48,6 +51,7 @@ HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+from _lean_http import LeanHTTP  # noqa: E402
 from _mlflow_env import mlflow_env, mlflow_python  # noqa: E402
 from _prefect_server import PG, _admin, free_port, stop_process  # noqa: E402
 
@@ -143,27 +147,35 @@ def _search_ms(url: str, experiment_id: str, body: dict[str, Any], repeats: int)
     return statistics.median(times[1:]) * 1000
 
 
-def _artifacts(url: str, side: str, small: int, big_mb: int) -> dict[str, float]:
+def _artifacts(url: str, side: str, small: int, big_mb: int, repeats: int) -> dict[str, float]:
+    """Proxy MB/s up and down, through `LeanHTTP` (the same lean client for both servers):
+    the median of ``repeats`` rounds, each uploading ``small`` new 10 KB files and the big
+    file, then downloading them (one round lasts a fraction of a second, so a single one
+    measures whatever else the machine was doing at that moment)."""
     payload = os.urandom(10 * 1024)
     big = os.urandom(big_mb * 1024 * 1024)
-    out = {}
-    with _client(url) as http:
+    buffer = bytearray(len(big) + 1)  # one byte more: a longer reply is caught
+    rates: dict[str, list[float]] = {"small_up": [], "small_down": [], "big_up": [], "big_down": []}
+    with LeanHTTP(url) as http:
         base = f"{PROXY}/bench-{side}-{uuid.uuid4().hex[:6]}"
-        started = time.perf_counter()
-        for i in range(small):
-            http.put(f"{base}/small/{i}.bin", content=payload).raise_for_status()
-        out["small_up"] = small * len(payload) / 1e6 / (time.perf_counter() - started)
-        started = time.perf_counter()
-        for i in range(small):
-            assert len(http.get(f"{base}/small/{i}.bin").content) == len(payload)
-        out["small_down"] = small * len(payload) / 1e6 / (time.perf_counter() - started)
-        started = time.perf_counter()
-        http.put(f"{base}/big.bin", content=big).raise_for_status()
-        out["big_up"] = len(big) / 1e6 / (time.perf_counter() - started)
-        started = time.perf_counter()
-        assert len(http.get(f"{base}/big.bin").content) == len(big)
-        out["big_down"] = len(big) / 1e6 / (time.perf_counter() - started)
-    return out
+        for round_ in range(repeats):
+            files = [f"{base}/{round_}/small/{i}.bin" for i in range(small)]
+            started = time.perf_counter()
+            for path in files:
+                http.request("PUT", path, payload)
+            rates["small_up"].append(small * len(payload) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            for path in files:
+                assert http.request("GET", path, into=buffer) == len(payload)
+            rates["small_down"].append(small * len(payload) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            http.request("PUT", f"{base}/{round_}/big.bin", big)
+            rates["big_up"].append(len(big) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            assert http.request("GET", f"{base}/{round_}/big.bin", into=buffer) == len(big)
+            rates["big_down"].append(len(big) / (time.perf_counter() - started))
+            assert buffer[: len(big)] == big
+    return {key: statistics.median(values) / 1e6 for key, values in rates.items()}
 
 
 def _tree(pid: int) -> list[int]:
@@ -239,6 +251,7 @@ def _server(side: str) -> Iterator[tuple[str, int]]:
         url = f"http://127.0.0.1:{port}"
         try:
             _wait(url, proc, Path(tmp) / "server.log")
+            _settle(proc.pid)
             yield url, proc.pid
         except BaseException:
             print(f"{side} server log:\n{(Path(tmp) / 'server.log').read_text()[-3000:]}")
@@ -262,6 +275,31 @@ def _wait(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
             pass
         time.sleep(0.5)
     raise RuntimeError(f"server did not answer:\n{log.read_text()[-3000:]}")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time used so far by ``pid`` and its descendants that are still alive."""
+    ticks = 0
+    for one in _tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            with open(f"/proc/{one}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _settle(pid: int, timeout: float = 120) -> None:
+    """Wait until the server's process tree is idle: ``/health`` answers once one worker is
+    up, while the others may still be importing (MLflow's take many seconds), and timing
+    requests then would time the imports too."""
+    deadline = time.monotonic() + timeout
+    used = _cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(1)
+        now = _cpu_seconds(pid)
+        if now - used < 0.05:  # under 5% of one core over the last second
+            return
+        used = now
 
 
 WORKLOADS = ("log", "search", "artifacts")
@@ -307,7 +345,8 @@ def measure(
                 out[key] = _search_ms(url, search_exp, body, sizes["repeats"])
         if "artifacts" in only:
             print(f"{side}: artifacts", file=sys.stderr)
-            out.update(_artifacts(url, side, sizes["small"], sizes["big_mb"]))
+            artifacts = (sizes["small"], sizes["big_mb"], sizes["repeats"])
+            out.update(_artifacts(url, side, *artifacts))
         out["rss_mb"], out["pss_mb"] = _memory_mb(pid)
     return out
 

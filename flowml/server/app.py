@@ -22,6 +22,9 @@ error body (its client falls back to another endpoint on that code).
 Security (`flowml.server.auth`): every request crosses the Host allow-list and the body
 limit, then CORS when configured; with ``auth="token"`` it must authenticate, each route
 applies its permission rule, and the user and permission endpoints are mounted.
+
+The artifact proxy's routes are matched before Starlette's router (`fast_routes`), behind
+the same middleware.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import Receive, Scope, Send
 
 from flowml.exceptions import FlowMLError
 from flowml.registry.store import get_registry_store
@@ -76,6 +80,7 @@ from flowml.server.auth.middleware import AuthMiddleware, BodyLimitMiddleware, H
 from flowml.server.auth.permissions import parse_permission
 from flowml.server.auth.store import AuthStore
 from flowml.server.context import ServerContext, ServerRegistryClient
+from flowml.server.fast_routes import FastRoutes
 from flowml.server.locations import ArtifactLocations, normalize_destination
 from flowml.server.wire import Fields
 from flowml.tracking.artifacts import ArtifactRepository
@@ -84,7 +89,7 @@ from flowml.tracking.store.engine import get_engine
 from flowml.tracking.store.schemes import get_store
 from flowml.tracking.store.sql_logged_models import SqlLoggedModelStore
 
-__all__ = ["API_PREFIXES", "ServerConfig", "create_app"]
+__all__ = ["API_PREFIXES", "ServerApp", "ServerConfig", "create_app"]
 
 API_PREFIXES = ("/api/2.0", "/ajax-api/2.0")
 _JSON_GROUPS = (
@@ -269,7 +274,28 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return json_response({"error_code": "BAD_REQUEST", "message": str(exc.detail)}, exc.status_code)
 
 
-def create_app(config: ServerConfig) -> Starlette:
+class ServerApp(Starlette):
+    """Starlette, with the artifact proxy's requests dispatched by `FastRoutes` first."""
+
+    _fast: FastRoutes | None = None
+
+    @property
+    def fast(self) -> FastRoutes:
+        """The proxy's routes behind the app's middleware, built on first use from the final
+        routes and middleware list (as Starlette builds its own stack)."""
+        if self._fast is None:
+            self._fast = FastRoutes(self.routes, API_PREFIXES, self.user_middleware)
+        return self._fast
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.fast.match(scope):
+            scope["app"] = self
+            await self.fast.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(config: ServerConfig) -> ServerApp:
     """The server app for ``config`` (the store is opened, and migrated, here).
 
     Example:
@@ -287,7 +313,7 @@ def create_app(config: ServerConfig) -> Starlette:
         )
         guard = Guard(settings)
         routes += admin_routes(API_PREFIXES)
-    app = Starlette(
+    app = ServerApp(
         routes=routes,
         exception_handlers={HTTPException: _http_error},
         middleware=_middleware(security, guard),
