@@ -3,7 +3,8 @@
 `RunOpener.open` validates a new run, chooses its id and artifact URI, and returns it at
 once; its creation is queued. A background thread writes what is queued some tens of
 milliseconds later (`OPEN_LINGER_S`), every queued creation in one round trip, so the run
-shows RUNNING in the store almost at once. Whoever needs the run in the store before that takes its creation out of the queue:
+shows RUNNING in the store almost at once. Whoever needs the run in the store before that
+takes its creation out of the queue:
 
 - the run's close (`take`) sends it with the run's end, in the same round trip (a short task
   costs one round trip in all), or waits for it when it is being written right now;
