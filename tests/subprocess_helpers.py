@@ -75,10 +75,12 @@ def run_script(
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-def quick_benchmark(script: str, cwd: Path, timeout: float = 600) -> dict[str, Any]:
-    """Run ``benchmarks/<script> --quick --side flowml --json``; its JSON report."""
+def quick_benchmark(
+    script: str, cwd: Path, timeout: float = 600, extra: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Run ``benchmarks/<script> --quick --side flowml --json [extra]``; its JSON report."""
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), "--quick", "--side", "flowml", "--json"],
+        [sys.executable, str(BENCHMARKS / script), "--quick", "--side", "flowml", "--json", *extra],
         cwd=cwd,
         capture_output=True,
         text=True,

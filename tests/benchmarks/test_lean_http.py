@@ -4,9 +4,6 @@ server benchmark's artifact workload end to end on its flowml side."""
 from __future__ import annotations
 
 import importlib.util
-import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from subprocess_helpers import quick_benchmark
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -119,17 +117,7 @@ def test_errors_and_overflows_are_raised(url: str):
 
 
 def test_the_artifact_workload_runs_on_the_flowml_side(tmp_path: Path):
-    script = BENCHMARKS / "bench_server.py"
-    args = ["--quick", "--side", "flowml", "--only", "artifacts", "--json"]
-    done = subprocess.run(
-        [sys.executable, str(script), *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    figures = json.loads(done.stdout)["flowml"]
+    report = quick_benchmark("bench_server.py", tmp_path, extra=("--only", "artifacts"))
+    figures = report["flowml"]
     for key in ("small_up", "small_down", "big_up", "big_down"):
         assert figures[key] > 0
