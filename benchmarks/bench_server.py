@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -58,7 +59,7 @@ from _prefect_server import PG, _admin, free_port, stop_process  # noqa: E402
 API = "/api/2.0/mlflow"
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 WORKERS = 4
-FULL = {"batches": 25, "calls": 300, "runs": 5000, "repeats": 5, "small": 100, "big_mb": 50}
+FULL = {"batches": 60, "calls": 300, "runs": 5000, "repeats": 5, "small": 100, "big_mb": 50}
 QUICK = {"batches": 5, "calls": 50, "runs": 300, "repeats": 3, "small": 20, "big_mb": 5}
 
 
@@ -84,30 +85,41 @@ def _new_run(http: Any, experiment_id: str, tags: list[dict[str, str]] | None = 
     return _post(http, "/runs/create", body)["run"]["info"]["run_id"]
 
 
-def _log_batches(url: str, experiment_id: str, batches: int) -> int:
-    """One client: a run, then ``batches`` log-batch calls of 200 metric values each."""
+def _log_batches(url: str, experiment_id: str, batches: int, start: Any) -> tuple[int, float]:
+    """One client: a run, then ``batches`` log-batch calls of 200 metric values each, timed
+    from ``start`` (a barrier every client passes once its connection and run exist, so
+    that the figure is the server's throughput, not the clients' start-up)."""
     with _client(url) as http:
         run_id = _new_run(http, experiment_id)
         now = int(time.time() * 1000)
-        sent = 0
-        for b in range(batches):
-            metrics = [
-                {"key": f"m{k}", "value": k * 0.1 + s, "timestamp": now + s, "step": b * 10 + s}
-                for k in range(20)
-                for s in range(10)
-            ]
-            _post(http, "/runs/log-batch", {"run_id": run_id, "metrics": metrics})
-            sent += len(metrics)
-        return sent
+        bodies = [
+            {
+                "run_id": run_id,
+                "metrics": [
+                    {"key": f"m{k}", "value": k * 0.1 + s, "timestamp": now + s, "step": b * 10 + s}
+                    for k in range(20)
+                    for s in range(10)
+                ],
+            }
+            for b in range(batches)
+        ]
+        start.wait()
+        started = time.perf_counter()
+        for body in bodies:
+            _post(http, "/runs/log-batch", body)
+        return sum(len(body["metrics"]) for body in bodies), time.perf_counter() - started
 
 
-def _log_calls(url: str, experiment_id: str, calls: int) -> None:
+def _log_calls(url: str, experiment_id: str, calls: int, start: Any) -> tuple[int, float]:
     with _client(url) as http:
         run_id = _new_run(http, experiment_id)
         now = int(time.time() * 1000)
+        start.wait()
+        started = time.perf_counter()
         for i in range(calls):
             body = {"run_id": run_id, "key": "loss", "value": 1 / (i + 1), "timestamp": now + i}
             _post(http, "/runs/log-metric", {**body, "step": i})
+        return calls, time.perf_counter() - started
 
 
 def _populate(url: str, experiment_id: str, start: int, count: int) -> None:
@@ -130,6 +142,15 @@ def _parallel(fn: Any, args: list[tuple[Any, ...]]) -> tuple[float, list[Any]]:
         started = time.perf_counter()
         results = list(pool.map(fn, *zip(*args, strict=True)))
         return time.perf_counter() - started, results
+
+
+def _throughput(fn: Any, args: tuple[Any, ...], clients: int) -> float:
+    """Items/s of ``clients`` concurrent ``fn(*args, start)`` calls, each returning ``(items,
+    seconds)`` timed from the barrier ``start``: all items over the slowest client's time."""
+    with multiprocessing.Manager() as manager:
+        start = manager.Barrier(clients)
+        _, results = _parallel(fn, [(*args, start)] * clients)
+    return sum(items for items, _ in results) / max(seconds for _, seconds in results)
 
 
 def _experiment(url: str, name: str) -> str:
@@ -330,10 +351,9 @@ def measure(
             exp = _experiment(url, "log")
             print(f"{side}: log-batch", file=sys.stderr)
             for clients in (1, 4):
-                seconds, sent = _parallel(_log_batches, [(url, exp, sizes["batches"])] * clients)
-                out[f"log_batch_{clients}"] = sum(sent) / seconds
-            seconds, _ = _parallel(_log_calls, [(url, exp, sizes["calls"])])
-            out["log_calls"] = sizes["calls"] / seconds
+                batches = (url, exp, sizes["batches"])
+                out[f"log_batch_{clients}"] = _throughput(_log_batches, batches, clients)
+            out["log_calls"] = _throughput(_log_calls, (url, exp, sizes["calls"]), 1)
         if "search" in only:
             print(f"{side}: {sizes['runs']} runs for search", file=sys.stderr)
             search_exp = _experiment(url, "search")

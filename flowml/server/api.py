@@ -30,8 +30,9 @@ from flowml.server.wire import Fields
 __all__ = [
     "MAX_JSON_BODY_BYTES",
     "Endpoint",
-    "RequestTooLarge",
     "Handler",
+    "Reply",
+    "RequestTooLarge",
     "error_response",
     "guarded",
     "internal_error",
@@ -45,7 +46,9 @@ _log = logging.getLogger("flowml.server")
 # A log-batch at MLflow's limits is well under 1 MiB; far larger JSON is a mistake or abuse.
 MAX_JSON_BODY_BYTES = 16 * 1024 * 1024
 
-Handler = Callable[[ServerContext, Fields], dict[str, Any]]
+# A handler's reply: fields to send as JSON, or a reply it wrote as JSON itself.
+Reply = dict[str, Any] | bytes
+Handler = Callable[[ServerContext, Fields], Reply]
 RouteKey = tuple[str, str, str]
 
 
@@ -127,7 +130,7 @@ def _audited(
     audit: AuditInfo | None,
     *,
     trust_user: bool = True,
-) -> dict[str, Any]:
+) -> Reply:
     if audit is None:
         return handler(ctx, fields)
     # Registry changes record who asked, why and from which Prefect run (flowml's REST
@@ -153,14 +156,14 @@ def json_endpoint(
     permission rule filed under ``key`` (see `flowml.server.auth.rules`).
     """
 
-    async def run(request: Request) -> dict[str, Any]:
+    async def run(request: Request) -> Reply:
         fields = await read_fields(request)
         audit = audit_from_header(request.headers.get(AUDIT_HEADER))
         guard = request.app.state.guard
         if guard is None:
             return await run_in_threadpool(_audited, handler, request.app.state.ctx, fields, audit)
 
-        def audited(ctx: ServerContext, checked: Fields) -> dict[str, Any]:
+        def audited(ctx: ServerContext, checked: Fields) -> Reply:
             return _audited(handler, ctx, checked, audit, trust_user=False)
 
         return await run_in_threadpool(guard.call, request, key, audited, fields)
@@ -169,7 +172,7 @@ def json_endpoint(
 
 
 def json_route(
-    name: str, run: Callable[[Request], Awaitable[dict[str, Any]]]
+    name: str, run: Callable[[Request], Awaitable[Reply]]
 ) -> Callable[[Request], Awaitable[Response]]:
     """A Starlette endpoint answering ``await run(request)`` as JSON: a `FlowMLError`
     becomes its error body and status, any other fault a logged ``INTERNAL_ERROR``."""
@@ -181,6 +184,8 @@ def json_route(
             return error_response(exc)
         except Exception as exc:  # any other fault: logged, answered without internals
             return internal_error(exc)
+        if type(result) is bytes:  # a reply already written as JSON
+            return Response(result, media_type="application/json")
         return json_response(result)
 
     endpoint.__name__ = name

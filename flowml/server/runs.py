@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from flowml.exceptions import InvalidParameter
 from flowml.server.api import Endpoint
 from flowml.server.context import ServerContext
 from flowml.server.wire import VIEW_TYPES, Fields, key_values, metric_json, run_info_json, run_json
-from flowml.tracking.entities import Metric, Param, RunStatus, RunTag, ViewType
+from flowml.tracking.entities import Metric, Param, RunInfo, RunStatus, RunTag, ViewType
 from flowml.tracking.store.base import DEFAULT_EXPERIMENT_ID, SEARCH_MAX_RESULTS_DEFAULT
 from flowml.tracking.validation import INT64_MAX, INT64_MIN
 
@@ -83,20 +85,49 @@ def restore(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
     return {}
 
 
-def search(ctx: ServerContext, fields: Fields) -> dict[str, Any]:
+def search(ctx: ServerContext, fields: Fields) -> dict[str, Any] | bytes:
     max_results = fields.int64("max_results")
-    page = ctx.store.search_runs(
-        fields.strings("experiment_ids"),
-        filter_string=fields.string("filter") or None,
-        run_view_type=fields.enum("run_view_type", VIEW_TYPES, ViewType.ACTIVE_ONLY),
-        max_results=SEARCH_MAX_RESULTS_DEFAULT if max_results is None else max_results,
-        order_by=fields.strings("order_by") or None,
-        page_token=fields.string("page_token") or None,
-    )
+    args: dict[str, Any] = {
+        "filter_string": fields.string("filter") or None,
+        "run_view_type": fields.enum("run_view_type", VIEW_TYPES, ViewType.ACTIVE_ONLY),
+        "max_results": SEARCH_MAX_RESULTS_DEFAULT if max_results is None else max_results,
+        "order_by": fields.strings("order_by") or None,
+        "page_token": fields.string("page_token") or None,
+    }
+    experiment_ids = fields.strings("experiment_ids")
+    as_json = getattr(ctx.store, "search_runs_json", None)
+    found = as_json(experiment_ids, **args) if as_json is not None else None
+    if found is not None:
+        return _runs_reply(found, found.token, ctx)
+    page = ctx.store.search_runs(experiment_ids, **args)
     reply: dict[str, Any] = {"runs": [run_json(r, ctx.locations) for r in page]}
     if page.token:
         reply["next_page_token"] = page.token
     return reply
+
+
+def _runs_reply(
+    page: list[tuple[RunInfo, str | None, str | None, str | None]],
+    token: str | None,
+    ctx: ServerContext,
+) -> bytes:
+    """A search reply (`run_json`'s shape) around the runs' values as the database wrote
+    them in MLflow's wire JSON (`SqlStore.search_runs_json`), which is not parsed here."""
+    dumps, parts = orjson.dumps, []
+    for info, params, tags, metrics in page:
+        data = []
+        if metrics is not None:
+            data.append(b'"metrics":' + metrics.encode())
+        if params is not None:
+            data.append(b'"params":' + params.encode())
+        if tags is not None:
+            data.append(b'"tags":' + tags.encode())
+        info_json = dumps(run_info_json(info, ctx.locations))
+        parts.append(b'{"info":' + info_json + b',"data":{' + b",".join(data) + b'},"inputs":{}}')
+    reply = b'{"runs":[' + b",".join(parts) + b"]"
+    if token:
+        reply += b',"next_page_token":' + dumps(token)
+    return reply + b"}"
 
 
 def log_metric(ctx: ServerContext, fields: Fields) -> dict[str, Any]:

@@ -238,3 +238,46 @@ def test_params_and_tags_have_two_ranks(seeded: sa.Engine, order_by: list[str]) 
     for size in (1, 5):
         _same(seeded, "metrics.acc > 0", order_by, page_size=size)
     assert {key[-2] for key in search_plans._plans} == {0, 1}
+
+
+@pytest.mark.parametrize(
+    ("filter_string", "order_by"),
+    [
+        (None, None),
+        *SAME_KEY[:3],
+        ("metrics.acc != 0.5", ["metrics.acc DESC"]),
+        (None, ["tags.team"]),
+    ],
+)
+def test_a_page_with_its_runs_data_reads_as_the_page_then_its_data(
+    seeded: sa.Engine, filter_string: str | None, order_by: list[str] | None
+) -> None:
+    """On PostgreSQL the runs' params, tags and latest metrics (NaN, infinities, the points'
+    timestamps and steps) come with the page, as JSON the same statement writes: they must
+    equal what reading the page, then its runs' values, gives."""
+    from flowml.tracking.store import sql_fast
+
+    token, pages = None, 0
+    with seeded.connect() as conn:
+        while True:
+            args = (["1"], filter_string, ["active"], 3, order_by, token)
+            page, data_token = search_plans.select_run_page_with_data(conn, *args)
+            rows, token = search_plans.select_run_page(conn, *args)
+            assert [row for row, _ in page] == rows and data_token == token
+            expected = sql_fast.run_data(conn, [row.run_uuid for row in rows])
+            found = [data for _, data in page]
+            assert [(d.params, d.tags, d.metric_points) for d in found] == [
+                (d.params, d.tags, d.metric_points) for d in expected
+            ]
+            for got, want in zip(found, expected, strict=True):
+                assert got.metrics.keys() == want.metrics.keys()
+                for key, value in want.metrics.items():
+                    assert type(got.metrics[key]) is float
+                    assert (
+                        got.metrics[key] == value
+                        or math.isnan(value) == math.isnan(got.metrics[key]) is True
+                    )
+            pages += 1
+            if token is None:
+                break
+    assert pages > 1

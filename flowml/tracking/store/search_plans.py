@@ -32,6 +32,7 @@ from sqlalchemy import BindParameter, Connection, Integer, bindparam, func, sele
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import NullType
 
+from flowml.tracking.entities import RunData
 from flowml.tracking.search import ATTRIBUTE, And, Node, Or, OrderBy
 from flowml.tracking.store import sql_fast
 from flowml.tracking.store.page_token import encode_page_token, query_fingerprint
@@ -41,7 +42,7 @@ from flowml.tracking.store.sql_fast import RunRow
 from flowml.tracking.store.sql_filter import compared_values, rank_count, required_keys
 from flowml.tracking.store.sql_search import RUN_TARGET, RUNS, check_run_search, run_tie_breakers
 
-__all__ = ["MAX_PLANS", "select_run_page"]
+__all__ = ["MAX_PLANS", "select_run_page", "select_run_page_json", "select_run_page_with_data"]
 
 # Shapes kept compiled per process (least recently used dropped first): a server sees a
 # few dozen shapes (its UI's and its clients' searches), each a few KB of SQL text.
@@ -76,6 +77,71 @@ def select_run_page(
 ) -> tuple[list[RunRow], str | None]:
     """`sql_search.select_run_page`, through a prepared plan: the same rows (as
     `RunRow`), the same page tokens, the same errors."""
+    rows, token = _select_page(
+        conn, experiment_ids, filter_string, lifecycle_stages, max_results, order_by, page_token
+    )
+    return [RunRow(*row[:_COLUMNS]) for row in rows], token
+
+
+def select_run_page_with_data(
+    conn: Connection,
+    experiment_ids: Sequence[str],
+    filter_string: str | None,
+    lifecycle_stages: Sequence[str],
+    max_results: int,
+    order_by: Sequence[str] | None,
+    page_token: str | None,
+) -> tuple[list[tuple[RunRow, RunData]], str | None]:
+    """`select_run_page` with each run's params, tags and latest metrics, read by the
+    same statement on PostgreSQL (one round trip for the page, instead of one more for
+    its runs' values), by a second one elsewhere."""
+    args = (experiment_ids, filter_string, lifecycle_stages, max_results, order_by, page_token)
+    if conn.dialect.name != "postgresql":
+        page, token = select_run_page(conn, *args)
+        data = sql_fast.run_data(conn, [r.run_uuid for r in page])
+        return list(zip(page, data, strict=True)), token
+    rows, token = select_run_page_json(conn, *args)
+    read = sql_fast.run_data_from_json
+    return [(row, read(*texts)) for row, *texts in rows], token
+
+
+def select_run_page_json(
+    conn: Connection,
+    experiment_ids: Sequence[str],
+    filter_string: str | None,
+    lifecycle_stages: Sequence[str],
+    max_results: int,
+    order_by: Sequence[str] | None,
+    page_token: str | None,
+) -> tuple[list[tuple[RunRow, str | None, str | None, str | None]], str | None]:
+    """PostgreSQL: `select_run_page` with each run's params, tags and latest metrics as
+    the JSON text of `sql_fast.RUN_DATA_JSON`, read by the same statement."""
+    rows, token = _select_page(
+        conn,
+        experiment_ids,
+        filter_string,
+        lifecycle_stages,
+        max_results,
+        order_by,
+        page_token,
+        with_data=True,
+    )
+    # The JSON columns come last (after the page mark, which only a first page reads).
+    return [(RunRow(*row[:_COLUMNS]), *row[-3:]) for row in rows], token
+
+
+def _select_page(
+    conn: Connection,
+    experiment_ids: Sequence[str],
+    filter_string: str | None,
+    lifecycle_stages: Sequence[str],
+    max_results: int,
+    order_by: Sequence[str] | None,
+    page_token: str | None,
+    with_data: bool = False,
+) -> tuple[list[tuple[Any, ...]], str | None]:
+    """A page's rows as read (the runs' columns, the page mark, with ``with_data`` the
+    runs' values as JSON text, `sql_fast.RUN_DATA_JSON`) and the next page's token."""
     node, orders, ids, stages = check_run_search(
         experiment_ids, filter_string, lifecycle_stages, max_results, order_by
     )
@@ -93,7 +159,10 @@ def select_run_page(
     def read(rank: int | None, start: int, limit: int, count: bool = False) -> list[Any]:
         plan = _plan(conn, (*shape, mark is None, rank, count), node, orders, values, ids, stages)
         bound = {**plan.constants, **params, _LIMIT: limit, _OFFSET: start, _MARK: mark}
-        return sql_fast.fetch_text(conn, plan.sql, plan.order, bound)
+        sql = plan.sql
+        if with_data and not count:
+            sql = f"SELECT page.*, {sql_fast.RUN_DATA_JSON} FROM ({sql}) AS page"
+        return sql_fast.fetch_text(conn, sql, plan.order, bound)
 
     want = max_results + 1  # one extra row says whether another page exists
     ranks = _ranks(node, orders)
@@ -114,7 +183,7 @@ def select_run_page(
                 before += start + len(part)
             else:  # the page starts past this rank: count it
                 before += read(rank, 0, 0, count=True)[0][0]
-    page = [RunRow(*row[:_COLUMNS]) for row in rows[:max_results]]
+    page = rows[:max_results]
     if len(rows) > max_results:
         if mark is None:
             mark = rows[0][_COLUMNS]

@@ -17,10 +17,12 @@ back as `RunRow`, readable by column name like a SQLAlchemy ``Row``. `upsert` is
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import (
     ColumnClause,
     Connection,
@@ -39,7 +41,7 @@ from sqlalchemy.sql import ClauseElement, Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from flowml.exceptions import InvalidState, ResourceNotFound
-from flowml.tracking.entities import LifecycleStage
+from flowml.tracking.entities import LifecycleStage, RunData
 from flowml.tracking.store import faults, pg_arrays
 from flowml.tracking.store.base import NewRun
 from flowml.tracking.store.schema import experiments, latest_metrics, run_lineage, runs
@@ -450,6 +452,70 @@ def select_run_children(conn: Connection, run_ids: Sequence[str]) -> list[tuple[
             f"FROM latest_metrics WHERE {where}"
         )
     return fetch_text(conn, sql, None, args)
+
+
+def run_data(conn: Connection, run_ids: Sequence[str]) -> list[RunData]:
+    """The params, tags and latest metrics of each run, in the order of ``run_ids``: one
+    statement per chunk of runs (`select_run_children`)."""
+    by_id = {run_id: RunData() for run_id in run_ids}
+    nan = math.nan
+    ids = list(by_id)
+    for start in range(0, len(ids), 900):
+        for kind, run_uuid, key, text, value, timestamp, step in select_run_children(
+            conn, ids[start : start + 900]
+        ):
+            data = by_id[run_uuid]
+            if kind == 0:
+                data.params[key] = text
+            elif kind == 1:
+                data.tags[key] = text
+            else:
+                data.metrics[key] = nan if value is None else value
+                data.metric_points[key] = (timestamp, step)
+    return [by_id[run_id] for run_id in run_ids]
+
+
+# PostgreSQL: a run's params, tags and latest metrics as three JSON arrays in MLflow's wire
+# shape (``[{"key": ..., "value": ...}]``; a metric also has its timestamp and step, and a
+# non-finite value is the string "NaN", "Infinity" or "-Infinity"), columns that a
+# statement reading runs as ``page`` adds. The tracking server sends them as they are;
+# `run_data_from_json` reads them. A run's own rows are read through each table's primary
+# key, whatever the statement. Sent as text: orjson reads it faster than the driver's
+# JSON loader. (A NaN latest value is stored as NULL.)
+RUN_DATA_JSON = ", ".join(
+    f"(SELECT CAST(json_agg(json_build_object({fields})) AS TEXT) FROM {table} AS c "
+    f"WHERE c.run_uuid = page.run_uuid)"
+    for table, fields in (
+        ("params", "'key', c.key, 'value', c.value"),
+        ("tags", "'key', c.key, 'value', c.value"),
+        (
+            "latest_metrics",
+            "'key', c.key, 'value', COALESCE(to_json(c.value), to_json(CAST('NaN' AS TEXT))), "
+            "'timestamp', c.timestamp, 'step', c.step",
+        ),
+    )
+)
+_NON_FINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def run_data_from_json(params: str | None, tags: str | None, metrics: str | None) -> RunData:
+    """`RUN_DATA_JSON`'s columns of one run as its `RunData`."""
+    data = RunData()
+    if params is not None:
+        data.params = {item["key"]: item["value"] for item in orjson.loads(params)}
+    if tags is not None:
+        data.tags = {item["key"]: item["value"] for item in orjson.loads(tags)}
+    if metrics is not None:
+        values, points = data.metrics, data.metric_points
+        for item in orjson.loads(metrics):
+            key, value = item["key"], item["value"]
+            if type(value) is str:
+                value = _NON_FINITE[value]
+            elif type(value) is int:  # a whole number may be written without a point
+                value = float(value)
+            values[key] = value
+            points[key] = (item["timestamp"], item["step"])
+    return data
 
 
 def _postgres_children(run_ids: Sequence[str]) -> tuple[str, tuple[Any, ...]]:

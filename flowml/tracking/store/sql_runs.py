@@ -9,9 +9,8 @@ problem. Status, end time and name change through one statement (`sql_fast.updat
 
 from __future__ import annotations
 
-import math
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
@@ -204,11 +203,11 @@ class SqlRuns:
         page_token: str | None = None,
     ) -> PagedList[Run]:
         from flowml.tracking.store.paging import search_connection
-        from flowml.tracking.store.search_plans import select_run_page
+        from flowml.tracking.store.search_plans import select_run_page_with_data
 
         ids = [str(parse_experiment_id(e)) for e in experiment_ids]
         with search_connection(self.engine, self.search_timeout_seconds) as conn:
-            rows, token = select_run_page(
+            page, token = select_run_page_with_data(
                 conn,
                 ids,
                 filter_string,
@@ -217,27 +216,43 @@ class SqlRuns:
                 order_by,
                 page_token,
             )
-            return PagedList(self._runs_from_rows(conn, rows), token)
+            return PagedList([Run(info=_run_info(row), data=data) for row, data in page], token)
+
+    def search_runs_json(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str | None = None,
+        run_view_type: int = ViewType.ACTIVE_ONLY,
+        max_results: int = SEARCH_MAX_RESULTS_DEFAULT,
+        order_by: Sequence[str] | None = None,
+        page_token: str | None = None,
+    ) -> PagedList[tuple[RunInfo, str | None, str | None, str | None]] | None:
+        """`search_runs` for the tracking server: each run's info, and its params, tags and
+        latest metrics as the JSON text of MLflow's wire (`sql_fast.RUN_DATA_JSON`; ``None``
+        for none), which the server sends without reading it. ``None`` where the database
+        cannot write that JSON (only PostgreSQL does)."""
+        if self.engine.dialect.name != "postgresql":
+            return None
+        from flowml.tracking.store.paging import search_connection
+        from flowml.tracking.store.search_plans import select_run_page_json
+
+        ids = [str(parse_experiment_id(e)) for e in experiment_ids]
+        with search_connection(self.engine, self.search_timeout_seconds) as conn:
+            page, token = select_run_page_json(
+                conn,
+                ids,
+                filter_string,
+                ViewType.stages(run_view_type),
+                max_results,
+                order_by,
+                page_token,
+            )
+        return PagedList([(_run_info(row), p, t, m) for row, p, t, m in page], token)
 
     def _runs_from_rows(self, conn: Connection, rows: Sequence[Row | sql_fast.RunRow]) -> list[Run]:
         """Attach params, tags and latest metrics: one driver-level query per chunk of runs."""
-        by_id = {r.run_uuid: Run(info=_run_info(r), data=RunData()) for r in rows}
-        if not by_id:
-            return []
-        nan = math.nan
-        for chunk in _chunks(list(by_id), 900):
-            for kind, run_uuid, key, text, value, timestamp, step in sql_fast.select_run_children(
-                conn, chunk
-            ):
-                data = by_id[run_uuid].data
-                if kind == 0:
-                    data.params[key] = text
-                elif kind == 1:
-                    data.tags[key] = text
-                else:
-                    data.metrics[key] = nan if value is None else value
-                    data.metric_points[key] = (timestamp, step)
-        return list(by_id.values())
+        data = sql_fast.run_data(conn, [r.run_uuid for r in rows])
+        return [Run(info=_run_info(r), data=d) for r, d in zip(rows, data, strict=True)]
 
 
 def _check_status(status: str) -> None:
@@ -314,11 +329,6 @@ def _run_info(row: Row | sql_fast.RunRow) -> RunInfo:
         artifact_uri=row.artifact_uri,
         lifecycle_stage=row.lifecycle_stage,
     )
-
-
-def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def _generate_run_name() -> str:

@@ -161,6 +161,24 @@ class SqlWrites:
         metric_rows, param_rows, tag_rows = validated_batch(run_id, metrics, params, tags)
         if not (metric_rows or param_rows or tag_rows):
             return
+        if pipelines(self.engine) and not any(
+            r["key"] in (RUN_NAME, PARENT_RUN_ID) for r in tag_rows
+        ):
+            segments, latest = segment_rows(run_id, metric_rows), latest_rows(run_id, metric_rows)
+            dbapi = self.engine.dialect.loaded_dbapi
+            try:
+                # One round trip instead of four (BEGIN, the run check, the writes, COMMIT):
+                # a missing or deleted run fails the check, a changed param the primary
+                # key, and either rolls back everything sent with it.
+                with one_round_trip(self.engine) as conn:
+                    sql_fast.run(conn, "assert_active_run", {"run_uuid": run_id})
+                    sql_fast.run_many(conn, "insert_params_once", param_rows)
+                    sql_fast.run_many(conn, "upsert_tags", tag_rows)
+                    sql_fast.run_many(conn, "insert_segments", segments)
+                    sql_fast.run_many(conn, "upsert_latest", latest)
+                return
+            except (dbapi.IntegrityError, dbapi.DataError):
+                pass  # nothing written: the checked path below names what was refused
         with write_transaction(self.engine) as conn:
             require_active_run(conn, run_id)
             write_batch(conn, run_id, metric_rows, param_rows, tag_rows)
