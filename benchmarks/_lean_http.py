@@ -6,7 +6,8 @@ capped what the artifact benchmarks could show. `LeanHTTP` keeps one keep-alive 
 with ``TCP_NODELAY``, sends a request's head and a small body in one ``send`` (a large body
 right after, in one ``sendall``), parses the reply's head with the standard library's
 `http.client.HTTPResponse` (which also decodes a chunked body) and reads a body with
-``readinto`` straight into a buffer the caller allocated once.
+``readinto`` straight into a buffer the caller allocated once. `post_json` sends a JSON
+request (MLflow's REST API) and decodes its reply with the standard library.
 
 Example:
     >>> with LeanHTTP("http://127.0.0.1:5000") as http:  # doctest: +SKIP
@@ -18,8 +19,10 @@ Example:
 from __future__ import annotations
 
 import http.client
+import json
 import socket
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit
 
 __all__ = ["LeanHTTP"]
@@ -37,6 +40,7 @@ class LeanHTTP:
         self.host = parts.netloc.encode()
         self.timeout = timeout
         self.sock: socket.socket | None = None
+        self._replies = bytearray(16 << 20)  # `post_json`'s replies
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection(self.address, timeout=self.timeout)
@@ -45,7 +49,12 @@ class LeanHTTP:
         return sock
 
     def request(
-        self, method: str, path: str, body: bytes = b"", into: bytearray | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        into: bytearray | None = None,
+        content_type: str | None = None,
     ) -> int:
         """Send one request and read its whole reply; returns the body's length.
 
@@ -56,10 +65,11 @@ class LeanHTTP:
             RuntimeError: the status is not 2xx, or the body overflows ``into``.
         """
         sock = self.sock or self._connect()
+        kind = f"\r\nContent-Type: {content_type}" if content_type else ""
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: ".encode()
             + self.host
-            + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + f"{kind}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         )
         reply = http.client.HTTPResponse(sock, method=method)
         try:
@@ -80,6 +90,12 @@ class LeanHTTP:
         if reply.will_close:
             self.close()
         return received
+
+    def post_json(self, path: str, payload: Any) -> Any:
+        """POST ``payload`` as JSON; the reply's JSON, decoded (a reply of at most 16 MiB)."""
+        body = json.dumps(payload).encode()
+        size = self.request("POST", path, body, self._replies, "application/json")
+        return json.loads(self._replies[:size])
 
     @staticmethod
     def _read(reply: http.client.HTTPResponse, into: bytearray | None) -> int:

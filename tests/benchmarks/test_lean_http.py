@@ -4,6 +4,7 @@ server benchmark's artifact workload end to end on its flowml side."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,8 +29,9 @@ LeanHTTP = _module().LeanHTTP
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """``PUT`` answers the body's length; ``GET /<n>`` answers n bytes (``/chunked/<n>``:
-    chunked, ``/close/<n>``: then closes); ``/missing`` answers 404."""
+    """``PUT`` answers the body's length, ``POST`` its JSON and content type; ``GET /<n>``
+    answers n bytes (``/chunked/<n>``: chunked, ``/close/<n>``: then closes); ``/missing``
+    answers 404."""
 
     protocol_version = "HTTP/1.1"
     connections: list[int] = []  # noqa: RUF012 - counted across handler instances
@@ -44,6 +46,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         self._reply(str(len(body)).encode())
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        echo = {"type": self.headers["Content-Type"], "got": json.loads(body)}
+        self._reply(json.dumps(echo).encode())
 
     def do_GET(self) -> None:
         if self.path == "/missing":
@@ -99,6 +106,17 @@ def test_bodies_go_up_and_come_down_whole_on_one_connection(url: str):
     assert len(_Handler.connections) == 1
 
 
+def test_json_goes_up_typed_and_comes_back_decoded(url: str):
+    payload = {"run_id": "r", "metrics": [{"key": "ü", "value": 0.5, "step": 2**62}] * 500}
+    with LeanHTTP(url) as http:
+        for _ in range(2):  # on the same connection
+            assert http.post_json("/api/echo", payload) == {
+                "type": "application/json",
+                "got": payload,
+            }
+    assert len(_Handler.connections) == 1
+
+
 def test_a_closed_connection_is_reopened(url: str):
     with LeanHTTP(url) as http:
         assert http.request("GET", "/close/10") == 10
@@ -116,8 +134,10 @@ def test_errors_and_overflows_are_raised(url: str):
     assert len(_Handler.connections) == 3
 
 
-def test_the_artifact_workload_runs_on_the_flowml_side(tmp_path: Path):
-    report = quick_benchmark("bench_server.py", tmp_path, extra=("--only", "artifacts"))
+def test_the_server_benchmark_runs_on_the_flowml_side(tmp_path: Path):
+    report = quick_benchmark("bench_server.py", tmp_path)
     figures = report["flowml"]
-    for key in ("small_up", "small_down", "big_up", "big_down"):
+    for key in ("small_up", "small_down", "big_up", "big_down", "log_batch_1", "log_batch_4"):
+        assert figures[key] > 0
+    for key in ("log_calls", "search_all_ms", "search_tag_ms", "rss_mb"):
         assert figures[key] > 0
