@@ -22,7 +22,7 @@ from flowml.tracking.store.faults import describe
 from flowml.tracking.store.schema import metadata
 
 #: The newest revision in ``migrations/versions`` (a test keeps this in step with alembic).
-HEAD_REVISION = "0009_latest_metric_values"
+HEAD_REVISION = "0010_key_value_statistics"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_LOCK_KEY = 0x666C6F776D6C  # "flowml"
 # flowml names its revisions NNNN_words (file name = revision id); MLflow uses 12 hex digits.
