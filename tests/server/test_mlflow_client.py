@@ -97,6 +97,10 @@ found = mlflow.search_runs(
     experiment_names=["compat"], filter_string="attributes.run_name = 'parent'"
 )
 assert list(found["run_id"]) == [parent_id]
+searched = client.search_runs([experiment_id], filter_string="attributes.run_name = 'parent'")[0]
+assert searched.data.params == run.data.params and searched.data.tags == run.data.tags
+assert searched.data.metrics["loss"] == 0.25 and math.isnan(searched.data.metrics["odd"])
+assert searched.data.metrics.keys() == run.data.metrics.keys()
 
 # Artifacts through the proxy.
 listing = sorted(f.path for f in client.list_artifacts(parent_id))
@@ -151,8 +155,19 @@ print("RESULT", experiment_id, parent_id, data_run.info.run_id, dataset.digest)
 """
 
 
-def test_mlflow_client_tracks_through_flowml_server(server_factory, run_mlflow_against, tmp_path):
-    srv = server_factory(f"sqlite:///{tmp_path / 'flowml.db'}", tmp_path / "srv")
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_mlflow_client_tracks_through_flowml_server(
+    server_factory, run_mlflow_against, tmp_path, backend, request
+):
+    # On PostgreSQL a search page's values are JSON the database writes: MLflow's client
+    # must read those replies as it reads the others.
+    if backend == "sqlite":
+        store_uri = f"sqlite:///{tmp_path / 'flowml.db'}"
+    else:
+        store_uri = request.getfixturevalue("pg_url")
+    srv = server_factory(store_uri, tmp_path / "srv")
     out = run_mlflow_against(srv.url, TRACKING_SCRIPT)
     _, experiment_id, parent_id, data_run_id, digest = out.strip().splitlines()[-1].split()
 
@@ -160,7 +175,7 @@ def test_mlflow_client_tracks_through_flowml_server(server_factory, run_mlflow_a
     # run's real location under the destination.
     from flowml.tracking.client import TrackingClient
 
-    client = TrackingClient(f"sqlite:///{tmp_path / 'flowml.db'}", str(srv.destination))
+    client = TrackingClient(store_uri, str(srv.destination))
     try:
         run = client.get_run(parent_id)
         assert run.data.params["lr"] == "0.1"
