@@ -31,7 +31,8 @@ def upgrade() -> None:
     if bind.dialect.name != "postgresql":
         return
     # Most-common-value lists on several columns came with PostgreSQL 12.
-    kinds = "dependencies, mcv" if bind.dialect.server_version_info >= (12,) else "dependencies"
+    version = bind.dialect.server_version_info or (0,)
+    kinds = "dependencies, mcv" if version >= (12,) else "dependencies"
     for table in _TABLES:
         op.execute(
             f"CREATE STATISTICS IF NOT EXISTS stx_{table}_key_value ({kinds}) "
