@@ -10,7 +10,7 @@ problem. Status, end time and name change through one statement (`sql_fast.updat
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, insert, select, update
@@ -202,21 +202,14 @@ class SqlRuns:
         order_by: Sequence[str] | None = None,
         page_token: str | None = None,
     ) -> PagedList[Run]:
-        from flowml.tracking.store.paging import search_connection
         from flowml.tracking.store.search_plans import select_run_page_with_data
 
-        ids = [str(parse_experiment_id(e)) for e in experiment_ids]
-        with search_connection(self.engine, self.search_timeout_seconds) as conn:
-            page, token = select_run_page_with_data(
-                conn,
-                ids,
-                filter_string,
-                ViewType.stages(run_view_type),
-                max_results,
-                order_by,
-                page_token,
-            )
-            return PagedList([Run(info=_run_info(row), data=data) for row, data in page], token)
+        page, token = self._search(
+            select_run_page_with_data,
+            experiment_ids,
+            (filter_string, ViewType.stages(run_view_type), max_results, order_by, page_token),
+        )
+        return PagedList([Run(info=_run_info(row), data=data) for row, data in page], token)
 
     def search_runs_json(
         self,
@@ -233,21 +226,28 @@ class SqlRuns:
         cannot write that JSON (only PostgreSQL does)."""
         if self.engine.dialect.name != "postgresql":
             return None
-        from flowml.tracking.store.paging import search_connection
         from flowml.tracking.store.search_plans import select_run_page_json
+
+        page, token = self._search(
+            select_run_page_json,
+            experiment_ids,
+            (filter_string, ViewType.stages(run_view_type), max_results, order_by, page_token),
+        )
+        return PagedList([(_run_info(row), p, t, m) for row, p, t, m in page], token)
+
+    def _search(
+        self,
+        select: Callable[..., tuple[list[Any], str | None]],
+        experiment_ids: Sequence[str],
+        args: tuple[Any, ...],
+    ) -> tuple[list[Any], str | None]:
+        """``select(conn, experiment ids, *args)`` (a `search_plans` page reader) on a
+        search connection (`paging.search_connection`)."""
+        from flowml.tracking.store.paging import search_connection
 
         ids = [str(parse_experiment_id(e)) for e in experiment_ids]
         with search_connection(self.engine, self.search_timeout_seconds) as conn:
-            page, token = select_run_page_json(
-                conn,
-                ids,
-                filter_string,
-                ViewType.stages(run_view_type),
-                max_results,
-                order_by,
-                page_token,
-            )
-        return PagedList([(_run_info(row), p, t, m) for row, p, t, m in page], token)
+            return select(conn, ids, *args)
 
     def _runs_from_rows(self, conn: Connection, rows: Sequence[Row | sql_fast.RunRow]) -> list[Run]:
         """Attach params, tags and latest metrics: one driver-level query per chunk of runs."""
