@@ -69,6 +69,7 @@ def test_a_program_that_froze_objects_itself_keeps_them_frozen():
     gc.freeze()
     frozen = gc.get_freeze_count()
     outer()
-    # flowml froze nothing more (a frozen object may be freed meanwhile) ...
-    assert frozen - 1_000 <= seen["outer, before"] <= frozen
-    assert gc.get_freeze_count() >= frozen - 1_000  # ... and unfroze nothing
+    # flowml froze nothing more (frozen objects may be freed meanwhile: thousands of them
+    # in a long test session) ...
+    assert frozen // 2 <= seen["outer, before"] <= frozen
+    assert gc.get_freeze_count() >= frozen // 2  # ... and unfroze nothing (that empties it)
