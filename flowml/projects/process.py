@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from flowml.tracking.signals import start_background
+
 __all__ = ["STOP_GRACE_S", "Launch", "run_streaming", "stop_process_group", "supervised"]
 
 # Time the command gets to exit after SIGTERM before SIGKILL.
@@ -69,7 +71,7 @@ def run_streaming(
         bufsize=1,
     )
     pump = threading.Thread(target=_pump, args=(process, on_line), daemon=True)
-    pump.start()
+    start_background(pump)
     try:
         if on_start is not None:
             on_start(process.pid)

@@ -44,6 +44,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowml.tracking.closer import drain_all
+from flowml.tracking.signals import start_background
 
 if TYPE_CHECKING:
     from flowml.tasks.outbox import RunOrigin
@@ -172,7 +173,7 @@ class _Publisher:
                 self._thread = threading.Thread(
                     target=self._work, name="flowml-prefect-publisher", daemon=True
                 )
-                self._thread.start()
+                start_background(self._thread)
         try:
             self._queue.put(_Queued.of(job), timeout=FULL_QUEUE_TIMEOUT_S)
         except queue.Full:  # the server has not taken anything for minutes: give up on this

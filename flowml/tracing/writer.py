@@ -20,6 +20,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from flowml.tracing.provider import PendingTrace
+from flowml.tracking.signals import start_background
 
 if TYPE_CHECKING:
     from flowml.tracing.store import SqlTraceStore
@@ -90,7 +91,7 @@ def _start() -> None:
     with _lock:
         if _state["thread"] is None:
             thread = threading.Thread(target=_run, name="flowml-trace-writer", daemon=True)
-            thread.start()
+            start_background(thread)
             _state["thread"] = thread
 
 

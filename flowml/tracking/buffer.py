@@ -31,6 +31,7 @@ from flowml.exceptions import (
 )
 from flowml.tracking import validation as v
 from flowml.tracking.entities import Metric, Param, RunStatus, RunTag
+from flowml.tracking.signals import start_background
 from flowml.tracking.store.base import AbstractStore
 from flowml.tracking.tags import TRACKING_ERROR
 
@@ -424,7 +425,7 @@ class BatchBuffer:
                 name="flowml-buffer",
                 daemon=True,
             )
-            self._thread.start()
+            start_background(self._thread)
         from flowml.tracking import signals
 
         signals.install_sigterm_flush()

@@ -32,6 +32,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from flowml.tracking.signals import start_background
+
 __all__ = ["BatchedEnd", "RunCloser", "drain_all"]
 
 logger = logging.getLogger(__name__)
@@ -120,7 +122,7 @@ class RunCloser:
             name="flowml-closer",
             daemon=True,
         )
-        self._thread.start()
+        start_background(self._thread)
 
     def _run_queued(self, hurry: threading.Event | None = None) -> None:
         """Write what is queued. Ends queued while a batch was being written wait for the

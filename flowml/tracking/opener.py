@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 from flowml.exceptions import InvalidState
 from flowml.tracking.entities import LifecycleStage, Run, RunTag
+from flowml.tracking.signals import start_background
 from flowml.tracking.store.base import AbstractStore, NewRun
 
 __all__ = ["OPEN_LINGER_S", "RunOpener"]
@@ -147,7 +148,7 @@ class RunOpener:
                 name="flowml-opener",
                 daemon=True,
             )
-            self._thread.start()
+            start_background(self._thread)
 
 
 # After a run was opened the thread keeps looking every linger period for this many periods

@@ -25,12 +25,19 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-__all__ = ["install_sigterm_flush", "sigterm_received"]
+__all__ = ["install_sigterm_flush", "sigterm_received", "start_background"]
 
 # How long the handler waits for the queues to be written. Bounded because a main thread
 # interrupted while holding a buffer's lock would block the writer (the values queued then
 # are lost, the process still stops); process managers allow ~10-30 s before SIGKILL.
 SIGTERM_FLUSH_TIMEOUT_S = 10.0
+
+# Signals sent to the whole process (Ctrl-C, a process manager's stop) go to any one of its
+# threads that does not block them, and Python runs their handlers on the main thread only:
+# one that lands on a background thread waits until the main thread next runs Python code,
+# which a main thread blocked in a lock (a pool worker waiting on its queue) never does, so
+# the process ignores SIGTERM. flowml's threads block both; the kernel hands them elsewhere.
+_PROCESS_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 _lock = threading.Lock()
 _installed = False
@@ -68,6 +75,20 @@ def install_sigterm_flush() -> bool:
         return True
 
 
+def start_background(thread: threading.Thread) -> None:
+    """Start one of flowml's background threads with SIGINT and SIGTERM blocked in it (a
+    thread inherits the signal mask of the thread that starts it), so that a process-wide
+    signal always reaches a thread that can act on it."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no signal masks
+        thread.start()
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _PROCESS_SIGNALS)
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 def _is_prefect_handler(handler: object) -> bool:
     return str(getattr(handler, "__module__", "")).startswith("prefect")
 
@@ -81,7 +102,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     writer = threading.Thread(
         target=_write_out, args=(ends_process,), name="flowml-sigterm", daemon=True
     )
-    writer.start()
+    start_background(writer)
     writer.join(SIGTERM_FLUSH_TIMEOUT_S)
     if callable(previous):
         previous(signum, frame)

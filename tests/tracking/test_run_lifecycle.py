@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,62 @@ def test_sigterm_writes_the_queue_and_ends_the_run_killed(tmp_path, uri):
     client = TrackingClient(uri)
     assert len(client.get_metric_history(run_id, "loss")) == 20
     assert client.get_run(run_id).info.status == RunStatus.KILLED
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_flowmls_threads_leave_process_signals_to_the_main_thread(tmp_path, uri):
+    """The kernel gives a process-wide signal to any thread not blocking it, and Python acts on
+    it only in the main thread: every thread flowml starts blocks SIGINT and SIGTERM."""
+    out = _run(
+        tmp_path,
+        uri,
+        """
+        import threading
+        run = flowml.start_run()
+        flowml.log_metric("m", 1.0)  # the buffer's thread
+        flowml.end_run()
+        with flowml.start_run():  # a trace's writer thread
+            with flowml.start_span("s"):
+                pass
+        for thread in threading.enumerate():
+            if thread.name.startswith("flowml-"):
+                status = open(f"/proc/self/task/{thread.native_id}/status").read()
+                mask = int(status.split("SigBlk:")[1].split()[0], 16)
+                blocked = [bool(mask & 1 << (s - 1)) for s in (signal.SIGINT, signal.SIGTERM)]
+                print(thread.name, *blocked)
+        # The thread that started them still takes both.
+        print("main", *[s in signal.pthread_sigmask(signal.SIG_BLOCK, []) for s in (2, 15)])
+    """,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = [line.split() for line in out.stdout.splitlines()]
+    names = {name for name, *_ in lines}
+    assert {"flowml-buffer", "flowml-trace-writer", "main"} <= names, out.stdout
+    for name, *blocked in lines:
+        assert blocked == (["False", "False"] if name == "main" else ["True", "True"]), name
+
+
+def test_sigterm_stops_a_process_whose_main_thread_waits_on_a_process_lock(tmp_path, uri):
+    """A pool worker waiting on its queue's lock while the buffer's thread lives (how
+    ``Pool.terminate`` finds its workers): SIGTERM still writes the queue and stops it."""
+    child, run_id = _start(
+        tmp_path,
+        uri,
+        """
+        import multiprocessing
+        run = flowml.start_run()
+        flowml.log_metric("loss", 0.5)
+        lock = multiprocessing.Lock()
+        lock.acquire()
+        print(run.info.run_id, flush=True)
+        lock.acquire()  # never released
+    """,
+    )
+    time.sleep(0.5)  # well inside the second acquire
+    child.send_signal(signal.SIGTERM)
+    assert child.wait(60) == -signal.SIGTERM
+    got = TrackingClient(uri).get_run(run_id)
+    assert got.info.status == RunStatus.KILLED and got.data.metrics == {"loss": 0.5}
 
 
 def test_sigterm_chains_to_the_handler_the_script_installed(tmp_path, uri):
