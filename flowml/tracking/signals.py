@@ -13,6 +13,13 @@ It is installed only from the main thread, and never over an ignored signal or o
 Prefect's own handler (Prefect checks that its handler is the one installed to accept a
 cancellation; while a flow runs, Prefect's handler turns SIGTERM into an exception that
 unwinds the run, and the queues are written at exit).
+
+Nor in a process that `multiprocessing` started (a pool worker, a ``Process``): there SIGTERM
+is ``terminate()``, which must stop the child wherever it is. A Python handler runs only
+when the main thread next runs Python code, and a signal that arrives just before the main
+thread blocks on one of multiprocessing's locks (a pool worker waiting for its queue, which
+is where ``Pool.terminate`` finds its workers) is never acted on: the child would never
+stop. Such a child writes its queues at exit and on ``close()``, as any process does.
 """
 
 from __future__ import annotations
@@ -57,6 +64,8 @@ def install_sigterm_flush() -> bool:
         return True
     if threading.current_thread() is not threading.main_thread():
         return False  # signal.signal works only there; a later call from it installs
+    if _started_by_multiprocessing():
+        return False
     with _lock:
         if _installed:
             return True
@@ -87,6 +96,12 @@ def start_background(thread: threading.Thread) -> None:
         thread.start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _started_by_multiprocessing() -> bool:
+    # Only a process that imported multiprocessing can be one of its children.
+    mp = sys.modules.get("multiprocessing")
+    return mp is not None and mp.parent_process() is not None
 
 
 def _is_prefect_handler(handler: object) -> bool:

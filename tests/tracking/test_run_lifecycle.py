@@ -4,6 +4,7 @@ queue written on SIGTERM, and closed by ``flowml runs gc`` when the process was 
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import signal
 import subprocess
@@ -233,6 +234,26 @@ def test_sigterm_stops_a_process_whose_main_thread_waits_on_a_process_lock(tmp_p
     assert child.wait(60) == -signal.SIGTERM
     got = TrackingClient(uri).get_run(run_id)
     assert got.info.status == RunStatus.KILLED and got.data.metrics == {"loss": 0.5}
+
+
+def _log_in_pool_worker(uri: str) -> str:
+    import flowml
+    from flowml.tracking import signals
+
+    flowml.set_tracking_uri(uri)
+    with flowml.start_run():
+        flowml.log_metric("m", 1.0)  # queued: a main process would install the handler here
+    return f"{signal.getsignal(signal.SIGTERM)!r} {signals._installed}"
+
+
+def test_a_multiprocessing_child_keeps_sigterms_default_action(tmp_path, uri):
+    """``Pool.terminate`` stops its workers with SIGTERM wherever they are; a Python handler
+    can miss a signal that comes just before the worker blocks on the queue's lock."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        seen = pool.apply(_log_in_pool_worker, (uri,))
+    assert seen == "<Handlers.SIG_DFL: 0> False"
+    assert TrackingClient(uri).search_runs(["0"])[0].data.metrics == {"m": 1.0}
 
 
 def test_sigterm_chains_to_the_handler_the_script_installed(tmp_path, uri):
