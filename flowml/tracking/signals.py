@@ -41,9 +41,9 @@ SIGTERM_FLUSH_TIMEOUT_S = 10.0
 
 # Signals sent to the whole process (Ctrl-C, a process manager's stop) go to any one of its
 # threads that does not block them, and Python runs their handlers on the main thread only:
-# one that lands on a background thread waits until the main thread next runs Python code,
-# which a main thread blocked in a lock (a pool worker waiting on its queue) never does, so
-# the process ignores SIGTERM. flowml's threads block both; the kernel hands them elsewhere.
+# one that lands on a background thread interrupts none of the main thread's system calls,
+# so a main thread blocked in one (waiting on a lock, a socket) acts on it only once that
+# call returns. flowml's threads block both: the kernel hands them to a thread that can.
 _PROCESS_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
 
 _lock = threading.Lock()
