@@ -31,7 +31,7 @@ from flowml.exceptions import (
 )
 from flowml.tracking import validation as v
 from flowml.tracking.entities import Metric, Param, RunStatus, RunTag
-from flowml.tracking.signals import start_background
+from flowml.tracking.signals import install_sigterm_flush, start_background
 from flowml.tracking.store.base import AbstractStore
 from flowml.tracking.tags import TRACKING_ERROR
 
@@ -426,9 +426,7 @@ class BatchBuffer:
                 daemon=True,
             )
             start_background(self._thread)
-        from flowml.tracking import signals
-
-        signals.install_sigterm_flush()
+        install_sigterm_flush()
 
     def close(self) -> None:
         """Flush everything and stop the background thread."""
