@@ -23,8 +23,8 @@ Security (`flowml.server.auth`): every request crosses the Host allow-list and t
 limit, then CORS when configured; with ``auth="token"`` it must authenticate, each route
 applies its permission rule, and the user and permission endpoints are mounted.
 
-The artifact proxy's routes are matched before Starlette's router (`fast_routes`), behind
-the same middleware.
+The API's routes (fixed paths by a dict lookup, the artifact proxy's in order) are matched
+before Starlette's router (`fast_routes`), behind the same middleware.
 """
 
 from __future__ import annotations
@@ -275,13 +275,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 class ServerApp(Starlette):
-    """Starlette, with the artifact proxy's requests dispatched by `FastRoutes` first."""
+    """Starlette, with the API's requests dispatched by `FastRoutes` first."""
 
     _fast: FastRoutes | None = None
 
     @property
     def fast(self) -> FastRoutes:
-        """The proxy's routes behind the app's middleware, built on first use from the final
+        """The API's routes behind the app's middleware, built on first use from the final
         routes and middleware list (as Starlette builds its own stack)."""
         if self._fast is None:
             self._fast = FastRoutes(self.routes, API_PREFIXES, self.user_middleware)

@@ -1,4 +1,4 @@
-"""The artifact proxy's fast path (`flowml.server.fast_routes`) answers exactly as the router.
+"""The API's fast path (`flowml.server.fast_routes`) answers exactly as the router.
 
 Each request is sent twice to one in-process app: through the app itself (the fast path
 for the proxy's routes) and through `Starlette.__call__` (the whole stack: error
@@ -25,6 +25,7 @@ from starlette.routing import Match, Route
 from flowml.server.app import API_PREFIXES, ServerApp, ServerConfig, create_app
 from flowml.server.auth.config import SecurityConfig
 from flowml.server.auth.store import AuthStore
+from flowml.server.fast_routes import FastRoutes
 
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 LIMIT = 64 * 1024
@@ -278,3 +279,86 @@ def test_the_fast_routes_are_the_ones_the_router_would_pick(team: Team):
             first = next(r for r in team.app.routes if r.matches(scope)[0] is Match.FULL)
             assert first is route, (method, path)
             assert team.app.fast.match(dict(scope))
+
+
+def test_the_fixed_paths_are_served_by_the_routes_the_router_would_pick(team: Team):
+    """Every API route with a fixed path is looked up by the fast path, unless an earlier
+    route would take its path, and the route it finds is the router's first full match."""
+    exact = team.app.fast.exact
+    starts = tuple(f"{prefix}/" for prefix in API_PREFIXES)
+    fixed = [
+        r
+        for r in team.app.routes
+        if isinstance(r, Route) and not r.param_convertors and r.path.startswith(starts)
+    ]
+    assert len(exact) > 100 and {"/api/2.0/mlflow/runs/search"} <= set(exact)
+    for route in fixed:
+        for method in route.methods or ():
+            scope = {"type": "http", "method": method, "path": route.path, "root_path": ""}
+            first = next(r for r in team.app.routes if r.matches(scope)[0] is Match.FULL)
+            if route.path not in exact:  # left to the router: an earlier route takes it
+                assert first is not route and getattr(first, "path", None) != route.path
+                continue
+            assert team.app.fast.match(scope)
+            assert scope["endpoint"] is first.endpoint, (method, route.path)
+
+
+def test_a_fixed_path_an_earlier_pattern_takes_is_left_to_the_router():
+    def endpoint(request: Any) -> Any:
+        raise AssertionError("never called")
+
+    routes = [
+        Route("/api/2.0/mlflow/things/{thing_id}", endpoint, methods=["GET"]),
+        Route("/api/2.0/mlflow/things/search", endpoint, methods=["GET", "POST"]),
+        Route("/api/2.0/mlflow/others/search", endpoint, methods=["POST"]),
+    ]
+    fast = FastRoutes(routes, API_PREFIXES, [])
+    assert set(fast.exact) == {"/api/2.0/mlflow/others/search"}
+    scope = {"type": "http", "method": "POST", "path": "/api/2.0/mlflow/things/search"}
+    assert not fast.match({**scope, "root_path": ""})  # the router decides
+
+
+def _json(reply: Reply) -> Any:
+    assert reply.status == 200, reply.body
+    return reply.json()
+
+
+def test_json_methods_take_the_fast_path_with_the_router_s_answers(team: Team, denials: list[str]):
+    run_id = team.app.state.ctx.store.create_run(team.experiment, "ed", 1, [], "fast").info.run_id
+    api = "/api/2.0/mlflow"
+    batch = orjson.dumps(
+        {"run_id": run_id, "metrics": [{"key": "m", "value": 1.5, "timestamp": 2, "step": 0}]}
+    )
+    assert _json(_fast(_same(team, denials, "POST", f"{api}/runs/log-batch", "ed", batch))) == {}
+    search = orjson.dumps({"experiment_ids": [team.experiment], "filter": "metrics.m > 1"})
+    for prefix in API_PREFIXES:
+        found = _json(
+            _fast(_same(team, denials, "POST", f"{prefix}/mlflow/runs/search", "al", search))
+        )
+        assert [r["info"]["run_id"] for r in found["runs"]] == [run_id]
+    got = _json(_fast(_same(team, denials, "GET", f"{api}/runs/get?run_id={run_id}", "al")))
+    assert got["run"]["data"]["metrics"] == [{"key": "m", "value": 1.5, "timestamp": 2, "step": 0}]
+    # Errors, denials and refusals are the endpoint's and the middleware's, as before.
+    _error(
+        _fast(_same(team, denials, "POST", f"{api}/runs/log-batch", "al", batch)),
+        403,
+        "PERMISSION_DENIED",
+    )
+    assert len(denials) == 1
+    _error(
+        _fast(_same(team, denials, "POST", f"{api}/runs/search", "al", b"{")), 400, "BAD_REQUEST"
+    )
+    missing = orjson.dumps({"run_id": "0" * 32, "key": "k", "value": "v"})
+    _error(
+        _fast(_same(team, denials, "POST", f"{api}/runs/set-tag", "ed", missing)),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    _error(
+        _fast(_same(team, denials, "POST", f"{api}/runs/search", None, search)),
+        401,
+        "UNAUTHENTICATED",
+    )
+    reply = _same(team, denials, "GET", f"{api}/runs/search")  # a method the path does not take
+    assert "router" in reply.scope
+    _error(reply, 405, "ENDPOINT_NOT_FOUND")
