@@ -55,7 +55,8 @@ def _batches(a: str, b: str, gone: str) -> list[tuple[str, list[dict[str, Any]]]
         "n": n,
         "step_min": 0,
         "step_max": n,
-        "points": bytes([n]) * 3,
+        # Bytes an array's text form would have to escape, and every other byte value.
+        "points": bytes([n]) * 3 + b'\x00\\"{},\x7f\xff' + bytes(range(256)),
     }
     return [
         # The later value of a tag wins, also over a stored one.
