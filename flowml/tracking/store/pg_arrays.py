@@ -67,7 +67,7 @@ _NEW_RUN = (
 def _rows_of(columns: tuple[tuple[str, str], ...]) -> str:
     """``unnest(%s::text[], ...) WITH ORDINALITY AS u(col, ..., ord)``: the batch's rows, in
     order. A bytea array goes in binary (``%b``): in text, psycopg escapes each element's
-    hex form in Python, which cost twice the rest of a 20-segment insert."""
+    hex form in Python, which made a 20-segment insert twice as slow."""
     arrays = ", ".join(f"{'%b' if kind == _BYTES else '%s'}::{kind}[]" for _, kind in columns)
     names = ", ".join(name for name, _ in columns)
     return f"unnest({arrays}) WITH ORDINALITY AS u({names}, ord)"
