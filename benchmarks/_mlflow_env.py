@@ -13,9 +13,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 MLFLOW_REQUIREMENT = "mlflow==3.17.*"
@@ -72,6 +74,32 @@ def mlflow_python(
     python = venv_python(venv)
     if python.exists() and _has_mlflow(python):
         return python
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # Test workers (pytest-xdist) and benchmarks may ask at once: one creates, the others
+    # wait for it and then find the venv ready.
+    with _creation_lock(venv):
+        if python.exists() and _has_mlflow(python):
+            return python
+        return _create(venv, python, quiet, extra)
+
+
+@contextlib.contextmanager
+def _creation_lock(venv: Path) -> Iterator[None]:
+    """An exclusive lock on ``<venv>.lock`` (POSIX ``flock``; none where it is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: one creator at a time is the caller's business
+        yield
+        return
+    with open(venv.with_name(venv.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _create(venv: Path, python: Path, quiet: bool, extra: tuple[str, ...]) -> Path:
     print(f"Installing {MLFLOW_REQUIREMENT} into {venv} (first run only)...", file=sys.stderr)
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)

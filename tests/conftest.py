@@ -58,6 +58,14 @@ def _isolated_flowml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     fluent._experiment_id = None
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): one worker per core this process may use, at most
+    four. Each worker starts its own session fixtures (a Prefect harness, S3 and tracking
+    servers), and more workers would only crowd a small machine and its PostgreSQL."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, 4))
+
+
 def _pg_admin():
     import sqlalchemy as sa
 
