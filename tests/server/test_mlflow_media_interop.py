@@ -31,7 +31,9 @@ flowml_run, experiment_id = sys.argv[1], sys.argv[2]
 table = client.load_table(experiment_id, "eval/scores.json", run_ids=[flowml_run],
                           extra_columns=["run_id"])
 with mlflow.start_run(experiment_id=experiment_id) as run:
-    mlflow.log_image(np.zeros((8, 8, 3), dtype=np.uint8), key="val/samples", step=2)
+    # MLflow's fluent log_image uploads in the background by default: wait for the files.
+    mlflow.log_image(np.zeros((8, 8, 3), dtype=np.uint8), key="val/samples", step=2,
+                     synchronous=True)
 images = [f.path for f in client.list_artifacts(run.info.run_id, "images")]
 tags = client.get_run(run.info.run_id).data.tags
 print(json.dumps({"table": table.to_dict(orient="list"), "images": images,
