@@ -92,11 +92,8 @@ def _creation_lock(venv: Path) -> Iterator[None]:
         yield
         return
     with open(venv.with_name(venv.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def _create(venv: Path, python: Path, quiet: bool, extra: tuple[str, ...]) -> Path:

@@ -72,6 +72,16 @@ class LoopbackServer:
             self.stop()
             raise
 
+    def empty(self) -> Any:
+        """Empty the server's database and leave it as a new store leaves it (the Default
+        experiment recreated): the session shares this server, and a test that logs into
+        the Default experiment must find it whoever emptied the store before. Returns a
+        `SqlStore` on that database."""
+        from flowml.tracking.store.sql import SqlStore
+
+        empty_database(SqlStore(self.store_uri, str(self.destination)).engine)
+        return SqlStore(self.store_uri, str(self.destination))  # opening it makes Default
+
     def kill(self) -> None:
         """Stop abruptly (an outage), waiting until the port is closed."""
         if self.proc is not None:

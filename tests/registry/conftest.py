@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from loopback_server import empty_database
 from sqlalchemy import select
 
 from flowml.registry import schema
@@ -63,8 +62,8 @@ def conformance_store(
     """
     if request.param == "rest":
         server = request.getfixturevalue("rest_server")
+        server.empty()
         backing = SqlRegistryStore(server.store_uri)
-        empty_database(backing.engine)
         rest = RestRegistryStoreUnderTest(server.url, backing)
         yield rest
         rest.close()

@@ -26,9 +26,6 @@ from flowml.registry.store.rest import RestRegistryStore, audit_from_header, aud
 def server(rest_server: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setenv("FLOWML_TRACKING_URI", rest_server.url)
     flowml.set_tracking_uri(rest_server.url)
-    # The session's server is shared: other modules' tests empty its database, the default
-    # experiment included, so these tests log into an experiment of their own.
-    flowml.set_experiment(f"registry-rest-{uuid.uuid4().hex[:8]}")
     return rest_server
 
 

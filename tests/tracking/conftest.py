@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopback_server import LoopbackServer, empty_database
+from loopback_server import LoopbackServer
 
 from flowml.tracking.store.base import AbstractStore
 from flowml.tracking.store.rest import RestStore
@@ -25,13 +25,6 @@ class RestStoreUnderTest(RestStore):
     def __init__(self, url: str, backing: SqlStore) -> None:
         super().__init__(url, max_retry_seconds=5)
         self.engine = backing.engine
-
-
-def _emptied(server: LoopbackServer) -> SqlStore:
-    backing = SqlStore(server.store_uri, str(server.destination))
-    empty_database(backing.engine)
-    # A fresh Default experiment, as a new store has.
-    return SqlStore(server.store_uri, str(server.destination))
 
 
 def _sql_uri(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
@@ -51,7 +44,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AbstractSt
     """A fresh store of each backend: SQLite, PostgreSQL, and REST to a loopback server."""
     if request.param == "rest":
         server: LoopbackServer = request.getfixturevalue("rest_server")
-        rest = RestStoreUnderTest(server.url, _emptied(server))
+        rest = RestStoreUnderTest(server.url, server.empty())
         yield rest
         rest.close()
         return
