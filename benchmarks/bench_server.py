@@ -1,10 +1,12 @@
 """Tracking server speed: ``flowml server`` against ``mlflow server`` 3.17, side by side.
 
 Both servers run on this machine with the same backend (a fresh PostgreSQL database each,
-``--workers 4``, artifacts proxied to a local directory), one after the other, and are
-driven by the *same* client: plain HTTP calls to MLflow's REST API through
-`_lean_http.LeanHTTP` (from worker processes where clients run concurrently), a socket
-client that costs less CPU than the servers it measures, so the figures compare the
+``--workers 4``, artifacts proxied to a local directory), side by side for the whole run:
+each workload is timed on one right after the other, and the searches alternate between
+them request by request, so that a shared machine whose speed drifts from minute to minute
+slows both alike. They are driven by the *same* client: plain HTTP calls to MLflow's REST
+API through `_lean_http.LeanHTTP` (from worker processes where clients run concurrently),
+a socket client that costs less CPU than the servers it measures, so the figures compare the
 servers, not two client libraries, and a client's own CPU (on the same 2 cores) hides
 little of the faster server's speed. Timing starts once the server's process tree is idle
 (all workers imported), and each client's from a barrier it passes once connected.
@@ -16,7 +18,8 @@ Workloads (issue 11, "Speed"):
   (c) ``runs/search`` latency over REST on 5,000 runs: no filter (1,000 results),
       ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC`` (100),
       a tag filter, a param filter ordered by a metric, and a metric filter (100 each);
-      median of 11, once the tables are analyzed and the server idle;
+      median of 11 per server, the two asked in turn, once the tables are analyzed and
+      both servers idle;
   (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file (median of
       5 rounds);
   (e) memory: RSS (and PSS, which counts pages shared between workers once) of each
@@ -159,14 +162,26 @@ def _experiment(url: str, name: str) -> str:
         return _post(http, "/experiments/create", {"name": name})["experiment_id"]
 
 
-def _search_ms(url: str, experiment_id: str, body: dict[str, Any], repeats: int) -> float:
-    times = []
-    with _client(url) as http:
-        for _ in range(repeats + 1):  # the first warms caches and connections
-            started = time.perf_counter()
-            _post(http, "/runs/search", {"experiment_ids": [experiment_id], **body})
-            times.append(time.perf_counter() - started)
-    return statistics.median(times[1:]) * 1000
+def _search_ms(
+    urls: dict[str, str], experiments: dict[str, str], body: dict[str, Any], repeats: int
+) -> dict[str, float]:
+    """Median milliseconds of the search ``body`` on each server (``urls`` by side), the
+    servers asked in turn, request by request (the order swapped every round), so that a
+    machine whose speed drifts from one minute to the next slows both sides alike."""
+    times: dict[str, list[float]] = {side: [] for side in urls}
+    clients = {side: _client(url) for side, url in urls.items()}
+    try:
+        sides = list(urls)
+        for round_ in range(repeats + 1):  # the first warms caches and connections
+            for side in sides if round_ % 2 else sides[::-1]:
+                request = {"experiment_ids": [experiments[side]], **body}
+                started = time.perf_counter()
+                _post(clients[side], "/runs/search", request)
+                times[side].append(time.perf_counter() - started)
+    finally:
+        for http in clients.values():
+            http.close()
+    return {side: statistics.median(values[1:]) * 1000 for side, values in times.items()}
 
 
 def _artifacts(url: str, side: str, small: int, big_mb: int, repeats: int) -> dict[str, float]:
@@ -343,39 +358,49 @@ SEARCHES: dict[str, dict[str, Any]] = {
 
 
 def measure(
-    side: str, sizes: dict[str, int], only: tuple[str, ...] = WORKLOADS
-) -> dict[str, float]:
-    """The ``only`` workloads against one fresh server of ``side`` (``flowml`` or ``mlflow``)."""
-    out: dict[str, float] = {}
-    with _server(side) as (url, pid, db):
+    sides: tuple[str, ...], sizes: dict[str, int], only: tuple[str, ...] = WORKLOADS
+) -> dict[str, dict[str, float]]:
+    """The ``only`` workloads against one fresh server of each side (``flowml``, ``mlflow``),
+    all of them running for the whole measurement: each workload is timed on one server
+    right after the other, and the searches alternate between them request by request."""
+    out: dict[str, dict[str, float]] = {side: {} for side in sides}
+    with contextlib.ExitStack() as stack:
+        servers = {side: stack.enter_context(_server(side)) for side in sides}
         if "log" in only:
-            exp = _experiment(url, "log")
-            print(f"{side}: log-batch", file=sys.stderr)
-            for clients in (1, 4):
-                batches = (url, exp, sizes["batches"])
-                out[f"log_batch_{clients}"] = _throughput(_log_batches, batches, clients)
-            out["log_calls"] = _throughput(_log_calls, (url, exp, sizes["calls"]), 1)
+            for side, (url, _, _) in servers.items():
+                exp = _experiment(url, "log")
+                print(f"{side}: log-batch", file=sys.stderr)
+                for clients in (1, 4):
+                    batches = (url, exp, sizes["batches"])
+                    out[side][f"log_batch_{clients}"] = _throughput(_log_batches, batches, clients)
+                out[side]["log_calls"] = _throughput(_log_calls, (url, exp, sizes["calls"]), 1)
         if "search" in only:
-            print(f"{side}: {sizes['runs']} runs for search", file=sys.stderr)
-            search_exp = _experiment(url, "search")
-            share = sizes["runs"] // 4
-            _parallel(_populate, [(url, search_exp, i * share, share) for i in range(4)])
-            # Searched as a deployment would be: the tables vacuumed and analyzed, as
-            # autovacuum leaves them a minute after 5,000 inserts (done here, so that it cannot
-            # start on either server's tables while its searches are timed), the server idle.
-            with _admin(db) as conn:
-                conn.execute("VACUUM ANALYZE")
-            _settle(pid)
-            everything = {"max_results": 1000}
-            repeats = sizes["search_repeats"]
-            out["search_all_ms"] = _search_ms(url, search_exp, everything, repeats)
-            for key, body in SEARCHES.items():
-                out[key] = _search_ms(url, search_exp, body, repeats)
+            experiments = {}
+            for side, (url, _, db) in servers.items():
+                print(f"{side}: {sizes['runs']} runs for search", file=sys.stderr)
+                experiments[side] = exp = _experiment(url, "search")
+                share = sizes["runs"] // 4
+                _parallel(_populate, [(url, exp, i * share, share) for i in range(4)])
+                # Searched as a deployment would be: the tables vacuumed and analyzed, as
+                # autovacuum leaves them a minute after 5,000 inserts (done here, so that it
+                # cannot start on either server's tables while its searches are timed).
+                with _admin(db) as conn:
+                    conn.execute("VACUUM ANALYZE")
+            for _, pid, _ in servers.values():
+                _settle(pid)  # every server idle
+            urls = {side: url for side, (url, _, _) in servers.items()}
+            searches = {"search_all_ms": {"max_results": 1000}, **SEARCHES}
+            for key, body in searches.items():
+                found = _search_ms(urls, experiments, body, sizes["search_repeats"])
+                for side, ms in found.items():
+                    out[side][key] = ms
         if "artifacts" in only:
-            print(f"{side}: artifacts", file=sys.stderr)
-            artifacts = (sizes["small"], sizes["big_mb"], sizes["repeats"])
-            out.update(_artifacts(url, side, *artifacts))
-        out["rss_mb"], out["pss_mb"] = _memory_mb(pid)
+            for side, (url, _, _) in servers.items():
+                print(f"{side}: artifacts", file=sys.stderr)
+                artifacts = (sizes["small"], sizes["big_mb"], sizes["repeats"])
+                out[side].update(_artifacts(url, side, *artifacts))
+        for side, (_, pid, _) in servers.items():
+            out[side]["rss_mb"], out[side]["pss_mb"] = _memory_mb(pid)
     return out
 
 
@@ -416,7 +441,7 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     only = tuple(args.only or WORKLOADS)
     sides = (args.side,) if args.side else ("flowml", "mlflow")
-    results = {side: measure(side, sizes, only) for side in sides}
+    results = measure(sides, sizes, only)
     if args.json:
         print(json.dumps(results, indent=2))
         return
