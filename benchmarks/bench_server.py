@@ -14,14 +14,15 @@ little of the faster server's speed. Timing starts once the server's process tre
 Workloads (issue 11, "Speed"):
   (a) ``runs/log-batch`` values/s with 1 and 4 concurrent clients (each its own run, batches
       of 20 metrics x 10 steps);
-  (b) per-call logging: ``runs/log-metric`` requests/s, one client;
+  (b) per-call logging: ``runs/log-metric`` requests/s, one client ((a) and (b): median of
+      3 rounds per server, the servers taking turns);
   (c) ``runs/search`` latency over REST on 5,000 runs: no filter (1,000 results),
       ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC`` (100),
       a tag filter, a param filter ordered by a metric, and a metric filter (100 each);
       median of 11 per server, the two asked in turn, once the tables are analyzed and
       both servers idle;
   (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file (median of
-      5 rounds);
+      5 rounds per server, the servers taking turns);
   (e) memory: RSS (and PSS, which counts pages shared between workers once) of each
       server's whole process tree after the workloads.
 
@@ -65,8 +66,10 @@ API = "/api/2.0/mlflow"
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 WORKERS = 4
 FULL = {"batches": 60, "calls": 300, "runs": 5000, "repeats": 5, "search_repeats": 11}
+FULL |= {"log_rounds": 3}
 FULL |= {"small": 100, "big_mb": 50}
 QUICK = {"batches": 5, "calls": 50, "runs": 300, "repeats": 3, "search_repeats": 3}
+QUICK |= {"log_rounds": 1}
 QUICK |= {"small": 20, "big_mb": 5}
 
 
@@ -184,35 +187,34 @@ def _search_ms(
     return {side: statistics.median(values[1:]) * 1000 for side, values in times.items()}
 
 
-def _artifacts(url: str, side: str, small: int, big_mb: int, repeats: int) -> dict[str, float]:
-    """Proxy MB/s up and down, through `LeanHTTP` (the same lean client for both servers):
-    the median of ``repeats`` rounds, each uploading ``small`` new 10 KB files and the big
-    file, then downloading them (one round lasts a fraction of a second, so a single one
-    measures whatever else the machine was doing at that moment)."""
+def _artifacts(url: str, side: str, small: int, big_mb: int) -> dict[str, float]:
+    """One round of proxy MB/s up and down, through `LeanHTTP` (the same lean client for
+    both servers): ``small`` new 10 KB files and the big file uploaded, then downloaded.
+    A round lasts a fraction of a second, so a single one measures whatever else the
+    machine was doing at that moment: `measure` takes the median of several."""
     payload = os.urandom(10 * 1024)
     big = os.urandom(big_mb * 1024 * 1024)
     buffer = bytearray(len(big) + 1)  # one byte more: a longer reply is caught
-    rates: dict[str, list[float]] = {"small_up": [], "small_down": [], "big_up": [], "big_down": []}
+    rates: dict[str, float] = {}
     with LeanHTTP(url) as http:
         base = f"{PROXY}/bench-{side}-{uuid.uuid4().hex[:6]}"
-        for round_ in range(repeats):
-            files = [f"{base}/{round_}/small/{i}.bin" for i in range(small)]
-            started = time.perf_counter()
-            for path in files:
-                http.request("PUT", path, payload)
-            rates["small_up"].append(small * len(payload) / (time.perf_counter() - started))
-            started = time.perf_counter()
-            for path in files:
-                assert http.request("GET", path, into=buffer) == len(payload)
-            rates["small_down"].append(small * len(payload) / (time.perf_counter() - started))
-            started = time.perf_counter()
-            http.request("PUT", f"{base}/{round_}/big.bin", big)
-            rates["big_up"].append(len(big) / (time.perf_counter() - started))
-            started = time.perf_counter()
-            assert http.request("GET", f"{base}/{round_}/big.bin", into=buffer) == len(big)
-            rates["big_down"].append(len(big) / (time.perf_counter() - started))
-            assert buffer[: len(big)] == big
-    return {key: statistics.median(values) / 1e6 for key, values in rates.items()}
+        files = [f"{base}/small/{i}.bin" for i in range(small)]
+        started = time.perf_counter()
+        for path in files:
+            http.request("PUT", path, payload)
+        rates["small_up"] = small * len(payload) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for path in files:
+            assert http.request("GET", path, into=buffer) == len(payload)
+        rates["small_down"] = small * len(payload) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        http.request("PUT", f"{base}/big.bin", big)
+        rates["big_up"] = len(big) / (time.perf_counter() - started)
+        started = time.perf_counter()
+        assert http.request("GET", f"{base}/big.bin", into=buffer) == len(big)
+        rates["big_down"] = len(big) / (time.perf_counter() - started)
+        assert buffer[: len(big)] == big
+    return {key: rate / 1e6 for key, rate in rates.items()}
 
 
 def _tree(pid: int) -> list[int]:
@@ -357,23 +359,45 @@ SEARCHES: dict[str, dict[str, Any]] = {
 }
 
 
+def _alternating(sides: tuple[str, ...], run: Any, rounds: int) -> dict[str, dict[str, float]]:
+    """The median of ``rounds`` rounds of ``run(side)`` (a dict of figures) for each side,
+    the sides taking turns round by round (the order swapped every round)."""
+    figures: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
+    for round_ in range(rounds):
+        for side in sides if round_ % 2 == 0 else sides[::-1]:
+            figures[side].append(run(side))
+    return {
+        side: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for side, results in figures.items()
+    }
+
+
+def _merge(out: dict[str, dict[str, float]], found: dict[str, dict[str, float]]) -> None:
+    for side, figures in found.items():
+        out[side].update(figures)
+
+
 def measure(
     sides: tuple[str, ...], sizes: dict[str, int], only: tuple[str, ...] = WORKLOADS
 ) -> dict[str, dict[str, float]]:
     """The ``only`` workloads against one fresh server of each side (``flowml``, ``mlflow``),
-    all of them running for the whole measurement: each workload is timed on one server
-    right after the other, and the searches alternate between them request by request."""
+    all of them running for the whole measurement: the servers take turns, round by round
+    for the logging and artifact workloads, request by request for the searches."""
     out: dict[str, dict[str, float]] = {side: {} for side in sides}
     with contextlib.ExitStack() as stack:
         servers = {side: stack.enter_context(_server(side)) for side in sides}
         if "log" in only:
-            for side, (url, _, _) in servers.items():
-                exp = _experiment(url, "log")
+            experiments = {side: _experiment(url, "log") for side, (url, _, _) in servers.items()}
+
+            def log(side: str) -> dict[str, float]:
+                url = servers[side][0]
                 print(f"{side}: log-batch", file=sys.stderr)
-                for clients in (1, 4):
-                    batches = (url, exp, sizes["batches"])
-                    out[side][f"log_batch_{clients}"] = _throughput(_log_batches, batches, clients)
-                out[side]["log_calls"] = _throughput(_log_calls, (url, exp, sizes["calls"]), 1)
+                batches = (url, experiments[side], sizes["batches"])
+                figures = {f"log_batch_{n}": _throughput(_log_batches, batches, n) for n in (1, 4)}
+                calls = (url, experiments[side], sizes["calls"])
+                return figures | {"log_calls": _throughput(_log_calls, calls, 1)}
+
+            _merge(out, _alternating(tuple(servers), log, sizes["log_rounds"]))
         if "search" in only:
             experiments = {}
             for side, (url, _, db) in servers.items():
@@ -395,10 +419,12 @@ def measure(
                 for side, ms in found.items():
                     out[side][key] = ms
         if "artifacts" in only:
-            for side, (url, _, _) in servers.items():
+
+            def artifacts(side: str) -> dict[str, float]:
                 print(f"{side}: artifacts", file=sys.stderr)
-                artifacts = (sizes["small"], sizes["big_mb"], sizes["repeats"])
-                out[side].update(_artifacts(url, side, *artifacts))
+                return _artifacts(servers[side][0], side, sizes["small"], sizes["big_mb"])
+
+            _merge(out, _alternating(tuple(servers), artifacts, sizes["repeats"]))
         for side, (_, pid, _) in servers.items():
             out[side]["rss_mb"], out[side]["pss_mb"] = _memory_mb(pid)
     return out
