@@ -1,30 +1,29 @@
 """Tracking server speed: ``flowml server`` against ``mlflow server`` 3.17, side by side.
 
 Both servers run on this machine with the same backend (a fresh PostgreSQL database each,
-``--workers 4``, artifacts proxied to a local directory), side by side for the whole run:
-each workload is timed on one right after the other, and the searches alternate between
-them request by request, so that a shared machine whose speed drifts from minute to minute
-slows both alike. They are driven by the *same* client: plain HTTP calls to MLflow's REST
-API through `_lean_http.LeanHTTP` (from worker processes where clients run concurrently),
-a socket client that costs less CPU than the servers it measures, so the figures compare the
-servers, not two client libraries, and a client's own CPU (on the same 2 cores) hides
-little of the faster server's speed. Timing starts once the server's process tree is idle
-(all workers imported), and each client's from a barrier it passes once connected.
+``--workers 4``, artifacts proxied to a local directory) and are driven by the *same*
+client: plain HTTP calls to MLflow's REST API through `_lean_http.LeanHTTP` (from worker
+processes where clients run concurrently), a socket client that costs less CPU than the
+servers it measures, so the figures compare the servers, not two client libraries, and a
+client's own CPU (on the same 2 cores) hides little of the faster server's speed. Timing
+starts once the server's process tree is idle (all workers imported), and each client's
+from a barrier it passes once connected. Throughput is measured on one server at a time;
+searches with both running, asked in turn (see `measure`).
 
 Workloads (issue 11, "Speed"):
   (a) ``runs/log-batch`` values/s with 1 and 4 concurrent clients (each its own run, batches
       of 20 metrics x 10 steps);
   (b) per-call logging: ``runs/log-metric`` requests/s, one client ((a) and (b): median of
-      3 rounds per server, the servers taking turns);
+      3 rounds);
   (c) ``runs/search`` latency over REST on 5,000 runs: no filter (1,000 results),
       ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC`` (100),
       a tag filter, a param filter ordered by a metric, and a metric filter (100 each);
       median of 11 per server, the two asked in turn, once the tables are analyzed and
       both servers idle;
   (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file (median of
-      5 rounds per server, the servers taking turns);
+      5 rounds);
   (e) memory: RSS (and PSS, which counts pages shared between workers once) of each
-      server's whole process tree after the workloads.
+      server's whole process tree after the workloads (the larger of its two lifetimes).
 
 Usage:
     python benchmarks/bench_server.py            # full run (several minutes)
@@ -187,34 +186,35 @@ def _search_ms(
     return {side: statistics.median(values[1:]) * 1000 for side, values in times.items()}
 
 
-def _artifacts(url: str, side: str, small: int, big_mb: int) -> dict[str, float]:
-    """One round of proxy MB/s up and down, through `LeanHTTP` (the same lean client for
-    both servers): ``small`` new 10 KB files and the big file uploaded, then downloaded.
-    A round lasts a fraction of a second, so a single one measures whatever else the
-    machine was doing at that moment: `measure` takes the median of several."""
+def _artifacts(url: str, side: str, small: int, big_mb: int, repeats: int) -> dict[str, float]:
+    """Proxy MB/s up and down, through `LeanHTTP` (the same lean client for both servers):
+    the median of ``repeats`` rounds, each uploading ``small`` new 10 KB files and the big
+    file, then downloading them (one round lasts a fraction of a second, so a single one
+    measures whatever else the machine was doing at that moment)."""
     payload = os.urandom(10 * 1024)
     big = os.urandom(big_mb * 1024 * 1024)
     buffer = bytearray(len(big) + 1)  # one byte more: a longer reply is caught
-    rates: dict[str, float] = {}
+    rates: dict[str, list[float]] = {"small_up": [], "small_down": [], "big_up": [], "big_down": []}
     with LeanHTTP(url) as http:
         base = f"{PROXY}/bench-{side}-{uuid.uuid4().hex[:6]}"
-        files = [f"{base}/small/{i}.bin" for i in range(small)]
-        started = time.perf_counter()
-        for path in files:
-            http.request("PUT", path, payload)
-        rates["small_up"] = small * len(payload) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        for path in files:
-            assert http.request("GET", path, into=buffer) == len(payload)
-        rates["small_down"] = small * len(payload) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        http.request("PUT", f"{base}/big.bin", big)
-        rates["big_up"] = len(big) / (time.perf_counter() - started)
-        started = time.perf_counter()
-        assert http.request("GET", f"{base}/big.bin", into=buffer) == len(big)
-        rates["big_down"] = len(big) / (time.perf_counter() - started)
-        assert buffer[: len(big)] == big
-    return {key: rate / 1e6 for key, rate in rates.items()}
+        for round_ in range(repeats):
+            files = [f"{base}/{round_}/small/{i}.bin" for i in range(small)]
+            started = time.perf_counter()
+            for path in files:
+                http.request("PUT", path, payload)
+            rates["small_up"].append(small * len(payload) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            for path in files:
+                assert http.request("GET", path, into=buffer) == len(payload)
+            rates["small_down"].append(small * len(payload) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            http.request("PUT", f"{base}/{round_}/big.bin", big)
+            rates["big_up"].append(len(big) / (time.perf_counter() - started))
+            started = time.perf_counter()
+            assert http.request("GET", f"{base}/{round_}/big.bin", into=buffer) == len(big)
+            rates["big_down"].append(len(big) / (time.perf_counter() - started))
+            assert buffer[: len(big)] == big
+    return {key: statistics.median(values) / 1e6 for key, values in rates.items()}
 
 
 def _tree(pid: int) -> list[int]:
@@ -359,74 +359,80 @@ SEARCHES: dict[str, dict[str, Any]] = {
 }
 
 
-def _alternating(sides: tuple[str, ...], run: Any, rounds: int) -> dict[str, dict[str, float]]:
-    """The median of ``rounds`` rounds of ``run(side)`` (a dict of figures) for each side,
-    the sides taking turns round by round (the order swapped every round)."""
-    figures: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
-    for round_ in range(rounds):
-        for side in sides if round_ % 2 == 0 else sides[::-1]:
-            figures[side].append(run(side))
-    return {
-        side: {key: statistics.median(r[key] for r in results) for key in results[0]}
-        for side, results in figures.items()
-    }
+def _log(url: str, sizes: dict[str, int]) -> dict[str, float]:
+    """Logging throughput: the median of ``log_rounds`` rounds (each 1 then 4 log-batch
+    clients, then one per-call client)."""
+    exp = _experiment(url, "log")
+    rounds = []
+    for _ in range(sizes["log_rounds"]):
+        batches = (url, exp, sizes["batches"])
+        figures = {f"log_batch_{n}": _throughput(_log_batches, batches, n) for n in (1, 4)}
+        figures["log_calls"] = _throughput(_log_calls, (url, exp, sizes["calls"]), 1)
+        rounds.append(figures)
+    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
 
 
-def _merge(out: dict[str, dict[str, float]], found: dict[str, dict[str, float]]) -> None:
-    for side, figures in found.items():
-        out[side].update(figures)
+def _searches(sides: tuple[str, ...], sizes: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Search latencies (and memory after them) from one fresh server of each side, all
+    running at once, asked in turn request by request (`_search_ms`)."""
+    out: dict[str, dict[str, float]] = {side: {} for side in sides}
+    with contextlib.ExitStack() as stack:
+        servers = {side: stack.enter_context(_server(side)) for side in sides}
+        experiments = {}
+        for side, (url, _, db) in servers.items():
+            print(f"{side}: {sizes['runs']} runs for search", file=sys.stderr)
+            experiments[side] = exp = _experiment(url, "search")
+            share = sizes["runs"] // 4
+            _parallel(_populate, [(url, exp, i * share, share) for i in range(4)])
+            # Searched as a deployment would be: the tables vacuumed and analyzed, as
+            # autovacuum leaves them a minute after 5,000 inserts (done here, so that it
+            # cannot start on either server's tables while its searches are timed).
+            with _admin(db) as conn:
+                conn.execute("VACUUM ANALYZE")
+        for _, pid, _ in servers.values():
+            _settle(pid)  # every server idle
+        urls = {side: url for side, (url, _, _) in servers.items()}
+        searches = {"search_all_ms": {"max_results": 1000}, **SEARCHES}
+        for key, body in searches.items():
+            found = _search_ms(urls, experiments, body, sizes["search_repeats"])
+            for side, ms in found.items():
+                out[side][key] = ms
+        for side, (_, pid, _) in servers.items():
+            out[side]["rss_mb"], out[side]["pss_mb"] = _memory_mb(pid)
+    return out
 
 
 def measure(
     sides: tuple[str, ...], sizes: dict[str, int], only: tuple[str, ...] = WORKLOADS
 ) -> dict[str, dict[str, float]]:
-    """The ``only`` workloads against one fresh server of each side (``flowml``, ``mlflow``),
-    all of them running for the whole measurement: the servers take turns, round by round
-    for the logging and artifact workloads, request by request for the searches."""
+    """The ``only`` workloads against fresh servers of each side (``flowml``, ``mlflow``).
+
+    Throughput (logging, the artifact proxy) is measured on one server at a time: an idle
+    server beside the one measured slowed a 50 MB upload by a third here. Searches, a few
+    milliseconds each, are measured with both servers running and asked in turn, so that
+    the machine's drift from one minute to the next falls on both alike. Memory is the
+    larger of each side's two process trees after their workloads.
+    """
     out: dict[str, dict[str, float]] = {side: {} for side in sides}
-    with contextlib.ExitStack() as stack:
-        servers = {side: stack.enter_context(_server(side)) for side in sides}
-        if "log" in only:
-            experiments = {side: _experiment(url, "log") for side, (url, _, _) in servers.items()}
-
-            def log(side: str) -> dict[str, float]:
-                url = servers[side][0]
-                print(f"{side}: log-batch", file=sys.stderr)
-                batches = (url, experiments[side], sizes["batches"])
-                figures = {f"log_batch_{n}": _throughput(_log_batches, batches, n) for n in (1, 4)}
-                calls = (url, experiments[side], sizes["calls"])
-                return figures | {"log_calls": _throughput(_log_calls, calls, 1)}
-
-            _merge(out, _alternating(tuple(servers), log, sizes["log_rounds"]))
-        if "search" in only:
-            experiments = {}
-            for side, (url, _, db) in servers.items():
-                print(f"{side}: {sizes['runs']} runs for search", file=sys.stderr)
-                experiments[side] = exp = _experiment(url, "search")
-                share = sizes["runs"] // 4
-                _parallel(_populate, [(url, exp, i * share, share) for i in range(4)])
-                # Searched as a deployment would be: the tables vacuumed and analyzed, as
-                # autovacuum leaves them a minute after 5,000 inserts (done here, so that it
-                # cannot start on either server's tables while its searches are timed).
-                with _admin(db) as conn:
-                    conn.execute("VACUUM ANALYZE")
-            for _, pid, _ in servers.values():
-                _settle(pid)  # every server idle
-            urls = {side: url for side, (url, _, _) in servers.items()}
-            searches = {"search_all_ms": {"max_results": 1000}, **SEARCHES}
-            for key, body in searches.items():
-                found = _search_ms(urls, experiments, body, sizes["search_repeats"])
-                for side, ms in found.items():
-                    out[side][key] = ms
-        if "artifacts" in only:
-
-            def artifacts(side: str) -> dict[str, float]:
-                print(f"{side}: artifacts", file=sys.stderr)
-                return _artifacts(servers[side][0], side, sizes["small"], sizes["big_mb"])
-
-            _merge(out, _alternating(tuple(servers), artifacts, sizes["repeats"]))
-        for side, (_, pid, _) in servers.items():
-            out[side]["rss_mb"], out[side]["pss_mb"] = _memory_mb(pid)
+    memory: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
+    if "log" in only or "artifacts" in only:
+        for side in sides:
+            with _server(side) as (url, pid, _):
+                if "log" in only:
+                    print(f"{side}: log-batch", file=sys.stderr)
+                    out[side].update(_log(url, sizes))
+                if "artifacts" in only:
+                    print(f"{side}: artifacts", file=sys.stderr)
+                    artifacts = (sizes["small"], sizes["big_mb"], sizes["repeats"])
+                    out[side].update(_artifacts(url, side, *artifacts))
+                memory[side].append(_memory_mb(pid))
+    if "search" in only:
+        for side, figures in _searches(sides, sizes).items():
+            memory[side].append((figures.pop("rss_mb"), figures.pop("pss_mb")))
+            out[side].update(figures)
+    for side, trees in memory.items():
+        out[side]["rss_mb"] = max(rss for rss, _ in trees)
+        out[side]["pss_mb"] = max(pss for _, pss in trees)
     return out
 
 
