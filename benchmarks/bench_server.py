@@ -7,23 +7,25 @@ processes where clients run concurrently), a socket client that costs less CPU t
 servers it measures, so the figures compare the servers, not two client libraries, and a
 client's own CPU (on the same 2 cores) hides little of the faster server's speed. Timing
 starts once the server's process tree is idle (all workers imported), and each client's
-from a barrier it passes once connected. Throughput is measured on one server at a time;
-searches with both running, asked in turn (see `measure`).
+from a barrier it passes once connected. Throughput is measured on one server at a time,
+the sides taking turns; searches with both running, asked in turn (see `measure`).
 
 Workloads (issue 11, "Speed"):
   (a) ``runs/log-batch`` values/s with 1 and 4 concurrent clients (each its own run, batches
       of 20 metrics x 10 steps);
-  (b) per-call logging: ``runs/log-metric`` requests/s, one client ((a) and (b): median of
-      3 rounds);
+  (b) per-call logging: ``runs/log-metric`` requests/s, one client;
   (c) ``runs/search`` latency over REST on 5,000 runs: no filter (1,000 results),
       ``metrics.acc > 0.5 and params.lr = '0.01'`` ordered by ``metrics.acc DESC`` (100),
       a tag filter, a param filter ordered by a metric, and a metric filter (100 each);
       median of 11 per server, the two asked in turn, once the tables are analyzed and
       both servers idle;
   (d) artifact proxy MB/s, up and down: 100 files of 10 KB, and one 50 MB file (median of
-      5 rounds);
+      5 rounds in a server's lifetime);
   (e) memory: RSS (and PSS, which counts pages shared between workers once) of each
-      server's whole process tree after the workloads (the larger of its two lifetimes).
+      server's whole process tree after the workloads (the largest of its lifetimes).
+
+(a), (b) and (d) run in 3 lifetimes of each server, the sides alternating, and each figure
+is the median of the three; see `measure`.
 
 Usage:
     python benchmarks/bench_server.py            # full run (several minutes)
@@ -65,10 +67,10 @@ API = "/api/2.0/mlflow"
 PROXY = "/api/2.0/mlflow-artifacts/artifacts"
 WORKERS = 4
 FULL = {"batches": 60, "calls": 300, "runs": 5000, "repeats": 5, "search_repeats": 11}
-FULL |= {"log_rounds": 3}
+FULL |= {"rounds": 3}
 FULL |= {"small": 100, "big_mb": 50}
 QUICK = {"batches": 5, "calls": 50, "runs": 300, "repeats": 3, "search_repeats": 3}
-QUICK |= {"log_rounds": 1}
+QUICK |= {"rounds": 1}
 QUICK |= {"small": 20, "big_mb": 5}
 
 
@@ -360,16 +362,12 @@ SEARCHES: dict[str, dict[str, Any]] = {
 
 
 def _log(url: str, sizes: dict[str, int]) -> dict[str, float]:
-    """Logging throughput: the median of ``log_rounds`` rounds (each 1 then 4 log-batch
-    clients, then one per-call client)."""
+    """Logging throughput: 1 then 4 log-batch clients, then one per-call client."""
     exp = _experiment(url, "log")
-    rounds = []
-    for _ in range(sizes["log_rounds"]):
-        batches = (url, exp, sizes["batches"])
-        figures = {f"log_batch_{n}": _throughput(_log_batches, batches, n) for n in (1, 4)}
-        figures["log_calls"] = _throughput(_log_calls, (url, exp, sizes["calls"]), 1)
-        rounds.append(figures)
-    return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+    batches = (url, exp, sizes["batches"])
+    figures = {f"log_batch_{n}": _throughput(_log_batches, batches, n) for n in (1, 4)}
+    figures["log_calls"] = _throughput(_log_calls, (url, exp, sizes["calls"]), 1)
+    return figures
 
 
 def _searches(sides: tuple[str, ...], sizes: dict[str, int]) -> dict[str, dict[str, float]]:
@@ -407,25 +405,34 @@ def measure(
 ) -> dict[str, dict[str, float]]:
     """The ``only`` workloads against fresh servers of each side (``flowml``, ``mlflow``).
 
-    Throughput (logging, the artifact proxy) is measured on one server at a time: an idle
-    server beside the one measured slowed a 50 MB upload by a third here. Searches, a few
-    milliseconds each, are measured with both servers running and asked in turn, so that
-    the machine's drift from one minute to the next falls on both alike. Memory is the
-    larger of each side's two process trees after their workloads.
+    The speed of a shared machine drifts from one minute to the next, so the sides take
+    turns. Throughput (logging, the artifact proxy) is measured on one server at a time (an
+    idle server beside the one measured slowed a 50 MB upload by a third here), in
+    ``rounds`` lifetimes per side, the sides alternating (the order swapped every round):
+    each figure is the median of its rounds. Searches, a few milliseconds each, are
+    measured with both servers running, asked in turn request by request (`_searches`).
+    Memory is the largest of each side's process trees after their workloads.
     """
-    out: dict[str, dict[str, float]] = {side: {} for side in sides}
+    rounds: dict[str, list[dict[str, float]]] = {side: [] for side in sides}
     memory: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
     if "log" in only or "artifacts" in only:
-        for side in sides:
-            with _server(side) as (url, pid, _):
-                if "log" in only:
-                    print(f"{side}: log-batch", file=sys.stderr)
-                    out[side].update(_log(url, sizes))
-                if "artifacts" in only:
-                    print(f"{side}: artifacts", file=sys.stderr)
-                    artifacts = (sizes["small"], sizes["big_mb"], sizes["repeats"])
-                    out[side].update(_artifacts(url, side, *artifacts))
-                memory[side].append(_memory_mb(pid))
+        for round_ in range(sizes["rounds"]):
+            for side in sides if round_ % 2 == 0 else sides[::-1]:
+                figures: dict[str, float] = {}
+                with _server(side) as (url, pid, _):
+                    if "log" in only:
+                        print(f"{side}: log-batch (round {round_ + 1})", file=sys.stderr)
+                        figures.update(_log(url, sizes))
+                    if "artifacts" in only:
+                        print(f"{side}: artifacts (round {round_ + 1})", file=sys.stderr)
+                        artifacts = (sizes["small"], sizes["big_mb"], sizes["repeats"])
+                        figures.update(_artifacts(url, side, *artifacts))
+                    memory[side].append(_memory_mb(pid))
+                rounds[side].append(figures)
+    out = {
+        side: {key: statistics.median(r[key] for r in found) for key in found[0]} if found else {}
+        for side, found in rounds.items()
+    }
     if "search" in only:
         for side, figures in _searches(sides, sizes).items():
             memory[side].append((figures.pop("rss_mb"), figures.pop("pss_mb")))
