@@ -370,13 +370,15 @@ def _log(url: str, sizes: dict[str, int]) -> dict[str, float]:
     return figures
 
 
-def _searches(sides: tuple[str, ...], sizes: dict[str, int]) -> dict[str, dict[str, float]]:
-    """Search latencies (and memory after them) from one fresh server of each side, all
-    running at once, asked in turn request by request (`_search_ms`)."""
+def _searches(
+    sides: tuple[str, ...], sizes: dict[str, int]
+) -> tuple[dict[str, dict[str, float]], dict[str, tuple[float, float]]]:
+    """Search latencies from one fresh server of each side, all running at once, asked in
+    turn request by request (`_search_ms`), and each server's memory after them."""
     out: dict[str, dict[str, float]] = {side: {} for side in sides}
     with contextlib.ExitStack() as stack:
         servers = {side: stack.enter_context(_server(side)) for side in sides}
-        experiments = {}
+        experiments: dict[str, str] = {}
         for side, (url, _, db) in servers.items():
             print(f"{side}: {sizes['runs']} runs for search", file=sys.stderr)
             experiments[side] = exp = _experiment(url, "search")
@@ -395,9 +397,7 @@ def _searches(sides: tuple[str, ...], sizes: dict[str, int]) -> dict[str, dict[s
             found = _search_ms(urls, experiments, body, sizes["search_repeats"])
             for side, ms in found.items():
                 out[side][key] = ms
-        for side, (_, pid, _) in servers.items():
-            out[side]["rss_mb"], out[side]["pss_mb"] = _memory_mb(pid)
-    return out
+        return out, {side: _memory_mb(pid) for side, (_, pid, _) in servers.items()}
 
 
 def measure(
@@ -434,9 +434,10 @@ def measure(
         for side, found in rounds.items()
     }
     if "search" in only:
-        for side, figures in _searches(sides, sizes).items():
-            memory[side].append((figures.pop("rss_mb"), figures.pop("pss_mb")))
-            out[side].update(figures)
+        found, trees = _searches(sides, sizes)
+        for side in sides:
+            out[side].update(found[side])
+            memory[side].append(trees[side])
     for side, trees in memory.items():
         out[side]["rss_mb"] = max(rss for rss, _ in trees)
         out[side]["pss_mb"] = max(pss for _, pss in trees)
