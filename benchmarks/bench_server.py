@@ -166,6 +166,11 @@ def _experiment(url: str, name: str) -> str:
         return _post(http, "/experiments/create", {"name": name})["experiment_id"]
 
 
+def _turns(sides: tuple[str, ...], round_: int) -> tuple[str, ...]:
+    """The order the sides take their turns in, swapped every round."""
+    return sides if round_ % 2 == 0 else sides[::-1]
+
+
 def _search_ms(
     urls: dict[str, str], experiments: dict[str, str], body: dict[str, Any], repeats: int
 ) -> dict[str, float]:
@@ -175,9 +180,8 @@ def _search_ms(
     times: dict[str, list[float]] = {side: [] for side in urls}
     clients = {side: _client(url) for side, url in urls.items()}
     try:
-        sides = list(urls)
         for round_ in range(repeats + 1):  # the first warms caches and connections
-            for side in sides if round_ % 2 else sides[::-1]:
+            for side in _turns(tuple(urls), round_):
                 request = {"experiment_ids": [experiments[side]], **body}
                 started = time.perf_counter()
                 _post(clients[side], "/runs/search", request)
@@ -417,7 +421,7 @@ def measure(
     memory: dict[str, list[tuple[float, float]]] = {side: [] for side in sides}
     if "log" in only or "artifacts" in only:
         for round_ in range(sizes["rounds"]):
-            for side in sides if round_ % 2 == 0 else sides[::-1]:
+            for side in _turns(sides, round_):
                 figures: dict[str, float] = {}
                 with _server(side) as (url, pid, _):
                     if "log" in only:
@@ -430,14 +434,14 @@ def measure(
                     memory[side].append(_memory_mb(pid))
                 rounds[side].append(figures)
     out = {
-        side: {key: statistics.median(r[key] for r in found) for key in found[0]} if found else {}
-        for side, found in rounds.items()
+        side: {key: statistics.median(r[key] for r in done) for key in done[0]} if done else {}
+        for side, done in rounds.items()
     }
     if "search" in only:
-        found, trees = _searches(sides, sizes)
+        latencies, after = _searches(sides, sizes)
         for side in sides:
-            out[side].update(found[side])
-            memory[side].append(trees[side])
+            out[side].update(latencies[side])
+            memory[side].append(after[side])
     for side, trees in memory.items():
         out[side]["rss_mb"] = max(rss for rss, _ in trees)
         out[side]["pss_mb"] = max(pss for _, pss in trees)
